@@ -1,0 +1,3 @@
+from openesd.cli.main import app
+
+app()

@@ -1,0 +1,75 @@
+"""Settings: one class, read from `OPENESD_*` environment variables (and `.env`), built once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OPENESD_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path(".openesd")
+    # Deployment API keys (`x-api-key`), comma-separated. Empty: one is generated on first start
+    # and kept in `<data_dir>/api_key`.
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    database_url: str | None = None  # default: sqlite:///<data_dir>/openesd.db
+    object_store_url: str | None = None  # default: file://<data_dir>/objects
+    s3_endpoint_url: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_region: str = "us-east-1"
+    engine_url: str = "local"
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Absolute base URL clients reach this server at; signed object URLs are built on it.
+    public_url: str | None = None
+    stage_prefix: str = "/prod"
+
+    auth_mode: Literal["compat", "strict"] = "compat"
+    # `POST /users {"initial": true}` creates an admin with only the API key, as ESD does.
+    bootstrap_enabled: bool = True
+
+    # Capacity table overrides: instance type -> instances (decisions.md, Endpoints).
+    instance_quotas: dict[str, int] = Field(default_factory=dict)
+    instances_per_gpu: int = 1
+    cpu_instances_per_type: int = 8
+
+    signed_url_ttl_s: int = 3600
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("stage_prefix")
+    @classmethod
+    def _normalise_prefix(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        return value if not value or value.startswith("/") else f"/{value}"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'openesd.db').resolve()}"
+
+    @property
+    def resolved_object_store_url(self) -> str:
+        return self.object_store_url or (self.data_dir / "objects").resolve().as_uri()
+
+    @property
+    def base_url(self) -> str:
+        """Where clients reach the server, without the stage prefix."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
