@@ -1,0 +1,56 @@
+"""The FastAPI application: the ESD surface (at the root and under the stage prefix) and our own routes."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from openesd import __version__
+from openesd.api import objects, ping, system
+from openesd.api.cors import PreflightMiddleware
+from openesd.api.errors import install_error_handlers
+from openesd.api.gateway import require_api_key
+from openesd.api.runtime import Runtime, boot
+from openesd.roles import routes as roles
+from openesd.settings import Settings, get_settings
+from openesd.tokens import routes as tokens
+from openesd.users import routes as users
+
+ESD_ROUTERS = (ping.router, roles.router, users.router, tokens.router)
+
+
+def esd_router() -> APIRouter:
+    """Every ESD route, behind the API key (stage 2 of esd-api.md §1.2)."""
+    router = APIRouter(dependencies=[Depends(require_api_key)])
+    for child in ESD_ROUTERS:
+        router.include_router(child)
+    return router
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state = runtime or boot(settings)
+        app.state.runtime = state
+        app.state.sessionmaker = state.sessionmaker
+        app.state.store = state.store
+        app.state.api_keys = state.api_keys
+        app.state.password_cipher = state.password_cipher
+        yield
+        if runtime is None:
+            state.engine.dispose()
+
+    app = FastAPI(title="OpenESD", version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    surface = esd_router()
+    app.include_router(surface)
+    if settings.stage_prefix:
+        app.include_router(surface, prefix=settings.stage_prefix)
+    app.include_router(system.router)
+    app.include_router(objects.router)
+    install_error_handlers(app)
+    app.add_middleware(PreflightMiddleware)
+    return app

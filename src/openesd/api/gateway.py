@@ -1,0 +1,78 @@
+"""The ESD gateway stages that precede a handler (esd-api.md §1.2): API key, then body model.
+
+Route matching (stage 1) is FastAPI's own; a miss becomes `Missing Authentication Token` in
+`api/errors.py`. These stages answer like API Gateway does: no ESD headers on their errors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, TypeVar
+
+from fastapi import Depends, Request
+from pydantic import BaseModel, ValidationError
+
+from openesd.api.validation import validate
+from openesd.errors import OpenESDError
+from openesd.keys import api_key_matches
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class GatewayError(OpenESDError):
+    """Raised by a gateway stage; rendered without the handler headers."""
+
+    def __init__(self, message: str, status_code: int, *, with_status_code: bool = False):
+        super().__init__(message, status_code=status_code, code="gateway")
+        self.with_status_code = with_status_code
+
+
+def require_api_key(request: Request) -> None:
+    if not api_key_matches(request.headers.get("x-api-key"), request.app.state.api_keys):
+        raise GatewayError("Forbidden", 403)
+
+
+def body_validation_error(messages: list[str]) -> GatewayError:
+    return GatewayError(f"[{', '.join(messages)}]", 400, with_status_code=True)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
+async def read_json_body(request: Request) -> Any:
+    """The body as JSON; no body counts as `{}` (ESD gateway behaviour)."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw, parse_constant=_json_constant)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise body_validation_error([f"Unable to parse request body as JSON: {error}"]) from None
+
+
+def _json_constant(name: str) -> float:
+    if name == "Infinity":
+        return math.inf
+    if name == "-Infinity":
+        return -math.inf
+    return _reject_constant(name)
+
+
+def esd_body(schema: dict[str, Any], model: type[Model]) -> Any:
+    """Dependency: read the body, check it against the gateway model, build the typed event."""
+
+    async def dependency(request: Request) -> Model:
+        body = await read_json_body(request)
+        errors = validate(body, schema)
+        if errors:
+            raise body_validation_error(errors)
+        try:
+            return model.model_validate(body)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "body"
+            raise OpenESDError(f"{where}: {first['msg']}") from None
+
+    return Depends(dependency)

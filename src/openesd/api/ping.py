@@ -1,0 +1,12 @@
+"""`GET /ping` (esd-api.md §3)."""
+
+from fastapi import APIRouter
+
+from openesd.api.envelope import esd_response
+
+router = APIRouter(tags=["ping"])
+
+
+@router.get("/ping")
+def ping():
+    return esd_response(200, message="pong")

@@ -1,0 +1,32 @@
+"""OpenESD's own health routes, outside the ESD API-key rules."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from openesd.api.deps import SessionDep, StoreDep
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/healthz")
+def healthz():
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(session: SessionDep, store: StoreDep):
+    checks = {"database": _check(lambda: session.execute(text("SELECT 1"))),
+              "object_store": _check(lambda: store.exists(".readyz"))}
+    ready = all(value == "ok" for value in checks.values())
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+def _check(probe) -> str:
+    try:
+        probe()
+    except Exception as error:  # a readiness probe reports any failure instead of raising
+        return f"error: {error}"
+    return "ok"

@@ -1,0 +1,91 @@
+"""Identity: from request headers to a Principal, in `compat` or `strict` mode (decisions.md)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from openesd.auth.permissions import PermissionSet
+from openesd.auth.principal import Principal
+from openesd.errors import BadRequest, Forbidden, Unauthorized
+from openesd.roles.repository import RoleRepository
+from openesd.tokens.repository import TokenRepository
+from openesd.users.repository import UserRepository
+
+TOKEN_PREFIX = "oesd_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class AuthService:
+    def __init__(self, session: Session, mode: str):
+        self.users = UserRepository(session)
+        self.roles = RoleRepository(session)
+        self.tokens = TokenRepository(session)
+        self.mode = mode
+
+    def identify(self, headers: Mapping[str, str]) -> Principal:
+        """The requester named by the headers; 401 when none (it may not exist as a user)."""
+        authorization = headers.get("authorization", "")
+        bearer = authorization.removeprefix("Bearer ").strip() if authorization else ""
+        if bearer.startswith(TOKEN_PREFIX):
+            return self._from_token(bearer)
+        if self.mode == "strict":
+            raise Unauthorized()
+        name = headers.get("username") or (_decode_hex_name(bearer) if authorization else "")
+        if not name:
+            raise Unauthorized()
+        return self.principal_for(name)
+
+    def principal_for(self, username: str, via_token: bool = False) -> Principal:
+        user = self.users.get(username)
+        if user is None:
+            return Principal(username=username, exists=False, via_token=via_token)
+        return Principal(
+            username=username,
+            exists=True,
+            roles=tuple(user.roles),
+            permissions=self.permissions_of(user.roles),
+            via_token=via_token,
+        )
+
+    def permissions_of(self, role_names: Iterable[str]) -> PermissionSet:
+        names = list(role_names)
+        roles = self.roles.list(names) if names else []
+        return PermissionSet(p for role in roles for p in role.permissions)
+
+    def _from_token(self, token: str) -> Principal:
+        record = self.tokens.by_hash(hash_token(token))
+        now = datetime.now(UTC)
+        if record is None or (record.expires_at and _aware(record.expires_at) <= now):
+            raise Unauthorized()
+        record.last_used_at = now
+        return self.principal_for(record.username, via_token=True)
+
+
+def authorize(principal: Principal, accepted: list[str]) -> Principal:
+    """ESD's permission stage: the user must exist (401) and hold one accepted string (403)."""
+    if not principal.exists:
+        raise Unauthorized()
+    if not principal.permissions.has_any(accepted):
+        raise Forbidden(f"User {principal.username} has no permissions: {accepted!r}")
+    return principal
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _decode_hex_name(value: str) -> str:
+    """ESD 1.4.0 identity: upper-case Base16 of the UTF-8 user name."""
+    try:
+        return base64.b16decode(value).decode()
+    except (binascii.Error, ValueError) as error:
+        raise BadRequest(str(error)) from None

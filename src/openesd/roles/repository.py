@@ -1,0 +1,38 @@
+"""All SQL for roles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from openesd.metadata.models import Role
+
+
+class RoleRepository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def get(self, name: str) -> Role | None:
+        return self.session.get(Role, name)
+
+    def list(self, names: Iterable[str] | None = None) -> Sequence[Role]:
+        query = select(Role).order_by(Role.name.desc())
+        if names is not None:
+            query = query.where(Role.name.in_(list(names)))
+        return self.session.scalars(query).all()
+
+    def upsert(self, name: str, creator: str, permissions: list[str]) -> Role:
+        role = self.get(name)
+        if role is None:
+            role = Role(name=name, creator=creator, permissions=permissions)
+            self.session.add(role)
+        else:
+            role.creator, role.permissions = creator, permissions
+        self.session.flush()
+        return role
+
+    def delete(self, names: Iterable[str]) -> None:
+        self.session.execute(delete(Role).where(Role.name.in_(list(names))))
+        self.session.flush()

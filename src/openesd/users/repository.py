@@ -1,0 +1,47 @@
+"""All SQL for users."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from openesd.metadata.models import User
+
+
+class UserRepository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def get(self, username: str) -> User | None:
+        return self.session.get(User, username)
+
+    def list(self) -> Sequence[User]:
+        return self.session.scalars(select(User).order_by(User.username.desc())).all()
+
+    def upsert(
+        self, username: str, creator: str, roles: list[str], password_ciphertext: bytes | None
+    ) -> User:
+        user = self.get(username)
+        if user is None:
+            user = User(username=username, creator=creator, roles=roles,
+                        password_ciphertext=password_ciphertext)
+            self.session.add(user)
+        else:
+            user.creator, user.roles = creator, roles
+            user.password_ciphertext = password_ciphertext
+        self.session.flush()
+        return user
+
+    def remove_role_everywhere(self, role_names: Iterable[str]) -> None:
+        """Drop the given role names from every user's role list."""
+        gone = set(role_names)
+        for user in self.list():
+            if gone & set(user.roles):
+                user.roles = [name for name in user.roles if name not in gone]
+        self.session.flush()
+
+    def delete(self, usernames: Iterable[str]) -> None:
+        self.session.execute(delete(User).where(User.username.in_(list(usernames))))
+        self.session.flush()

@@ -1,0 +1,125 @@
+"""Rules for users: listing, upsert (with the `initial` bootstrap), deletion (esd-api.md §5, §12)."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from openesd.auth.permissions import DEFAULT_ROLE, SEEDED_CREATOR, PermissionSet, split_permission
+from openesd.auth.principal import Principal
+from openesd.errors import BadRequest, Forbidden
+from openesd.keys import PasswordCipher
+from openesd.metadata.models import User
+from openesd.roles.repository import RoleRepository
+from openesd.settings import Settings
+from openesd.users.repository import UserRepository
+from openesd.users.schemas import UpsertUser
+
+SEEDED_USER = "api"
+
+
+class UserService:
+    def __init__(self, session: Session, cipher: PasswordCipher, settings: Settings):
+        self.users = UserRepository(session)
+        self.roles = RoleRepository(session)
+        self.cipher = cipher
+        self.settings = settings
+
+    def seed_defaults(self) -> None:
+        """The roles `IT Operator` and `byoc` and the user `api`, only where absent (§12.2)."""
+        from openesd.auth.permissions import ADMIN_PERMISSIONS
+
+        for name in (DEFAULT_ROLE, "byoc"):
+            if self.roles.get(name) is None:
+                self.roles.upsert(name, SEEDED_CREATOR, list(ADMIN_PERMISSIONS))
+        if self.users.get(SEEDED_USER) is None:
+            self.users.upsert(SEEDED_USER, SEEDED_CREATOR, [DEFAULT_ROLE], None)
+
+    def list(self, requester: Principal, username: str | None, show_password: bool) -> dict:
+        if username is not None and self.users.get(username) is None:
+            raise BadRequest(f'user: "{username}" not exist')
+        users = self.users.list()
+        if not requester.permissions.has_any(["user:all"]):
+            users = [u for u in users if u.creator == requester.username or u.username == requester.username]
+        if username is not None:
+            users = [u for u in users if u.username == username]
+        return {
+            "users": [self._view(user, show_password) for user in users],
+            "previous_evaluated_key": "not_applicable",
+            "last_evaluated_key": "not_applicable",
+        }
+
+    def bootstrap(self, body: UpsertUser) -> dict:
+        """`initial: true`: an `IT Operator` user with only the API key (ESD clients rely on it)."""
+        if not self.settings.bootstrap_enabled:
+            raise Forbidden("initial user creation is turned off (OPENESD_BOOTSTRAP_ENABLED=false)")
+        if self.settings.auth_mode == "strict" and self._admin_exists():
+            raise Forbidden(
+                "initial user creation is refused in strict mode once an administrator exists; "
+                "ask an administrator to create the user"
+            )
+        self._require_password(body)
+        self.users.upsert(body.username, SEEDED_CREATOR, [DEFAULT_ROLE], self.cipher.encrypt(body.password))
+        return {
+            "user": {"username": body.username, "roles": [DEFAULT_ROLE]},
+            "all_roles": sorted(role.name for role in self.roles.list()),
+        }
+
+    def upsert(self, requester: Principal, body: UpsertUser) -> None:
+        self._require_password(body)
+        self._check_may_manage(requester, body.username)
+        if not body.roles:
+            raise BadRequest("roles is required: a non-empty list of role names")
+        for role_name in body.roles:
+            role = self.roles.get(role_name)
+            for permission in role.permissions if role else []:
+                parts = split_permission(permission)
+                if parts and not requester.permissions.allows(*parts):
+                    raise Forbidden(f"creator has no permission to assign permission [{permission}] to others")
+        for role_name in body.roles:
+            if self.roles.get(role_name) is None:
+                raise BadRequest(f'user roles "{role_name}" not exist')
+        self.users.upsert(body.username, requester.username, list(body.roles), self.cipher.encrypt(body.password))
+
+    def delete(self, requester: Principal, names: list[str]) -> None:
+        for name in dict.fromkeys(names):
+            if self.users.get(name) is None:
+                continue
+            self._check_may_manage(requester, name)
+            self.users.delete([name])
+
+    def _check_may_manage(self, requester: Principal, target_name: str) -> None:
+        held = requester.permissions
+        if not held.allows("user", "create"):
+            raise Forbidden(f"creator {requester.username} does not have permission to manage the user")
+        target = self.users.get(target_name)
+        if target is not None and target.creator != requester.username and not held.allows("user", "all"):
+            raise BadRequest(
+                f"username {target_name} has already exists, creator {requester.username} "
+                "does not have permissions to change it"
+            )
+
+    def _require_password(self, body: UpsertUser) -> None:
+        if body.password is None:
+            raise BadRequest("UpsertUserEvent.__init__() missing 1 required positional argument: 'password'")
+
+    def _admin_exists(self) -> bool:
+        for user in self.users.list():
+            if user.username == SEEDED_USER and user.password_ciphertext is None:
+                continue  # the seeded API user has no password and cannot log in
+            if PermissionSet(self._permissions(user)).allows("user", "all"):
+                return True
+        return False
+
+    def _permissions(self, user: User) -> list[str]:
+        return [p for role in self.roles.list(user.roles) for p in role.permissions] if user.roles else []
+
+    def _view(self, user: User, show_password: bool) -> dict:
+        permissions = sorted(set(self._permissions(user)))
+        if user.password_ciphertext is None:
+            password = "*"
+        else:
+            password = self.cipher.decrypt(user.password_ciphertext) if show_password else "********"
+        return {
+            "username": user.username, "roles": list(user.roles), "creator": user.creator,
+            "permissions": permissions, "password": password,
+        }

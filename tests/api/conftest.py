@@ -1,0 +1,67 @@
+"""An app on a fresh data directory per test, spoken to through FastAPI's TestClient."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from openesd.api.app import create_app
+from openesd.settings import Settings
+
+API_KEY = "0123456789abcdefABCD"
+
+
+def make_settings(tmp_path, **overrides) -> Settings:
+    values = {"data_dir": tmp_path / "data", "api_keys": [API_KEY], "public_url": "http://testserver"}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+class ESDClient:
+    """TestClient that sends the API key and, when given, a `username` header."""
+
+    def __init__(self, client: TestClient):
+        self.http = client
+
+    def call(self, method: str, path: str, *, user: str | None = None, key: str | None = API_KEY,
+             json=None, headers: dict | None = None, **kwargs):
+        sent = dict(headers or {})
+        if key is not None:
+            sent["x-api-key"] = key
+        if user is not None:
+            sent["username"] = user
+        return self.http.request(method, path, json=json, headers=sent, **kwargs)
+
+    def get(self, path, **kw):
+        return self.call("GET", path, **kw)
+
+    def post(self, path, **kw):
+        return self.call("POST", path, **kw)
+
+    def put(self, path, **kw):
+        return self.call("PUT", path, **kw)
+
+    def delete(self, path, **kw):
+        return self.call("DELETE", path, **kw)
+
+
+@pytest.fixture
+def make_client(tmp_path) -> Iterator[Callable[..., ESDClient]]:
+    clients: list[TestClient] = []
+
+    def build(**overrides) -> ESDClient:
+        client = TestClient(create_app(make_settings(tmp_path, **overrides)))
+        client.__enter__()
+        clients.append(client)
+        return ESDClient(client)
+
+    yield build
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def esd(make_client) -> ESDClient:
+    return make_client()
