@@ -1,0 +1,84 @@
+"""The local store's signed URLs: GET streams a stored file, PUT streams a body (or one part) to disk.
+
+The signature in the URL is the credential, so these routes sit outside the ESD API-key rules.
+With an S3 store clients talk to S3 directly and this router answers nothing.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from openesd.api.deps import StoreDep
+from openesd.errors import NotFound, OpenESDError
+from openesd.storage._files import CHUNK
+from openesd.storage.base import ObjectStore
+from openesd.storage.errors import InvalidKey, ObjectNotFound
+from openesd.storage.local import LocalObjectStore, ObjectWriter
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/objects/{key:path}")
+async def download_object(key: str, request: Request, store: StoreDep) -> Response:
+    try:
+        local = _local(store)
+        local.verify("GET", key, dict(request.query_params))
+        path = local.path_for(key)
+        if not path.is_file():
+            raise ObjectNotFound(f"object {key} not found")
+    except OpenESDError as error:
+        return _error_response(error)
+    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return FileResponse(path, media_type=media_type)
+
+
+@router.put("/objects/{key:path}")
+async def upload_object(key: str, request: Request, store: StoreDep) -> Response:
+    try:
+        local = _local(store)
+        target = local.verify("PUT", key, dict(request.query_params))
+        if target.upload_id is not None and target.part is not None:
+            writer = local.open_part_writer(key, target.upload_id, target.part)
+        else:
+            writer = local.open_writer(key)
+        etag = await _receive(request, writer)
+    except OpenESDError as error:
+        return _error_response(error)
+    except ClientDisconnect:
+        return JSONResponse({"message": f"the upload of {key} was cut off"}, status_code=400)
+    # S3 answers a PUT with the quoted md5 as ETag; multipart clients send it back on completion.
+    return Response(status_code=200, headers={"ETag": etag})
+
+
+async def _receive(request: Request, writer: ObjectWriter) -> str:
+    """Stream the body to disk in 1 MiB writes off the event loop; nothing is kept in memory."""
+    buffer = bytearray()
+    try:
+        async for chunk in request.stream():
+            buffer += chunk
+            if len(buffer) >= CHUNK:
+                await run_in_threadpool(writer.write, bytes(buffer))
+                buffer.clear()
+        if buffer:
+            await run_in_threadpool(writer.write, bytes(buffer))
+        return await run_in_threadpool(writer.commit)
+    except BaseException:
+        writer.discard()
+        raise
+
+
+def _local(store: ObjectStore) -> LocalObjectStore:
+    if not isinstance(store, LocalObjectStore):
+        raise NotFound("signed object URLs are served by the S3 store, not by this server")
+    return store
+
+
+def _error_response(error: OpenESDError) -> Response:
+    # A key that is unsafe or outside the store is refused like a bad signature: nothing to see.
+    status = 403 if isinstance(error, InvalidKey) else error.status_code
+    return JSONResponse({"message": error.message}, status_code=status)
