@@ -43,6 +43,11 @@ class Settings(BaseSettings):
 
     signed_url_ttl_s: int = 3600
 
+    # Checkpoint import by URL: only public addresses unless this is set (tests, trusted LANs).
+    allow_private_url_imports: bool = False
+    max_import_bytes: int = 50 * 1024**3
+    import_timeout_s: float = 30.0
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:

@@ -8,15 +8,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from openesd.api.app import create_app
-from openesd.settings import Settings
+from tests.conftest import IsolatedSettings
 
 API_KEY = "0123456789abcdefABCD"
 
 
-def make_settings(tmp_path, **overrides) -> Settings:
+def make_settings(tmp_path, **overrides) -> IsolatedSettings:
     values = {"data_dir": tmp_path / "data", "api_keys": [API_KEY], "public_url": "http://testserver"}
     values.update(overrides)
-    return Settings(_env_file=None, **values)
+    return IsolatedSettings(**values)
 
 
 class ESDClient:
@@ -48,11 +48,12 @@ class ESDClient:
 
 
 @pytest.fixture
-def make_client(tmp_path) -> Iterator[Callable[..., ESDClient]]:
+def make_client(tmp_path, database_url) -> Iterator[Callable[..., ESDClient]]:
+    """Apps on a fresh database of each backend (SQLite file, PostgreSQL database)."""
     clients: list[TestClient] = []
 
     def build(**overrides) -> ESDClient:
-        client = TestClient(create_app(make_settings(tmp_path, **overrides)))
+        client = TestClient(create_app(make_settings(tmp_path, database_url=database_url, **overrides)))
         client.__enter__()
         clients.append(client)
         return ESDClient(client)

@@ -12,12 +12,13 @@ from openesd.api.cors import PreflightMiddleware
 from openesd.api.errors import install_error_handlers
 from openesd.api.gateway import require_api_key
 from openesd.api.runtime import Runtime, boot
+from openesd.checkpoints import routes as checkpoints
 from openesd.roles import routes as roles
 from openesd.settings import Settings, get_settings
 from openesd.tokens import routes as tokens
 from openesd.users import routes as users
 
-ESD_ROUTERS = (ping.router, roles.router, users.router, tokens.router)
+ESD_ROUTERS = (ping.router, roles.router, users.router, tokens.router, checkpoints.router)
 
 
 def esd_router() -> APIRouter:
@@ -39,9 +40,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.store = state.store
         app.state.api_keys = state.api_keys
         app.state.password_cipher = state.password_cipher
+        state.start_background()
         yield
         if runtime is None:
-            state.engine.dispose()
+            state.close()
 
     app = FastAPI(title="OpenESD", version=__version__, lifespan=lifespan)
     app.state.settings = settings

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from openesd.checkpoints.importer import CheckpointImporter
 from openesd.keys import PasswordCipher, load_or_create_api_key
 from openesd.metadata.db import create_db_engine, create_sessionmaker
 from openesd.metadata.migrate import upgrade_to_head
@@ -22,6 +23,15 @@ class Runtime:
     api_keys: list[str]
     api_key_created: bool
     password_cipher: PasswordCipher
+    importer: CheckpointImporter
+
+    def start_background(self) -> None:
+        """Pick up work a previous process left unfinished."""
+        self.importer.resume_pending()
+
+    def close(self) -> None:
+        self.importer.shutdown()
+        self.engine.dispose()
 
 
 def boot(settings: Settings) -> Runtime:
@@ -40,4 +50,5 @@ def boot(settings: Settings) -> Runtime:
         key, created = load_or_create_api_key(settings.data_dir)
         keys = [key]
     store = open_store(settings.resolved_object_store_url, settings)
-    return Runtime(engine, make_session, store, keys, created, cipher)
+    importer = CheckpointImporter(make_session, store, settings)
+    return Runtime(engine, make_session, store, keys, created, cipher, importer)

@@ -1,10 +1,10 @@
-"""Tables of users, roles and personal tokens (ESD's MultiUserTable, split by kind)."""
+"""The metadata tables: users, roles, tokens (ESD's MultiUserTable) and model-file records."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, LargeBinary, String
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from openesd.metadata.base import Base, TimestampMixin
@@ -42,3 +42,33 @@ class PersonalToken(TimestampMixin, Base):
     prefix: Mapped[str] = mapped_column(String(16))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Checkpoint(Base):
+    """A model file record (esd-api.md §6.1); its files live under `<type>/checkpoint/custom/<id>/`."""
+
+    __tablename__ = "checkpoints"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    checkpoint_type: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    names: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created: Mapped[float] = mapped_column(Float, index=True)
+    allowed_roles_or_users: Mapped[list[str]] = mapped_column(JSON, default=list)
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    # sha256 per file name, filled in when the file's content is complete.
+    hashes: Mapped[dict] = mapped_column(JSON, default=dict)
+    # sha256 of the first file: finds the same content uploaded twice under one type.
+    content_hash: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    version: Mapped[str] = mapped_column(String(16), default="v1.0")
+
+
+class CheckpointName(Base):
+    """One row per file name: the primary key makes names unique across all checkpoints (§6.1)."""
+
+    __tablename__ = "checkpoint_names"
+
+    name: Mapped[str] = mapped_column(String(512), primary_key=True)
+    checkpoint_id: Mapped[str] = mapped_column(
+        ForeignKey("checkpoints.id", ondelete="CASCADE"), index=True
+    )

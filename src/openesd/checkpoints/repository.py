@@ -1,0 +1,87 @@
+"""All SQL for checkpoints and their reserved file names."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from openesd.metadata.models import Checkpoint, CheckpointName
+
+
+class NameTaken(Exception):
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
+class CheckpointRepository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def get(self, checkpoint_id: str) -> Checkpoint | None:
+        return self.session.get(Checkpoint, checkpoint_id)
+
+    def get_for_update(self, checkpoint_id: str) -> Checkpoint | None:
+        return self.session.get(Checkpoint, checkpoint_id, with_for_update=True)
+
+    def taken(self, names: Iterable[str]) -> str | None:
+        """The first of `names` some checkpoint already uses, or None."""
+        wanted = list(names)
+        found = set(self.session.scalars(select(CheckpointName.name).where(CheckpointName.name.in_(wanted))))
+        return next((name for name in wanted if name in found), None)
+
+    def add(self, checkpoint: Checkpoint) -> Checkpoint:
+        """Insert the record and reserve its names; NameTaken when another record holds one."""
+        self.session.add(checkpoint)
+        self.session.flush()
+        self.reserve(checkpoint.id, checkpoint.names)
+        return checkpoint
+
+    def reserve(self, checkpoint_id: str, names: Iterable[str]) -> None:
+        for name in names:
+            try:
+                with self.session.begin_nested():
+                    self.session.add(CheckpointName(name=name, checkpoint_id=checkpoint_id))
+            except IntegrityError:
+                raise NameTaken(name) from None
+
+    def release(self, names: Iterable[str]) -> None:
+        self.session.execute(delete(CheckpointName).where(CheckpointName.name.in_(list(names))))
+        self.session.flush()
+
+    def list(self, statuses: Sequence[str] | None, types: Sequence[str] | None) -> Sequence[Checkpoint]:
+        query = select(Checkpoint).order_by(Checkpoint.created.desc())
+        if statuses:
+            query = query.where(Checkpoint.status.in_(list(statuses)))
+        if types:
+            query = query.where(Checkpoint.checkpoint_type.in_(list(types)))
+        return self.session.scalars(query).all()
+
+    def with_content(self, checkpoint_type: str, sha256: str, other_than: str) -> Checkpoint | None:
+        query = select(Checkpoint).where(
+            Checkpoint.checkpoint_type == checkpoint_type,
+            Checkpoint.content_hash == sha256,
+            Checkpoint.id != other_than,
+        )
+        return self.session.scalars(query.limit(1)).first()
+
+    def active_by_name(self, checkpoint_type: str, name: str) -> Checkpoint | None:
+        query = (
+            select(Checkpoint)
+            .join(CheckpointName, CheckpointName.checkpoint_id == Checkpoint.id)
+            .where(CheckpointName.name == name, Checkpoint.checkpoint_type == checkpoint_type,
+                   Checkpoint.status == "Active")
+        )
+        return self.session.scalars(query).first()
+
+    def pending_imports(self) -> Sequence[Checkpoint]:
+        """Records whose URL import has not finished (picked up again after a restart)."""
+        query = select(Checkpoint).where(Checkpoint.status == "Initial")
+        return [c for c in self.session.scalars(query) if c.params.get("import")]
+
+    def delete(self, checkpoint: Checkpoint) -> None:
+        self.session.delete(checkpoint)
+        self.session.flush()

@@ -1,0 +1,79 @@
+"""`/checkpoints` (esd-api.md §6). Parameter order is stage order: body, then identity, then permission."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
+
+from openesd.api.deps import SessionDep, SettingsDep, StoreDep
+from openesd.api.envelope import esd_response
+from openesd.api.gateway import esd_body
+from openesd.api.identity import permitted, permitted_in_strict
+from openesd.auth.principal import Principal
+from openesd.checkpoints.schemas import (
+    CREATE_CHECKPOINT_SCHEMA, DELETE_CHECKPOINTS_SCHEMA, UPDATE_CHECKPOINT_SCHEMA,
+    CreateCheckpoint, DeleteCheckpoints, UpdateCheckpoint,
+)
+from openesd.checkpoints.service import CheckpointService
+
+router = APIRouter(tags=["checkpoints"])
+
+
+def get_checkpoint_service(session: SessionDep, store: StoreDep, settings: SettingsDep) -> CheckpointService:
+    return CheckpointService(session, store, settings)
+
+
+Checkpoints = Annotated[CheckpointService, Depends(get_checkpoint_service)]
+CreateBody = Annotated[CreateCheckpoint, esd_body(CREATE_CHECKPOINT_SCHEMA, CreateCheckpoint)]
+UpdateBody = Annotated[UpdateCheckpoint, esd_body(UPDATE_CHECKPOINT_SCHEMA, UpdateCheckpoint)]
+DeleteBody = Annotated[DeleteCheckpoints, esd_body(DELETE_CHECKPOINTS_SCHEMA, DeleteCheckpoints)]
+
+
+@router.get("/checkpoints")
+def list_checkpoints(
+    requester: Annotated[Principal, permitted("checkpoint:all", "checkpoint:list")],
+    checkpoints: Checkpoints,
+    page: int = 1,
+    per_page: int = 10,
+    username: str | None = None,
+    status: Annotated[list[str], Query()] = [],  # noqa: B006 (FastAPI copies query defaults)
+    types: Annotated[list[str], Query()] = [],  # noqa: B006
+    roles: Annotated[list[str], Query()] = [],  # noqa: B006
+):
+    return esd_response(200, checkpoints.list(requester, page, per_page, username, status, types, roles))
+
+
+@router.post("/checkpoints")
+def create_checkpoint(
+    body: CreateBody,
+    requester: Annotated[Principal, permitted("checkpoint:all", "checkpoint:create")],
+    checkpoints: Checkpoints,
+    request: Request,
+    background: BackgroundTasks,
+):
+    status, data, message, imports = checkpoints.create(requester, body)
+    importer = request.app.state.runtime.importer
+    for checkpoint_id in imports:  # after the response: the records are committed by then
+        background.add_task(importer.submit, checkpoint_id)
+    return esd_response(status, data, message)
+
+
+@router.put("/checkpoints/{checkpoint_id}")
+def update_checkpoint(
+    checkpoint_id: str,
+    body: UpdateBody,
+    _: Annotated[Principal | None, permitted_in_strict("checkpoint:all")],
+    checkpoints: Checkpoints,
+):
+    return esd_response(*checkpoints.update(checkpoint_id, body))
+
+
+@router.delete("/checkpoints")
+def delete_checkpoints(
+    body: DeleteBody,
+    _: Annotated[Principal | None, permitted_in_strict("checkpoint:all")],
+    checkpoints: Checkpoints,
+):
+    checkpoints.delete(body.checkpoint_id_list)
+    return esd_response(204)

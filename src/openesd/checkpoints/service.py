@@ -1,0 +1,305 @@
+"""Rules for model files: multipart upload, import by URL, completion, rename, listing (esd-api.md §6)."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from openesd.auth.principal import Principal
+from openesd.checkpoints.downloads import probe
+from openesd.checkpoints.repository import CheckpointRepository, NameTaken
+from openesd.checkpoints.schemas import (
+    IMPORT_EXTENSIONS, STATUSES, CreateCheckpoint, UpdateCheckpoint,
+)
+from openesd.errors import BadRequest, NotFound
+from openesd.metadata.models import Checkpoint
+from openesd.settings import Settings
+from openesd.storage.base import ObjectStore
+from openesd.users.repository import UserRepository
+
+
+def folder_of(checkpoint_type: str, checkpoint_id: str) -> str:
+    return f"{checkpoint_type}/checkpoint/custom/{checkpoint_id}"
+
+
+def esd_now() -> str:
+    """ESD's `params.created` format: `str(datetime.now())`."""
+    return str(datetime.now())
+
+
+def already_exists(name: str) -> BadRequest:
+    return BadRequest(f"{name} already exists, please use another or rename/delete exists")
+
+
+def check_file_name(name: str) -> str:
+    name = name.strip()
+    if not name or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
+        raise BadRequest(f"file name {name!r} is not allowed: it must be a plain name without path separators")
+    return name
+
+
+class CheckpointService:
+    def __init__(self, session: Session, store: ObjectStore, settings: Settings):
+        self.checkpoints = CheckpointRepository(session)
+        self.users = UserRepository(session)
+        self.store = store
+        self.settings = settings
+
+    # --- create -----------------------------------------------------------------------------
+    def create(self, requester: Principal, body: CreateCheckpoint) -> tuple[int, dict | None, str | None, list[str]]:
+        """(status, data, message, ids of URL imports to start once committed)."""
+        if body.params is None:
+            raise BadRequest("CreateCheckPointEvent.__init__() missing 1 required positional argument: 'params'")
+        if body.urls:
+            return 202, None, "Checkpoint creation in progress, please check later", self._create_imports(requester, body)
+        if not body.filenames:
+            raise BadRequest("no checkpoint name (file names) detected")
+        return 201, self._create_upload(requester, body), None, []
+
+    def _new_record(self, requester: Principal, body: CreateCheckpoint, names: list[str], params: dict,
+                    checkpoint_id: str | None = None) -> Checkpoint:
+        checkpoint = Checkpoint(
+            id=checkpoint_id or str(uuid.uuid4()), checkpoint_type=body.checkpoint_type, status="Initial", names=names,
+            created=time.time(), allowed_roles_or_users=list(requester.roles),
+            params={**(body.params or {}), **params, "created": esd_now(), "creator": requester.username},
+            hashes={}, content_hash=None, version="v1.0",
+        )
+        try:
+            return self.checkpoints.add(checkpoint)
+        except NameTaken as taken:
+            raise already_exists(taken.name) from None
+
+    def _create_upload(self, requester: Principal, body: CreateCheckpoint) -> dict:
+        names = [check_file_name(f.filename) for f in body.filenames]
+        self._check_unique(names)
+        checkpoint_id = str(uuid.uuid4())
+        folder = folder_of(body.checkpoint_type, checkpoint_id)
+        uploads, urls = {}, {}
+        for upload, name in zip(body.filenames, names, strict=True):
+            key = f"{folder}/{name}"
+            upload_id = self.store.create_multipart(key)
+            uploads[name] = {"upload_id": upload_id, "bucket": self._bucket(), "key": key}
+            urls[name] = self.store.signed_part_urls(key, upload_id, upload.parts_number, self.settings.signed_url_ttl_s)
+        checkpoint = self._new_record(requester, body, names, {"multipart_upload": uploads}, checkpoint_id)
+        return {"checkpoint": self._created_view(checkpoint), "s3PresignUrl": urls}
+
+    def _create_imports(self, requester: Principal, body: CreateCheckpoint) -> list[str]:
+        planned: dict[str, str] = {}
+        for url in dict.fromkeys(u.strip() for u in body.urls):
+            name = check_file_name(probe(url, self.settings.allow_private_url_imports, 10.0))
+            if not name.lower().endswith(IMPORT_EXTENSIONS):
+                raise BadRequest(f"{name} has an extension that cannot be imported; allowed: {', '.join(IMPORT_EXTENSIONS)}")
+            if name in planned.values():
+                raise already_exists(name)
+            planned[url] = name
+        self._check_unique(planned.values())
+        ids = []
+        for url, name in planned.items():
+            params = {"import": {"url": url, "state": "pending"}, "progress": {"bytes_done": 0, "bytes_total": None}}
+            ids.append(self._new_record(requester, body, [name], params).id)
+        return ids
+
+    def _check_unique(self, names) -> None:
+        names = list(names)
+        duplicate = next((n for i, n in enumerate(names) if n in names[:i]), None)
+        taken = duplicate or self.checkpoints.taken(names)
+        if taken:
+            raise already_exists(taken)
+
+    # --- update -----------------------------------------------------------------------------
+    def update(self, checkpoint_id: str, body: UpdateCheckpoint) -> tuple[int, dict | None, str | None]:
+        checkpoint = self.checkpoints.get_for_update(checkpoint_id)
+        if checkpoint is None:
+            raise NotFound(f"checkpoint not found with id {checkpoint_id}")
+        if body.status is not None:
+            return 200, {"checkpoint": self._set_status(checkpoint, body)}, None
+        if body.name is not None:
+            return self._rename(checkpoint, body.name)
+        return 200, None, None
+
+    def _set_status(self, checkpoint: Checkpoint, body: UpdateCheckpoint) -> dict:
+        if not body.multi_parts_tags:
+            raise BadRequest("multi parts tags is empty")
+        if body.status not in STATUSES:
+            raise BadRequest(f"'{body.status}'")
+        hashes = dict(checkpoint.hashes)
+        for name, upload in checkpoint.params.get("multipart_upload", {}).items():
+            if name in body.multi_parts_tags and name not in hashes:
+                hashes[name] = self._complete(upload, name, body.multi_parts_tags[name])
+        if body.status == "Active":
+            missing = [n for n in checkpoint.names if n not in hashes]
+            if missing:
+                raise BadRequest(
+                    f"cannot activate checkpoint {checkpoint.id}: no uploaded content for {', '.join(missing)}; "
+                    "send its parts' ETags in multi_parts_tags"
+                )
+        self.record_hashes(checkpoint, hashes)
+        checkpoint.status = body.status
+        return self._created_view(checkpoint)
+
+    def _complete(self, upload: dict, name: str, tags: list[dict]) -> str:
+        try:
+            parts = sorted((int(t["PartNumber"]), str(t["ETag"])) for t in tags)
+        except (KeyError, TypeError, ValueError):
+            raise BadRequest(f"multi_parts_tags of {name} must be a list of {{\"ETag\", \"PartNumber\"}} objects") from None
+        stored = self.store.complete_multipart(upload["key"], upload["upload_id"], parts)
+        return stored.sha256 or self._hash_stored(upload["key"])
+
+    def _hash_stored(self, key: str) -> str:
+        import hashlib
+
+        digest = hashlib.sha256()
+        with self.store.open(key) as stream:
+            for chunk in iter(lambda: stream.read(1024 * 1024), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def record_hashes(self, checkpoint: Checkpoint, hashes: dict) -> None:
+        checkpoint.hashes = hashes
+        first = hashes.get(checkpoint.names[0]) if checkpoint.names else None
+        if first and checkpoint.content_hash != first:
+            checkpoint.content_hash = first
+            twin = self.checkpoints.with_content(checkpoint.checkpoint_type, first, checkpoint.id)
+            if twin is not None:
+                checkpoint.params = {**checkpoint.params, "duplicate_of": twin.id}
+
+    def _rename(self, checkpoint: Checkpoint, new_name: str) -> tuple[int, dict | None, str]:
+        if checkpoint.status != "Active":
+            raise BadRequest("only active can update name")
+        old_name = checkpoint.names[0]
+        if new_name == old_name:
+            return 200, None, "no need to update"
+        if self.checkpoints.taken([new_name]):
+            raise already_exists(new_name)
+        folder = folder_of(checkpoint.checkpoint_type, checkpoint.id)
+        self.checkpoints.release([old_name])
+        try:
+            self.checkpoints.reserve(checkpoint.id, [new_name])
+        except NameTaken:
+            raise already_exists(new_name) from None
+        hashes = {(new_name if k == old_name else k): v for k, v in checkpoint.hashes.items()}
+        checkpoint.names = [new_name, *checkpoint.names[1:]]
+        checkpoint.hashes = hashes
+        self.store.move(f"{folder}/{old_name}", f"{folder}/{new_name}")
+        return 202, None, "rename is processing, please wait"
+
+    # --- delete -----------------------------------------------------------------------------
+    def delete(self, ids: list[str]) -> None:
+        for checkpoint_id in dict.fromkeys(ids):
+            checkpoint = self.checkpoints.get(checkpoint_id)
+            if checkpoint is None:
+                continue
+            for name, upload in checkpoint.params.get("multipart_upload", {}).items():
+                if name not in checkpoint.hashes:
+                    self.store.abort_multipart(upload["key"], upload["upload_id"])
+            self.checkpoints.delete(checkpoint)
+            self.store.delete_prefix(folder_of(checkpoint.checkpoint_type, checkpoint.id) + "/")
+
+    # --- list -------------------------------------------------------------------------------
+    def list(self, requester: Principal, page: int, per_page: int, username: str | None,
+             statuses: list[str], types: list[str], roles: list[str]) -> dict:
+        if page < 1 or per_page < 1:
+            raise BadRequest(f"page and per_page must be at least 1 (got page={page}, per_page={per_page})")
+        principal_roles = self._visibility_roles(requester, username)
+        visible = [
+            c for c in self.checkpoints.list(statuses, types)
+            if self._visible(c, requester, username, principal_roles)
+            and (not roles or set(roles) & set(c.allowed_roles_or_users))
+        ]
+        start = (page - 1) * per_page
+        return {
+            "page": page, "per_page": per_page, "pages": math.ceil(len(visible) / per_page),
+            "total": len(visible), "checkpoints": [self.list_view(c) for c in visible[start:start + per_page]],
+        }
+
+    def _visibility_roles(self, requester: Principal, username: str | None) -> set[str]:
+        if username is None:
+            query_roles = {"*"}
+        else:
+            user = self.users.get(username)
+            if user is None:
+                raise BadRequest(f'user: "{username}" not exist')
+            query_roles = set(user.roles)
+        from openesd.roles.repository import RoleRepository
+
+        created = {r.name for r in RoleRepository(self.checkpoints.session).list() if r.creator == requester.username}
+        return query_roles | created
+
+    @staticmethod
+    def _visible(c: Checkpoint, requester: Principal, username: str | None, roles: set[str]) -> bool:
+        owners = set(c.allowed_roles_or_users)
+        return (
+            requester.permissions.has_any(["user:all"]) or not owners or "*" in owners
+            or (username is not None and username in owners) or bool(owners & roles)
+        )
+
+    # --- views ------------------------------------------------------------------------------
+    def _bucket(self) -> str:
+        from urllib.parse import urlsplit
+
+        return urlsplit(self.store.uri("")).netloc or "local"
+
+    def location(self, checkpoint: Checkpoint) -> str:
+        return self.store.uri(folder_of(checkpoint.checkpoint_type, checkpoint.id))
+
+    def _created_view(self, checkpoint: Checkpoint) -> dict:
+        return {
+            "id": checkpoint.id, "type": checkpoint.checkpoint_type, "s3_location": self.location(checkpoint),
+            "status": checkpoint.status, "params": checkpoint.params,
+        }
+
+    def list_view(self, checkpoint: Checkpoint) -> dict:
+        first_hash = checkpoint.hashes.get(checkpoint.names[0]) if checkpoint.names else None
+        return {
+            "id": checkpoint.id, "s3Location": self.location(checkpoint), "type": checkpoint.checkpoint_type,
+            "status": checkpoint.status, "name": list(checkpoint.names), "created": str(checkpoint.created),
+            "params": checkpoint.params, "allowed_roles_or_users": list(checkpoint.allowed_roles_or_users),
+            "hash": first_hash, "short_hash": first_hash[:10] if first_hash else None,
+        }
+
+
+class ImportRecords:
+    """What the background importer may change on a record: progress, completion, failure."""
+
+    def __init__(self, session: Session, store: ObjectStore, settings: Settings):
+        self.service = CheckpointService(session, store, settings)
+        self.checkpoints = self.service.checkpoints
+
+    def start(self, checkpoint_id: str) -> tuple[str, str] | None:
+        """(url, destination key) of a pending import, or None when there is nothing to do."""
+        checkpoint = self.checkpoints.get_for_update(checkpoint_id)
+        if checkpoint is None or checkpoint.status != "Initial" or "import" not in checkpoint.params:
+            return None
+        job = checkpoint.params["import"]
+        checkpoint.params = {**checkpoint.params, "import": {**job, "state": "running"}}
+        key = f"{folder_of(checkpoint.checkpoint_type, checkpoint.id)}/{checkpoint.names[0]}"
+        return job["url"], key
+
+    def progress(self, checkpoint_id: str, done: int, total: int | None) -> None:
+        checkpoint = self.checkpoints.get(checkpoint_id)
+        if checkpoint is not None:
+            checkpoint.params = {**checkpoint.params, "progress": {"bytes_done": done, "bytes_total": total}}
+
+    def finish(self, checkpoint_id: str, key: str, sha256: str) -> bool:
+        """Mark the import done; False when the record was deleted meanwhile (caller drops the file)."""
+        checkpoint = self.checkpoints.get_for_update(checkpoint_id)
+        if checkpoint is None:
+            return False
+        checkpoint.params = {**checkpoint.params, "import": {**checkpoint.params["import"], "state": "done"}}
+        self.service.record_hashes(checkpoint, {checkpoint.names[0]: sha256})
+        checkpoint.status = "Active"
+        return True
+
+    def fail(self, checkpoint_id: str, error: str) -> None:
+        checkpoint = self.checkpoints.get_for_update(checkpoint_id)
+        if checkpoint is not None:
+            job = {**checkpoint.params.get("import", {}), "state": "failed"}
+            checkpoint.params = {**checkpoint.params, "import": job, "error": error}
+            checkpoint.status = "Disabled"
+
+    def pending(self) -> list[str]:
+        return [c.id for c in self.checkpoints.pending_imports()]
