@@ -17,21 +17,26 @@ CHUNK = 1024 * 1024
 
 
 class AtomicWriter:
-    """A temporary file that becomes `dest` on `commit`, with its size, md5 and sha256."""
+    """A temporary file that becomes `dest` on `commit`, with its size and the hashes asked for.
 
-    def __init__(self, temp_dir: Path, dest: Path | None = None):
+    Hashing is the main CPU cost of a multi-GB upload, so each writer computes only what its
+    caller reads: parts need the md5 (their ETag), completed objects the sha256.
+    """
+
+    def __init__(self, temp_dir: Path, dest: Path | None = None, *, md5: bool = True, sha256: bool = True):
         temp_dir.mkdir(parents=True, exist_ok=True)
         self.dest = dest
         self._temp = temp_dir / f".{secrets.token_hex(16)}.tmp"
         self._file: IO[bytes] = open(self._temp, "xb")
-        self._md5 = hashlib.md5(usedforsecurity=False)
-        self._sha256 = hashlib.sha256()
+        self._md5 = hashlib.md5(usedforsecurity=False) if md5 else None
+        self._sha256 = hashlib.sha256() if sha256 else None
+        self._hashes = [h for h in (self._md5, self._sha256) if h is not None]
         self.size = 0
 
     def write(self, data: bytes) -> None:
         self._file.write(data)
-        self._md5.update(data)
-        self._sha256.update(data)
+        for digest in self._hashes:
+            digest.update(data)
         self.size += len(data)
 
     def copy_from(self, source: IO[bytes]) -> None:
@@ -39,12 +44,12 @@ class AtomicWriter:
             self.write(chunk)
 
     @property
-    def md5(self) -> str:
-        return self._md5.hexdigest()
+    def md5(self) -> str | None:
+        return self._md5.hexdigest() if self._md5 else None
 
     @property
-    def sha256(self) -> str:
-        return self._sha256.hexdigest()
+    def sha256(self) -> str | None:
+        return self._sha256.hexdigest() if self._sha256 else None
 
     def commit(self, dest: Path | None = None) -> Path:
         """Flush to disk and rename into place (at `dest` if given), replacing any file there."""

@@ -131,7 +131,7 @@ class LocalObjectStore:
 
     def download(self, key: str, dest: Path) -> Path:
         dest = Path(dest)
-        with self.open(key) as source, AtomicWriter(dest.parent, dest) as writer:
+        with self.open(key) as source, AtomicWriter(dest.parent, dest, md5=False, sha256=False) as writer:
             writer.copy_from(source)
             writer.commit()
         return dest
@@ -214,10 +214,11 @@ class LocalObjectStore:
     # -- helpers --------------------------------------------------------------------------
 
     def _writer(self, key: str) -> AtomicWriter:
-        return AtomicWriter(self._staging / "tmp", self.path_for(key))
+        return AtomicWriter(self._staging / "tmp", self.path_for(key), md5=False)
 
     def _temp_writer(self) -> AtomicWriter:
-        return AtomicWriter(self._staging / "tmp")
+        """For signed PUTs: the md5 is the ETag; the sha256 is taken when parts are joined."""
+        return AtomicWriter(self._staging / "tmp", sha256=False)
 
     def _folder_of(self, prefix: str) -> Path:
         parent = prefix.rpartition("/")[0]
