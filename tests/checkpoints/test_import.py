@@ -7,7 +7,7 @@ import time
 from tests.checkpoints.conftest import sha256
 
 
-def wait_for(esd, predicate, timeout=20.0):
+def wait_for(esd, predicate, timeout=60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         items = esd.get("/prod/checkpoints", user="api", params={"per_page": 100}).json()["data"]["checkpoints"]

@@ -63,7 +63,7 @@ class ObjectStore(Protocol):
         ...
 
     def uri(self, key: str) -> str:
-        """Where a key (or a folder prefix, or "" for the store itself) lives: `s3://bucket/…` or `file:///…`."""
+        """Where a key, a folder prefix or ("") the store itself lives: `s3://bucket/…`, `file:///…`."""
         ...
 
     def download(self, key: str, dest: Path) -> Path:

@@ -56,8 +56,12 @@ class S3ObjectStore:
         with _s3_errors(self.bucket):
             if self.bucket in {item["Name"] for item in self._client.list_buckets()["Buckets"]}:
                 return
-            config = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
-            self._client.create_bucket(Bucket=self.bucket, **config)
+            # us-east-1 is S3's default location and refuses to be named as a constraint.
+            if region == "us-east-1":
+                self._client.create_bucket(Bucket=self.bucket)
+            else:
+                location = {"LocationConstraint": region}
+                self._client.create_bucket(Bucket=self.bucket, CreateBucketConfiguration=location)
 
     # -- objects --------------------------------------------------------------------------
 
@@ -107,13 +111,15 @@ class S3ObjectStore:
         paginator = self._client.get_paginator("list_objects_v2")
         with _s3_errors(self.bucket, prefix):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self._full_prefix(prefix)):
-                found += [StoredObject(self._relative(item["Key"]), item["Size"]) for item in page.get("Contents", [])]
+                for item in page.get("Contents", []):
+                    found.append(StoredObject(self._relative(item["Key"]), item["Size"]))
         return sorted(found, key=lambda item: item.key)
 
     def move(self, source: str, dest: str) -> None:
         # The managed copy switches to a multipart copy past 5 GiB, where CopyObject stops.
         with _s3_errors(self.bucket, source):
-            self._client.copy({"Bucket": self.bucket, "Key": self._full(source)}, self.bucket, self._full(dest))
+            origin = {"Bucket": self.bucket, "Key": self._full(source)}
+            self._client.copy(origin, self.bucket, self._full(dest))
         self.delete(source)
 
     def uri(self, key: str) -> str:
@@ -136,7 +142,8 @@ class S3ObjectStore:
             raise BadRequest(f"signed URLs are for GET or PUT, not {method!r}")
         params = {"Bucket": self.bucket, "Key": self._full(key)}
         with _s3_errors(self.bucket, key):
-            return self._client.generate_presigned_url(_PRESIGN_OPERATION[method], Params=params, ExpiresIn=expires_in)
+            operation = _PRESIGN_OPERATION[method]
+            return self._client.generate_presigned_url(operation, Params=params, ExpiresIn=expires_in)
 
     # -- multipart ------------------------------------------------------------------------
 
@@ -149,7 +156,9 @@ class S3ObjectStore:
         base = {"Bucket": self.bucket, "Key": self._full(key), "UploadId": upload_id}
         with _s3_errors(self.bucket, key):
             return [
-                self._client.generate_presigned_url("upload_part", Params=base | {"PartNumber": number}, ExpiresIn=expires_in)
+                self._client.generate_presigned_url(
+                    "upload_part", Params=base | {"PartNumber": number}, ExpiresIn=expires_in
+                )
                 for number in range(1, parts + 1)
             ]
 
@@ -172,7 +181,9 @@ class S3ObjectStore:
     def abort_multipart(self, key: str, upload_id: str) -> None:
         try:
             with _s3_errors(self.bucket, key):
-                self._client.abort_multipart_upload(Bucket=self.bucket, Key=self._full(key), UploadId=upload_id)
+                self._client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=self._full(key), UploadId=upload_id
+                )
         except UploadNotFound:
             pass  # already completed or aborted: aborting is idempotent
 
@@ -184,9 +195,8 @@ class S3ObjectStore:
             if number not in uploaded:
                 raise BadPart(f"part {number} of {key} was never uploaded")
             if uploaded[number] != bare_etag(etag):
-                raise BadPart(
-                    f'ETag {etag} for part {number} of {key} does not match the uploaded part ("{uploaded[number]}")'
-                )
+                raise BadPart(f"ETag {etag} for part {number} of {key} does not match the uploaded "
+                              f'part ("{uploaded[number]}")')
 
     def _uploaded_parts(self, key: str, upload_id: str) -> dict[int, str]:
         paginator = self._client.get_paginator("list_parts")
