@@ -1,0 +1,184 @@
+"""ControlNet units of `alwayson_scripts.controlnet` (sd-webui-controlnet's API) -> a ControlNet and call kwargs."""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from openesd.generation import _control_images as images
+from openesd.generation._controlnet_loading import load_controlnet
+from openesd.generation.errors import ModelError, PayloadError, UnsupportedFeature
+from openesd.generation.types import ModelFiles
+
+CONTROL_MODES = {"balanced": 0, "my prompt is more important": 1, "controlnet is more important": 2}
+_MODE_NAMES = ("Balanced", "My prompt is more important", "ControlNet is more important")
+_RESIZE_NAMES = ("Just Resize", "Crop and Resize", "Resize and Fill")
+PROMPT_DECAY = 0.825  # the extension's soft injection: block i of n gets weight * 0.825 ** (n - 1 - i)
+CACHE_SIZE = 4
+_CACHE: OrderedDict[tuple, Any] = OrderedDict()  # loaded ControlNets, least recently used first
+_PROMPT_PRIORITY = "_openesd_prompt_priority"
+
+
+@dataclass
+class ControlNetInputs:
+    """The ControlNet (or MultiControlNetModel) for the pipeline, and the call's keyword arguments."""
+
+    controlnet: Any
+    kwargs: dict[str, Any]  # image, controlnet_conditioning_scale, control_guidance_start/end, guess_mode
+    infotext: dict[str, str] = field(default_factory=dict)  # "ControlNet 0" -> the extension's quoted summary
+
+
+@dataclass
+class _Unit:
+    index: int
+    model: Path
+    image: Any  # PIL image at the generation size
+    weight: float
+    start: float
+    end: float
+    mode: int
+    summary: str = ""
+
+
+def prepare_units(units: list[dict], models: ModelFiles, width: int, height: int, device: Any, dtype: Any,
+                  init_image: Any = None) -> ControlNetInputs | None:
+    """None when no unit is enabled; a unit without an image uses `init_image` (img2img) when given.
+
+    `kwargs` suit the txt2img ControlNet pipelines; img2img and inpaint ones name the image `control_image`.
+    """
+    parsed = [_parse(unit, i, models, width, height, init_image) for i, unit in enumerate(units or []) if _enabled(unit, i)]
+    if not parsed:
+        return None
+    modes = {u.mode for u in parsed}
+    if 2 in modes and len(modes) > 1:
+        raise PayloadError("ControlNet control_mode 'ControlNet is more important' cannot be mixed with other "
+                           "modes in one job; give every enabled unit the same control_mode")
+    nets = [_cached(u.model, device, dtype) for u in parsed]
+    for net, unit in zip(nets, parsed):
+        setattr(net, _PROMPT_PRIORITY, unit.mode == 1)
+    kwargs = {"image": [u.image for u in parsed], "controlnet_conditioning_scale": [u.weight for u in parsed],
+              "control_guidance_start": [u.start for u in parsed], "control_guidance_end": [u.end for u in parsed],
+              "guess_mode": 2 in modes}
+    infotext = {f"ControlNet {n}": u.summary for n, u in enumerate(parsed)}
+    if len(parsed) == 1:
+        kwargs.update({k: v[0] for k, v in kwargs.items() if isinstance(v, list)})
+        return ControlNetInputs(nets[0], kwargs, infotext)
+    from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
+
+    return ControlNetInputs(MultiControlNetModel(nets), kwargs, infotext)
+
+
+def _enabled(unit: Any, index: int) -> bool:
+    if not isinstance(unit, dict):
+        raise PayloadError(f"ControlNet unit {index} must be an object, got {type(unit).__name__}")
+    return bool(unit.get("enabled", True))  # the extension's API treats a unit without `enabled` as on
+
+
+def _parse(unit: dict, index: int, models: ModelFiles, width: int, height: int, init_image: Any) -> _Unit:
+    module = str(unit.get("module") or "none").strip().lower()
+    if module not in images.MODULES:
+        raise UnsupportedFeature(f"ControlNet unit {index} module {unit.get('module')!r} is not supported; "
+                                 f"supported: {', '.join(images.MODULES)}")
+    input_mode = str(unit.get("input_mode") or "simple").lower()
+    if input_mode != "simple":
+        raise UnsupportedFeature(f"ControlNet unit {index} input_mode {unit.get('input_mode')!r} is not supported; "
+                                 f"supported: simple (one image per unit)")
+    model = _resolve_model(unit.get("model"), index, models)
+    mode = images.resize_mode(unit.get("resize_mode", "Crop and Resize"), index)
+    rgb = images.unit_image(unit, index, init_image)
+    start, end = _number(unit, "guidance_start", 0.0, index), _number(unit, "guidance_end", 1.0, index)
+    if not 0.0 <= start < end <= 1.0:
+        raise PayloadError(f"ControlNet unit {index} guidance_start {start} and guidance_end {end} must satisfy "
+                           f"0 <= start < end <= 1")
+    parsed = _Unit(index=index, model=model, image=images.control_map(rgb, module, unit, width, height, mode),
+                   weight=_number(unit, "weight", 1.0, index), start=start, end=end,
+                   mode=_control_mode(_mode_value(unit), index))
+    parsed.summary = _summary(parsed, unit, module, mode)
+    return parsed
+
+
+def _summary(parsed: _Unit, unit: dict, module: str, resize: int) -> str:
+    """The unit as the extension writes it into the infotext (`ControlNet 0: "Module: canny, ..."`)."""
+    fields = {"Module": module, "Model": str(unit.get("model")), "Weight": parsed.weight,
+              "Resize Mode": _RESIZE_NAMES[resize]}
+    if module == "canny":
+        fields.update({"Processor Res": unit.get("processor_res", -1), "Threshold A": unit.get("threshold_a", -1),
+                       "Threshold B": unit.get("threshold_b", -1)})
+    fields.update({"Guidance Start": parsed.start, "Guidance End": parsed.end,
+                   "Pixel Perfect": bool(unit.get("pixel_perfect", False)), "Control Mode": _MODE_NAMES[parsed.mode]})
+    return '"' + ", ".join(f"{key}: {value}" for key, value in fields.items()) + '"'
+
+
+def _number(unit: dict, key: str, default: float, index: int) -> float:
+    value = unit.get(key)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise PayloadError(f"ControlNet unit {index} {key} {value!r} is not a number") from None
+
+
+def _mode_value(unit: dict) -> Any:
+    # Extension versions before control_mode sent `guessmode`/`guess_mode` (true = ControlNet is more important).
+    if "control_mode" not in unit and (unit.get("guessmode") or unit.get("guess_mode")):
+        return 2
+    return unit.get("control_mode", 0)
+
+
+def _control_mode(value: Any, index: int) -> int:
+    if isinstance(value, int) and value in (0, 1, 2):
+        return value
+    if isinstance(value, str) and value.strip().lower() in CONTROL_MODES:
+        return CONTROL_MODES[value.strip().lower()]
+    valid = "'Balanced', 'My prompt is more important', 'ControlNet is more important' (or 0, 1, 2)"
+    raise PayloadError(f"ControlNet unit {index} control_mode {value!r} is not valid; valid: {valid}")
+
+
+def _resolve_model(name: Any, index: int, models: ModelFiles) -> Path:
+    """`control_v11p_sd15_canny [d14c016b]` -> the file whose stem (or name) matches, hash suffix dropped."""
+    files = [Path(p) for p in (models or {}).get("ControlNet", [])]
+    wanted = re.sub(r"\s*\[[0-9a-fA-F]+\]\s*$", "", str(name or "")).strip()
+    if not wanted or wanted.lower() == "none":
+        raise PayloadError(f"ControlNet unit {index} is enabled but names no model")
+    for path in files:
+        if wanted in (path.stem, path.name):
+            return path
+    for path in files:  # names typed by hand often differ only in case
+        if wanted.lower() in (path.stem.lower(), path.name.lower()):
+            return path
+    available = ", ".join(p.name for p in files) or "none"
+    raise ModelError(f"ControlNet model {wanted!r} (unit {index}) is not among this job's ControlNet files: {available}")
+
+
+def _cached(path: Path, device: Any, dtype: Any) -> Any:
+    if not path.exists():
+        raise ModelError(f"ControlNet file {path.name!r} not found")
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, str(device), str(dtype))
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    net = load_controlnet(path, dtype).to(device)
+    net.register_forward_hook(_prompt_priority_hook)
+    _CACHE[key] = net
+    while len(_CACHE) > CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return net
+
+
+def _prompt_priority_hook(module: Any, args: Any, output: Any) -> Any:
+    """"My prompt is more important": shallow blocks get geometrically less control, the middle block full."""
+    if not getattr(module, _PROMPT_PRIORITY, False):
+        return output
+    as_dataclass = hasattr(output, "mid_block_res_sample")  # return_dict=True gives a ControlNetOutput
+    down, mid = (output.down_block_res_samples, output.mid_block_res_sample) if as_dataclass else output
+    n = len(down) + 1
+    down = tuple(sample * PROMPT_DECAY ** (n - 1 - i) for i, sample in enumerate(down))
+    if as_dataclass:
+        output.down_block_res_samples = down
+        return output
+    return down, mid

@@ -1,0 +1,105 @@
+"""Hires fix: enlarge the first pass (in latent space or with an image upscaler) and denoise it again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openesd.generation import seeds
+from openesd.generation.errors import PayloadError
+from openesd.generation.job import PreparedModel, derive, encode
+from openesd.generation.payload import GenerationSettings, HiresSettings
+
+# A1111's latent upscale modes: name -> (torch interpolate mode, antialias).
+LATENT_MODES = {
+    "Latent": ("bilinear", False),
+    "Latent (antialiased)": ("bilinear", True),
+    "Latent (bicubic)": ("bicubic", False),
+    "Latent (bicubic antialiased)": ("bicubic", True),
+    "Latent (nearest)": ("nearest", False),
+    "Latent (nearest-exact)": ("nearest-exact", False),
+}
+
+
+def target_size(settings: GenerationSettings, hr: HiresSettings) -> tuple[int, int]:
+    """(width, height) of the second pass, as A1111 computes it from hr_scale or hr_resize_x/y."""
+    w, h = settings.width, settings.height
+    if hr.resize_x == 0 and hr.resize_y == 0:
+        tw, th = int(w * hr.scale), int(h * hr.scale)
+    elif hr.resize_y == 0:
+        tw, th = hr.resize_x, hr.resize_x * h // w
+    elif hr.resize_x == 0:
+        tw, th = hr.resize_y * w // h, hr.resize_y
+    else:
+        tw, th = hr.resize_x, hr.resize_y
+    tw, th = tw // 8 * 8, th // 8 * 8
+    if tw < 64 or th < 64:
+        raise PayloadError(f"hires fix target size {tw}x{th} is smaller than 64x64")
+    return tw, th
+
+
+def hires_params(settings: GenerationSettings) -> dict[str, Any]:
+    hr = settings.hires
+    tw, th = target_size(settings, hr)
+    scaled = hr.resize_x == 0 and hr.resize_y == 0
+    return {
+        "Hires upscale": hr.scale if scaled else None, "Hires resize": None if scaled else f"{tw}x{th}",
+        "Hires steps": hr.steps or None, "Hires upscaler": hr.upscaler,
+        "Hires sampler": hr.sampler_name, "Hires prompt": hr.prompt or None,
+        "Hires negative prompt": hr.negative_prompt or None,
+    }
+
+
+def second_pass(model: PreparedModel, settings: GenerationSettings, latents: Any, batch: Any, ctx: Any) -> list[Any]:
+    """First-pass latents -> final PIL images at the hires size."""
+    from openesd.generation.txt2img import scheduler_for
+
+    hr = settings.hires
+    tw, th = target_size(settings, hr)
+    if hr.upscaler in LATENT_MODES:
+        image = _upscale_latents(latents, model.vae_scale_factor, tw, th, *LATENT_MODES[hr.upscaler])
+    else:
+        image = _upscale_images(decode_latents(model.pipe, latents), hr.upscaler, tw, th, ctx)
+    scheduler = scheduler_for(model, hr.sampler_name or settings.sampler_name, hr.scheduler or settings.scheduler)
+    pipe = derive(model, "img2img", scheduler)
+    embeds = batch.embeds
+    if hr.prompt or hr.negative_prompt:
+        embeds = encode(model, pipe, hr.prompt or settings.prompt, hr.negative_prompt or settings.negative_prompt,
+                        settings.clip_skip)
+    out = pipe(**embeds, image=image, strength=max(hr.denoising_strength, 1.0 / (hr.steps or settings.steps)),
+               num_images_per_prompt=len(batch.seeds), num_inference_steps=hr.steps or settings.steps,
+               guidance_scale=settings.cfg_scale, generator=seeds.generators(batch.seeds),
+               callback_on_step_end=ctx.progress.hook(), output_type="pil")
+    return out.images
+
+
+def _upscale_latents(latents: Any, factor: int, width: int, height: int, mode: str, antialias: bool) -> Any:
+    import torch
+
+    size = (height // factor, width // factor)
+    kwargs = {"antialias": antialias} if mode in ("bilinear", "bicubic") else {}
+    return torch.nn.functional.interpolate(latents.float(), size=size, mode=mode, **kwargs).to(latents.dtype)
+
+
+def _upscale_images(images: list[Any], name: str, width: int, height: int, ctx: Any) -> list[Any]:
+    from openesd.generation import upscalers
+
+    return [upscalers.upscale_to(image, name, width, height, ctx.models, ctx.upscalers) for image in images]
+
+
+def decode_latents(pipe: Any, latents: Any) -> list[Any]:
+    """Latents (scaled, as `output_type="latent"` returns them) -> PIL images."""
+    import torch
+
+    vae = pipe.vae
+    dtype = vae.dtype
+    # An fp16 VAE marked force_upcast (SDXL's) overflows; decode in fp32 as diffusers' pipelines do.
+    upcast = dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
+    if upcast:
+        vae.to(torch.float32)
+    try:
+        with torch.no_grad():
+            decoded = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+    finally:
+        if upcast:
+            vae.to(dtype)
+    return pipe.image_processor.postprocess(decoded.float(), output_type="pil")

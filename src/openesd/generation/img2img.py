@@ -1,0 +1,227 @@
+"""img2img and inpainting as the WebUI does them: resize modes, mask blur/invert/fill, full-res
+inpainting, and pasting the result back so unmasked pixels keep the original."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PIL import Image, ImageFilter, ImageOps
+
+from openesd.generation import seeds
+from openesd.generation.images import decode_image
+from openesd.generation.infotext import InfoBuilder
+from openesd.generation.job import PreparedModel, derive, encode
+from openesd.generation.payload import GenerationSettings, InpaintSettings
+from openesd.generation.scripts import ScriptOptions
+from openesd.generation.txt2img import JobContext, batches, finish, prepare_controlnet, scheduler_for
+from openesd.generation.types import GenerationResult
+
+RESIZE_MODES = ("Just resize", "Crop and resize", "Resize and fill", "Just resize (latent upscale)")
+
+
+def resize_image(mode: int, image: Image.Image, width: int, height: int) -> Image.Image:
+    """A1111 `images.resize_image` for modes 0..2 (mode 3 resizes here and the latent path does the rest)."""
+    if mode in (0, 3):
+        return image.resize((width, height), Image.LANCZOS)
+    ratio, src_ratio = width / height, image.width / image.height
+    if mode == 1:
+        w = width if ratio > src_ratio else image.width * height // image.height
+        h = height if ratio <= src_ratio else image.height * width // image.width
+        resized = image.resize((w, h), Image.LANCZOS)
+        canvas = Image.new("RGB", (width, height))
+        canvas.paste(resized, box=(width // 2 - w // 2, height // 2 - h // 2))
+        return canvas
+    return _resize_and_fill(image, width, height, ratio, src_ratio)
+
+
+def _resize_and_fill(image: Image.Image, width: int, height: int, ratio: float, src_ratio: float) -> Image.Image:
+    w = width if ratio < src_ratio else image.width * height // image.height
+    h = height if ratio >= src_ratio else image.height * width // image.width
+    resized = image.resize((w, h), Image.LANCZOS)
+    canvas = Image.new("RGB", (width, height))
+    canvas.paste(resized, box=(width // 2 - w // 2, height // 2 - h // 2))
+    # Stretch the outermost rows/columns into the empty bands, as the WebUI does.
+    if ratio < src_ratio:
+        fill = height // 2 - h // 2
+        if fill > 0:
+            canvas.paste(resized.resize((width, fill), box=(0, 0, width, 0)), box=(0, 0))
+            canvas.paste(resized.resize((width, fill), box=(0, resized.height, width, resized.height)),
+                         box=(0, fill + h))
+    elif ratio > src_ratio:
+        fill = width // 2 - w // 2
+        if fill > 0:
+            canvas.paste(resized.resize((fill, height), box=(0, 0, 0, height)), box=(0, 0))
+            canvas.paste(resized.resize((fill, height), box=(resized.width, 0, resized.width, height)),
+                         box=(fill + w, 0))
+    return canvas
+
+
+def prepare_mask(inpaint: InpaintSettings, size: tuple[int, int]) -> Image.Image:
+    """The mask as "L" at the image size: white = repaint; inverted and blurred as asked."""
+    mask = decode_image(inpaint.mask)
+    if mask.mode in ("RGBA", "LA"):
+        # A1111: the alpha channel and the colour together decide what is masked.
+        mask = Image.merge("RGB", [mask.getchannel("A")] * 3).convert("L") if mask.mode == "LA" else \
+            Image.composite(mask.convert("RGB"), Image.new("RGB", mask.size), mask.getchannel("A")).convert("L")
+    mask = mask.convert("L").resize(size, Image.LANCZOS)
+    if inpaint.invert:
+        mask = ImageOps.invert(mask)
+    if inpaint.blur_x or inpaint.blur_y:
+        mask = mask.filter(ImageFilter.GaussianBlur(radius=max(inpaint.blur_x, inpaint.blur_y)))
+    return mask
+
+
+def fill_masked(image: Image.Image, mask: Image.Image, fill: int, seed: int) -> Image.Image:
+    """inpainting_fill: 0 fill with surrounding colours, 1 original, 2 noise, 3 nothing (flat grey)."""
+    if fill == 1:
+        return image
+    if fill == 0:
+        source = image.filter(ImageFilter.GaussianBlur(radius=max(image.size) / 8))
+    elif fill == 2:
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        source = Image.fromarray(rng.integers(0, 256, (image.height, image.width, 3), dtype=np.uint8))
+    else:
+        source = Image.new("RGB", image.size, (127, 127, 127))
+    hard = mask.point(lambda v: 255 if v > 127 else 0)
+    return Image.composite(source, image, hard)
+
+
+def crop_region(mask: Image.Image, padding: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """The masked area's box plus padding, grown to the output's aspect ratio (inpaint_full_res)."""
+    box = mask.point(lambda v: 255 if v > 0 else 0).getbbox() or (0, 0, mask.width, mask.height)
+    x1, y1, x2, y2 = box[0] - padding, box[1] - padding, box[2] + padding, box[3] + padding
+    ratio = width / height
+    w, h = x2 - x1, y2 - y1
+    if w / h < ratio:
+        grow = int(h * ratio) - w
+        x1, x2 = x1 - grow // 2, x2 + grow - grow // 2
+    else:
+        grow = int(w / ratio) - h
+        y1, y2 = y1 - grow // 2, y2 + grow - grow // 2
+    return max(x1, 0), max(y1, 0), min(x2, mask.width), min(y2, mask.height)
+
+
+def _init_image(data: str, settings: GenerationSettings) -> Image.Image:
+    original = decode_image(data).convert("RGB")
+    image = resize_image(settings.resize_mode, original, settings.width, settings.height)
+    if settings.resize_mode == 3:
+        image.info["openesd_original"] = original  # the latent path encodes the unresized image
+    return image
+
+
+def run_img2img(model: PreparedModel, settings: GenerationSettings, scripts: ScriptOptions,
+                ctx: JobContext) -> GenerationResult:
+    # 1. Decode and size the inputs before any step runs.
+    inits = [_init_image(s, settings) for s in settings.init_images]
+    mask = prepare_mask(settings.inpaint, (settings.width, settings.height)) if settings.inpaint else None
+    scheduler = scheduler_for(model, settings.sampler_name, settings.scheduler)
+    kind = "inpaint" if mask is not None else "img2img"
+    controlnet = prepare_controlnet(scripts, ctx, settings.width, settings.height, init_image=inits[0])
+    pipe = derive(model, f"controlnet-{kind}" if controlnet else kind, scheduler,
+                  controlnet.controlnet if controlnet else None)
+
+    # 2. Seeds and prompts.
+    seed, subseed = seeds.resolve_seed(settings.seed), seeds.resolve_seed(settings.subseed)
+    embeds = encode(model, pipe, settings.prompt, settings.negative_prompt, settings.clip_skip)
+    extra = dict(ctx.extra_params)
+    if mask is not None:
+        extra.update({"Mask blur": max(settings.inpaint.blur_x, settings.inpaint.blur_y),
+                      "Inpaint area": "Only masked" if settings.inpaint.full_res else None,
+                      "Masked area padding": settings.inpaint.full_res_padding if settings.inpaint.full_res else None})
+    info = InfoBuilder(settings, model.path, model.vae_path, seed, subseed, extra=extra)
+
+    # 3. Denoise each batch from its init images.
+    images: list[Any] = []
+    index = 0
+    for batch in batches(settings, seed, subseed, embeds):
+        sources = [inits[(index + i) % len(inits)] for i in range(len(batch.seeds))]
+        index += len(batch.seeds)
+        call = dict(**batch.embeds, **_control_kwargs(controlnet))
+        if mask is None:
+            images.extend(_img2img_batch(model, pipe, settings, sources, batch, call, ctx))
+        else:
+            images.extend(_inpaint_batch(pipe, settings, sources, mask, batch, call, ctx))
+    extra_images = inits if settings.include_init_images else None
+    return finish(images, settings, info, seed, subseed, extra_images)
+
+
+def _control_kwargs(controlnet: Any) -> dict[str, Any]:
+    """diffusers' img2img/inpaint ControlNet pipelines take the control image as `control_image`."""
+    if controlnet is None:
+        return {}
+    kwargs = dict(controlnet.kwargs)
+    if "image" in kwargs:
+        kwargs["control_image"] = kwargs.pop("image")
+    return kwargs
+
+
+def _img2img_batch(model: PreparedModel, pipe: Any, settings: GenerationSettings, sources: list[Image.Image],
+                   batch: Any, call: dict, ctx: JobContext) -> list[Image.Image]:
+    steps, strength = settings.steps, settings.denoising_strength
+    if int(steps * strength) < 1:
+        return [s.copy() for s in sources]  # nothing to denoise: the WebUI returns the input
+    image: Any = _latent_resize(model, settings, sources) if settings.resize_mode == 3 else sources
+    out = pipe(**_repeat_embeds(call, len(sources)), image=image, strength=strength, num_images_per_prompt=1,
+               num_inference_steps=steps, guidance_scale=settings.cfg_scale,
+               generator=seeds.generators(batch.seeds), callback_on_step_end=ctx.progress.hook(), output_type="pil")
+    return out.images
+
+
+def _repeat_embeds(call: dict, count: int) -> dict:
+    """One init image per batch item: the (batch 1) prompt embeddings are repeated to the batch size."""
+    return {k: v.repeat(count, *([1] * (v.dim() - 1))) if k.endswith("prompt_embeds") else v
+            for k, v in call.items()}
+
+
+def _latent_resize(model: PreparedModel, settings: GenerationSettings, sources: list[Image.Image]) -> Any:
+    """resize_mode 3: encode each image at its own size, then resize the latents (A1111's latent upscale)."""
+    import torch
+
+    pipe = model.pipe
+    factor = model.vae_scale_factor
+    latents = []
+    for image in sources:
+        original = image.info.get("openesd_original", image)
+        w, h = max(original.width // factor * factor, factor), max(original.height // factor * factor, factor)
+        tensor = pipe.image_processor.preprocess(original.resize((w, h)), height=h, width=w)
+        with torch.no_grad():
+            encoded = pipe.vae.encode(tensor.to(pipe.device, pipe.vae.dtype)).latent_dist.mean
+        size = (settings.height // factor, settings.width // factor)
+        latents.append(torch.nn.functional.interpolate(encoded.float(), size=size, mode="bilinear"))
+    stacked = torch.cat(latents) * pipe.vae.config.scaling_factor
+    return stacked.to(pipe.unet.dtype)
+
+
+def _inpaint_batch(pipe: Any, settings: GenerationSettings, sources: list[Image.Image], mask: Image.Image,
+                   batch: Any, call: dict, ctx: JobContext) -> list[Image.Image]:
+    inpaint = settings.inpaint
+    results = []
+    for source, image_seed in zip(sources, batch.seeds):
+        region = crop_region(mask, inpaint.full_res_padding, settings.width, settings.height) \
+            if inpaint.full_res else (0, 0, source.width, source.height)
+        crop_img = source.crop(region).resize((settings.width, settings.height), Image.LANCZOS)
+        crop_mask = mask.crop(region).resize((settings.width, settings.height), Image.LANCZOS)
+        filled = fill_masked(crop_img, crop_mask, inpaint.fill, image_seed)
+        strength = 1.0 if inpaint.fill in (2, 3) and settings.denoising_strength >= 1.0 else settings.denoising_strength
+        steps = settings.steps
+        if int(steps * strength) < 1:
+            results.append(source.copy())
+            continue
+        out = pipe(**call, image=filled, mask_image=crop_mask, strength=strength, num_inference_steps=steps,
+                   guidance_scale=settings.cfg_scale, width=settings.width, height=settings.height,
+                   generator=seeds.generators([image_seed]), callback_on_step_end=ctx.progress.hook(),
+                   output_type="pil").images[0]
+        results.append(_paste_back(source, out, mask, region))
+    return results
+
+
+def _paste_back(original: Image.Image, generated: Image.Image, mask: Image.Image,
+                region: tuple[int, int, int, int]) -> Image.Image:
+    """Only masked pixels come from the generation; the rest stays the original (A1111's overlay)."""
+    x1, y1, x2, y2 = region
+    patch = generated.resize((x2 - x1, y2 - y1), Image.LANCZOS)
+    canvas = original.copy()
+    canvas.paste(patch, (x1, y1))
+    return Image.composite(canvas, original, mask)

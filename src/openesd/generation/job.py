@@ -1,0 +1,176 @@
+"""One txt2img/img2img job on a cached checkpoint: model selection, per-job pipeline state, prompts, progress.
+
+A cached pipeline is shared by every job, so everything a job changes (scheduler, VAE, LoRAs,
+tiling) is set here at the start of each job, never left to a previous one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from openesd.generation.errors import ModelError, PayloadError, UnsupportedFeature
+from openesd.generation.types import ModelFiles
+
+ProgressCallback = Callable[[int, int], None]
+_BUILTIN_VAE = ("", "Automatic", "None", "auto")
+
+
+def _find(paths: list[Path], wanted: str, kind: str) -> Path:
+    """A1111 names a model by file name, stem, or title `name.safetensors [hash]`."""
+    name = re.sub(r"\s*\[[0-9a-fA-F]+\]\s*$", "", wanted.strip())
+    for path in paths:
+        if name in (path.name, path.stem, str(path)):
+            return path
+    for path in paths:
+        if Path(name).stem == path.stem:
+            return path
+    available = ", ".join(p.name for p in paths) or "none"
+    raise ModelError(f"{kind} model {wanted!r} is not among this job's {kind} files: {available}")
+
+
+def select_checkpoint(models: ModelFiles, wanted: str | None) -> Path:
+    paths = [Path(p) for p in models.get("Stable-diffusion", [])]
+    if not paths:
+        raise ModelError("the job names no Stable-diffusion checkpoint (models['Stable-diffusion'] is empty)")
+    return _find(paths, wanted, "Stable-diffusion") if wanted else paths[0]
+
+
+def select_vae(models: ModelFiles, wanted: str | None, checkpoint: Path) -> Path | None:
+    """None means the checkpoint's own VAE ("Automatic" without a same-named VAE file, or "None")."""
+    paths = [Path(p) for p in models.get("VAE", []) if Path(p).name not in _BUILTIN_VAE and Path(p).is_file()]
+    if wanted and wanted not in _BUILTIN_VAE:
+        return _find(paths, wanted, "VAE")
+    if wanted == "None":
+        return None
+    # "Automatic": a VAE named like the checkpoint (A1111 looks for `<checkpoint>.vae.*`).
+    for path in paths:
+        if path.name.split(".")[0] == checkpoint.stem:
+            return path
+    return None
+
+
+def resolve_loras(prompt: str, models: ModelFiles) -> tuple[str, list[tuple[Path, float]]]:
+    """The prompt without `<lora:name:w>` tags, and the LoRA files it names (by file stem)."""
+    from openesd.generation.prompts import extract_loras
+
+    text, wanted = extract_loras(prompt)
+    paths = [Path(p) for p in models.get("Lora", [])]
+    found = []
+    for name, weight in wanted:
+        match = [p for p in paths if p.stem == name or p.name == name]
+        if not match:
+            available = ", ".join(p.stem for p in paths) or "none"
+            raise ModelError(f"LoRA {name!r} named in the prompt is not among this job's Lora files: {available}")
+        found.append((match[0], weight))
+    return text, found
+
+
+@dataclass
+class Progress:
+    """Turns per-pass diffusers step callbacks into one (step, total) sequence for the whole job."""
+
+    total: int
+    callback: ProgressCallback | None
+    done: int = 0
+
+    def hook(self) -> Callable[..., dict]:
+        def on_step_end(pipe: Any, step: int, timestep: Any, kwargs: dict) -> dict:
+            self.done += 1
+            if self.callback is not None:
+                self.callback(min(self.done, self.total), self.total)
+            return kwargs
+
+        return on_step_end
+
+
+@dataclass
+class PreparedModel:
+    """A checkpoint ready for one job: which file, its family, and the base pipeline."""
+
+    pipe: Any
+    family: str
+    inpainting: bool
+    path: Path
+    vae_path: Path | None
+    embeddings: list[Path] = field(default_factory=list)
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return int(getattr(self.pipe, "vae_scale_factor", 8))
+
+
+def set_tiling(pipe: Any, enabled: bool) -> None:
+    """Seamless tiling as A1111 does it: circular padding in every UNet and VAE convolution."""
+    import torch
+
+    for model in (pipe.unet, pipe.vae):
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.padding_mode = "circular" if enabled else "zeros"
+
+
+def set_vae_tiling(pipe: Any, enabled: bool) -> None:
+    if enabled:
+        pipe.vae.enable_tiling()
+    else:
+        pipe.vae.disable_tiling()
+
+
+def apply_loras(pipe: Any, loras: list[tuple[Path, float]]) -> None:
+    """Activate exactly these LoRAs (none: all off); the checkpoint itself is never reloaded."""
+    from openesd.generation import lora
+
+    lora.apply_loras(pipe, loras)
+
+
+def encode(model: PreparedModel, pipe: Any, prompt: str, negative: str, clip_skip: int) -> dict[str, Any]:
+    """Prompt embeddings (A1111 emphasis, embeddings, clip skip) as pipeline call kwargs."""
+    from openesd.generation.prompts import encode_prompts, extract_loras
+
+    # `<lora:...>` tags were applied to the model already; they are not text to encode.
+    prompt, negative = extract_loras(prompt)[0], extract_loras(negative)[0]
+    embeds = encode_prompts(pipe, prompt, negative, clip_skip, model.embeddings)
+    return embeds.as_kwargs()
+
+
+PIPELINES = {
+    ("sd", "txt2img"): "StableDiffusionPipeline",
+    ("sd", "img2img"): "StableDiffusionImg2ImgPipeline",
+    ("sd", "inpaint"): "StableDiffusionInpaintPipeline",
+    ("sd", "controlnet-txt2img"): "StableDiffusionControlNetPipeline",
+    ("sd", "controlnet-img2img"): "StableDiffusionControlNetImg2ImgPipeline",
+    ("sd", "controlnet-inpaint"): "StableDiffusionControlNetInpaintPipeline",
+    ("sdxl", "txt2img"): "StableDiffusionXLPipeline",
+    ("sdxl", "img2img"): "StableDiffusionXLImg2ImgPipeline",
+    ("sdxl", "inpaint"): "StableDiffusionXLInpaintPipeline",
+    ("sdxl", "controlnet-txt2img"): "StableDiffusionXLControlNetPipeline",
+    ("sdxl", "controlnet-img2img"): "StableDiffusionXLControlNetImg2ImgPipeline",
+    ("sdxl", "controlnet-inpaint"): "StableDiffusionXLControlNetInpaintPipeline",
+    ("sdxl_refiner", "img2img"): "StableDiffusionXLImg2ImgPipeline",
+    ("sdxl_refiner", "inpaint"): "StableDiffusionXLInpaintPipeline",
+}
+
+
+def derive(model: PreparedModel, kind: str, scheduler: Any, controlnet: Any = None) -> Any:
+    """A pipeline of `kind` sharing the loaded components (no copy, no reload)."""
+    import diffusers
+
+    family = "sd" if model.family in ("sd1", "sd2") else model.family
+    name = PIPELINES.get((family, kind))
+    if name is None:
+        raise UnsupportedFeature(f"a {model.family} checkpoint ({model.path.name}) cannot run {kind}")
+    cls = getattr(diffusers, name)
+    extra: dict[str, Any] = {"scheduler": scheduler}
+    if controlnet is not None:
+        extra["controlnet"] = controlnet
+    pipe = cls.from_pipe(model.pipe, **extra)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def check_size(width: int, height: int, factor: int) -> None:
+    if width % factor or height % factor:
+        raise PayloadError(f"width and height must be multiples of {factor}, got {width}x{height}")

@@ -1,0 +1,260 @@
+"""Load user-uploaded checkpoints offline: A1111 single files, `.ckpt` (weights only), diffusers folders, VAEs.
+
+A single file's architecture is detected from its tensor shapes; the detected diffusers config folder
+(with the shipped CLIP tokenizer) is written once to a cache directory and each part is built
+through diffusers' own single-file conversion, with no network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from openesd.generation import _detect
+from openesd.generation._tokenizer import write_tokenizer
+from openesd.generation.errors import ModelError
+
+CONFIGS = Path(__file__).parent / "_configs" / "families.json"
+SAFE_SUFFIXES = (".safetensors",)
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+
+
+@dataclass
+class LoadedModel:
+    """A ready pipeline and what it is (family drives the pipeline classes and the infotext)."""
+
+    pipe: Any
+    family: str  # sd1 | sd2 | sdxl | sdxl_refiner
+    inpainting: bool
+    path: Path
+    own_vae: Any = None  # the checkpoint's VAE, put back when a job no longer asks for another one
+
+    def __post_init__(self) -> None:
+        if self.own_vae is None:
+            self.own_vae = self.pipe.vae
+
+    def parameter_bytes(self) -> int:
+        total = 0
+        for module in self.pipe.components.values():
+            if hasattr(module, "parameters"):
+                total += sum(p.numel() * p.element_size() for p in module.parameters())
+        return total
+
+
+@lru_cache(maxsize=1)
+def families() -> dict[str, Any]:
+    return json.loads(CONFIGS.read_text())
+
+
+def config_cache_dir() -> Path:
+    """Where detected config folders go; `OPENESD_GENERATION_CACHE` overrides the temp directory."""
+    root = os.environ.get("OPENESD_GENERATION_CACHE") or os.path.join(tempfile.gettempdir(), "openesd-generation")
+    return Path(root) / "configs"
+
+
+def read_state_dict(path: Path) -> dict[str, Any]:
+    """Tensors of a `.safetensors` file, or of a pickle file through torch's weights-only loader."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file {path.name!r} not found")
+    suffix = path.suffix.lower()
+    if suffix in SAFE_SUFFIXES:
+        return _read_safetensors(path)
+    if suffix in PICKLE_SUFFIXES:
+        return _read_pickle(path)
+    valid = ", ".join(SAFE_SUFFIXES + PICKLE_SUFFIXES)
+    raise ModelError(f"model file {path.name!r} has an unknown format {suffix!r}; valid: {valid}")
+
+
+def _read_safetensors(path: Path) -> dict[str, Any]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"model file {path.name!r} is not a readable safetensors file: {exc}") from exc
+
+
+def _read_pickle(path: Path) -> dict[str, Any]:
+    import torch
+
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, TypeError) as exc:
+        raise ModelError(
+            f"model file {path.name!r} was refused: it holds objects other than tensors, and "
+            f"pickled code is never run; convert it to .safetensors ({type(exc).__name__})"
+        ) from exc
+    while isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ModelError(f"model file {path.name!r} holds no state dict")
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def shapes_of(state: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in state.items()}
+
+
+def detect_architecture(state: dict[str, Any], path: Path) -> _detect.Architecture:
+    try:
+        arch = _detect.detect(shapes_of(state))
+    except (_detect.UnknownArchitecture, KeyError, IndexError) as exc:
+        raise ModelError(
+            f"checkpoint {Path(path).name!r} is not an SD 1.x, SD 2.x or SDXL checkpoint: {exc}"
+        ) from exc
+    arch.prediction_type = _prediction(Path(path), arch.family)
+    return arch
+
+
+def _prediction(path: Path, family: str) -> str | None:
+    """A sidecar `<name>.yaml` (A1111's convention) decides; without one, SD 2.x means v-prediction
+    (the 768-v models are the common ones) and every other family means epsilon."""
+    sidecar = path.with_suffix(".yaml")
+    if sidecar.is_file():
+        v = re.search(r"parameterization:\s*[\"']?v[\"']?\s*$", sidecar.read_text(), re.MULTILINE)
+        return "v_prediction" if v else "epsilon"
+    return "v_prediction" if family == "sd2" else None
+
+
+def write_config_folder(arch: _detect.Architecture) -> Path:
+    """The diffusers-format folder for `arch`, written once per distinct config (content-addressed)."""
+    family = families()[arch.family]
+    parts = {name: {**family.get(name, {}), **cfg} for name, cfg in arch.configs.items()}
+    scheduler = {**families()["scheduler"], **family["scheduler"]}
+    if arch.prediction_type:
+        scheduler["prediction_type"] = arch.prediction_type
+    tokenizers = {n: family[n] for n in ("tokenizer", "tokenizer_2") if n in family}
+    blob = json.dumps([arch.family, parts, scheduler, tokenizers], sort_keys=True).encode()
+    folder = config_cache_dir() / f"{arch.family}-{hashlib.sha256(blob).hexdigest()[:16]}"
+    if (folder / "model_index.json").is_file():
+        return folder
+    config_cache_dir().mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=config_cache_dir(), prefix=".staging-"))
+    for name, cfg in parts.items():
+        _write_json(staging / name / "config.json", cfg)
+    _write_json(staging / "scheduler" / "scheduler_config.json", scheduler)
+    for name, overrides in tokenizers.items():
+        write_tokenizer(staging / name, {**families()["tokenizer"], **overrides})
+    _write_json(staging / "model_index.json", {"_class_name": family["pipeline"], "_diffusers_version": "0.42.1"})
+    try:
+        staging.rename(folder)  # atomic: two workers writing the same folder both end up with one
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)  # another worker won the race; its folder is the same
+    return folder
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1, sort_keys=True))
+
+
+def load_checkpoint(path: Path, device: Any, dtype: Any, vae_dtype: Any = None) -> LoadedModel:
+    # vae_dtype: SDXL's VAE overflows in fp16, so on CUDA it may run in another precision.
+    """A txt2img pipeline for the checkpoint at `path` (single file or diffusers folder) on `device`."""
+    path = Path(path)
+    if path.is_dir():
+        return _load_diffusers_folder(path, device, dtype)
+    state = read_state_dict(path)
+    arch = detect_architecture(state, path)
+    folder = write_config_folder(arch)
+    components = _build_components(state, arch, folder, dtype)
+    del state
+    pipe = _pipeline_class(arch.family)(**components)
+    _place(pipe, device, dtype, vae_dtype)
+    return LoadedModel(pipe=pipe, family=arch.family, inpainting=arch.inpainting, path=path)
+
+
+def _build_components(state: dict[str, Any], arch: _detect.Architecture, folder: Path, dtype: Any) -> dict[str, Any]:
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
+    from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    common = {"config": str(folder), "local_files_only": True, "torch_dtype": dtype}
+    parts: dict[str, Any] = {
+        "unet": UNet2DConditionModel.from_single_file(state, subfolder="unet", **common),
+        "vae": AutoencoderKL.from_single_file(state, subfolder="vae", **common),
+        "scheduler": EulerDiscreteScheduler.from_pretrained(str(folder), subfolder="scheduler"),
+    }
+    if "text_encoder" in arch.configs:
+        parts["text_encoder"] = create_diffusers_clip_model_from_ldm(
+            CLIPTextModel, state, subfolder="text_encoder", **common)
+        parts["tokenizer"] = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"))
+    if "text_encoder_2" in arch.configs:
+        parts["text_encoder_2"] = create_diffusers_clip_model_from_ldm(
+            CLIPTextModelWithProjection, state, subfolder="text_encoder_2", **common)
+        parts["tokenizer_2"] = CLIPTokenizer.from_pretrained(str(folder / "tokenizer_2"))
+    if arch.family == "sdxl_refiner":
+        parts.update(text_encoder=None, tokenizer=None, requires_aesthetics_score=True)
+    if arch.family in ("sd1", "sd2"):
+        parts.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    return parts
+
+
+def _pipeline_class(family: str) -> Any:
+    import diffusers
+
+    return getattr(diffusers, families()[family]["pipeline"])
+
+
+def _place(pipe: Any, device: Any, dtype: Any, vae_dtype: Any) -> None:
+    if str(device) != "cpu":  # loading puts weights on the CPU, in their final dtype already
+        pipe.to(device)
+    if vae_dtype is not None and vae_dtype != dtype:
+        pipe.vae.to(dtype=vae_dtype)
+    pipe.set_progress_bar_config(disable=True)
+
+
+def _load_diffusers_folder(path: Path, device: Any, dtype: Any) -> LoadedModel:
+    import diffusers
+
+    index = path / "model_index.json"
+    if not index.is_file():
+        raise ModelError(f"model folder {path.name!r} has no model_index.json (not a diffusers folder)")
+    class_name = json.loads(index.read_text()).get("_class_name", "")
+    family = {"StableDiffusionXLPipeline": "sdxl", "StableDiffusionXLImg2ImgPipeline": "sdxl_refiner"}.get(
+        class_name, "sd1")
+    cls = getattr(diffusers, class_name, None) or diffusers.StableDiffusionPipeline
+    kwargs = {"safety_checker": None, "requires_safety_checker": False} if family == "sd1" else {}
+    pipe = cls.from_pretrained(str(path), local_files_only=True, torch_dtype=dtype, **kwargs)
+    _place(pipe, device, dtype, None)
+    inpainting = pipe.unet.config.in_channels == 9
+    return LoadedModel(pipe=pipe, family=family, inpainting=inpainting, path=path)
+
+
+def load_vae(path: Path, device: Any, dtype: Any, family: str) -> Any:
+    """An A1111 VAE file (`.safetensors`/`.pt`, with or without the `first_stage_model.` prefix)."""
+    from diffusers import AutoencoderKL
+
+    state = read_state_dict(Path(path))
+    state = {k.removeprefix(_detect.VAE): v for k, v in state.items()}
+    try:
+        config = _detect.vae_config(shapes_of(state), "")
+    except (KeyError, IndexError) as exc:
+        raise ModelError(f"VAE file {Path(path).name!r} is not an AutoencoderKL VAE: missing {exc}") from exc
+    prefixed = {_detect.VAE + k: v for k, v in state.items()}
+    arch = _detect.Architecture(family=family, inpainting=False, configs={"vae": config})
+    folder = _vae_folder(arch)
+    vae = AutoencoderKL.from_single_file(prefixed, config=str(folder), subfolder="vae",
+                                         local_files_only=True, torch_dtype=dtype)
+    return vae.to(device)
+
+
+def _vae_folder(arch: _detect.Architecture) -> Path:
+    family = families()[arch.family]
+    cfg = {**family["vae"], **arch.configs["vae"]}
+    blob = json.dumps(cfg, sort_keys=True).encode()
+    folder = config_cache_dir() / f"vae-{hashlib.sha256(blob).hexdigest()[:16]}"
+    if not (folder / "vae" / "config.json").is_file():
+        _write_json(folder / "vae" / "config.json", cfg)
+    return folder

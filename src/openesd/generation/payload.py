@@ -1,0 +1,251 @@
+"""Parse WebUI payloads (JSON with `Infinity`) and read them into typed, validated generation settings."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from openesd.generation.errors import PayloadError
+
+MAX_SIDE = 8192  # the WebUI API's bound on width/height
+
+
+def _constant(name: str) -> float:
+    # Real WebUI payloads carry `"s_tmax": Infinity`; ESD maps it to the largest float. NaN never
+    # means anything useful in a generation setting, so it is refused.
+    if name == "Infinity":
+        return sys.float_info.max
+    if name == "-Infinity":
+        return -sys.float_info.max
+    raise PayloadError(f"payload holds {name}, which is not a number; use a finite value")
+
+
+def parse_payload(text: str | bytes) -> dict:
+    """The payload object: `Infinity` -> float max, `NaN` refused, anything but a JSON object refused."""
+    try:
+        data = json.loads(text, parse_constant=_constant)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(f"payload is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PayloadError(f"payload must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+class Reader:
+    """Typed access to one payload; every bad value fails with the key and the value it held."""
+
+    def __init__(self, payload: dict):
+        self.payload = payload
+
+    def raw(self, key: str, default: Any = None) -> Any:
+        value = self.payload.get(key)
+        return default if value is None else value
+
+    def int(self, key: str, default: int, low: int | None = None, high: int | None = None) -> int:
+        value = self.raw(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise PayloadError(f"{key} must be an integer, got {value!r}")
+        try:
+            number = float(value)
+            if not number.is_integer():
+                raise ValueError
+        except ValueError:
+            raise PayloadError(f"{key} must be an integer, got {value!r}") from None
+        return self._bounded(key, int(number), low, high)
+
+    def float(self, key: str, default: float, low: float | None = None, high: float | None = None) -> float:
+        value = self.raw(key, default)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise PayloadError(f"{key} must be a number, got {value!r}") from None
+        if math.isnan(number):
+            raise PayloadError(f"{key} must be a number, got NaN")
+        return self._bounded(key, number, low, high)
+
+    def str(self, key: str, default: str = "") -> str:
+        value = self.raw(key, default)
+        if not isinstance(value, str):
+            raise PayloadError(f"{key} must be a string, got {value!r}")
+        return value
+
+    def bool(self, key: str, default: bool = False) -> bool:
+        value = self.raw(key, default)
+        if isinstance(value, (bool, int)):
+            return bool(value)
+        raise PayloadError(f"{key} must be true or false, got {value!r}")
+
+    def dict(self, key: str) -> dict:
+        value = self.raw(key, {})
+        if not isinstance(value, dict):
+            raise PayloadError(f"{key} must be an object, got {value!r}")
+        return value
+
+    @staticmethod
+    def _bounded(key: str, value: Any, low: Any, high: Any) -> Any:
+        if low is not None and value < low:
+            raise PayloadError(f"{key} must be at least {low}, got {value}")
+        if high is not None and value > high:
+            raise PayloadError(f"{key} must be at most {high}, got {value}")
+        return value
+
+
+@dataclass
+class HiresSettings:
+    """The hires-fix second pass (`enable_hr`)."""
+
+    scale: float
+    resize_x: int
+    resize_y: int
+    upscaler: str
+    steps: int
+    denoising_strength: float
+    sampler_name: str | None
+    scheduler: str | None
+    prompt: str
+    negative_prompt: str
+
+
+@dataclass
+class InpaintSettings:
+    mask: str
+    blur_x: int
+    blur_y: int
+    fill: int  # 0 fill, 1 original, 2 latent noise, 3 latent nothing
+    full_res: bool
+    full_res_padding: int
+    invert: bool
+
+
+@dataclass
+class GenerationSettings:
+    """A txt2img/img2img payload with the WebUI API's defaults filled in."""
+
+    prompt: str
+    negative_prompt: str
+    seed: int
+    subseed: int
+    subseed_strength: float
+    seed_resize_from_w: int
+    seed_resize_from_h: int
+    sampler_name: str
+    scheduler: str | None
+    batch_size: int
+    n_iter: int
+    steps: int
+    cfg_scale: float
+    width: int
+    height: int
+    tiling: bool
+    eta: float | None
+    override_settings: dict
+    refiner_checkpoint: str | None
+    refiner_switch_at: float | None
+    alwayson_scripts: dict
+    hires: HiresSettings | None = None
+    init_images: list[str] = field(default_factory=list)
+    resize_mode: int = 0
+    denoising_strength: float = 0.75
+    inpaint: InpaintSettings | None = None
+    include_init_images: bool = False
+
+    @property
+    def clip_skip(self) -> int:
+        value = self.override_settings.get("CLIP_stop_at_last_layers", 1)
+        return Reader({"CLIP_stop_at_last_layers": value}).int("CLIP_stop_at_last_layers", 1, 1, 12)
+
+
+def read_settings(payload: dict, task: str) -> GenerationSettings:
+    """Validate a txt2img/img2img payload (first, before any model loads) into GenerationSettings."""
+    r = Reader(payload)
+    _refuse_script_name(r)
+    _refuse_unsupported(r)
+    settings = GenerationSettings(
+        prompt=r.str("prompt"), negative_prompt=r.str("negative_prompt"),
+        seed=r.int("seed", -1), subseed=r.int("subseed", -1),
+        subseed_strength=r.float("subseed_strength", 0.0, 0.0, 1.0),
+        seed_resize_from_w=r.int("seed_resize_from_w", -1), seed_resize_from_h=r.int("seed_resize_from_h", -1),
+        sampler_name=r.str("sampler_name") or r.str("sampler_index") or "Euler a",
+        scheduler=r.str("scheduler") or None,
+        batch_size=r.int("batch_size", 1, 1, 64), n_iter=r.int("n_iter", 1, 1, 100),
+        steps=r.int("steps", 20, 1, 150), cfg_scale=r.float("cfg_scale", 7.0, 0.0, 30.0),
+        width=_side(r, "width"), height=_side(r, "height"), tiling=r.bool("tiling"),
+        eta=r.float("eta", 0.0) if payload.get("eta") is not None else None,
+        override_settings=r.dict("override_settings"),
+        refiner_checkpoint=r.str("refiner_checkpoint") or None,
+        refiner_switch_at=r.float("refiner_switch_at", 0.8, 0.0, 1.0) if payload.get("refiner_switch_at") is not None
+        else None,
+        alwayson_scripts=r.dict("alwayson_scripts"),
+    )
+    if task == "txt2img" and r.bool("enable_hr"):
+        settings.hires = _hires(r)
+        settings.denoising_strength = settings.hires.denoising_strength
+    if task == "img2img":
+        _img2img(r, settings)
+    return settings
+
+
+def _side(r: Reader, key: str) -> int:
+    value = r.int(key, 512, 64, MAX_SIDE)
+    if value % 8:
+        raise PayloadError(f"{key} must be a multiple of 8, got {value}")
+    return value
+
+
+def _refuse_unsupported(r: Reader) -> None:
+    """Options the WebUI would honour but this worker cannot: refused by name, never silently dropped."""
+    if r.bool("restore_faces"):
+        raise PayloadError("restore_faces is not supported: this worker has no face restoration models")
+    styles = r.raw("styles", [])
+    if styles:
+        raise PayloadError(f"styles {styles!r} are not known: this worker has no saved prompt styles")
+    hr_checkpoint = r.raw("hr_checkpoint_name")
+    if r.bool("enable_hr") and hr_checkpoint not in (None, "", "Use same checkpoint"):
+        raise PayloadError(
+            f"hr_checkpoint_name {hr_checkpoint!r} is not supported: hires fix uses the job's checkpoint")
+
+
+def _refuse_script_name(r: Reader) -> None:
+    name = r.raw("script_name")
+    if name not in (None, "", "None"):
+        raise PayloadError(
+            f"script_name {name!r} is not supported: this worker runs no selectable scripts "
+            "(use alwayson_scripts for controlnet, seed, refiner, tiled vae)"
+        )
+
+
+def _hires(r: Reader) -> HiresSettings:
+    return HiresSettings(
+        scale=r.float("hr_scale", 2.0, 1.0, 8.0), resize_x=r.int("hr_resize_x", 0, 0, MAX_SIDE),
+        resize_y=r.int("hr_resize_y", 0, 0, MAX_SIDE), upscaler=r.str("hr_upscaler") or "Latent",
+        steps=r.int("hr_second_pass_steps", 0, 0, 150),
+        denoising_strength=r.float("denoising_strength", 0.7, 0.0, 1.0),
+        sampler_name=r.str("hr_sampler_name") or None, scheduler=r.str("hr_scheduler") or None,
+        prompt=r.str("hr_prompt"), negative_prompt=r.str("hr_negative_prompt"),
+    )
+
+
+def _img2img(r: Reader, settings: GenerationSettings) -> None:
+    images = r.raw("init_images", [])
+    if not isinstance(images, list) or not images or not all(isinstance(i, str) for i in images):
+        raise PayloadError("init_images must be a non-empty list of base64 images (data URLs or bare base64)")
+    settings.init_images = images
+    settings.resize_mode = r.int("resize_mode", 0, 0, 3)
+    settings.denoising_strength = r.float("denoising_strength", 0.75, 0.0, 1.0)
+    settings.include_init_images = r.bool("include_init_images")
+    mask = r.raw("mask")
+    if mask:
+        if not isinstance(mask, str):
+            raise PayloadError(f"mask must be a base64 image, got {type(mask).__name__}")
+        blur = r.int("mask_blur", 4, 0, 64) if r.raw("mask_blur") is not None else None
+        settings.inpaint = InpaintSettings(
+            mask=mask,
+            blur_x=blur if blur is not None else r.int("mask_blur_x", 4, 0, 64),
+            blur_y=blur if blur is not None else r.int("mask_blur_y", 4, 0, 64),
+            fill=r.int("inpainting_fill", 1, 0, 3), full_res=r.bool("inpaint_full_res"),
+            full_res_padding=r.int("inpaint_full_res_padding", 32, 0, 256),
+            invert=bool(r.int("inpainting_mask_invert", 0, 0, 1)),
+        )

@@ -1,0 +1,178 @@
+"""The worker's entry point: one `Generator` per process owns the device and the model cache and runs
+WebUI-payload jobs (`txt2img`, `img2img`, extras, rembg) one at a time."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from openesd.generation import device as devices
+from openesd.generation import job as jobs
+from openesd.generation import samplers
+from openesd.generation.cache import ModelCache, default_budget
+from openesd.generation.errors import PayloadError, UnsupportedFeature
+from openesd.generation.payload import GenerationSettings, read_settings
+from openesd.generation.scripts import ScriptOptions, apply_scripts
+from openesd.generation.types import GenerationResult, ModelFiles
+
+ProgressCallback = Callable[[int, int], None]
+DIFFUSION_TASKS = ("txt2img", "img2img")
+EXTRAS_TASKS = ("extra-single-image", "extra-batch-images")
+TASKS = (*DIFFUSION_TASKS, *EXTRAS_TASKS, "rembg")
+
+
+@dataclass
+class GenerationRequest:
+    task: str
+    payload: dict
+    models: ModelFiles
+
+
+class Generator:
+    """Serves many jobs on one device; loaded checkpoints stay cached between them."""
+
+    def __init__(self, device: str = "auto", cache_bytes: int | None = None):
+        self.device = devices.resolve(device)
+        budget = cache_bytes if cache_bytes is not None else default_budget(self.device.device)
+        self.cache = ModelCache(budget)
+        self._upscalers: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def upscalers(self) -> Any:
+        if self._upscalers is None:
+            from openesd.generation.upscalers import Upscalers
+
+            self._upscalers = Upscalers()
+        return self._upscalers
+
+    def run(self, request: GenerationRequest, progress: ProgressCallback | None = None) -> GenerationResult:
+        """Run one job; client mistakes raise GenerationError subclasses with exact messages."""
+        if not isinstance(request.payload, dict):
+            raise PayloadError(f"payload must be a JSON object, got {type(request.payload).__name__}")
+        models = {k: [Path(p) for p in v] for k, v in (request.models or {}).items() if isinstance(v, list)}
+        with self._lock:
+            if request.task in DIFFUSION_TASKS:
+                return self._diffusion(request.task, request.payload, models, progress)
+            if request.task in EXTRAS_TASKS:
+                from openesd.generation.extras import run_extras
+
+                return run_extras(request.task, request.payload, models, self.upscalers)
+            if request.task == "rembg":
+                from openesd.generation.rembg import run_rembg
+
+                return run_rembg(request.payload, models)
+        raise UnsupportedFeature(f"task {request.task!r} is not supported; valid tasks: {', '.join(TASKS)}")
+
+    # -- txt2img / img2img -------------------------------------------------------------------------
+
+    def _diffusion(self, task: str, payload: dict, models: ModelFiles,
+                   progress: ProgressCallback | None) -> GenerationResult:
+        from openesd.generation.img2img import run_img2img
+        from openesd.generation.txt2img import JobContext, run_txt2img
+
+        # 1. Validate the whole payload before loading anything.
+        settings = read_settings(payload, task)
+        scripts = apply_scripts(settings)
+        self._validate(settings, models)
+        checkpoint = jobs.select_checkpoint(models, settings.override_settings.get("sd_model_checkpoint"))
+        _, loras = jobs.resolve_loras(settings.prompt, models)
+
+        # 2. Load (or reuse) the model and set this job's state on it.
+        model = self._prepare(checkpoint, models, settings, scripts, loras)
+        counter = jobs.Progress(_planned_steps(settings), progress)
+        ctx = JobContext(models=models, progress=counter, load_model=lambda name: self._named(name, models),
+                         upscalers=self.upscalers, device=model.pipe.device, dtype=model.pipe.unet.dtype,
+                         extra_params=self._extra_params(settings, loras))
+
+        # 3. Run, then answer as the WebUI does.
+        runner = run_txt2img if task == "txt2img" else run_img2img
+        result = runner(model, settings, scripts, ctx)
+        if progress is not None:
+            progress(counter.total, counter.total)
+        result.parameters = _echo(payload, task)
+        return result
+
+    def _validate(self, settings: GenerationSettings, models: ModelFiles) -> None:
+        samplers.resolve(settings.sampler_name, settings.scheduler)
+        if settings.hires is not None:
+            hr = settings.hires
+            samplers.resolve(hr.sampler_name or settings.sampler_name, hr.scheduler or settings.scheduler)
+            from openesd.generation.hires import LATENT_MODES, target_size
+
+            target_size(settings, hr)
+            if hr.upscaler not in LATENT_MODES:
+                from openesd.generation.upscalers import resolve_upscaler
+
+                resolve_upscaler(hr.upscaler, models)
+
+    def _load(self, path: Path) -> Any:
+        from openesd.generation.loading import load_checkpoint
+
+        d = self.device
+        return self.cache.get("checkpoint", path, lambda: load_checkpoint(path, d.device, d.dtype, d.vae_dtype_sdxl))
+
+    def _prepare(self, checkpoint: Path, models: ModelFiles, settings: GenerationSettings,
+                 scripts: ScriptOptions, loras: list) -> jobs.PreparedModel:
+        loaded = self._load(checkpoint)
+        vae_path = jobs.select_vae(models, settings.override_settings.get("sd_vae"), checkpoint)
+        loaded.pipe.vae = self._vae(vae_path, loaded.family) if vae_path else loaded.own_vae
+        if loras or importlib.util.find_spec("openesd.generation.lora") is not None:
+            jobs.apply_loras(loaded.pipe, loras)  # [] switches off the previous job's LoRAs
+        jobs.set_tiling(loaded.pipe, settings.tiling)
+        jobs.set_vae_tiling(loaded.pipe, scripts.tiled_vae)
+        jobs.check_size(settings.width, settings.height, loaded.pipe.vae_scale_factor)
+        return jobs.PreparedModel(pipe=loaded.pipe, family=loaded.family, inpainting=loaded.inpainting,
+                                  path=checkpoint, vae_path=vae_path,
+                                  embeddings=[Path(p) for p in models.get("embeddings", [])])
+
+    def _vae(self, path: Path, family: str) -> Any:
+        from openesd.generation.loading import load_vae
+
+        d = self.device
+        dtype = d.vae_dtype_sdxl if family.startswith("sdxl") else d.dtype
+        return self.cache.get(f"vae-{family}", path, lambda: load_vae(path, d.device, dtype, family))
+
+    def _named(self, name: str, models: ModelFiles) -> jobs.PreparedModel:
+        path = jobs.select_checkpoint(models, name)
+        loaded = self._load(path)
+        loaded.pipe.vae = loaded.own_vae
+        return jobs.PreparedModel(pipe=loaded.pipe, family=loaded.family, inpainting=loaded.inpainting,
+                                  path=path, vae_path=None,
+                                  embeddings=[Path(p) for p in models.get("embeddings", [])])
+
+    @staticmethod
+    def _extra_params(settings: GenerationSettings, loras: list) -> dict[str, Any]:
+        from openesd.generation.hires import hires_params
+        from openesd.generation.infotext import short_hash
+
+        extra: dict[str, Any] = {}
+        if loras:
+            extra["Lora hashes"] = ", ".join(f"{p.stem}: {short_hash(p)}" for p, _ in loras)
+        if settings.hires is not None:
+            extra.update(hires_params(settings))
+        return extra
+
+
+def _planned_steps(settings: GenerationSettings) -> int:
+    per_batch = settings.steps
+    if settings.init_images:
+        per_batch = max(int(settings.steps * settings.denoising_strength), 0)
+        if settings.inpaint is not None:
+            per_batch *= settings.batch_size  # inpainting runs image by image
+    if settings.hires is not None:
+        hr = settings.hires
+        per_batch += max(int((hr.steps or settings.steps) * hr.denoising_strength), 1)
+    return max(per_batch * settings.n_iter, 1)
+
+
+def _echo(payload: dict, task: str) -> dict:
+    """The WebUI's `parameters`: the request, without the (large) input images unless asked to keep them."""
+    echo = dict(payload)
+    if task == "img2img" and not payload.get("include_init_images"):
+        echo["init_images"] = None
+        echo["mask"] = None
+    return echo
