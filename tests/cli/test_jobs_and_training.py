@@ -1,0 +1,81 @@
+"""`txt2img`, `jobs`, `endpoints`, `datasets upload` and `train` as a user sees them, against the
+spec-shaped fake of tests/client/fake_esd.py (those server routes are not in the tree yet)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from openesd.cli import _session
+from openesd.client import Client
+from tests.client.fake_esd import FakeESD
+
+
+@pytest.fixture
+def fake(monkeypatch, cli) -> FakeESD:
+    esd = FakeESD()
+    monkeypatch.setattr(_session, "client", lambda: Client("http://testserver", "key", transport=esd.transport()))
+    return esd
+
+
+def test_txt2img_shows_step_progress_and_prints_where_the_images_went(cli, fake, tmp_path):
+    out = tmp_path / "out"
+    result = cli("txt2img", "a cat", "--model", "m.safetensors", "--steps", "4", "--seed", "1", "--lora", "cat:0.5",
+                 "-o", out)
+    job_id = next(iter(fake.jobs))
+    assert f"job {job_id} succeeded; images:" in result.stdout
+    assert str(out / f"{job_id}_image_0.png") in result.stdout
+    assert (out / f"{job_id}_image_0.png").read_bytes() == b"\x89PNG fake image"
+    assert "4/4" in result.stderr  # the step bar, sized from the job's progress
+    sent = json.loads(fake.jobs[job_id]["payload"])
+    assert sent["prompt"] == "a cat <lora:cat:0.5>" and sent["steps"] == 4
+    assert fake.jobs[job_id]["models"]["Lora"] == ["cat.safetensors"]
+
+
+def test_a_failed_job_exits_non_zero_with_the_reason(cli, fake, tmp_path):
+    fake.fail_jobs = True
+    result = cli("txt2img", "x", "--model", "m.safetensors", "--sampler", "Nope", "-o", tmp_path, ok=False)
+    assert result.exit_code == 1
+    assert "Sampler 'Nope' is not one of: Euler, DDIM" in result.stderr
+
+
+def test_img2img_sends_the_image_as_a_data_url(cli, fake, tmp_path):
+    image = tmp_path / "in.png"
+    image.write_bytes(b"\x89PNG input")
+    cli("img2img", image, "a painting", "--model", "m.safetensors", "--denoise", "0.4", "-o", tmp_path / "o")
+    sent = json.loads(next(iter(fake.jobs.values()))["payload"])
+    assert sent["init_images"] == ["data:image/png;base64,iVBORyBpbnB1dA=="] and sent["denoising_strength"] == 0.4
+
+
+def test_endpoints_create_wait_list_rm(cli, fake):
+    fake.polls_until_done = 0
+    assert "endpoint esd-async-test is Creating" in cli("endpoints", "create", "--name", "test").stdout
+    assert "endpoint esd-async-test is InService" in cli("endpoints", "wait", "test").stdout
+    assert [e["endpoint_name"] for e in cli.json("endpoints", "list")] == ["esd-async-test"]
+    cli("endpoints", "rm", "esd-async-test")
+    assert cli.json("endpoints", "list") == []
+
+
+def test_jobs_show_prints_the_job(cli, fake, tmp_path):
+    cli("txt2img", "a cat", "--model", "m.safetensors", "-o", tmp_path)
+    job_id = next(iter(fake.jobs))
+    shown = cli.json("jobs", "show", job_id)
+    assert shown["InferenceJobId"] == job_id and shown["status"] == "succeed"
+    missing = cli("jobs", "show", "nope", ok=False)
+    assert missing.exit_code == 1 and "inference with id nope not found" in missing.stderr
+
+
+def test_dataset_upload_then_train_with_live_progress(cli, fake, tmp_path):
+    folder = tmp_path / "10_cat"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"png")
+    (folder / "a.txt").write_text("cat")
+    assert "dataset cat is Enabled" in cli("datasets", "upload", folder).stdout
+
+    result = cli("train", "--model", "base.safetensors", "--dataset", "cat", "--output-name", "cat_lora",
+                 "--steps", "3")
+    assert "Completed: LoRA cat_lora.safetensors is ready" in result.stdout
+    assert "loss 0.25" in result.stderr
+    training = next(iter(fake.trainings.values()))
+    assert training["params"]["config_params"]["training_arguments"]["max_train_steps"] == 3
