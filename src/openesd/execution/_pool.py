@@ -1,0 +1,101 @@
+"""One endpoint's instances (worker processes) and its job queue, as the local engine sees them."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from openesd.execution.base import EndpointSpec, JobSpec
+
+_SPAWN = multiprocessing.get_context("spawn")
+# os.environ is process-wide: hold this while a child is spawned with its own CUDA_VISIBLE_DEVICES.
+_ENV_LOCK = threading.Lock()
+
+
+@dataclass
+class Instance:
+    process: Any
+    conn: Any
+    gpu: int | None
+    started_at: float = field(default_factory=time.monotonic)
+    ready: bool = False
+    error: str | None = None
+    job: JobSpec | None = None
+    job_since: float = 0.0
+    stopping: bool = False
+
+    @property
+    def busy(self) -> bool:
+        return self.job is not None
+
+
+def spawn_instance(settings_values: dict, gpu: int | None) -> Instance:
+    """Start one worker process, pinned to `gpu` (or to the CPU when None)."""
+    from openesd.execution import _worker
+
+    parent, child = _SPAWN.Pipe()
+    device = "cuda" if gpu is not None else "cpu"
+    process = _SPAWN.Process(target=_worker.main, args=(child, settings_values, device),
+                             name="openesd-worker", daemon=True)
+    with _ENV_LOCK:
+        saved = os.environ.get("CUDA_VISIBLE_DEVICES")
+        os.environ["CUDA_VISIBLE_DEVICES"] = "" if gpu is None else str(gpu)
+        try:
+            process.start()
+        finally:
+            if saved is None:
+                os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+            else:
+                os.environ["CUDA_VISIBLE_DEVICES"] = saved
+    child.close()
+    return Instance(process, parent, gpu)
+
+
+def stop_instance(instance: Instance) -> None:
+    """Ask politely, then kill: a stopped endpoint must not keep a GPU busy."""
+    instance.stopping = True
+    try:
+        instance.conn.send(("stop",))
+    except (OSError, ValueError):
+        pass
+    instance.process.join(1.0)
+    if instance.process.is_alive():
+        instance.process.kill()
+        instance.process.join(5.0)
+    instance.conn.close()
+
+
+@dataclass
+class Pool:
+    spec: EndpointSpec
+    instances: list[Instance] = field(default_factory=list)
+    queue: deque[JobSpec] = field(default_factory=deque)
+    ever_ready: bool = False
+    failed: bool = False
+    start_failures: int = 0
+    idle_since: float = field(default_factory=time.monotonic)
+    reported_count: int = -1
+
+    @property
+    def floor(self) -> int:
+        """Instances kept even when idle: min with autoscaling, initial without; real-time keeps one."""
+        floor = self.spec.min if self.spec.autoscaling else self.spec.initial
+        return max(floor, 1) if self.spec.endpoint_type == "Real-time" else floor
+
+    @property
+    def ceiling(self) -> int:
+        return max(self.spec.max, self.spec.initial, 1) if self.spec.autoscaling else max(self.spec.initial, 1)
+
+    def busy_count(self) -> int:
+        return sum(1 for i in self.instances if i.busy)
+
+    def starting(self) -> bool:
+        return any(not i.ready for i in self.instances)
+
+    def idle_ready(self) -> list[Instance]:
+        return [i for i in self.instances if i.ready and not i.busy]

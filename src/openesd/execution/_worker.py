@@ -1,0 +1,100 @@
+"""The main of one endpoint instance: load a Generator once, then run the jobs the engine sends.
+
+Speaks to the engine over one pipe with plain tuples; it never touches the metadata tables.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("openesd.execution.worker")
+PROGRESS_EVERY_S = 0.25
+
+
+def main(conn: Any, settings_values: dict, device: str) -> None:
+    """Entry point in the spawned process; returns when told to stop or when the pipe closes."""
+    try:
+        from openesd.generation import Generator
+        from openesd.settings import Settings
+        from openesd.storage import open_store
+
+        settings = Settings(**settings_values)
+        store = open_store(settings.resolved_object_store_url, settings)
+        generator = Generator(device=device)
+    except BaseException as error:  # the engine reports this on the endpoint
+        conn.send(("startup_failed", f"{type(error).__name__}: {error}"))
+        return
+    conn.send(("ready", os.getpid()))
+    models_dir = settings.data_dir / "cache" / "models"
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message[0] == "stop":
+            return
+        _serve(conn, message[1], generator, store, models_dir)
+
+
+def _serve(conn: Any, job: dict, generator: Any, store: Any, models_dir: Path) -> None:
+    from openesd.errors import OpenESDError
+
+    job_id = job["id"]
+    conn.send(("started", job_id))
+    try:
+        result = _run(conn, job, generator, store, models_dir)
+    except OpenESDError as error:
+        conn.send(("failed", job_id, error.message))
+        return
+    except Exception as error:  # a bug or a broken model file: the user still learns what happened
+        log.exception("job %s failed", job_id)
+        conn.send(("failed", job_id, f"the worker failed: {type(error).__name__}: {error}"))
+        return
+    conn.send(("done", job_id, result))
+
+
+def _run(conn: Any, job: dict, generator: Any, store: Any, models_dir: Path) -> dict:
+    from openesd.generation import GenerationRequest, parse_payload
+
+    payload = parse_payload(job["payload_string"] if job.get("payload_string") is not None
+                            else _read_payload(store, job["param_key"]))
+    models = fetch_models(store, job.get("models") or {}, models_dir)
+    last = [0.0]
+
+    def progress(step: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_EVERY_S or step >= total:
+            last[0] = now
+            conn.send(("progress", job["id"], step, total))
+
+    result = generator.run(GenerationRequest(job["task"], payload, models), progress)
+    return {"images": list(result.images), "parameters": result.parameters, "info": result.info,
+            "html_info": result.html_info}
+
+
+def _read_payload(store: Any, key: str) -> bytes:
+    from openesd.errors import BadRequest
+
+    if store.stat(key) is None:
+        raise BadRequest(f"the job's payload was never uploaded: {store.uri(key)} does not exist; "
+                         "PUT it to api_params_s3_upload_url before starting the job")
+    return store.get_bytes(key)
+
+
+def fetch_models(store: Any, models: dict[str, list[dict]], root: Path) -> dict[str, list[Path]]:
+    """Local paths of the job's model files, downloaded once per node into `<root>/<id>/<file>`."""
+    local: dict[str, list[Path]] = {}
+    for kind, entries in models.items():
+        for entry in entries:
+            if not entry.get("key"):  # virtual models (VAE `Automatic`/`None`) have no file
+                continue
+            path = root / entry["id"] / entry["model_name"]
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                store.download(entry["key"], path)  # atomic: a crash never leaves half a file
+            local.setdefault(kind, []).append(path)
+    return local

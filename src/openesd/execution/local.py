@@ -1,0 +1,275 @@
+"""The local engine: one worker process per endpoint instance on this machine (one GPU each, or CPU).
+
+A supervisor thread owns every pool: it reads the workers' pipes, notices deaths, dispatches queued
+jobs, scales pools and enforces the job deadline. Events go out on one ordered thread so that the
+reporter's database writes never stall the supervisor.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from multiprocessing.connection import wait
+
+from openesd.execution._pool import Instance, Pool, spawn_instance, stop_instance
+from openesd.execution.base import EndpointSpec, EngineEvents, JobSpec, TrainingSpec
+from openesd.execution.training import TrainingRunner
+from openesd.settings import Settings
+
+log = logging.getLogger("openesd.execution.local")
+GPU_TYPES = ("gpu", *(f"ml.g4dn.{s}" for s in ("xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge")),
+             *(f"ml.{f}.{s}" for f in ("g5", "g6")
+               for s in ("xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge", "48xlarge")))
+TICK_S = 0.1
+
+
+def visible_gpus() -> int:
+    """GPUs this process may use, counted without importing torch (the API runs without it)."""
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    import os
+
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    count = sum(1 for line in listed.splitlines() if line.startswith("GPU "))
+    pinned = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if pinned is not None:
+        count = min(count, len([p for p in pinned.split(",") if p.strip()]))
+    return count
+
+
+class LocalEngine:
+    def __init__(self, settings: Settings, events: EngineEvents, gpus: int | None = None):
+        self._settings = settings
+        self._values = settings.model_dump(mode="json")
+        self._events = events
+        self._gpus = visible_gpus() if gpus is None else gpus
+        self._pools: dict[str, Pool] = {}
+        self._lock = threading.RLock()
+        self._outbox = ThreadPoolExecutor(1, thread_name_prefix="openesd-engine-events")
+        self._closed = threading.Event()
+        # A submit wakes the supervisor at once instead of at its next tick (dispatch latency).
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._wake_reader.setblocking(False)
+        self._wake_writer.setblocking(False)
+        self._trainings = TrainingRunner(self._values, events, self._gpus)
+        self._thread = threading.Thread(target=self._supervise, name="openesd-engine", daemon=True)
+        self._thread.start()
+
+    # -- Engine ------------------------------------------------------------------------------------
+    def deploy(self, endpoint: EndpointSpec) -> None:
+        with self._lock:
+            if endpoint.id not in self._pools:
+                self._pools[endpoint.id] = Pool(endpoint)
+                for _ in range(max(endpoint.initial, 1 if endpoint.endpoint_type == "Real-time" else 0)):
+                    self._start(self._pools[endpoint.id])
+
+    def undeploy(self, endpoint_id: str) -> None:
+        with self._lock:
+            pool = self._pools.pop(endpoint_id, None)
+        if pool is None:
+            return
+        for job in [*pool.queue, *(i.job for i in pool.instances if i.job)]:
+            self._emit("job_failed", job.id, f"endpoint {pool.spec.name} was deleted before the job finished")
+        for instance in pool.instances:
+            stop_instance(instance)
+
+    def submit(self, job: JobSpec) -> None:
+        with self._lock:
+            pool = self._pools.get(job.endpoint_id)
+            if pool is not None and not pool.failed:
+                pool.queue.append(job)
+                self._wake()
+                return
+            name = pool.spec.name if pool is not None else job.endpoint_id
+        self._emit("job_failed", job.id, f"endpoint {name} is not running; create a new endpoint")
+
+    def instance_count(self, endpoint_id: str) -> int:
+        with self._lock:
+            pool = self._pools.get(endpoint_id)
+            return len(pool.instances) if pool else 0
+
+    def capacity(self) -> dict[str, int]:
+        per_type = self._gpus * self._settings.instances_per_gpu or self._settings.cpu_instances_per_type
+        return {"cpu": self._settings.cpu_instances_per_type, **{t: per_type for t in GPU_TYPES}}
+
+    def submit_training(self, training: TrainingSpec) -> None:
+        self._trainings.submit(training)
+
+    def stop_training(self, training_id: str) -> None:
+        self._trainings.stop(training_id)
+
+    def close(self) -> None:
+        self._trainings.close()
+        self._closed.set()
+        self._thread.join(5.0)
+        self._wake_reader.close()
+        self._wake_writer.close()
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            for instance in pool.instances:
+                stop_instance(instance)
+        self._outbox.shutdown(wait=True)
+
+    # -- supervisor --------------------------------------------------------------------------------
+    def _supervise(self) -> None:
+        while not self._closed.is_set():
+            with self._lock:
+                waitables = [self._wake_reader, *(i.conn for p in self._pools.values() for i in p.instances)]
+            wait(waitables, timeout=TICK_S)
+            self._drain_wakes()
+            try:
+                with self._lock:
+                    for pool in list(self._pools.values()):
+                        self._tick(pool)
+            except Exception:  # the supervisor must outlive any one bad tick
+                log.exception("engine tick failed")
+
+    def _tick(self, pool: Pool) -> None:
+        for instance in list(pool.instances):
+            self._read(pool, instance)
+        for instance in list(pool.instances):
+            if not instance.process.is_alive():
+                self._died(pool, instance)
+        self._watchdog(pool)
+        self._dispatch(pool)
+        self._scale(pool)
+        count = len(pool.instances)
+        if count != pool.reported_count:
+            pool.reported_count = count
+            self._emit("instances_changed", pool.spec.id, count)
+
+    def _read(self, pool: Pool, instance: Instance) -> None:
+        try:
+            while instance.conn.poll():
+                self._handle(pool, instance, instance.conn.recv())
+        except (EOFError, OSError):
+            pass  # the death is handled from the process sentinel
+
+    def _handle(self, pool: Pool, instance: Instance, message: tuple) -> None:
+        kind = message[0]
+        if kind == "ready":
+            instance.ready, pool.start_failures = True, 0
+            if not pool.ever_ready:
+                pool.ever_ready = True
+                self._emit("endpoint_ready", pool.spec.id)
+        elif kind == "startup_failed":
+            instance.error = message[1]
+        elif kind == "started":
+            self._emit("job_started", message[1], instance.job.attempt if instance.job else 0)
+        elif kind == "progress":
+            self._emit("job_progress", message[1], message[2], message[3])
+        elif kind in ("done", "failed"):
+            instance.job = None
+            pool.idle_since = time.monotonic()
+            self._emit("job_succeeded" if kind == "done" else "job_failed", message[1], message[2])
+
+    def _died(self, pool: Pool, instance: Instance) -> None:
+        pool.instances.remove(instance)
+        instance.conn.close()
+        code = instance.process.exitcode
+        if instance.stopping:
+            return
+        if not instance.ready:
+            self._start_failed(pool, instance.error or f"the worker process exited with code {code} before it was ready")
+        job = instance.job
+        if job is None:
+            return
+        job.attempt += 1
+        if job.attempt >= 2:
+            self._emit("job_failed", job.id, f"the worker process running this job died twice (exit code {code})")
+        else:
+            log.warning("worker of job %s died (exit code %s); retrying it", job.id, code)
+            pool.queue.appendleft(job)
+
+    def _start_failed(self, pool: Pool, error: str) -> None:
+        pool.start_failures += 1
+        if pool.ever_ready or pool.start_failures < self._settings.worker_start_attempts:
+            return
+        pool.failed = True
+        self._emit("endpoint_failed", pool.spec.id, error)
+        for job in pool.queue:
+            self._emit("job_failed", job.id, f"endpoint {pool.spec.name} failed: {error}")
+        pool.queue.clear()
+        for instance in list(pool.instances):
+            stop_instance(instance)
+        pool.instances.clear()
+
+    def _watchdog(self, pool: Pool) -> None:
+        now, deadline = time.monotonic(), self._settings.job_deadline_s
+        for instance in pool.instances:
+            if instance.job is not None and now - instance.job_since > deadline:
+                job, instance.job = instance.job, None
+                self._emit("job_failed", job.id, f"the job ran longer than the deadline of {deadline:g} s and was stopped")
+                instance.process.kill()
+            elif not instance.ready and now - instance.started_at > self._settings.worker_start_timeout_s:
+                instance.error = f"the worker did not load its runtime within {self._settings.worker_start_timeout_s:g} s"
+                instance.process.kill()
+
+    def _dispatch(self, pool: Pool) -> None:
+        for instance in pool.idle_ready():
+            if not pool.queue:
+                return
+            job = pool.queue.popleft()
+            try:
+                instance.conn.send(("job", asdict(job)))
+            except (OSError, ValueError):
+                pool.queue.appendleft(job)
+                continue
+            instance.job, instance.job_since = job, time.monotonic()
+
+    def _scale(self, pool: Pool) -> None:
+        if pool.failed:
+            return
+        count, now = len(pool.instances), time.monotonic()
+        if pool.queue or pool.busy_count():
+            pool.idle_since = now
+        wanted = pool.floor
+        if pool.queue and count == 0:
+            wanted = max(wanted, 1)
+        backlog = (len(pool.queue) + pool.busy_count()) / max(count, 1)
+        if pool.spec.autoscaling and backlog > self._settings.scale_out_backlog and not pool.starting():
+            wanted = max(wanted, count + 1)
+        wanted = min(max(wanted, count if now - pool.idle_since < self._settings.endpoint_idle_s else 0),
+                     pool.ceiling)
+        for _ in range(wanted - count):
+            self._start(pool)
+        for instance in pool.idle_ready()[: max(count - wanted, 0)]:
+            pool.instances.remove(instance)
+            stop_instance(instance)
+
+    def _start(self, pool: Pool) -> None:
+        used = [i.gpu for p in self._pools.values() for i in p.instances if i.gpu is not None]
+        gpu = min(range(self._gpus), key=used.count) if self._gpus else None
+        pool.instances.append(spawn_instance(self._values, gpu))
+
+    def _wake(self) -> None:
+        try:
+            self._wake_writer.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass  # already awake, or closing
+
+    def _drain_wakes(self) -> None:
+        try:
+            while self._wake_reader.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def _emit(self, event: str, *args: object) -> None:
+        def call() -> None:
+            try:
+                getattr(self._events, event)(*args)
+            except Exception:
+                log.exception("reporting %s%r failed", event, args[:1])
+
+        self._outbox.submit(call)

@@ -1,0 +1,156 @@
+"""The engine's way back: `EngineEvents` written to the tables and the store in short transactions.
+
+Workers never touch the tables; everything they report lands here, in the server process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from openesd.inferences.schemas import DIFFUSION_TASKS, TERMINAL
+from openesd.metadata.models import Endpoint, InferenceJob
+from openesd.storage.base import ObjectStore
+
+log = logging.getLogger("openesd.inferences.reporter")
+PROGRESS_WRITE_EVERY_S = 0.5
+
+
+class JobWaiter:
+    """Wakes real-time starts when their job ends; the row stays the truth (checked on every wake)."""
+
+    def __init__(self, make_session: sessionmaker[Session]):
+        self._make_session = make_session
+        self._done = threading.Condition()
+
+    def notify(self) -> None:
+        with self._done:
+            self._done.notify_all()
+
+    def wait(self, job_id: str, timeout: float) -> bool:
+        """True once the job is terminal (or gone), False when `timeout` passed first."""
+        deadline = time.monotonic() + timeout
+        # Checked under the condition's lock: a notify between the check and the wait is not lost.
+        with self._done:
+            while not self._finished(job_id):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._done.wait(min(left, 1.0))  # another server process may finish it: look now and then
+        return True
+
+    def _finished(self, job_id: str) -> bool:
+        with self._make_session() as session:
+            job = session.get(InferenceJob, job_id)
+            return job is None or job.status in TERMINAL and not job.queued
+
+
+class EngineReporter:
+    """Implements `openesd.execution.base.EngineEvents`."""
+
+    def __init__(self, make_session: sessionmaker[Session], store: ObjectStore, waiter: JobWaiter):
+        self._make_session = make_session
+        self._store = store
+        self._waiter = waiter
+        self._last_progress: dict[str, float] = {}
+
+    # -- endpoints ---------------------------------------------------------------------------------
+    def endpoint_ready(self, endpoint_id: str) -> None:
+        with self._make_session.begin() as session:
+            endpoint = session.get(Endpoint, endpoint_id)
+            if endpoint is not None:
+                endpoint.endpoint_status, endpoint.end_time, endpoint.error = "InService", str(datetime.now()), None
+
+    def endpoint_failed(self, endpoint_id: str, error: str) -> None:
+        with self._make_session.begin() as session:
+            endpoint = session.get(Endpoint, endpoint_id)
+            if endpoint is not None:
+                endpoint.endpoint_status, endpoint.error, endpoint.current_instance_count = "Failed", error, 0
+
+    def instances_changed(self, endpoint_id: str, count: int) -> None:
+        with self._make_session.begin() as session:
+            endpoint = session.get(Endpoint, endpoint_id)
+            if endpoint is not None:
+                endpoint.current_instance_count = count
+
+    # -- jobs --------------------------------------------------------------------------------------
+    def job_started(self, job_id: str, attempt: int) -> None:
+        with self._make_session.begin() as session:
+            job = self._running(session, job_id)
+            if job is not None:
+                job.attempts = attempt
+                job.progress = {"phase": "loading", "step": 0, "total_steps": None, "eta_seconds": None,
+                                "started_at": time.time()}
+
+    def job_progress(self, job_id: str, step: int, total: int) -> None:
+        now = time.monotonic()
+        if step < total and now - self._last_progress.get(job_id, 0.0) < PROGRESS_WRITE_EVERY_S:
+            return
+        self._last_progress[job_id] = now
+        with self._make_session.begin() as session:
+            job = self._running(session, job_id)
+            if job is None or not job.progress:
+                return
+            elapsed = time.time() - job.progress.get("started_at", time.time())
+            eta = round(elapsed / step * (total - step), 1) if step else None
+            job.progress = {**job.progress, "phase": "sampling", "step": step, "total_steps": total,
+                            "eta_seconds": eta}
+
+    def job_succeeded(self, job_id: str, result: dict) -> None:
+        with self._make_session.begin() as session:
+            job = self._running(session, job_id)
+            if job is None:
+                return
+            try:
+                names = self._write_results(job, result)
+            except Exception as error:  # §8.6: any failure while processing fails the job
+                log.exception("storing the results of %s failed", job_id)
+                self._finish(job, "failed", raw=f"storing the results failed: {error}")
+            else:
+                self._finish(job, "succeed", names=names)
+        self._waiter.notify()
+
+    def job_failed(self, job_id: str, message: str) -> None:
+        with self._make_session.begin() as session:
+            job = self._running(session, job_id)
+            if job is not None:
+                self._finish(job, "failed", raw=message)
+        self._waiter.notify()
+
+    # -- helpers -----------------------------------------------------------------------------------
+    @staticmethod
+    def _running(session: Session, job_id: str) -> InferenceJob | None:
+        """The job if it still waits for a result: deleted or finished jobs ignore late reports."""
+        job = session.get(InferenceJob, job_id, with_for_update=True)
+        return job if job is not None and job.queued else None
+
+    def _finish(self, job: InferenceJob, status: str, *, names: list[str] | None = None, raw: str | None = None) -> None:
+        job.status, job.queued, job.progress = status, False, None
+        self._last_progress.pop(job.id, None)
+        if status == "succeed":
+            job.complete_time = str(datetime.now())
+            job.image_names, job.inference_info_name = names, f"/tmp/{job.id}_param.json"
+        else:
+            job.sagemaker_raw = raw
+
+    def _write_results(self, job: InferenceJob, result: dict) -> list[str]:
+        """§8.6: images under `out/<id>/result/`, keyed by job id so that a retry overwrites."""
+        images = result.get("images") or []
+        if job.task_type in DIFFUSION_TASKS:
+            names = [f"image_{n}.png" for n in range(len(images))]
+        elif images:
+            names, images = ["image.png"], images[:1]
+        else:
+            raise ValueError(f"the worker returned no image for {job.task_type}")
+        for name, data in zip(names, images, strict=True):
+            # Kept as the worker's PNG: decisions.md wants the A1111 `parameters` chunk in results.
+            self._store.put_bytes(f"out/{job.id}/result/{name}", data)
+        info = {key: result.get(key) for key in ("parameters", "html_info", "info") if result.get(key) is not None}
+        info |= {"endpoint_name": job.params.get("sagemaker_inference_endpoint_name"), "inference_id": job.id}
+        self._store.put_bytes(f"out/{job.id}/result/{job.id}_param.json", json.dumps(info, default=str).encode())
+        return names

@@ -1,0 +1,66 @@
+"""All SQL for inference jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from openesd.inferences.schemas import TERMINAL
+from openesd.metadata.models import InferenceJob
+
+_UNFINISHED = (InferenceJob.queued.is_(True), InferenceJob.status.not_in(TERMINAL))
+
+
+def _lapsed(now: float):
+    return or_(InferenceJob.lease_owner.is_(None), InferenceJob.lease_expires < now)
+
+
+class InferenceRepository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def get(self, job_id: str) -> InferenceJob | None:
+        return self.session.get(InferenceJob, job_id)
+
+    def get_for_update(self, job_id: str) -> InferenceJob | None:
+        return self.session.get(InferenceJob, job_id, with_for_update=True)
+
+    def add(self, job: InferenceJob) -> InferenceJob:
+        self.session.add(job)
+        self.session.flush()
+        return job
+
+    def of_task(self, task_type: str) -> Sequence[InferenceJob]:
+        query = (select(InferenceJob).where(InferenceJob.task_type == task_type)
+                 .order_by(InferenceJob.created.desc(), InferenceJob.id.desc()))
+        return self.session.scalars(query).all()
+
+    def lapsed(self, now: float) -> Sequence[str]:
+        """Ids of unfinished jobs that no live replica holds: never leased, or the lease expired."""
+        query = (select(InferenceJob.id).where(*_UNFINISHED, _lapsed(now)).order_by(InferenceJob.created))
+        return self.session.scalars(query).all()
+
+    def claim(self, job_id: str, owner: str, now: float, until: float) -> bool:
+        """Take the job's lease if it is still unfinished and lapsed. One atomic UPDATE: of replicas racing
+        for the same job, exactly one sees its row changed."""
+        query = (update(InferenceJob).where(InferenceJob.id == job_id, *_UNFINISHED, _lapsed(now))
+                 .values(lease_owner=owner, lease_expires=until).execution_options(synchronize_session=False))
+        return self.session.execute(query).rowcount == 1
+
+    def renew(self, owner: str, until: float) -> int:
+        """Extend the leases of the unfinished jobs `owner` holds; how many."""
+        query = (update(InferenceJob).where(InferenceJob.lease_owner == owner, *_UNFINISHED)
+                 .values(lease_expires=until).execution_options(synchronize_session=False))
+        return self.session.execute(query).rowcount
+
+    def release(self, owner: str) -> int:
+        """Drop the leases `owner` holds on unfinished jobs, so another replica may claim them at once."""
+        query = (update(InferenceJob).where(InferenceJob.lease_owner == owner, *_UNFINISHED)
+                 .values(lease_owner=None, lease_expires=None).execution_options(synchronize_session=False))
+        return self.session.execute(query).rowcount
+
+    def delete(self, job: InferenceJob) -> None:
+        self.session.delete(job)
+        self.session.flush()

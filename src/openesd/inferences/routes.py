@@ -1,0 +1,81 @@
+"""`/inferences` (esd-api.md §8). A job reaches the engine only after its row is committed."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from openesd.api.deps import SessionDep, SettingsDep, StoreDep
+from openesd.api.envelope import esd_response, gateway_response
+from openesd.api.gateway import esd_body
+from openesd.api.identity import AuthDep, permitted, permitted_in_strict
+from openesd.auth.principal import Principal
+from openesd.endpoints.routes import EngineDep
+from openesd.errors import GatewayTimeout
+from openesd.inferences.schemas import (
+    CREATE_INFERENCE_SCHEMA, DELETE_INFERENCES_SCHEMA, CreateInference, DeleteInferences,
+)
+from openesd.inferences.service import InferenceService
+
+router = APIRouter(tags=["inferences"])
+
+
+def get_inference_service(request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep,
+                          engine: EngineDep) -> InferenceService:
+    runtime = request.app.state.runtime
+    return InferenceService(session, store, settings, engine, runtime.waiter, runtime.replica)
+
+
+Inferences = Annotated[InferenceService, Depends(get_inference_service)]
+CreateBody = Annotated[CreateInference, esd_body(CREATE_INFERENCE_SCHEMA, CreateInference)]
+DeleteBody = Annotated[DeleteInferences, esd_body(DELETE_INFERENCES_SCHEMA, DeleteInferences)]
+
+
+def _timed_out():
+    return gateway_response(504, GatewayTimeout().message)
+
+
+@router.post("/inferences")
+def create_inference(body: CreateBody, request: Request, auth: AuthDep, inferences: Inferences):
+    try:  # identity comes after the payload_string check (§8.2 step 1), so the service asks for it
+        return esd_response(*inferences.create(body, lambda: auth.identify(request.headers)))
+    except GatewayTimeout:
+        return _timed_out()
+
+
+@router.put("/inferences/{job_id}/start")
+def start_inference(
+    job_id: str,
+    _: Annotated[Principal, permitted("inference:all")],
+    inferences: Inferences,
+):
+    try:
+        return esd_response(*inferences.start(job_id))
+    except GatewayTimeout:
+        return _timed_out()
+
+
+@router.get("/inferences/{job_id}")
+def get_inference(job_id: str, _: Annotated[Principal | None, permitted_in_strict("inference:all")],
+                  inferences: Inferences):
+    return esd_response(200, inferences.get(job_id))
+
+
+@router.get("/inferences")
+def list_inferences(
+    _: Annotated[Principal | None, permitted_in_strict("inference:all", "inference:list")],
+    inferences: Inferences,
+    type: str = "txt2img",  # noqa: A002 (ESD's query name)
+    username: str | None = None,
+    limit: int = 10,
+    exclusive_start_key: str | None = None,
+):
+    return esd_response(200, inferences.list(type, username, limit, exclusive_start_key))
+
+
+@router.delete("/inferences")
+def delete_inferences(body: DeleteBody, _: Annotated[Principal | None, permitted_in_strict("inference:all")],
+                      inferences: Inferences):
+    inferences.delete(body.inference_id_list)
+    return esd_response(204)

@@ -1,0 +1,45 @@
+"""Request bodies and gateway models of the inferences routes (esd-api.md §8)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from openesd.api.validation import array, obj, string
+
+DIFFUSION_TASKS = ("txt2img", "img2img")
+EXTRAS_TASKS = ("extra-single-image", "extra-batch-images", "rembg")
+# Model types the extras tasks read from the node; other types in their `models` are ignored (§8.2).
+EXTRAS_MODEL_TYPES = {"extra-single-image": "ESRGAN", "extra-batch-images": "ESRGAN", "rembg": "rembg"}
+TERMINAL = ("succeed", "failed")
+
+
+class CreateInference(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    task_type: str
+    inference_type: str
+    models: dict
+    sagemaker_endpoint_name: str | None = None
+    payload_string: str | None = None
+
+
+class DeleteInferences(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    inference_id_list: list[str]
+
+
+CREATE_INFERENCE_SCHEMA = obj(
+    {
+        "task_type": string(),
+        "inference_type": {"type": "string", "enum": ["Real-time", "Serverless", "Async"]},
+        "models": obj({"embeddings": {"type": "array"}}),
+        "sagemaker_endpoint_name": {"type": "string"},
+        "payload_string": {"type": "string"},
+        "custom_extensions": {"type": "string"},
+    },
+    required=["task_type", "inference_type", "models"],
+)
+DELETE_INFERENCES_SCHEMA = obj(
+    {"inference_id_list": array(string(), 1, 100)}, required=["inference_id_list"]
+)

@@ -1,0 +1,252 @@
+"""Rules for inference jobs: create, schedule, start, read, list, delete (esd-api.md §8)."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from openesd.auth.principal import Principal
+from openesd.auth.service import authorize
+from openesd.checkpoints.repository import CheckpointRepository
+from openesd.checkpoints.service import folder_of
+from openesd.endpoints import paging
+from openesd.endpoints.repository import EndpointRepository
+from openesd.errors import BadRequest, GatewayTimeout, NotFound
+from openesd.execution.base import Engine, JobSpec
+from openesd.inferences.reporter import JobWaiter
+from openesd.inferences.repository import InferenceRepository
+from openesd.inferences.schemas import DIFFUSION_TASKS, EXTRAS_MODEL_TYPES, EXTRAS_TASKS, CreateInference
+from openesd.metadata.models import Endpoint, InferenceJob
+from openesd.settings import Settings
+from openesd.storage.base import ObjectStore
+from openesd.users.repository import UserRepository
+
+TASK_TYPES = (*DIFFUSION_TASKS, *EXTRAS_TASKS)
+VIRTUAL_VAES = ("Automatic", "None")
+
+
+def param_key(task_type: str, job_id: str) -> str:
+    return f"{task_type}/infer_v2/{job_id}/api_param.json"
+
+
+def result_key(job_id: str, name: str) -> str:
+    return f"out/{job_id}/result/{name}"
+
+
+def model_names(kind: str, names: object) -> list[str]:
+    """The file names listed under one type of `models` (a lone name is taken as a list of one)."""
+    if names is None:
+        return []
+    if isinstance(names, str):
+        return [names]
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise BadRequest(f"models.{kind} must be a list of file names, got {json.dumps(names)}")
+    return names
+
+
+def job_spec(job: InferenceJob) -> JobSpec:
+    """What the worker needs, rebuilt from the row alone (so a restarted server can dispatch it again)."""
+    models = {
+        kind: [{"id": m["id"], "model_name": m["model_name"],
+                "key": None if m["s3"] == "None" else f"{folder_of(kind, m['id'])}/{m['model_name']}"}
+               for m in entries]
+        for kind, entries in (job.params.get("used_models") or {}).items()
+    }
+    return JobSpec(id=job.id, endpoint_id=job.endpoint_id or "", task=job.task_type,
+                   param_key=param_key(job.task_type, job.id), payload_string=job.payload_string,
+                   models=models, attempt=job.attempts)
+
+
+class InferenceService:
+    def __init__(self, session: Session, store: ObjectStore, settings: Settings, engine: Engine, waiter: JobWaiter,
+                 replica: str):
+        self.session, self.replica = session, replica  # replica: the lease owner of the jobs started here
+        self.jobs_repo = InferenceRepository(session)
+        self.endpoints = EndpointRepository(session)
+        self.checkpoints = CheckpointRepository(session)
+        self.users = UserRepository(session)
+        self.store, self.settings, self.engine, self.waiter = store, settings, engine, waiter
+
+    # --- create -----------------------------------------------------------------------------
+    def create(self, body: CreateInference, identify: Callable[[], Principal]) -> tuple[int, dict, str | None]:
+        """(status, data, message): 201 with an upload URL, or the start response for `payload_string`."""
+        if body.payload_string is not None:
+            try:
+                json.loads(body.payload_string)  # Python's parser takes Infinity and NaN, as ESD's does
+            except ValueError:
+                raise BadRequest("payload_string must be valid json string") from None
+        requester = authorize(identify(), ["inference:all", "inference:create"])
+        if body.task_type not in TASK_TYPES:
+            raise BadRequest(f"task type {body.task_type} should be in "
+                             "['extra-single-image', 'extra-batch-images', 'rembg'] or ['txt2img', 'img2img']")
+        endpoint = self._schedule(requester, body)
+        used = self._resolve_models(body)
+        job = self._store_job(requester, body, endpoint, used)
+        if body.payload_string is not None:
+            return self.start(job.id)
+        view = {"id": job.id, "type": job.task_type, "api_params_s3_location": job.params["input_body_s3"],
+                "api_params_s3_upload_url": job.params["input_body_presign_url"]}
+        if job.task_type in DIFFUSION_TASKS:
+            view["models"] = [{"id": m["id"], "name": [m["model_name"]], "type": kind}
+                              for kind, entries in used.items() for m in entries]
+        return 201, {"inference": view}, None
+
+    def _schedule(self, requester: Principal, body: CreateInference) -> Endpoint:
+        if body.sagemaker_endpoint_name:
+            endpoint = self.endpoints.by_name(body.sagemaker_endpoint_name)
+            if endpoint is None:
+                raise BadRequest(f"sagemaker endpoint with name {body.sagemaker_endpoint_name} is not found")
+            if endpoint.endpoint_status != "InService":
+                raise BadRequest(f"sagemaker endpoint is not ready with status: {endpoint.endpoint_status}")
+            return endpoint
+        mine = {"*", requester.username, *requester.roles}
+        candidates = [e for e in self.endpoints.schedulable(body.inference_type)
+                      if mine & set(e.owner_group_or_role)]
+        if not candidates:
+            raise BadRequest(f'no available {body.inference_type} endpoints for user "{requester.username}"')
+        return random.choice(candidates)
+
+    def _resolve_models(self, body: CreateInference) -> dict[str, list[dict]]:
+        if body.task_type in EXTRAS_TASKS:
+            return self._extras_models(body)
+        used: dict[str, list[dict]] = {}
+        missing = []
+        for kind, names in body.models.items():
+            for name in model_names(kind, names):
+                if kind == "VAE" and name in VIRTUAL_VAES:
+                    used.setdefault(kind, []).append({"id": "VAE", "model_name": name, "s3": "None", "type": kind})
+                    continue
+                checkpoint = self.checkpoints.active_by_name(kind, name)
+                if checkpoint is None:
+                    missing.append(f"checkpoint with name {name}, type {kind} is not found")
+                    continue
+                used.setdefault(kind, []).append(self._entry(kind, checkpoint.id, name))
+        if missing:
+            raise BadRequest(" ".join(missing))
+        return used
+
+    def _extras_models(self, body: CreateInference) -> dict[str, list[dict]]:
+        """The models an extras task may use: the ones named, or every Active one of its type (as the WebUI
+        offers every installed upscaler)."""
+        kind = EXTRAS_MODEL_TYPES[body.task_type]
+        named = set(model_names(kind, body.models.get(kind)))
+        entries = [self._entry(kind, c.id, name) for c in self.checkpoints.list(["Active"], [kind])
+                   for name in c.names if not named or name in named]
+        return {kind: entries} if entries else {}
+
+    def _entry(self, kind: str, checkpoint_id: str, name: str) -> dict:
+        return {"id": checkpoint_id, "model_name": name, "s3": self.store.uri(folder_of(kind, checkpoint_id)),
+                "type": kind}
+
+    def _store_job(self, requester: Principal, body: CreateInference, endpoint: Endpoint, used: dict) -> InferenceJob:
+        job_id = str(uuid.uuid4())
+        key = param_key(body.task_type, job_id)
+        params = {
+            "input_body_s3": self.store.uri(key),
+            "sagemaker_inference_endpoint_id": endpoint.id,
+            "sagemaker_inference_instance_type": endpoint.instance_type,
+            "sagemaker_inference_endpoint_name": endpoint.endpoint_name,
+            "used_models": used,
+        }
+        if body.payload_string is None:
+            params["input_body_presign_url"] = self.store.signed_url(key, "PUT", self.settings.signed_url_ttl_s)
+        return self.jobs_repo.add(InferenceJob(
+            id=job_id, task_type=body.task_type, inference_type=body.inference_type, status="created",
+            owner_group_or_role=[requester.username], create_time=str(datetime.now()), created=time.time(),
+            payload_string=body.payload_string, params=params, endpoint_id=endpoint.id, queued=False, attempts=0,
+        ))
+
+    # --- start ------------------------------------------------------------------------------
+    def start(self, job_id: str) -> tuple[int, dict, str | None]:
+        """Queue the job on its endpoint once committed; real-time waits for the result (§8.4)."""
+        job = self.jobs_repo.get_for_update(job_id)
+        if job is None:
+            raise BadRequest(f"InferenceJobId {job_id} not found")
+        endpoint = self.endpoints.get(job.endpoint_id or "")
+        if endpoint is None:
+            raise BadRequest(f"sagemaker endpoint with name {job.params.get('sagemaker_inference_endpoint_name')} "
+                             "is not found")
+        job.start_time = str(datetime.now())
+        job.status = "created" if job.inference_type == "Real-time" else "inprogress"
+        job.queued, job.attempts, job.progress = True, 0, {"phase": "queued", "step": 0, "total_steps": None,
+                                                           "eta_seconds": None}
+        job.complete_time = job.image_names = job.inference_info_name = job.sagemaker_raw = None
+        if job.inference_type != "Real-time":
+            job.params = {**job.params, "output_path": self.store.uri(f"sagemaker_output/{uuid.uuid4()}.out")}
+        job.lease_owner, job.lease_expires = self.replica, time.time() + self.settings.job_lease_s
+        spec = job_spec(job)
+        self.session.commit()  # the row (and its lease) is the truth: the engine sees only committed jobs
+        self.engine.submit(spec)
+        if job.inference_type != "Real-time":
+            data = {"inference_id": job.id, "status": "inprogress", "endpoint_name": endpoint.endpoint_name,
+                    "output_path": job.params["output_path"]}
+            return 202, {"inference": data}, None
+        return self._wait(job_id)
+
+    def _wait(self, job_id: str) -> tuple[int, dict, str | None]:
+        if not self.waiter.wait(job_id, self.settings.realtime_timeout_s):
+            raise GatewayTimeout()
+        self.session.expire_all()
+        job = self.jobs_repo.get(job_id)
+        if job is None:
+            raise BadRequest(f"InferenceJobId {job_id} was deleted while it ran")
+        if job.status == "failed":
+            raise BadRequest(job.sagemaker_raw or "the job failed")
+        return 200, self.view(job), None
+
+    # --- read / list / delete ---------------------------------------------------------------
+    def get(self, job_id: str) -> dict:
+        job = self.jobs_repo.get(job_id)
+        if job is None:
+            raise NotFound(f"inference with id {job_id} not found")
+        return self.view(job)
+
+    def list(self, task_type: str, username: str | None, limit: int, exclusive_start_key: str | None) -> dict:
+        jobs = self.jobs_repo.of_task(task_type)
+        if username is not None:
+            user = self.users.get(username)
+            if user is None:
+                raise BadRequest(f'user: "{username}" not exist')
+            mine = {"*", username, *user.roles}
+            jobs = [j for j in jobs if mine & set(j.owner_group_or_role)]
+        chosen, last = paging.page(jobs, lambda j: {"t": j.created, "id": j.id}, limit, exclusive_start_key)
+        return {"inferences": [self.fields(j) for j in chosen], "last_evaluated_key": last}
+
+    def delete(self, ids: list[str]) -> None:
+        for job_id in dict.fromkeys(ids):
+            job = self.jobs_repo.get(job_id)
+            if job is None:
+                continue
+            self.store.delete(param_key(job.task_type, job.id))
+            self.store.delete_prefix(f"out/{job.id}/")  # decisions.md: results go with the job
+            self.jobs_repo.delete(job)
+
+    # --- views ------------------------------------------------------------------------------
+    @staticmethod
+    def fields(job: InferenceJob) -> dict:
+        """Every §8.1 field, null when unknown (the list shape)."""
+        return {
+            "InferenceJobId": job.id, "taskType": job.task_type, "inference_type": job.inference_type,
+            "status": job.status, "owner_group_or_role": list(job.owner_group_or_role),
+            "createTime": job.create_time, "startTime": job.start_time, "completeTime": job.complete_time,
+            "image_names": job.image_names, "inference_info_name": job.inference_info_name,
+            "sagemakerRaw": job.sagemaker_raw, "payload_string": job.payload_string, "params": job.params,
+        }
+
+    def view(self, job: InferenceJob) -> dict:
+        """`GET /inferences/{id}`: stored fields, signed result URLs, and progress while running."""
+        ttl = self.settings.signed_url_ttl_s
+        data = {k: v for k, v in self.fields(job).items() if v is not None}
+        data["img_presigned_urls"] = [self.store.signed_url(result_key(job.id, n), "GET", ttl)
+                                      for n in job.image_names or []]
+        data["output_presigned_urls"] = [self.store.signed_url(result_key(job.id, f"{job.id}_param.json"), "GET", ttl)]
+        if job.queued and job.progress:
+            data["progress"] = {k: job.progress.get(k) for k in ("phase", "step", "total_steps", "eta_seconds")}
+        return data
+

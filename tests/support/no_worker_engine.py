@@ -1,0 +1,47 @@
+"""An engine for API tests that starts no worker process, swapped into an app with dependency_overrides."""
+
+from __future__ import annotations
+
+from openesd.endpoints.routes import get_engine
+from openesd.execution.base import EndpointSpec, JobSpec
+from openesd.inferences.reporter import EngineReporter
+
+
+class NoWorkerEngine:
+    """An engine that starts no process: it records what it is asked and, when `ready`, reports every
+    endpoint InService at once through the real reporter. Capacity is the real engine's."""
+
+    def __init__(self, real, reporter: EngineReporter, ready: bool):
+        self._real, self.reporter, self.ready = real, reporter, ready
+        self.deployed: list[EndpointSpec] = []
+        self.undeployed: list[str] = []
+        self.submitted: list[JobSpec] = []
+
+    def deploy(self, endpoint: EndpointSpec) -> None:
+        self.deployed.append(endpoint)
+        if self.ready:
+            self.reporter.endpoint_ready(endpoint.id)
+
+    def undeploy(self, endpoint_id: str) -> None:
+        self.undeployed.append(endpoint_id)
+
+    def submit(self, job: JobSpec) -> None:
+        self.submitted.append(job)
+
+    def instance_count(self, endpoint_id: str) -> int:
+        return 0
+
+    def capacity(self) -> dict[str, int]:
+        return self._real.capacity()
+
+    def close(self) -> None:
+        pass
+
+
+def without_workers(esd, ready: bool = False) -> NoWorkerEngine:
+    """Swap the app's engine for a `NoWorkerEngine` (`app.dependency_overrides`)."""
+    runtime = esd.http.app.state.runtime
+    engine = NoWorkerEngine(runtime.execution, EngineReporter(runtime.sessionmaker, runtime.store, runtime.waiter),
+                            ready)
+    esd.http.app.dependency_overrides[get_engine] = lambda: engine
+    return engine
