@@ -1,0 +1,48 @@
+"""All SQL for datasets and their items."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from openesd.metadata.models import Dataset, DatasetItem
+
+
+class DatasetRepository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def get(self, name: str) -> Dataset | None:
+        return self.session.get(Dataset, name)
+
+    def get_for_update(self, name: str) -> Dataset | None:
+        return self.session.get(Dataset, name, with_for_update=True)
+
+    def add(self, dataset: Dataset) -> Dataset:
+        self.session.add(dataset)
+        self.session.flush()
+        return dataset
+
+    def newest_first(self, status: str | None) -> Sequence[Dataset]:
+        query = select(Dataset).order_by(Dataset.created.desc(), Dataset.name.desc())
+        if status is not None:
+            query = query.where(Dataset.status == status)
+        return self.session.scalars(query).all()
+
+    def items(self, name: str) -> Sequence[DatasetItem]:
+        query = select(DatasetItem).where(DatasetItem.dataset_name == name).order_by(DatasetItem.sort_key)
+        return self.session.scalars(query).all()
+
+    def replace_item(self, item: DatasetItem) -> None:
+        """Add the item; an older item of the same object key is dropped (its object is overwritten)."""
+        self.session.execute(delete(DatasetItem).where(DatasetItem.dataset_name == item.dataset_name,
+                                                       DatasetItem.key == item.key))
+        self.session.add(item)
+        self.session.flush()
+
+    def delete(self, dataset: Dataset) -> None:
+        self.session.execute(delete(DatasetItem).where(DatasetItem.dataset_name == dataset.name))
+        self.session.delete(dataset)
+        self.session.flush()

@@ -1,0 +1,75 @@
+"""`/trainings` (esd-api.md §10). A training reaches the engine only after its rows are committed."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
+
+from openesd.api.deps import SessionDep, SettingsDep, StoreDep
+from openesd.api.envelope import esd_response
+from openesd.api.gateway import esd_body
+from openesd.api.identity import permitted
+from openesd.auth.principal import Principal
+from openesd.endpoints.routes import EngineDep
+from openesd.execution.base import Engine, TrainingSpec
+from openesd.trainings.reporter import TrainingReporter
+from openesd.trainings.schemas import (
+    CREATE_TRAINING_SCHEMA, DELETE_TRAININGS_SCHEMA, CreateTraining, DeleteTrainings,
+)
+from openesd.trainings.service import TrainingService
+
+router = APIRouter(tags=["trainings"])
+
+
+def get_training_service(session: SessionDep, store: StoreDep, settings: SettingsDep,
+                         engine: EngineDep) -> TrainingService:
+    return TrainingService(session, store, settings, engine.capacity())
+
+
+Trainings = Annotated[TrainingService, Depends(get_training_service)]
+Trainer = Annotated[Principal, permitted("train:all")]
+CreateBody = Annotated[CreateTraining, esd_body(CREATE_TRAINING_SCHEMA, CreateTraining)]
+DeleteBody = Annotated[DeleteTrainings, esd_body(DELETE_TRAININGS_SCHEMA, DeleteTrainings)]
+
+
+def submit(engine: Engine, spec: TrainingSpec, reporter: TrainingReporter) -> None:
+    try:
+        engine.submit_training(spec)
+    except Exception as error:  # the row must not say Training forever
+        reporter.training_failed(spec.id, f"the training could not be started: {type(error).__name__}: {error}")
+
+
+@router.post("/trainings")
+def create_training(body: CreateBody, requester: Trainer, trainings: Trainings, engine: EngineDep,
+                    request: Request, background: BackgroundTasks):
+    data, spec = trainings.create(requester, body)
+    reporter = TrainingReporter(request.app.state.sessionmaker, request.app.state.store)
+    background.add_task(submit, engine, spec, reporter)
+    return esd_response(201, data)
+
+
+@router.get("/trainings")
+def list_trainings(requester: Trainer, trainings: Trainings, limit: int = 10, exclusive_start_key: str | None = None):
+    return esd_response(200, trainings.list(requester, limit, exclusive_start_key))
+
+
+@router.get("/trainings/{training_id}")
+def get_training(training_id: str, _: Trainer, trainings: Trainings):
+    return esd_response(200, trainings.get(training_id))
+
+
+@router.put("/trainings/{training_id}/stop")
+def stop_training(training_id: str, _: Trainer, trainings: Trainings, engine: EngineDep,
+                  background: BackgroundTasks):
+    data = trainings.stop(training_id)
+    background.add_task(engine.stop_training, training_id)
+    return esd_response(200, data, f"training {training_id} is stopping")
+
+
+@router.delete("/trainings")
+def delete_trainings(body: DeleteBody, _: Trainer, trainings: Trainings, engine: EngineDep,
+                     background: BackgroundTasks):
+    for training_id in trainings.delete(body.training_id_list):
+        background.add_task(engine.stop_training, training_id)
+    return esd_response(204)

@@ -1,0 +1,48 @@
+"""Request bodies and gateway models of the trainings routes (esd-api.md §10)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from openesd.api.validation import array, obj, string
+
+FM_TYPES = ("sd_1_5", "sd_xl")
+RUNNING = ("Initial", "Training", "Starting", "Downloading", "Uploading", "Pending")
+TERMINAL = ("Completed", "Failed", "Fail", "Stopped")
+DEFAULT_INSTANCE_TYPE = "ml.g4dn.2xlarge"  # ESD's default when training_instance_type is empty
+
+
+class CreateTraining(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    lora_train_type: str
+    params: dict
+
+
+class DeleteTrainings(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    training_id_list: list[str]
+
+
+# The 1.5.0 gateway required model/dataset/saving_arguments/training_arguments, which rejected the
+# documented shape (s3_model_path/s3_data_path, optional config_params). Both are accepted (decisions.md),
+# so the gateway checks types only and the handler says `Missing <path>` for what a shape lacks.
+CREATE_TRAINING_SCHEMA = obj(
+    {
+        "lora_train_type": string(),
+        "params": obj(
+            {
+                "training_params": obj({
+                    "training_instance_type": {"type": "string"}, "model": {"type": "string"},
+                    "dataset": {"type": "string"}, "fm_type": {"type": "string"},
+                    "s3_model_path": {"type": "string"}, "s3_data_path": {"type": "string"},
+                }),
+                "config_params": {"type": "object"},
+            },
+            required=["training_params"],
+        ),
+    },
+    required=["lora_train_type", "params"],
+)
+DELETE_TRAININGS_SCHEMA = obj({"training_id_list": array(string(), 1, 100)}, required=["training_id_list"])

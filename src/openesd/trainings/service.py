@@ -1,0 +1,263 @@
+"""Rules for LoRA trainings: the two request shapes, checks in ESD's order, the output checkpoint (esd-api.md §10)."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from openesd.auth.principal import Principal
+from openesd.checkpoints.repository import CheckpointRepository, NameTaken
+from openesd.checkpoints.service import already_exists, check_file_name, esd_now, folder_of
+from openesd.datasets.repository import DatasetRepository
+from openesd.datasets.service import dataset_folder, visible
+from openesd.endpoints import paging
+from openesd.endpoints.repository import EndpointRepository
+from openesd.endpoints.service import EndpointService
+from openesd.errors import BadRequest, NotFound
+from openesd.execution.base import TrainingSpec
+from openesd.metadata.models import Checkpoint, Training
+from openesd.settings import Settings
+from openesd.storage.base import ObjectStore
+from openesd.trainings import kohya
+from openesd.trainings.repository import TrainingRepository
+from openesd.trainings.schemas import DEFAULT_INSTANCE_TYPE, FM_TYPES, TERMINAL, CreateTraining
+
+
+def training_folder(training_id: str) -> str:
+    return f"kohya/train/{training_id}"
+
+
+def quota_message(instance_type: str, quota: int, used: int) -> str:
+    return (
+        "An error occurred (ResourceLimitExceeded) when calling the CreateTrainingJob operation: The account-level "
+        f"service limit '{instance_type} for training job usage' is {quota} Instances, with current utilization of "
+        f"{used} Instances and a request delta of 1 Instances. In OpenESD, raise this quota with the "
+        f"OPENESD_INSTANCE_QUOTAS setting, e.g. OPENESD_INSTANCE_QUOTAS='{{\"{instance_type}\": {used + 1}}}'."
+    )
+
+
+@dataclass
+class _Request:
+    """What a request asks for, whichever of the two shapes of §10.2 it came in."""
+
+    instance_type: str
+    model: str
+    dataset: str
+    fm_type: str
+    config_params: dict[str, Any]
+
+
+class TrainingService:
+    def __init__(self, session: Session, store: ObjectStore, settings: Settings, capacity: dict[str, int]):
+        self.trainings = TrainingRepository(session)
+        self.checkpoints = CheckpointRepository(session)
+        self.datasets = DatasetRepository(session)
+        self.endpoints = EndpointRepository(session)
+        self.store, self.settings, self.capacity = store, settings, capacity
+
+    # --- create -----------------------------------------------------------------------------
+    def create(self, requester: Principal, body: CreateTraining,
+               training_id: str | None = None) -> tuple[dict, TrainingSpec]:
+        """The 201 data and the spec to run once the rows are committed (checks in ESD's order).
+        `training_id`: the id a legacy `POST /train` handed out before the job started."""
+        if body.lora_train_type.lower() != "kohya":
+            raise BadRequest(f"Invalid lora train type: {body.lora_train_type}, the valid value is kohya.")
+        request = _read_request(body.params)
+        model = self._model(request.model)
+        dataset = self._dataset(request.dataset)
+        fm_type = request.fm_type.lower()
+        if fm_type not in FM_TYPES:
+            raise BadRequest(f"Invalid fm_type {request.fm_type}, the valid values are sd_1_5 and sd_xl")
+        tables = kohya.merged(fm_type, request.config_params)
+        config = _config(tables)
+        output = check_file_name(f"{config.output_name}.safetensors")
+        if self.checkpoints.taken([output]):
+            raise already_exists(output)
+        self._check_quota(request.instance_type)
+        return self._store(requester, request, fm_type, tables, config.ignored_keys, model, dataset, output,
+                           training_id)
+
+    def _model(self, reference: str) -> Checkpoint:
+        name = reference.rstrip("/").rsplit("/", 1)[-1]  # an s3_model_path names the file last
+        checkpoint = self.trainings.checkpoint_named(name)
+        if checkpoint is None:
+            raise BadRequest("Model not found")
+        if self.store.stat(self._model_key(checkpoint)) is None:
+            raise BadRequest(f"Model {name} has no uploaded file yet (status {checkpoint.status}); "
+                             "finish its upload first")
+        return checkpoint
+
+    @staticmethod
+    def _model_key(checkpoint: Checkpoint) -> str:
+        return f"{folder_of(checkpoint.checkpoint_type, checkpoint.id)}/{checkpoint.names[0]}"
+
+    def _dataset(self, reference: str) -> str:
+        # An s3_data_path is `…/dataset/<name>[/<prefix>]`: the name follows `dataset/`.
+        parts = reference.strip("/").split("/")
+        name = parts[parts.index("dataset") + 1] if "dataset" in parts[:-1] else parts[-1]
+        dataset = self.datasets.get(name)
+        if dataset is None:
+            raise BadRequest("Dataset not found")
+        if dataset.status != "Enabled":
+            raise BadRequest(f"dataset {name} is {dataset.status}: set it to Enabled (PUT /datasets/{name}), "
+                             "which checks its images and captions, before training on it")
+        return name
+
+    def _check_quota(self, instance_type: str) -> None:
+        quota = {**self.capacity, **self.settings.instance_quotas}.get(instance_type, 0)
+        used = len(self.trainings.running(instance_type)) + sum(
+            EndpointService.reserved(e.autoscaling, e.initial_instance_count, e.max_instance_number)
+            for e in self.endpoints.of_instance_type(instance_type))
+        if used + 1 > quota:
+            raise BadRequest(quota_message(instance_type, quota, used))
+
+    def _store(self, requester: Principal, request: _Request, fm_type: str, tables: dict, ignored: list[str],
+               model: Checkpoint, dataset: str, output: str,
+               training_id: str | None = None) -> tuple[dict, TrainingSpec]:
+        training_id, now = training_id or str(uuid.uuid4()), time.time()
+        folder = training_folder(training_id)
+        toml_key = f"{folder}/input/{kohya.TOML_NAMES[fm_type]}"
+        checkpoint = Checkpoint(
+            id=training_id, checkpoint_type="Lora", status="Initial", names=[output], created=now,
+            allowed_roles_or_users=list(requester.roles), hashes={}, content_hash=None, version="v1.0",
+            params={"created": esd_now(), "creator": requester.username, "training_id": training_id},
+        )
+        try:
+            self.checkpoints.add(checkpoint)
+        except NameTaken as taken:
+            raise already_exists(taken.name) from None
+        params = {
+            "training_params": {
+                "training_instance_type": request.instance_type, "fm_type": fm_type,
+                "s3_model_path": self.store.uri(self._model_key(model)),
+                "s3_data_path": self.store.uri(dataset_folder(dataset)), "s3_toml_path": self.store.uri(toml_key),
+                "model_name": model.names[0], "dataset_name": dataset,
+            },
+            "config_params": request.config_params, "training_type": "kohya", "ignored_keys": ignored,
+        }
+        training = self.trainings.add(Training(
+            id=training_id, created=now, job_status="Training", checkpoint_id=training_id,
+            instance_type=request.instance_type, sagemaker_train_name=f"kohya-{training_id[:8]}", params=params,
+            allowed_roles_or_users=[requester.username], progress=None, runner_host=socket.gethostname(),
+        ))
+        self.store.put_bytes(toml_key, kohya.to_toml(tables).encode())
+        spec = TrainingSpec(
+            id=training_id, instance_type=request.instance_type, model_type=fm_type,
+            model={"id": model.id, "model_name": model.names[0], "key": self._model_key(model)},
+            dataset_prefix=dataset_folder(dataset) + "/", config=tables, output_prefix=f"{folder}/output",
+            checkpoint_folder=folder_of("Lora", training_id),
+        )
+        view = {"id": training_id, "status": training.job_status, "created": str(now), "params": params,
+                **self._locations(training_id)}
+        return view, spec
+
+    def _locations(self, training_id: str) -> dict:
+        folder = training_folder(training_id)
+        return {"input_location": self.store.uri(f"{folder}/input"),
+                "output_location": self.store.uri(f"{folder}/output")}
+
+    # --- read -------------------------------------------------------------------------------
+    def get(self, training_id: str) -> dict:
+        training = self._existing(training_id)
+        return {"id": training.id, "checkpoint_id": training.checkpoint_id, "job_status": training.job_status,
+                "model_id": "kohya", "params": training.params, "timestamp": str(training.created),
+                "train_type": "Stable-diffusion", "progress": training.progress, **self._locations(training.id)}
+
+    def list(self, requester: Principal, limit: int, exclusive_start_key: str | None) -> dict:
+        rows = [t for t in self.trainings.newest_first() if visible(t.allowed_roles_or_users, requester)]
+        chosen, last = paging.page(rows, lambda t: {"t": t.created, "id": t.id}, limit, exclusive_start_key)
+        if not chosen:
+            return {"trainings": []}
+        return {"trainings": [self._list_view(t) for t in chosen], "last_evaluated_key": last}
+
+    @staticmethod
+    def _list_view(training: Training) -> dict:
+        return {"id": training.id,
+                "modelName": training.params.get("training_params", {}).get("model_name", "not_applied"),
+                "status": training.job_status, "trainType": "Stable-diffusion", "created": str(training.created),
+                "sagemakerTrainName": training.sagemaker_train_name, "params": training.params,
+                "progress": training.progress}
+
+    def _existing(self, training_id: str) -> Training:
+        training = self.trainings.get(training_id)
+        if training is None:
+            raise NotFound(f"Job with id {training_id} not found")
+        return training
+
+    # --- stop / delete ----------------------------------------------------------------------
+    def stop(self, training_id: str) -> dict:
+        """Check that the training can be stopped; the engine is asked once this returns."""
+        training = self._existing(training_id)
+        if training.job_status in TERMINAL:
+            raise BadRequest(f"training {training_id} is already {training.job_status}; only a running "
+                             "training can be stopped")
+        return {"id": training.id, "status": training.job_status}
+
+    def delete(self, ids: list[str]) -> list[str]:
+        """Remove the records and the training's own objects (never the base model, nor the output
+        checkpoint); the ids whose workers must be stopped."""
+        running = []
+        for training_id in dict.fromkeys(ids):
+            training = self.trainings.get(training_id)
+            if training is None:
+                continue
+            if training.job_status not in TERMINAL:
+                running.append(training_id)
+            self.trainings.delete(training)
+            self.store.delete_prefix(training_folder(training_id) + "/")
+        return running
+
+
+def _read_request(params: dict) -> _Request:
+    """Both shapes of §10.2: `model`/`dataset` + required kohya sections (1.5.0), or the documented
+    `s3_model_path`/`s3_data_path` with optional `config_params`."""
+    tp = params.get("training_params") or {}
+    documented = not tp.get("model") and bool(tp.get("s3_model_path"))
+    config = params.get("config_params")
+    if config is None and documented:
+        config = {}
+    _require(config, "config_params")
+    model = tp.get("s3_model_path") if documented else _require(tp.get("model"), "training_params.model")
+    dataset = tp.get("s3_data_path") or _require(tp.get("dataset"), "training_params.dataset")
+    fm_type = tp.get("fm_type") or ("sd_1_5" if documented else _require(None, "training_params.fm_type"))
+    if not isinstance(config, dict):
+        raise BadRequest("config_params must be an object of kohya sections")
+    config = {section: (dict(values) if isinstance(values, dict) else values) for section, values in config.items()}
+    if documented:
+        output = (config.get("training") or {}).get("output_name") or (config.get("saving_arguments") or {}).get("output_name")
+        _require(output, "config_params.saving_arguments.output_name")
+    else:
+        saving, arguments = config.get("saving_arguments") or {}, config.get("training_arguments") or {}
+        _require(saving.get("output_name"), "config_params.saving_arguments.output_name")
+        saving["save_every_n_epochs"] = _integer(saving.get("save_every_n_epochs"),
+                                                 "config_params.saving_arguments.save_every_n_epochs")
+        arguments["max_train_epochs"] = _integer(arguments.get("max_train_epochs"),
+                                                 "config_params.training_arguments.max_train_epochs")
+        config["saving_arguments"], config["training_arguments"] = saving, arguments
+    return _Request(tp.get("training_instance_type") or DEFAULT_INSTANCE_TYPE, str(model), str(dataset),
+                    str(fm_type), config)
+
+
+def _require(value: Any, path: str) -> Any:
+    if not value:
+        raise BadRequest(f"Missing {path}")
+    return value
+
+
+def _integer(value: Any, path: str) -> int:
+    _require(value, path)
+    try:
+        return int(value)  # ESD coerces with int()
+    except (TypeError, ValueError):
+        raise BadRequest(f"{path} must be an integer, got {value!r}") from None
+
+
+def _config(tables: dict) -> Any:
+    from openesd.training.config import TrainingConfig
+
+    return TrainingConfig.from_kohya(tables)
