@@ -1,0 +1,65 @@
+"""Legacy endpoint routes (esd-legacy-api.md §6). `router` is served on both mounts; `colliding` holds
+the method+paths 1.5.0 also has, served on the legacy mount (and reached from the primary mount only
+through the body dispatch of `dispatch.py`)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, BackgroundTasks
+
+from openesd.endpoints.routes import EngineDep
+from openesd.legacy.endpoints import LegacyEndpointsDep
+from openesd.legacy.responses import Body, answer
+
+router = APIRouter(tags=["legacy endpoints"])
+colliding = APIRouter(tags=["legacy endpoints"])
+
+
+def _create(body: dict, endpoints, engine, background: BackgroundTasks):
+    data, spec = endpoints.create(body)
+    background.add_task(engine.deploy, spec)  # after the response: the record is committed by then
+    return answer(data)
+
+
+def _delete(body: dict, endpoints, engine, background: BackgroundTasks, done: str):
+    for endpoint_id in endpoints.delete(body):
+        background.add_task(engine.undeploy, endpoint_id)
+    return answer(done)
+
+
+@router.post("/inference/deploy-sagemaker-endpoint")
+def deploy_endpoint(body: Body, endpoints: LegacyEndpointsDep, engine: EngineDep, background: BackgroundTasks):
+    return _create(body, endpoints, engine, background)
+
+
+@router.post("/inference/delete-sagemaker-endpoint")
+def delete_endpoint(body: Body, endpoints: LegacyEndpointsDep, engine: EngineDep, background: BackgroundTasks):
+    return _delete(body, endpoints, engine, background, "Endpoint delete completed")
+
+
+@router.get("/inference/list-endpoint-deployment-jobs")
+def list_deployment_jobs(endpoints: LegacyEndpointsDep):
+    return answer(endpoints.deployment_jobs())
+
+
+@router.get("/inference/get-endpoint-deployment-job")
+def get_deployment_job(endpoints: LegacyEndpointsDep, jobID: str | None = None):  # noqa: N803 (ESD's name)
+    return answer(endpoints.deployment_job(jobID))
+
+
+@colliding.post("/endpoints")
+def post_endpoints(body: Body, endpoints: LegacyEndpointsDep, engine: EngineDep, background: BackgroundTasks):
+    # The seed's own examples POST a delete body here (§3.2).
+    if "delete_endpoint_list" in body:
+        return _delete(body, endpoints, engine, background, "Endpoint deleted")
+    return _create(body, endpoints, engine, background)
+
+
+@colliding.delete("/endpoints")
+def delete_endpoints(body: Body, endpoints: LegacyEndpointsDep, engine: EngineDep, background: BackgroundTasks):
+    return _delete(body, endpoints, engine, background, "Endpoint deleted")
+
+
+@colliding.get("/endpoints")
+def list_endpoints(endpoints: LegacyEndpointsDep, username: str | None = None,
+                   endpointDeploymentJobId: str | None = None):  # noqa: N803 (ESD's query name)
+    return answer(endpoints.list(username, endpointDeploymentJobId))

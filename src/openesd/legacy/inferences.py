@@ -1,0 +1,183 @@
+"""Inference v2 and the job views (esd-legacy-api.md §4.2–§4.5, §5) over the 1.5.0 inference service."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+from openesd.auth.principal import Principal
+from openesd.endpoints.repository import EndpointRepository
+from openesd.errors import BadRequest, Forbidden, GatewayTimeout, OpenESDError, Unauthorized
+from openesd.inferences.schemas import DIFFUSION_TASKS, CreateInference
+from openesd.inferences.service import TASK_TYPES, InferenceService, param_key
+from openesd.legacy.identity import Requesters
+from openesd.legacy.payloads import one_call_payload
+from openesd.legacy.responses import LegacyError, lambda_error
+from openesd.storage.base import ObjectStore
+
+ONE_CALL_KEYS = ("task_type", "sagemaker_endpoint_name", "models")
+PAGE = 1000
+
+
+class PrepareFailed(Exception):
+    """The prepare step refused: `status_code` and `message` as ESD's prepare handler reported them."""
+
+    def __init__(self, status_code: int, message: Any):
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+class LegacyInferences:
+    def __init__(self, inferences: InferenceService, store: ObjectStore, requesters: Requesters):
+        self.inferences = inferences
+        self.endpoints = EndpointRepository(inferences.session)
+        self.store = store
+        self.requesters = requesters
+
+    # --- POST /inference/v2, form A ---------------------------------------------------------
+    def prepare(self, body: dict) -> dict:
+        try:
+            data = self._prepare(body)
+        except PrepareFailed as failed:
+            raise lambda_error(failed.status_code, "errMsg", failed.message) from None
+        return {"statusCode": 200, "inference": data}
+
+    def _prepare(self, body: dict) -> dict:
+        """The 1.5.0 create without a payload: the job waits for its payload upload and a run call."""
+        task_type, models = body.get("task_type"), body.get("models")
+        if task_type not in TASK_TYPES:
+            raise PrepareFailed(400, f"task type {task_type} should be in "
+                                     "['extra-single-image', 'extra-batch-images', 'rembg'] or ['txt2img', 'img2img']")
+        if not isinstance(models, dict):
+            raise PrepareFailed(400, "models should be an object of checkpoint type -> file names")
+        requester = self.requesters.resolve(body.get("user_id"))
+        name = body.get("sagemaker_endpoint_name") or None
+        if name is not None and not isinstance(name, str):
+            raise PrepareFailed(400, "sagemaker_endpoint_name should be a string")
+        kinds = [self._endpoint_type(name)] if name else ["Async", "Real-time"]
+        for kind in kinds:
+            event = CreateInference(task_type=task_type, inference_type=kind, models=models,
+                                    sagemaker_endpoint_name=name)
+            try:
+                return self.inferences.create(event, lambda: requester)[1]["inference"]
+            except OpenESDError as error:
+                if not (error.message.startswith("no available") and kind != kinds[-1]):
+                    raise _prepare_failure(error, requester) from None
+        raise AssertionError("unreachable: the last endpoint type re-raises")
+
+    def _endpoint_type(self, name: str) -> str:
+        endpoint = self.endpoints.by_name(name)
+        if endpoint is None:
+            raise PrepareFailed(500, f"sagemaker endpoint with name {name} is not found")
+        return endpoint.endpoint_type
+
+    # --- one call: POST /inference/v2 form B and POST /inference-api/inference ---------------
+    def one_call(self, body: dict, deployed: bool) -> dict:
+        """Prepare, store the merged payload, run. `deployed` picks the alias's shape over the seed's."""
+        missing = [k for k in ONE_CALL_KEYS if not body.get(k)]
+        if missing:
+            raise _one_call_error(deployed, 400, "task_type, sagemaker_endpoint_name, models should be "
+                                                 "in the request body")
+        try:
+            prepared = self._prepare(body)
+        except PrepareFailed as failed:
+            message = failed.message if isinstance(failed.message, str) else " ".join(failed.message)
+            raise _one_call_error(deployed, 500, message) from None
+        job_id = prepared["id"]
+        self.store.put_bytes(param_key(body["task_type"], job_id), json.dumps(one_call_payload(body)).encode())
+        try:
+            inference = self.run(job_id)["inference"]
+        except LegacyError as failed:
+            raise _one_call_error(deployed, 500, failed.body["error"], inference_id=job_id) from None
+        view = {**inference, **self._summary(job_id)}
+        if deployed:
+            return {"status": 200, "inference": view}
+        return {"inference_id": job_id, "status": view["status"], "endpoint_name": view["endpoint_name"],
+                "output_path": view["output_path"], "inference": view}
+
+    def _summary(self, job_id: str) -> dict:
+        job = self.inferences.get(job_id)
+        params = job.get("params", {})
+        models = [{"id": m["id"], "name": [m["model_name"]], "type": kind}
+                  for kind, entries in (params.get("used_models") or {}).items() for m in entries]
+        return {"inference_id": job_id, "status": job["status"], "output_path": params.get("output_path"),
+                "models": models if job["taskType"] in DIFFUSION_TASKS else [],
+                "api_params_s3_location": params.get("input_body_s3"), "type": job["taskType"],
+                "endpoint_name": params.get("sagemaker_inference_endpoint_name")}
+
+    # --- PUT /inference/v2/{id}/run ----------------------------------------------------------
+    def run(self, job_id: str) -> dict:
+        """The 1.5.0 start without its permission stage; a real-time job answers with its final state."""
+        try:
+            _, data, _ = self.inferences.start(job_id)
+        except GatewayTimeout:
+            data = {}
+        except OpenESDError as error:
+            if not self._failed(job_id):
+                raise lambda_error("500", "error", error.message) from None
+            data = {}
+        inference = data.get("inference")
+        if inference is None:  # real-time: the job has finished (or timed out); show where it stands
+            summary = self._summary(job_id)
+            inference = {k: summary[k] for k in ("inference_id", "status", "endpoint_name")} | {"output_path": None}
+        return {"statusCode": 200, "inference": inference}
+
+    def _failed(self, job_id: str) -> bool:
+        try:
+            return self.inferences.get(job_id)["status"] == "failed"
+        except OpenESDError:
+            return False
+
+    # --- job views (§4.2–§4.5) ---------------------------------------------------------------
+    def jobs(self) -> list[dict]:
+        found = []
+        for task in TASK_TYPES:
+            cursor = None
+            while True:
+                listed = self.inferences.list(task, None, PAGE, cursor)
+                found += listed["inferences"]
+                cursor = listed["last_evaluated_key"]
+                if cursor is None:
+                    break
+        found.sort(key=lambda j: j["createTime"], reverse=True)
+        return [job_view(j) for j in found]
+
+    def job(self, job_id: str | None) -> dict | None:
+        if not job_id:
+            return None
+        try:
+            return self.inferences.get(job_id)
+        except OpenESDError:
+            return None
+
+
+def job_view(fields: dict) -> dict:
+    """§5.4: every stored field, nulls omitted, `startTime` always present."""
+    view = {k: v for k, v in fields.items()
+            if v is not None and k not in ("img_presigned_urls", "output_presigned_urls")}
+    view.setdefault("startTime", fields.get("createTime"))
+    return view
+
+
+def _prepare_failure(error: OpenESDError, requester: Principal) -> PrepareFailed:
+    if isinstance(error, Unauthorized):
+        return PrepareFailed(500, f'user: "{requester.username}" not exist')
+    if error.message.startswith("checkpoint with name "):
+        return PrepareFailed(400, [m.strip() for m in re.split(r"(?=checkpoint with name )", error.message) if m])
+    if error.message.startswith("no available"):
+        return PrepareFailed(500, f'no available Endpoints for user "{requester.username}"')
+    if isinstance(error, Forbidden | BadRequest):
+        return PrepareFailed(400 if isinstance(error, Forbidden) else 500, error.message)
+    return PrepareFailed(500, error.message)
+
+
+def _one_call_error(deployed: bool, status: int, message: str, **extra: Any) -> LegacyError:
+    if deployed:
+        if status == 500:
+            message = f"fail to prepare inference for {extra.get('inference_id') or uuid.uuid4()}, " \
+                      f"no s3 location is generated: {message}"
+        return LegacyError({"status": status, "err": message})
+    return LegacyError({"status": "failed", "error": message, **extra})

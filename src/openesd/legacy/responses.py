@@ -1,0 +1,74 @@
+"""The legacy response families (esd-legacy-api.md §1.4): F answers with real statuses and bare JSON,
+L answers HTTP 200 with the outcome inside the body. No 1.5.0 envelope, no `x-api-version`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "*",
+    "Access-Control-Allow-Methods": "*",
+}
+# The checkpoint handlers carried their CORS map inside the body (Quirk kept: clients may read it).
+BODY_HEADERS = {
+    "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "OPTIONS,POST,GET",
+}
+
+
+class LegacyError(Exception):
+    """A refusal already in its route's legacy shape: `body` goes out as is with `status`."""
+
+    def __init__(self, body: Any, status: int = 200):
+        super().__init__(body)
+        self.body = body
+        self.status = status
+
+
+def answer(body: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=CORS_HEADERS)
+
+
+def fastapi_error(message: str, status: int) -> LegacyError:
+    """Family F: `{"detail": ...}` with a real status."""
+    return LegacyError({"detail": message}, status)
+
+
+def lambda_error(status_code: int | str, key: str, message: Any, **extra: Any) -> LegacyError:
+    """Family L: HTTP 200, `statusCode` (int or the string some handlers used) and the route's error key."""
+    return LegacyError({"statusCode": status_code, **extra, key: message})
+
+
+def unauthorized() -> LegacyError:
+    return LegacyError({"message": "Unauthorized"}, 401)
+
+
+def invalid_body() -> LegacyError:
+    return LegacyError({"message": "Invalid request body"}, 400)
+
+
+async def read_object(request: Request) -> dict:
+    """The JSON object body; anything else is the gateway's `Invalid request body` (HTTP 400)."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise invalid_body() from None
+    if not isinstance(body, dict):
+        raise invalid_body()
+    return body
+
+
+async def render_legacy_error(_: Request, error: LegacyError) -> JSONResponse:
+    return answer(error.body, error.status)
+
+
+Body = Annotated[dict, Depends(read_object)]

@@ -1,0 +1,84 @@
+"""Dreambooth-era models and trainings and the legacy datasets (esd-legacy-api.md §9–§11).
+
+`router` is served on both mounts; `colliding` (`GET /datasets`, which 1.5.0 also has) and
+`top_level` (the documented `GET /{dataset_name}/data`, registered last) on the legacy mount only."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Query, Request
+
+from openesd.endpoints.routes import EngineDep
+from openesd.legacy.datasets import LegacyDatasetsDep
+from openesd.legacy.dreambooth import LegacyModelsDep
+from openesd.legacy.responses import Body, answer
+from openesd.legacy.trainings import LegacyTrainingsDep
+from openesd.trainings.reporter import TrainingReporter
+from openesd.trainings.routes import submit
+
+router = APIRouter(tags=["legacy training"])
+colliding = APIRouter(tags=["legacy training"])
+top_level = APIRouter(tags=["legacy training"])
+Repeated = Annotated[list[str], Query()]
+
+
+@router.post("/model")
+def create_model(body: Body, models: LegacyModelsDep):
+    return answer(models.create(body))
+
+
+@router.put("/model")
+def complete_model(body: Body, models: LegacyModelsDep):
+    return answer(models.complete(body))
+
+
+@router.get("/models")
+def list_models(models: LegacyModelsDep, types: Repeated = [], status: Repeated = []):  # noqa: B006
+    return answer(models.list(types, status))
+
+
+@router.post("/train")
+@router.post("/train-api/train")
+def create_train(body: Body, trainings: LegacyTrainingsDep):
+    return answer(trainings.create(body))
+
+
+@router.put("/train")
+def start_train(body: Body, trainings: LegacyTrainingsDep, engine: EngineDep, request: Request,
+                background: BackgroundTasks):
+    data, spec = trainings.start(body)
+    if spec is not None:  # after the response: the rows are committed by then
+        reporter = TrainingReporter(request.app.state.sessionmaker, request.app.state.store)
+        background.add_task(submit, engine, spec, reporter)
+    return answer(data)
+
+
+@router.get("/trains")
+def list_trains(trainings: LegacyTrainingsDep, types: Repeated = [], status: Repeated = []):  # noqa: B006
+    return answer(trainings.list(types, status))
+
+
+@router.post("/dataset")
+def create_dataset(body: Body, datasets: LegacyDatasetsDep):
+    return answer(datasets.create(body))
+
+
+@router.put("/dataset")
+def update_dataset(body: Body, datasets: LegacyDatasetsDep):
+    return answer(datasets.set_status(body))
+
+
+@router.get("/dataset/{dataset_name}/data")
+def dataset_data(dataset_name: str, datasets: LegacyDatasetsDep):
+    return answer(datasets.get(dataset_name))
+
+
+@colliding.get("/datasets")
+def list_datasets(datasets: LegacyDatasetsDep, dataset_status: str | None = None):
+    return answer(datasets.list(dataset_status))
+
+
+@top_level.get("/{dataset_name}/data")
+def dataset_data_documented(dataset_name: str, datasets: LegacyDatasetsDep):
+    return answer(datasets.get(dataset_name))
