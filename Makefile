@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, at the pinned release, so no dependency asks for a newer one.
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e '.[worker,test]'
+	$(BIN)/pip install -q -e '.[worker,cluster,test]'
 	touch $@
 
 install: $(STAMP)
