@@ -1,5 +1,6 @@
 """`txt2img`, `jobs`, `endpoints`, `datasets upload` and `train` as a user sees them, against the
-spec-shaped fake of tests/client/fake_esd.py (those server routes are not in the tree yet)."""
+spec-shaped fake of tests/client/fake_esd.py: fast checks of what the CLI sends and prints; the real-server
+flows are in test_generate_e2e.py and test_training_e2e.py."""
 
 from __future__ import annotations
 
@@ -74,8 +75,19 @@ def test_dataset_upload_then_train_with_live_progress(cli, fake, tmp_path):
     assert "dataset cat is Enabled" in cli("datasets", "upload", folder).stdout
 
     result = cli("train", "--model", "base.safetensors", "--dataset", "cat", "--output-name", "cat_lora",
-                 "--steps", "3")
+                 "--epochs", "2", "--set", "training.resolution=32,32", "--set", "network_dim=4",
+                 "--set", "training.enable_bucket=false", "--set", "additional_network.unet_lr=5e-2")
     assert "Completed: LoRA cat_lora.safetensors is ready" in result.stdout
     assert "loss 0.25" in result.stderr
     training = next(iter(fake.trainings.values()))
-    assert training["params"]["config_params"]["training_arguments"]["max_train_steps"] == 3
+    config = training["params"]["config_params"]
+    assert config["training_arguments"] == {"max_train_epochs": 2}
+    assert config["training"] == {"resolution": "32,32", "network_dim": 4, "enable_bucket": False}
+    assert config["additional_network"] == {"unet_lr": 0.05}
+
+
+def test_a_kohya_setting_without_a_value_is_a_usage_error(cli, fake):
+    result = cli("train", "--model", "b.safetensors", "--dataset", "cat", "--output-name", "x", "--set", "network_dim",
+                 ok=False)
+    assert result.exit_code == 2 and "'network_dim' is not KEY=VALUE" in result.output
+    assert fake.trainings == {}

@@ -1,5 +1,6 @@
 """The SDK against spec-shaped answers (tests/client/fake_esd.py) for endpoints, inferences,
-datasets and trainings, whose server routes are not in the tree yet; plus the envelope rules."""
+datasets and trainings, plus the envelope rules; tests/cli/test_*_e2e.py run the same flows against a
+real server."""
 
 from __future__ import annotations
 
@@ -101,12 +102,14 @@ def test_dataset_upload_from_a_kohya_folder(client, fake, tmp_path):
 
 
 def test_training_is_created_in_the_clients_shape_and_waited_for(client, fake):
-    created = client.trainings.create("base.safetensors", "my_cats", "cat_lora", max_train_steps=30)
+    created = client.trainings.create("base.safetensors", "my_cats", "cat_lora", epochs=2,
+                                      config_params={"training": {"network_dim": 4}})
     params = fake.trainings[created["id"]]["params"]
     assert params["training_params"] == {"training_instance_type": "ml.g5.2xlarge", "model": "base.safetensors",
                                          "dataset": "my_cats", "fm_type": "sd_1_5"}
     assert params["config_params"]["saving_arguments"] == {"output_name": "cat_lora", "save_every_n_epochs": 1}
-    assert params["config_params"]["training_arguments"] == {"max_train_epochs": 1, "max_train_steps": 30}
+    assert params["config_params"]["training_arguments"] == {"max_train_epochs": 2}
+    assert params["config_params"]["training"] == {"network_dim": 4}
     losses = []
     done = client.trainings.wait_for(created["id"], interval=0.01,
                                      on_update=lambda t: losses.append((t.get("progress") or {}).get("loss")))

@@ -42,17 +42,18 @@ def emit_json(value: Any) -> None:
 
 
 def table(rows: Sequence[dict], columns: Sequence[tuple[str, str]], *, as_json: bool, title: str | None = None) -> None:
-    """`columns`: (heading, key) pairs; a list value is shown comma-joined."""
+    """`columns`: (heading, key) pairs; a list value is shown comma-joined, a `created`/`timestamp`
+    value in seconds since the epoch (ESD's trainings and datasets) as local time."""
     if as_json:
         emit_json(list(rows))
         return
     from rich.table import Table
 
     view = Table(title=title)
-    for heading, _ in columns:
-        view.add_column(heading)
+    for number, (heading, _) in enumerate(columns):
+        view.add_column(heading, no_wrap=number == 0)  # the id or name that `show`/`rm` take, never cut
     for row in rows:
-        view.add_row(*(_cell(row.get(key)) for _, key in columns))
+        view.add_row(*(_when(row.get(key)) if key in _TIMES else _cell(row.get(key)) for _, key in columns))
     console().print(view)
 
 
@@ -63,6 +64,19 @@ def record(value: dict, *, as_json: bool) -> None:
     for key, item in value.items():
         shown = json.dumps(item, default=str) if isinstance(item, (dict, list)) else _cell(item)
         typer.echo(f"{key}: {shown}")
+
+
+_TIMES = {"created", "timestamp"}
+
+
+def _when(value: Any) -> str:
+    """`1711086305.1` -> `2024-03-22 05:45:05`; any other text (ESD dates of checkpoints) as it is."""
+    import datetime
+
+    try:
+        return datetime.datetime.fromtimestamp(float(value)).strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return _cell(value)
 
 
 def _cell(value: Any) -> str:

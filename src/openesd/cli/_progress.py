@@ -30,14 +30,15 @@ def step_bar(description: str, read: Callable[[dict], dict | None],
     """A bar fed from a polled record: `read(record)` gives {step, total_steps, ...} or None.
 
     `total` is the expected step count until the server reports its own (a job may finish between
-    two polls, before any step was seen).
+    two polls, before any step was seen). The ETA shown is the server's (`eta_seconds`), which sees
+    every step; the clock column is the time elapsed.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from openesd.cli._output import console
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[extra]}"),
-               TimeRemainingColumn())
+               TimeElapsedColumn())
     with Progress(*columns, console=console(stderr=True)) as progress:
         task = progress.add_task(description, total=total, extra="")
         last = [""]

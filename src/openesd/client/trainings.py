@@ -13,12 +13,13 @@ FAILED = {"Failed", "Fail", "Stopped"}
 
 def training_body(model: str, dataset: str, output_name: str, *, fm_type: str = "sd_1_5",
                   instance_type: str = "ml.g5.2xlarge", epochs: int = 1, save_every_n_epochs: int = 1,
-                  max_train_steps: int | None = None, config_params: dict | None = None) -> dict:
-    """The request shape ESD clients send (§10.2), with extra kohya sections merged in."""
+                  config_params: dict | None = None) -> dict:
+    """The request shape ESD clients send (§10.2), with extra kohya sections merged in.
+
+    No `max_train_steps`: this shape requires `max_train_epochs`, which kohya lets override the steps.
+    """
     config = {"saving_arguments": {"output_name": output_name, "save_every_n_epochs": save_every_n_epochs},
               "training_arguments": {"max_train_epochs": epochs}}
-    if max_train_steps is not None:
-        config["training_arguments"]["max_train_steps"] = max_train_steps
     for section, values in (config_params or {}).items():
         config.setdefault(section, {}).update(values)
     return {"lora_train_type": "kohya",
