@@ -8,6 +8,8 @@ import secrets
 import string
 from pathlib import Path
 
+from openesd.errors import ConfigurationError
+
 API_KEY_FILE = "api_key"
 PASSWORD_KEY_FILE = "password.key"
 _ALPHABET = string.ascii_letters + string.digits
@@ -53,9 +55,18 @@ def api_key_matches(candidate: str | None, keys: list[str]) -> bool:
 class PasswordCipher:
     """Reversible password storage (ESD returns plaintext on `show_password`)."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, key: str | None = None):
+        """`key` (a Fernet key, shared by every API replica) wins; otherwise one kept in the data directory."""
         from cryptography.fernet import Fernet
 
+        if key:
+            try:
+                self._fernet = Fernet(key.encode())
+            except ValueError:
+                raise ConfigurationError("OPENESD_PASSWORD_KEY must be 32 url-safe base64-encoded bytes, as "
+                                 "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'` "
+                                 "prints") from None
+            return
         path = data_dir / PASSWORD_KEY_FILE
         if not path.exists():
             try:

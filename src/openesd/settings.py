@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     # Deployment API keys (`x-api-key`), comma-separated. Empty: one is generated on first start
     # and kept in `<data_dir>/api_key`.
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Key that encrypts users' passwords (Fernet). Empty: one kept in <data_dir>/password.key. Set the
+    # same value on every API replica of a cluster.
+    password_key: str | None = None
 
     database_url: str | None = None  # default: sqlite:///<data_dir>/openesd.db
     object_store_url: str | None = None  # default: file://<data_dir>/objects
@@ -43,10 +46,27 @@ class Settings(BaseSettings):
 
     signed_url_ttl_s: int = 3600
 
+    # Local engine (decisions.md, Endpoints and Jobs).
+    endpoint_idle_s: float = 900.0  # autoscaling endpoints scale in to their minimum after this idle time
+    scale_out_backlog: float = 3.0  # queued + running jobs per instance above which one more starts
+    worker_start_timeout_s: float = 600.0
+    worker_start_attempts: int = 2  # failed starts before a never-ready endpoint is marked Failed
+    job_deadline_s: float = 3600.0  # the watchdog fails a job running longer than this
+    realtime_timeout_s: float = 600.0  # a real-time start answers 504 after this, the job goes on
+    job_lease_s: float = 60.0  # a replica's hold on the jobs it dispatched, renewed every third of it
+
     # Checkpoint import by URL: only public addresses unless this is set (tests, trusted LANs).
     allow_private_url_imports: bool = False
     max_import_bytes: int = 50 * 1024**3
     import_timeout_s: float = 30.0
+
+    # Legacy routes of the 2023-07-05 API (esd-legacy-api.md §3.4).
+    legacy_enabled: bool = True
+    legacy_mount: str = "/legacy"
+    legacy_on_primary_mount: bool = True
+    legacy_mirror_list_keys: bool = False
+    legacy_default_user: str = "api"  # requester when a legacy call names none; empty: 401
+    legacy_upload_wait_seconds: float = 25.0
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -55,7 +75,7 @@ class Settings(BaseSettings):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
 
-    @field_validator("stage_prefix")
+    @field_validator("stage_prefix", "legacy_mount")
     @classmethod
     def _normalise_prefix(cls, value: str) -> str:
         value = value.strip().rstrip("/")

@@ -27,7 +27,7 @@ def test_missing_or_wrong_key_is_forbidden_without_handler_headers(esd, key):
 @pytest.mark.parametrize(
     ("method", "path"),
     [("GET", "/prod/nothing-here"), ("GET", "/prod/"), ("PATCH", "/prod/roles"),
-     ("GET", "/prod/inference/test-connection"), ("PUT", "/prod/ping")],
+     ("GET", "/prod/inference"), ("PUT", "/prod/ping")],  # test-connection is a legacy route now (tests/legacy)
 )
 @pytest.mark.parametrize("key", [None, "0123456789abcdefABCD"])
 def test_unmapped_route_is_missing_authentication_token_even_without_key(esd, method, path, key):

@@ -52,3 +52,18 @@ def test_migrations_match_the_models(tmp_path):
     with runtime.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diff == []
+
+
+def test_replicas_sharing_a_password_key_read_each_others_passwords(tmp_path):
+    from cryptography.fernet import Fernet
+
+    from openesd.errors import ConfigurationError
+    from openesd.keys import PasswordCipher
+
+    key = Fernet.generate_key().decode()
+    one = PasswordCipher(tmp_path / "replica-1", key)
+    other = PasswordCipher(tmp_path / "replica-2", key)
+    assert other.verify("s3cret", one.encrypt("s3cret"))
+    assert not (tmp_path / "replica-2" / "password.key").exists()
+    with pytest.raises(ConfigurationError, match="OPENESD_PASSWORD_KEY must be 32 url-safe base64"):
+        PasswordCipher(tmp_path, "not-a-key")

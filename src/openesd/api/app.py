@@ -6,19 +6,26 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from openesd import __version__
+from openesd import __version__, legacy
 from openesd.api import objects, ping, system
 from openesd.api.cors import PreflightMiddleware
 from openesd.api.errors import install_error_handlers
 from openesd.api.gateway import require_api_key
 from openesd.api.runtime import Runtime, boot
 from openesd.checkpoints import routes as checkpoints
+from openesd.datasets import routes as datasets
+from openesd.endpoints import routes as endpoints
+from openesd.inferences import routes as inferences
 from openesd.roles import routes as roles
 from openesd.settings import Settings, get_settings
 from openesd.tokens import routes as tokens
+from openesd.trainings import routes as trainings
 from openesd.users import routes as users
 
-ESD_ROUTERS = (ping.router, roles.router, users.router, tokens.router, checkpoints.router)
+ESD_ROUTERS = (
+    ping.router, roles.router, users.router, tokens.router, checkpoints.router, endpoints.router, inferences.router,
+    datasets.router, trainings.router,
+)
 
 
 def esd_router() -> APIRouter:
@@ -41,7 +48,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.api_keys = state.api_keys
         app.state.password_cipher = state.password_cipher
         state.start_background()
+        legacy.start(app)
         yield
+        legacy.stop(app)
         if runtime is None:
             state.close()
 
@@ -53,6 +62,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.include_router(surface, prefix=settings.stage_prefix)
     app.include_router(system.router)
     app.include_router(objects.router)
+    legacy.install(app, settings)
     install_error_handlers(app)
     app.add_middleware(PreflightMiddleware)
     return app

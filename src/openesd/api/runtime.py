@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from openesd.checkpoints.importer import CheckpointImporter
+from openesd.execution.base import Engine as ExecutionEngine
+from openesd.inferences.leases import LeaseKeeper, release, replica_name
+from openesd.inferences.reporter import EngineReporter, JobWaiter
 from openesd.keys import PasswordCipher, load_or_create_api_key
 from openesd.metadata.db import create_db_engine, create_sessionmaker
 from openesd.metadata.migrate import upgrade_to_head
 from openesd.settings import Settings
 from openesd.users.service import UserService
+
+log = logging.getLogger("openesd.api.runtime")
 
 
 @dataclass
@@ -24,14 +31,52 @@ class Runtime:
     api_key_created: bool
     password_cipher: PasswordCipher
     importer: CheckpointImporter
+    waiter: JobWaiter
+    engine_url: str
+    settings: Settings
+    replica: str = field(default_factory=replica_name)  # owner of the job leases taken by this process
+    _execution: ExecutionEngine | None = None
+    _leases: LeaseKeeper | None = None
+
+    @property
+    def execution(self) -> ExecutionEngine:
+        """The execution engine (worker processes), opened on first use."""
+        if self._execution is None:
+            from openesd.execution import open_engine
+            from openesd.trainings.reporter import EngineEventsWithTrainings, TrainingReporter
+
+            reporter = EngineReporter(self.sessionmaker, self.store, self.waiter)
+            events = EngineEventsWithTrainings(reporter, TrainingReporter(self.sessionmaker, self.store))
+            self._execution = open_engine(self.engine_url, self.settings, events)
+        return self._execution
 
     def start_background(self) -> None:
         """Pick up work a previous process left unfinished."""
+        from openesd.inferences.recovery import resume
+        from openesd.trainings.reporter import fail_interrupted
+
         self.importer.resume_pending()
+        fail_interrupted(self.sessionmaker)
+        lease_s = self.settings.job_lease_s
+        resume(self.sessionmaker, self.execution, self.replica, lease_s)
+        self._leases = LeaseKeeper(self.sessionmaker, self.execution, self.replica, lease_s)
+        self._leases.start()
 
     def close(self) -> None:
         self.importer.shutdown()
+        if self._leases is not None:
+            self._leases.stop()
+        if self._execution is not None:
+            self._execution.close()
+            self._release_leases()
         self.engine.dispose()
+
+    def _release_leases(self) -> None:
+        """The closed engine carries nothing now: let another replica take its jobs without waiting."""
+        try:
+            release(self.sessionmaker, self.replica)
+        except SQLAlchemyError:  # the leases then lapse by themselves
+            log.warning("could not release the job leases of %s", self.replica, exc_info=True)
 
 
 def boot(settings: Settings) -> Runtime:
@@ -42,7 +87,7 @@ def boot(settings: Settings) -> Runtime:
     engine = create_db_engine(settings.resolved_database_url)
     upgrade_to_head(engine)
     make_session = create_sessionmaker(engine)
-    cipher = PasswordCipher(settings.data_dir)
+    cipher = PasswordCipher(settings.data_dir, settings.password_key)
     with make_session.begin() as session:
         UserService(session, cipher, settings).seed_defaults()
     keys, created = list(settings.api_keys), False
@@ -51,4 +96,5 @@ def boot(settings: Settings) -> Runtime:
         keys = [key]
     store = open_store(settings.resolved_object_store_url, settings)
     importer = CheckpointImporter(make_session, store, settings)
-    return Runtime(engine, make_session, store, keys, created, cipher, importer)
+    waiter = JobWaiter(make_session)
+    return Runtime(engine, make_session, store, keys, created, cipher, importer, waiter, settings.engine_url, settings)

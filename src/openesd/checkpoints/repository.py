@@ -82,6 +82,11 @@ class CheckpointRepository:
         query = select(Checkpoint).where(Checkpoint.status == "Initial")
         return [c for c in self.session.scalars(query) if c.params.get("import")]
 
+    def pending_merges(self) -> Sequence[Checkpoint]:
+        """Outputs of legacy model merges that have not finished (run again after a restart)."""
+        query = select(Checkpoint).where(Checkpoint.status == "Initial")
+        return [c for c in self.session.scalars(query) if c.params.get("merge_job")]
+
     def delete(self, checkpoint: Checkpoint) -> None:
         self.session.delete(checkpoint)
         self.session.flush()

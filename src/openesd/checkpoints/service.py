@@ -111,24 +111,26 @@ class CheckpointService:
             raise already_exists(taken)
 
     # --- update -----------------------------------------------------------------------------
-    def update(self, checkpoint_id: str, body: UpdateCheckpoint) -> tuple[int, dict | None, str | None]:
+    def update(self, checkpoint_id: str, body: UpdateCheckpoint,
+               require_tags: bool = True) -> tuple[int, dict | None, str | None]:
+        """`require_tags=False`: a status change alone (the legacy `PUT /checkpoint` allows it)."""
         checkpoint = self.checkpoints.get_for_update(checkpoint_id)
         if checkpoint is None:
             raise NotFound(f"checkpoint not found with id {checkpoint_id}")
         if body.status is not None:
-            return 200, {"checkpoint": self._set_status(checkpoint, body)}, None
+            return 200, {"checkpoint": self._set_status(checkpoint, body, require_tags)}, None
         if body.name is not None:
             return self._rename(checkpoint, body.name)
         return 200, None, None
 
-    def _set_status(self, checkpoint: Checkpoint, body: UpdateCheckpoint) -> dict:
-        if not body.multi_parts_tags:
+    def _set_status(self, checkpoint: Checkpoint, body: UpdateCheckpoint, require_tags: bool = True) -> dict:
+        if require_tags and not body.multi_parts_tags:
             raise BadRequest("multi parts tags is empty")
         if body.status not in STATUSES:
             raise BadRequest(f"'{body.status}'")
         hashes = dict(checkpoint.hashes)
         for name, upload in checkpoint.params.get("multipart_upload", {}).items():
-            if name in body.multi_parts_tags and name not in hashes:
+            if name in (body.multi_parts_tags or {}) and name not in hashes:
                 hashes[name] = self._complete(upload, name, body.multi_parts_tags[name])
         if body.status == "Active":
             missing = [n for n in checkpoint.names if n not in hashes]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, LargeBinary, String
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from openesd.metadata.base import Base, TimestampMixin
@@ -72,3 +72,122 @@ class CheckpointName(Base):
     checkpoint_id: Mapped[str] = mapped_column(
         ForeignKey("checkpoints.id", ondelete="CASCADE"), index=True
     )
+
+
+class Endpoint(Base):
+    """An inference endpoint (esd-api.md §7.1): a pool of worker processes run by the engine."""
+
+    __tablename__ = "endpoints"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # Unique: creating the same name twice is ESD's `Cannot create already existing model`.
+    endpoint_name: Mapped[str] = mapped_column(String(255), unique=True)
+    endpoint_type: Mapped[str] = mapped_column(String(16))
+    endpoint_status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str | None] = mapped_column(String(16), nullable=True)  # legacy, null for new rows
+    autoscaling: Mapped[bool] = mapped_column(Boolean)
+    instance_type: Mapped[str] = mapped_column(String(64), index=True)
+    initial_instance_count: Mapped[int] = mapped_column(Integer)
+    current_instance_count: Mapped[int] = mapped_column(Integer, default=0)
+    min_instance_number: Mapped[int] = mapped_column(Integer)
+    max_instance_number: Mapped[int] = mapped_column(Integer)
+    start_time: Mapped[str] = mapped_column(String(32))
+    started: Mapped[float] = mapped_column(Float, index=True)  # sort key of `startTime`
+    end_time: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    owner_group_or_role: Mapped[list[str]] = mapped_column(JSON, default=list)
+    custom_extensions: Mapped[str] = mapped_column(Text, default="")
+    creator: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class InferenceJob(Base):
+    """An inference job (esd-api.md §8.1); the row is the source of truth for its state."""
+
+    __tablename__ = "inference_jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    task_type: Mapped[str] = mapped_column(String(32), index=True)
+    inference_type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    owner_group_or_role: Mapped[list[str]] = mapped_column(JSON, default=list)
+    create_time: Mapped[str] = mapped_column(String(32))
+    created: Mapped[float] = mapped_column(Float, index=True)  # sort key of `createTime`
+    start_time: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    complete_time: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    image_names: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    inference_info_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    sagemaker_raw: Mapped[str | None] = mapped_column(Text, nullable=True)
+    payload_string: Mapped[str | None] = mapped_column(Text, nullable=True)
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    endpoint_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
+    # Handed to the engine and not finished yet: dispatched again after a server restart.
+    queued: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    progress: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # The API replica that carries the job (`host:pid:uuid`) renews this lease; a lapsed one is claimed by
+    # another replica, which dispatches the job again (inferences/leases.py).
+    lease_owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    lease_expires: Mapped[float | None] = mapped_column(Float, nullable=True)  # epoch seconds
+
+
+class Dataset(Base):
+    """A training dataset (esd-api.md §9.1); its files live under `dataset/<name>/[<prefix>/]`."""
+
+    __tablename__ = "datasets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created: Mapped[float] = mapped_column(Float, index=True)  # ESD's `timestamp`
+    prefix: Mapped[str] = mapped_column(String(255), default="")
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    allowed_roles_or_users: Mapped[list[str]] = mapped_column(JSON, default=list)
+    creator: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class DatasetItem(Base):
+    """One file of a dataset; `key` is its object-store key (unique: a re-upload replaces the item)."""
+
+    __tablename__ = "dataset_items"
+
+    dataset_name: Mapped[str] = mapped_column(ForeignKey("datasets.name", ondelete="CASCADE"), primary_key=True)
+    sort_key: Mapped[str] = mapped_column(String(512), primary_key=True)  # "<timestamp>_<name>"
+    key: Mapped[str] = mapped_column(String(1024), index=True)
+    name: Mapped[str] = mapped_column(String(512))
+    item_type: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    allowed_roles_or_users: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class Training(Base):
+    """A kohya LoRA training job (esd-api.md §10.1); its output checkpoint has the same id."""
+
+    __tablename__ = "trainings"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created: Mapped[float] = mapped_column(Float, index=True)  # ESD's `timestamp`
+    job_status: Mapped[str] = mapped_column(String(32), index=True)  # a plain string (decisions.md)
+    checkpoint_id: Mapped[str] = mapped_column(String(36))
+    instance_type: Mapped[str] = mapped_column(String(64), index=True)
+    sagemaker_train_name: Mapped[str] = mapped_column(String(255))
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    allowed_roles_or_users: Mapped[list[str]] = mapped_column(JSON, default=list)
+    progress: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # The machine whose engine runs it: after a restart there, a running training is failed.
+    runner_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class LegacyModel(Base):
+    """A dreambooth-era base model of the legacy API (esd-legacy-api.md §9): a name over a checkpoint."""
+
+    __tablename__ = "legacy_models"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    checkpoint_id: Mapped[str] = mapped_column(String(36))
+    model_type: Mapped[str] = mapped_column(String(32))
+    job_status: Mapped[str] = mapped_column(String(16), index=True)
+    output_s3_location: Mapped[str] = mapped_column(String(1024))
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    created: Mapped[float] = mapped_column(Float, index=True)
+    allowed_roles_or_users: Mapped[list[str]] = mapped_column(JSON, default=list)
