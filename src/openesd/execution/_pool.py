@@ -42,6 +42,14 @@ def spawn_instance(settings_values: dict, gpu: int | None) -> Instance:
     device = "cuda" if gpu is not None else "cpu"
     process = _SPAWN.Process(target=_worker.main, args=(child, settings_values, device),
                              name="openesd-worker", daemon=True)
+    start_pinned(process, gpu)
+    child.close()
+    return Instance(process, parent, gpu)
+
+
+def start_pinned(process: Any, gpu: int | None) -> None:
+    """Start a spawned process that sees only `gpu` (none: no GPU). The child's CUDA_VISIBLE_DEVICES is
+    set through this process's environment, so every start goes through one lock."""
     with _ENV_LOCK:
         saved = os.environ.get("CUDA_VISIBLE_DEVICES")
         os.environ["CUDA_VISIBLE_DEVICES"] = "" if gpu is None else str(gpu)
@@ -52,8 +60,6 @@ def spawn_instance(settings_values: dict, gpu: int | None) -> Instance:
                 os.environ.pop("CUDA_VISIBLE_DEVICES", None)
             else:
                 os.environ["CUDA_VISIBLE_DEVICES"] = saved
-    child.close()
-    return Instance(process, parent, gpu)
 
 
 def stop_instance(instance: Instance) -> None:

@@ -46,6 +46,13 @@ def visible_gpus() -> int:
     return count
 
 
+def capacity_table(gpus: int, settings: Settings) -> dict[str, int]:
+    """Default quota per instance type: instances_per_gpu per GPU for every GPU type, or the CPU count
+    for every type on a machine (or cluster) without GPUs."""
+    per_type = gpus * settings.instances_per_gpu or settings.cpu_instances_per_type
+    return {"cpu": settings.cpu_instances_per_type, **{t: per_type for t in GPU_TYPES}}
+
+
 class LocalEngine:
     def __init__(self, settings: Settings, events: EngineEvents, gpus: int | None = None):
         self._settings = settings
@@ -98,8 +105,7 @@ class LocalEngine:
             return len(pool.instances) if pool else 0
 
     def capacity(self) -> dict[str, int]:
-        per_type = self._gpus * self._settings.instances_per_gpu or self._settings.cpu_instances_per_type
-        return {"cpu": self._settings.cpu_instances_per_type, **{t: per_type for t in GPU_TYPES}}
+        return capacity_table(self._gpus, self._settings)
 
     def submit_training(self, training: TrainingSpec) -> None:
         self._trainings.submit(training)

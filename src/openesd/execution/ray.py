@@ -19,7 +19,7 @@ from typing import Any
 from openesd.execution._ray_apps import DEPLOYMENT, app_name, endpoint_deployment, live_replicas, running_replicas
 from openesd.execution._ray_training import RayTrainingRunner
 from openesd.execution.base import EndpointSpec, EngineEvents, JobSpec, TrainingSpec
-from openesd.execution.local import GPU_TYPES
+from openesd.execution.local import capacity_table
 from openesd.settings import Settings
 
 log = logging.getLogger("openesd.execution.ray")
@@ -119,8 +119,7 @@ class RayEngine:
         return live_replicas(app) if app is not None else 0
 
     def capacity(self) -> dict[str, int]:
-        per_type = _cluster_gpus() * self._settings.instances_per_gpu or self._settings.cpu_instances_per_type
-        return {"cpu": self._settings.cpu_instances_per_type, **{t: per_type for t in GPU_TYPES}}
+        return capacity_table(_cluster_gpus(), self._settings)
 
     def submit_training(self, training: TrainingSpec) -> None:
         self._trainings.submit(training)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing
-import os
 import shutil
 import tempfile
 import threading
@@ -64,7 +63,7 @@ class TrainingRunner:
 
     def _start(self, spec: TrainingSpec) -> _Run:
         """Start the training's worker process; the Ray engine starts an actor in its place."""
-        from openesd.execution._pool import _ENV_LOCK
+        from openesd.execution._pool import start_pinned
 
         gpu = self._pick_gpu(spec.instance_type)
         parent, child = _SPAWN.Pipe()
@@ -72,16 +71,7 @@ class TrainingRunner:
         process = _SPAWN.Process(target=main, args=(child, stop, self._values, asdict(spec),
                                                     "cpu" if gpu is None else "cuda"),
                                  name="openesd-trainer", daemon=True)
-        with _ENV_LOCK:  # the child's CUDA_VISIBLE_DEVICES is set through the parent's environment
-            saved = os.environ.get("CUDA_VISIBLE_DEVICES")
-            os.environ["CUDA_VISIBLE_DEVICES"] = "" if gpu is None else str(gpu)
-            try:
-                process.start()
-            finally:
-                if saved is None:
-                    os.environ.pop("CUDA_VISIBLE_DEVICES", None)
-                else:
-                    os.environ["CUDA_VISIBLE_DEVICES"] = saved
+        start_pinned(process, gpu)
         child.close()
         return _Run(spec, process, parent, stop, gpu)
 

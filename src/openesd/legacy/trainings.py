@@ -18,7 +18,7 @@ from fastapi import Depends
 
 from openesd.api.deps import SessionDep, StoreDep
 from openesd.checkpoints.repository import CheckpointRepository, NameTaken
-from openesd.checkpoints.service import already_exists, check_file_name, esd_now, folder_of
+from openesd.checkpoints.service import already_exists, check_file_name, folder_of
 from openesd.datasets.repository import DatasetRepository
 from openesd.datasets.service import dataset_folder, visible
 from openesd.errors import OpenESDError
@@ -32,7 +32,7 @@ from openesd.storage.base import ObjectStore
 from openesd.trainings.repository import TrainingRepository
 from openesd.trainings.routes import Trainings
 from openesd.trainings.schemas import CreateTraining
-from openesd.trainings.service import TrainingService, training_folder
+from openesd.trainings.service import TrainingService, output_checkpoint, training_folder
 
 UPLOAD_URL_TTL_S = 7 * 24 * 3600  # ESD: training input upload URLs live 7 days
 # The server template's values for the keys that map (§10.1); the rest of the 100 keys do not.
@@ -91,13 +91,8 @@ class LegacyTrainings:
         return {"statusCode": 200, "job": job, "s3PresignUrl": self._input_urls(training_id, body.get("filenames"))}
 
     def _reserve_output(self, training_id: str, now: float, output: str, requester) -> None:
-        checkpoint = Checkpoint(
-            id=training_id, checkpoint_type="Lora", status="Initial", names=[output], created=now,
-            allowed_roles_or_users=list(requester.roles), hashes={}, content_hash=None, version="v1.0",
-            params={"created": esd_now(), "creator": requester.username, "training_id": training_id},
-        )
         try:
-            self.checkpoints.add(checkpoint)
+            self.checkpoints.add(output_checkpoint(training_id, now, output, requester))
         except NameTaken as taken:
             raise lambda_error(500, "error", already_exists(taken.name).message) from None
 

@@ -122,11 +122,7 @@ class TrainingService:
         training_id, now = training_id or str(uuid.uuid4()), time.time()
         folder = training_folder(training_id)
         toml_key = f"{folder}/input/{kohya.TOML_NAMES[fm_type]}"
-        checkpoint = Checkpoint(
-            id=training_id, checkpoint_type="Lora", status="Initial", names=[output], created=now,
-            allowed_roles_or_users=list(requester.roles), hashes={}, content_hash=None, version="v1.0",
-            params={"created": esd_now(), "creator": requester.username, "training_id": training_id},
-        )
+        checkpoint = output_checkpoint(training_id, now, output, requester)
         try:
             self.checkpoints.add(checkpoint)
         except NameTaken as taken:
@@ -261,3 +257,12 @@ def _config(tables: dict) -> Any:
     from openesd.training.config import TrainingConfig
 
     return TrainingConfig.from_kohya(tables)
+
+
+def output_checkpoint(training_id: str, now: float, output: str, requester: Principal) -> Checkpoint:
+    """The `Lora` record a training fills: reserved (`Initial`) under the training's id when it is created."""
+    return Checkpoint(
+        id=training_id, checkpoint_type="Lora", status="Initial", names=[output], created=now,
+        allowed_roles_or_users=list(requester.roles), hashes={}, content_hash=None, version="v1.0",
+        params={"created": esd_now(), "creator": requester.username, "training_id": training_id},
+    )
