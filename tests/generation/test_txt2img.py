@@ -149,3 +149,20 @@ def test_no_checkpoint_is_a_clear_error(generator):
 def test_unknown_task_lists_valid_tasks(generator, sd15_models):
     with pytest.raises(GenerationError, match="task 'txt2video' is not supported; valid tasks: txt2img, img2img"):
         run(generator, "txt2video", {}, sd15_models)
+
+
+def test_a_half_precision_model_stays_in_half_precision_across_jobs(sd15_models, tmp_path):
+    # A GPU worker keeps its models in fp16; deriving a job's pipeline must not cast the shared,
+    # cached weights to fp32 (twice the memory, a slower UNet). bf16 stands in for fp16 on the CPU.
+    import torch
+
+    from openesd.generation import Generator
+    from openesd.generation.device import DeviceSpec
+
+    generator = Generator(device="cpu")
+    generator.device = DeviceSpec("cpu", torch.bfloat16, torch.bfloat16)
+    for task, payload in (("txt2img", txt2img_payload()), ("txt2img", txt2img_payload(enable_hr=True))):
+        assert len(run(generator, task, payload, sd15_models).images) == 1
+    loaded = generator.cache.get("checkpoint", sd15_models["Stable-diffusion"][0], lambda: None)
+    assert {p.dtype for p in loaded.pipe.unet.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in loaded.pipe.text_encoder.parameters()} == {torch.bfloat16}

@@ -163,10 +163,16 @@ def derive(model: PreparedModel, kind: str, scheduler: Any, controlnet: Any = No
     if name is None:
         raise UnsupportedFeature(f"a {model.family} checkpoint ({model.path.name}) cannot run {kind}")
     cls = getattr(diffusers, name)
-    extra: dict[str, Any] = {"scheduler": scheduler}
+    # Built here rather than with `from_pipe`, which ends by casting every module to one dtype
+    # (fp32 unless told): in place, so the cached fp16 weights of a GPU worker would turn fp32.
+    modules, options = cls._get_signature_keys(cls)
+    source = model.pipe
+    parts = {k: v for k, v in source.components.items() if k in modules}
+    parts["scheduler"] = scheduler
     if controlnet is not None:
-        extra["controlnet"] = controlnet
-    pipe = cls.from_pipe(model.pipe, **extra)
+        parts["controlnet"] = controlnet
+    config = {k: v for k, v in source.config.items() if k in options}
+    pipe = cls(**parts, **config)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

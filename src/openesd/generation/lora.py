@@ -12,7 +12,7 @@ from openesd.generation.loading import read_state_dict
 
 MAX_ADAPTERS = 8
 _LYCORIS = {"hada_w1_a": "LoHa", "lokr_w1": "LoKr"}  # key fragments of LyCORIS types diffusers cannot load
-# Adapter names, least recently used first, kept on the UNet: pipelines derived with `from_pipe`
+# Adapter names, least recently used first, kept on the UNet: pipelines derived for a job (job.derive)
 # share it, so the order survives whichever pipeline object a job holds.
 _ORDER = "_openesd_lora_order"
 
