@@ -15,6 +15,8 @@ from tests.cluster.conftest import EVENT_WAIT_S, MODEL_KEY
 from tests.datasets.conftest import kohya_files
 from tests.trainings.conftest import TINY
 
+# A first step needs the actor's imports and model load: 9 s alone, over 120 s once seen on two busy cores.
+FIRST_STEP_S = 3 * EVENT_WAIT_S
 pytestmark = [pytest.mark.ray, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 
@@ -81,7 +83,7 @@ def test_a_stop_sent_to_another_api_replica_ends_the_training_actor(engine):
     owner, other = engine(), engine()
     spec = training(owner, "t-stop", epochs=500)
     owner.engine.submit_training(spec)
-    owner.events.wait_for("training_progress", spec.id)  # training steps, in the actor
+    owner.events.wait_for("training_progress", spec.id, timeout=FIRST_STEP_S)  # training steps, in the actor
 
     other.engine.stop_training(spec.id)  # the replica that does not hold it finds the actor by name
     owner.events.wait_for("training_stopped", spec.id, timeout=EVENT_WAIT_S)
@@ -99,7 +101,7 @@ def test_closing_the_engine_ends_its_training_actors_and_says_why(engine):
     tested = engine()
     spec = training(tested, "t-shutdown", epochs=500)
     tested.engine.submit_training(spec)
-    tested.events.wait_for("training_progress", spec.id)
+    tested.events.wait_for("training_progress", spec.id, timeout=FIRST_STEP_S)
 
     tested.engine.close()  # an API replica shutting down: its trainings end with it
     tested.events.wait_for("training_failed", spec.id)
