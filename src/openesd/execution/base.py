@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
+
+log = logging.getLogger("openesd.execution")
 
 
 @dataclass
@@ -85,6 +89,30 @@ class EngineEvents(Protocol):
 
     def training_stopped(self, training_id: str) -> None:
         """The training ended early because a stop was asked for."""
+
+
+def report(events: EngineEvents, event: str, *args: object) -> None:
+    """Call one event on the reporter; its errors are logged, never raised into the engine."""
+    try:
+        getattr(events, event)(*args)
+    except Exception:
+        log.exception("reporting %s%r failed", event, args[:1])
+
+
+class EventOutbox:
+    """Events reported in order on a thread of their own, so that a slow report (a database write)
+    never holds up the engine thread that noticed it."""
+
+    def __init__(self, events: EngineEvents):
+        self._events = events
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="openesd-engine-events")
+
+    def emit(self, event: str, *args: object) -> None:
+        self._thread.submit(report, self._events, event, *args)
+
+    def close(self) -> None:
+        """Report what is queued, then stop."""
+        self._thread.shutdown(wait=True)
 
 
 class Engine(Protocol):

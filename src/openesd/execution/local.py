@@ -13,12 +13,11 @@ import socket
 import subprocess
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from multiprocessing.connection import wait
 
 from openesd.execution._pool import Instance, Pool, spawn_instance, stop_instance
-from openesd.execution.base import EndpointSpec, EngineEvents, JobSpec, TrainingSpec
+from openesd.execution.base import EndpointSpec, EngineEvents, EventOutbox, JobSpec, TrainingSpec
 from openesd.execution.training import TrainingRunner
 from openesd.settings import Settings
 
@@ -57,11 +56,10 @@ class LocalEngine:
     def __init__(self, settings: Settings, events: EngineEvents, gpus: int | None = None):
         self._settings = settings
         self._values = settings.model_dump(mode="json")
-        self._events = events
         self._gpus = visible_gpus() if gpus is None else gpus
         self._pools: dict[str, Pool] = {}
         self._lock = threading.RLock()
-        self._outbox = ThreadPoolExecutor(1, thread_name_prefix="openesd-engine-events")
+        self._outbox = EventOutbox(events)
         self._closed = threading.Event()
         # A submit wakes the supervisor at once instead of at its next tick (dispatch latency).
         self._wake_reader, self._wake_writer = socket.socketpair()
@@ -85,7 +83,7 @@ class LocalEngine:
         if pool is None:
             return
         for job in [*pool.queue, *(i.job for i in pool.instances if i.job)]:
-            self._emit("job_failed", job.id, f"endpoint {pool.spec.name} was deleted before the job finished")
+            self._outbox.emit("job_failed", job.id, f"endpoint {pool.spec.name} was deleted before the job finished")
         for instance in pool.instances:
             stop_instance(instance)
 
@@ -97,7 +95,7 @@ class LocalEngine:
                 self._wake()
                 return
             name = pool.spec.name if pool is not None else job.endpoint_id
-        self._emit("job_failed", job.id, f"endpoint {name} is not running; create a new endpoint")
+        self._outbox.emit("job_failed", job.id, f"endpoint {name} is not running; create a new endpoint")
 
     def instance_count(self, endpoint_id: str) -> int:
         with self._lock:
@@ -124,7 +122,7 @@ class LocalEngine:
         for pool in pools:
             for instance in pool.instances:
                 stop_instance(instance)
-        self._outbox.shutdown(wait=True)
+        self._outbox.close()
 
     # -- supervisor --------------------------------------------------------------------------------
     def _supervise(self) -> None:
@@ -152,7 +150,7 @@ class LocalEngine:
         count = len(pool.instances)
         if count != pool.reported_count:
             pool.reported_count = count
-            self._emit("instances_changed", pool.spec.id, count)
+            self._outbox.emit("instances_changed", pool.spec.id, count)
 
     def _read(self, pool: Pool, instance: Instance) -> None:
         try:
@@ -167,17 +165,17 @@ class LocalEngine:
             instance.ready, pool.start_failures = True, 0
             if not pool.ever_ready:
                 pool.ever_ready = True
-                self._emit("endpoint_ready", pool.spec.id)
+                self._outbox.emit("endpoint_ready", pool.spec.id)
         elif kind == "startup_failed":
             instance.error = message[1]
         elif kind == "started":
-            self._emit("job_started", message[1], instance.job.attempt if instance.job else 0)
+            self._outbox.emit("job_started", message[1], instance.job.attempt if instance.job else 0)
         elif kind == "progress":
-            self._emit("job_progress", message[1], message[2], message[3])
+            self._outbox.emit("job_progress", message[1], message[2], message[3])
         elif kind in ("done", "failed"):
             instance.job = None
             pool.idle_since = time.monotonic()
-            self._emit("job_succeeded" if kind == "done" else "job_failed", message[1], message[2])
+            self._outbox.emit("job_succeeded" if kind == "done" else "job_failed", message[1], message[2])
 
     def _died(self, pool: Pool, instance: Instance) -> None:
         pool.instances.remove(instance)
@@ -192,7 +190,8 @@ class LocalEngine:
             return
         job.attempt += 1
         if job.attempt >= 2:
-            self._emit("job_failed", job.id, f"the worker process running this job died twice (exit code {code})")
+            self._outbox.emit("job_failed", job.id,
+                              f"the worker process running this job died twice (exit code {code})")
         else:
             log.warning("worker of job %s died (exit code %s); retrying it", job.id, code)
             pool.queue.appendleft(job)
@@ -202,9 +201,9 @@ class LocalEngine:
         if pool.ever_ready or pool.start_failures < self._settings.worker_start_attempts:
             return
         pool.failed = True
-        self._emit("endpoint_failed", pool.spec.id, error)
+        self._outbox.emit("endpoint_failed", pool.spec.id, error)
         for job in pool.queue:
-            self._emit("job_failed", job.id, f"endpoint {pool.spec.name} failed: {error}")
+            self._outbox.emit("job_failed", job.id, f"endpoint {pool.spec.name} failed: {error}")
         pool.queue.clear()
         for instance in list(pool.instances):
             stop_instance(instance)
@@ -215,7 +214,8 @@ class LocalEngine:
         for instance in pool.instances:
             if instance.job is not None and now - instance.job_since > deadline:
                 job, instance.job = instance.job, None
-                self._emit("job_failed", job.id, f"the job ran longer than the deadline of {deadline:g} s and was stopped")
+                self._outbox.emit("job_failed", job.id,
+                                  f"the job ran longer than the deadline of {deadline:g} s and was stopped")
                 instance.process.kill()
             elif not instance.ready and now - instance.started_at > self._settings.worker_start_timeout_s:
                 instance.error = f"the worker did not load its runtime within {self._settings.worker_start_timeout_s:g} s"
@@ -270,12 +270,3 @@ class LocalEngine:
                 pass
         except (BlockingIOError, OSError):
             pass
-
-    def _emit(self, event: str, *args: object) -> None:
-        def call() -> None:
-            try:
-                getattr(self._events, event)(*args)
-            except Exception:
-                log.exception("reporting %s%r failed", event, args[:1])
-
-        self._outbox.submit(call)

@@ -12,13 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from openesd.execution._ray_apps import DEPLOYMENT, app_name, endpoint_deployment, live_replicas, running_replicas
 from openesd.execution._ray_training import RayTrainingRunner
-from openesd.execution.base import EndpointSpec, EngineEvents, JobSpec, TrainingSpec
+from openesd.execution.base import EndpointSpec, EngineEvents, EventOutbox, JobSpec, TrainingSpec
 from openesd.execution.local import capacity_table
 from openesd.settings import Settings
 
@@ -63,7 +62,6 @@ class RayEngine:
 
         self._settings = settings
         self._values = settings.model_dump(mode="json")
-        self._events = events
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             # `ray`: the Ray node on this machine (`ray start`), else a new local instance.
@@ -73,7 +71,7 @@ class RayEngine:
         self._endpoints: dict[str, _Endpoint] = {}
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.RLock()
-        self._outbox = ThreadPoolExecutor(1, thread_name_prefix="openesd-engine-events")
+        self._outbox = EventOutbox(events)
         self._closed = threading.Event()
         # Trainings are Ray actors owned by this process: they end with it, as local trainer processes do.
         self._trainings = RayTrainingRunner(self._values, events)
@@ -99,7 +97,7 @@ class RayEngine:
         endpoint = self._endpoint(job.endpoint_id)
         if endpoint is None or endpoint.failed:
             name = endpoint.name if endpoint is not None else job.endpoint_id
-            self._emit("job_failed", job.id, f"endpoint {name} is not running; create a new endpoint")
+            self._outbox.emit("job_failed", job.id, f"endpoint {name} is not running; create a new endpoint")
             return
         with self._lock:  # calls are made in submit order, and Serve queues them in that order
             if job.id in self._jobs:
@@ -139,7 +137,7 @@ class RayEngine:
             jobs, self._jobs = list(self._jobs.values()), {}
         for job in jobs:
             _cancel(job)
-        self._outbox.shutdown(wait=True)
+        self._outbox.close()
         if self._owns_ray:
             ray.shutdown()
 
@@ -190,7 +188,7 @@ class RayEngine:
             return
         if not endpoint.ready and running_replicas(app):
             endpoint.ready = True
-            self._emit("endpoint_ready", endpoint.id)
+            self._outbox.emit("endpoint_ready", endpoint.id)
         elif not endpoint.ready and count:
             endpoint.starting_since = endpoint.starting_since or now
             limit = self._settings.worker_start_timeout_s
@@ -199,7 +197,7 @@ class RayEngine:
                 return
         if count != endpoint.reported_count and (count or endpoint.reported_count >= 0):
             endpoint.reported_count = count
-            self._emit("instances_changed", endpoint.id, count)
+            self._outbox.emit("instances_changed", endpoint.id, count)
 
     def _forget(self, endpoint_id: str) -> None:
         """The endpoint is deleted: its jobs fail saying so."""
@@ -207,7 +205,8 @@ class RayEngine:
             endpoint = self._endpoints.pop(endpoint_id, None) or _Endpoint(endpoint_id)
             jobs = self._take_jobs(endpoint_id)
         for job in jobs:
-            self._emit("job_failed", job.spec.id, f"endpoint {endpoint.name} was deleted before the job finished")
+            self._outbox.emit("job_failed", job.spec.id,
+                              f"endpoint {endpoint.name} was deleted before the job finished")
 
     def _fail_endpoint(self, endpoint_id: str, error: str) -> None:
         from ray import serve
@@ -218,9 +217,9 @@ class RayEngine:
                 return
             endpoint.failed = True
             jobs = self._take_jobs(endpoint_id)
-        self._emit("endpoint_failed", endpoint_id, error)
+        self._outbox.emit("endpoint_failed", endpoint_id, error)
         for job in jobs:
-            self._emit("job_failed", job.spec.id, f"endpoint {endpoint.name} failed: {error}")
+            self._outbox.emit("job_failed", job.spec.id, f"endpoint {endpoint.name} failed: {error}")
         threading.Thread(target=serve.delete, args=(app_name(endpoint_id),), daemon=True).start()
 
     def _enforce_deadline(self) -> None:
@@ -233,7 +232,7 @@ class RayEngine:
                 self._jobs.pop(job.spec.id)
         for job in late:
             _cancel(job)
-            self._emit("job_failed", job.spec.id,
+            self._outbox.emit("job_failed", job.spec.id,
                        f"the job ran longer than the deadline of {deadline:g} s and was stopped")
             try:  # the replica is busy with it for good: Serve replaces a killed one
                 ray.kill(ray.get_actor(job.worker_actor, namespace="serve"))
@@ -279,9 +278,9 @@ class RayEngine:
             job.worker_pid, job.worker_actor = message[1], message[2]
         elif kind == "started":
             job.started_at = time.monotonic()
-            self._emit("job_started", job.spec.id, job.spec.attempt)
+            self._outbox.emit("job_started", job.spec.id, job.spec.attempt)
         elif kind == "progress":
-            self._emit("job_progress", *message[1:])
+            self._outbox.emit("job_progress", *message[1:])
         elif kind in ("done", "failed"):
             self._finish(job, "job_succeeded" if kind == "done" else "job_failed", message[2])
             return False
@@ -318,7 +317,7 @@ class RayEngine:
             if self._jobs.get(job.spec.id) is not job:
                 return
             del self._jobs[job.spec.id]
-        self._emit(event, job.spec.id, value)
+        self._outbox.emit(event, job.spec.id, value)
 
     # -- helpers -----------------------------------------------------------------------------------
     def _endpoint(self, endpoint_id: str) -> _Endpoint | None:
@@ -351,15 +350,6 @@ class RayEngine:
         from ray import serve
 
         return serve.status().applications
-
-    def _emit(self, event: str, *args: object) -> None:
-        def call() -> None:
-            try:
-                getattr(self._events, event)(*args)
-            except Exception:
-                log.exception("reporting %s%r failed", event, args[:1])
-
-        self._outbox.submit(call)
 
 
 def _cluster_gpus() -> int:

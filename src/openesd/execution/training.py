@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openesd.execution.base import EngineEvents, TrainingSpec
+from openesd.execution.base import EngineEvents, TrainingSpec, report
 
 log = logging.getLogger("openesd.execution.training")
 _SPAWN = multiprocessing.get_context("spawn")
@@ -164,10 +164,7 @@ class TrainingRunner:
         return False
 
     def _emit(self, event: str, *args: object) -> None:
-        try:
-            getattr(self._events, event)(*args)
-        except Exception:
-            log.exception("reporting %s%r failed", event, args[:1])
+        report(self._events, event, *args)
 
 
 # -- the worker process ---------------------------------------------------------------------------
