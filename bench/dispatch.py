@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,31 +29,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.support.server import ServerProcess  # noqa: E402  (the server the tests start, started the same way)
+
 KEY = "bench0123456789ABCDE"
 HEADERS = {"x-api-key": KEY, "username": "api"}
 MODEL = "bench-tiny-sd15.safetensors"
 PAYLOAD = {"prompt": "a red fox", "seed": 1, "steps": 1, "width": 64, "height": 64, "sampler_name": "Euler",
            "cfg_scale": 7, "batch_size": 1, "n_iter": 1}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(data_dir: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "OPENESD_DATA_DIR": str(data_dir), "OPENESD_API_KEYS": KEY}
-    process = subprocess.Popen([sys.executable, "-m", "openesd", "serve", "--port", str(port)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(600):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit("server did not start")
 
 
 # -- direct: the Generator in this process ---------------------------------------------------------
@@ -159,10 +139,9 @@ class Api:
 
 def measure(model: Path, data_dir: Path, jobs: int, batch: int) -> dict:
     """Both sides in one run, interleaved job by job so that load changes on the machine hit both."""
-    port = free_port()
-    server = start_server(data_dir, port)
+    server = ServerProcess(data_dir, api_keys=KEY)
     try:
-        api = Api(f"http://127.0.0.1:{port}")
+        api = Api(server.base)
         api.upload_model(model)
         real_time, async_ = api.endpoint("Real-time", "rt"), api.endpoint("Async", "async")
         api.real_time(real_time)  # warm both workers (model load)
@@ -175,8 +154,7 @@ def measure(model: Path, data_dir: Path, jobs: int, batch: int) -> dict:
             "direct_rate": direct.throughput(batch), "api_rate": api.throughput(async_, batch),
         }
     finally:
-        server.terminate()
-        server.wait()
+        server.stop()
 
 
 def main() -> None:
@@ -201,6 +179,7 @@ def main() -> None:
           f"{statistics.quantiles(got['dispatch'], n=10)[-1] * 1000:.1f} ms)")
     print(f"{args.batch} jobs back to back: direct {got['direct_rate']:6.2f} jobs/s, API async (all started at once) "
           f"{got['api_rate']:6.2f} jobs/s  ratio {got['direct_rate'] / got['api_rate']:.2f}x")
+
 
 if __name__ == "__main__":
     main()

@@ -11,8 +11,6 @@ import argparse
 import hashlib
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,13 +19,11 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.server import ServerProcess  # noqa: E402  (the server the tests start, started the same way)
+
 KEY = "bench0123456789ABCDE"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_file(path: Path, size_mb: int) -> None:
@@ -43,20 +39,6 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def start_server(data_dir: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "OPENESD_DATA_DIR": str(data_dir), "OPENESD_API_KEYS": KEY}
-    process = subprocess.Popen([sys.executable, "-m", "openesd", "serve", "--port", str(port)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(300):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit("server did not start")
 
 
 def upload(base: str, path: Path, parts: int, workers: int) -> str:
@@ -103,15 +85,13 @@ def main() -> None:
         _fsync(root / "copy.safetensors")  # the store makes every object durable; so does the baseline
         copy_s = time.perf_counter() - start
         (root / "copy.safetensors").unlink()
-        port = free_port()
-        server = start_server(root / "data", port)
+        server = ServerProcess(root / "data", api_keys=KEY)
         try:
             start = time.perf_counter()
-            stored_hash = upload(f"http://127.0.0.1:{port}", source, args.parts, args.workers)
+            stored_hash = upload(server.base, source, args.parts, args.workers)
             upload_s = time.perf_counter() - start
         finally:
-            server.terminate()
-            server.wait()
+            server.stop()
         expected = hashlib.sha256(source.read_bytes()).hexdigest()
     assert stored_hash == expected, "stored file hash differs from the source"
     mb = args.size_mb
