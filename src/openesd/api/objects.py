@@ -6,8 +6,6 @@ With an S3 store clients talk to S3 directly and this router answers nothing.
 
 from __future__ import annotations
 
-import mimetypes
-
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -16,6 +14,7 @@ from starlette.requests import ClientDisconnect
 from openesd.api.deps import StoreDep
 from openesd.errors import NotFound, OpenESDError
 from openesd.storage._files import CHUNK
+from openesd.storage._serving import response_headers
 from openesd.storage.base import ObjectStore
 from openesd.storage.errors import InvalidKey, ObjectNotFound
 from openesd.storage.local import LocalObjectStore, ObjectWriter
@@ -33,8 +32,8 @@ async def download_object(key: str, request: Request, store: StoreDep) -> Respon
             raise ObjectNotFound(f"object {key} not found")
     except OpenESDError as error:
         return _error_response(error)
-    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return FileResponse(path, media_type=media_type)
+    headers = response_headers(key)
+    return FileResponse(path, media_type=headers.pop("Content-Type"), headers=headers)
 
 
 @router.put("/objects/{key:path}")

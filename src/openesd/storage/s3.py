@@ -18,6 +18,7 @@ from openesd.settings import Settings
 from openesd.storage._files import CHUNK
 from openesd.storage._keys import check_key, check_prefix
 from openesd.storage._parts import bare_etag, check_part_count, ordered_parts
+from openesd.storage._serving import serving_for
 from openesd.storage.base import SignedMethod, StoredObject
 from openesd.storage.errors import (
     S3_ERRORS,
@@ -141,6 +142,10 @@ class S3ObjectStore:
         if method not in _PRESIGN_OPERATION:
             raise BadRequest(f"signed URLs are for GET or PUT, not {method!r}")
         params = {"Bucket": self.bucket, "Key": self._full(key)}
+        if method == "GET":
+            # The stored Content-Type is whatever the uploader sent: S3 is told what to serve instead.
+            serving = serving_for(key)
+            params |= {"ResponseContentType": serving.content_type, "ResponseContentDisposition": serving.disposition}
         with _s3_errors(self.bucket, key):
             operation = _PRESIGN_OPERATION[method]
             return self._client.generate_presigned_url(operation, Params=params, ExpiresIn=expires_in)
