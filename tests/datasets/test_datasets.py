@@ -53,10 +53,35 @@ def test_enabling_lists_every_problem_and_changes_nothing(esd):
 
     put_part(esd, urls["3.txt"], files["3.txt"])
     message = esd.put("/prod/datasets/bad", user="api", json={"status": "Enabled"}).json()["message"]
-    assert message.startswith("dataset bad cannot be Enabled: it has 2 problem(s): ")
-    assert "10_cat/1.png has no caption file 1.txt" in message
-    assert "10_cat/2.png cannot be read as an image" in message
+    assert message.startswith("dataset bad cannot be Enabled: it has 1 problem(s): ")
+    assert "10_cat/2.png cannot be read as an image (not a PNG, JPEG, WEBP, BMP or GIF file)" in message
     assert esd.get("/prod/datasets/bad", user="api").json()["data"]["status"] == "Initialed"
+
+
+def test_esd_client_flow_without_captions_is_enabled_with_a_note(esd):
+    """ESD's client test suite uploads bare images into `10_technic/`; kohya captions them `technic`."""
+    files = {f"{n}.png": png(seed=n) for n in range(3)}
+    enabled = upload_dataset(esd, "technic", files, prefix="10_technic")
+    note = ("3 image(s) in 10_technic have no .txt caption file: they are trained with their folder's concept "
+            "name `technic`")
+    assert enabled == {"datasetName": "technic", "status": "Enabled", "notes": [note]}
+    data = esd.get("/prod/datasets/technic", user="api").json()["data"]
+    assert (data["status"], data["notes"], data["description"]) == ("Enabled", [note], "cats")
+    assert esd.put("/prod/datasets/technic", user="api", json={"status": "Disabled"}).status_code == 200
+    assert esd.get("/prod/datasets/technic", user="api").json()["data"]["notes"] == [note]
+
+
+def test_captioned_datasets_carry_no_notes(esd):
+    assert upload_dataset(esd, "cats", kohya_files(2)) == {"datasetName": "cats", "status": "Enabled"}
+    assert "notes" not in esd.get("/prod/datasets/cats", user="api").json()["data"]
+
+
+def test_a_truncated_upload_cannot_be_enabled(esd):
+    files = {"0.png": png(seed=0)[:-40], "0.txt": b"cat"}
+    upload_dataset(esd, "cut", files, enable=False)
+    response = esd.put("/prod/datasets/cut", user="api", json={"status": "Enabled"})
+    assert response.status_code == 400
+    assert "10_cat/0.png cannot be read as an image (PNG cut short (no IEND chunk at its end))" in response.json()["message"]
 
 
 def test_images_outside_a_kohya_folder_cannot_be_enabled(esd):

@@ -18,7 +18,22 @@ def test_repeats_and_captions_come_from_the_folders(tmp_path):
     captions = {item.path.name: (item.caption, item.repeats) for item in dataset.items}
     assert captions == {"a.png": ("sks cat", 3), "b.png": ("cat", 3), "c.png": ("a dog", 1)}
     assert dataset.image_count == 7
-    assert dataset.warnings == ["1 image(s) have no .txt caption; their concept name is used"]
+    assert dataset.warnings == ["1 image(s) in 3_cat have no .txt caption file: they are trained with their "
+                                "folder's concept name `cat`"]
+
+
+def test_esd_client_datasets_without_captions_train_with_the_concept_name(tmp_path):
+    """ESD's client uploads bare images into `10_technic/`; kohya (and we) caption them `technic`."""
+    root = make_dataset(tmp_path, {"10_technic": [("a", (64, 48), None), ("b", (48, 64), None), ("c", (64, 64), None)]})
+    for decode in (True, False):  # the trainer decodes; the API reads headers only
+        dataset = ds.scan(root, decode=decode)
+        assert sorted((i.path.name, i.caption, i.repeats, i.size) for i in dataset.items) == [
+            ("a.png", "technic", 10, (64, 48)), ("b.png", "technic", 10, (48, 64)), ("c.png", "technic", 10, (64, 64))]
+        assert dataset.warnings == ["3 image(s) in 10_technic have no .txt caption file: they are trained with "
+                                    "their folder's concept name `technic`"]
+    # What the text encoder is fed: the batch captions of an epoch are the concept name.
+    batches = ds.epoch_batches(ds.assign_buckets(ds.scan(root), (64, 64), None), 4, random.Random(0))
+    assert {item.caption for batch in batches for item in batch} == {"technic"}
 
 
 def test_caption_extension_is_honoured(tmp_path):
@@ -33,13 +48,14 @@ def test_a_bad_dataset_lists_every_problem(tmp_path):
     (root / "2_cat" / "broken.png").write_bytes(b"not a png at all")
     (root / "2_cat" / "broken.txt").write_text("caption")
     (root / "cats").mkdir()
-    with pytest.raises(TrainingError) as info:
-        ds.scan(root, require_captions=True)
-    message = info.value.message
-    assert message.startswith(f"dataset {root.name!r} has 4 problem(s): ")
-    for problem in ("2_cat/b.png has no caption file b.txt", "2_cat/broken.png cannot be read as an image",
-                    "folder '5_empty' has no images", "folder 'cats' is not named <repeats>_<concept>"):
-        assert problem in message
+    for decode in (True, False):
+        with pytest.raises(TrainingError) as info:
+            ds.scan(root, decode=decode)
+        message = info.value.message
+        assert message.startswith(f"dataset {root.name!r} has 3 problem(s): ")
+        for problem in ("2_cat/broken.png cannot be read as an image",
+                        "folder '5_empty' has no images", "folder 'cats' is not named <repeats>_<concept>"):
+            assert problem in message
 
 
 def test_a_missing_folder_and_stray_images_are_reported(tmp_path):

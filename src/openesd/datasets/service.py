@@ -88,15 +88,23 @@ class DatasetService:
         if status not in STATUSES:
             raise BadRequest(f"'{status}'")
         items = self.datasets.items(name)
+        notes = []
         if status == "Enabled":
-            self._check_trainable(dataset, items, kohya_layout)
+            notes = self._check_trainable(dataset, items, kohya_layout)
+            # The notes of the last check, shown by GET next to the client's params; Disabled keeps them.
+            params = {key: value for key, value in dataset.params.items() if key != "notes"}
+            dataset.params = (params | {"notes": notes}) if notes else params
         dataset.status = status
         for item in items:
             item.status = status
-        return {"datasetName": name, "status": status}
+        return {"datasetName": name, "status": status} | ({"notes": notes} if notes else {})
 
-    def _check_trainable(self, dataset: Dataset, items: list[DatasetItem], kohya_layout: bool = True) -> None:
-        """Every file uploaded, every image readable and captioned: one 400 that lists every problem."""
+    def _check_trainable(self, dataset: Dataset, items: list[DatasetItem], kohya_layout: bool = True) -> list[str]:
+        """Every file uploaded, every image's header readable: one 400 that lists every problem.
+
+        Images without a caption file are not a problem (kohya captions them with the concept name, as
+        ESD's client expects); they come back as notes. Only headers are read: no Pillow on the API.
+        """
         from openesd.training.dataset import scan
         from openesd.training.errors import TrainingError
 
@@ -106,14 +114,14 @@ class DatasetService:
             raise BadRequest(f"dataset {dataset.name} cannot be Enabled: {len(missing)} file(s) were never uploaded "
                              f"to their signed URL: {', '.join(missing)}")
         if not kohya_layout:
-            return
+            return []
         root = dataset_folder(dataset.name) + "/"
         with tempfile.TemporaryDirectory(prefix="openesd-dataset-") as folder:
             local = Path(folder) / dataset.name
             for item in items:
                 self.store.download(item.key, local / item.key[len(root):])
             try:
-                scan(local, extension, require_captions=True)
+                return scan(local, extension, decode=False).warnings
             except TrainingError as error:
                 raise BadRequest(error.message.replace(f"dataset {local.name!r} has", f"dataset {dataset.name} cannot "
                                                        "be Enabled: it has", 1)) from None

@@ -40,41 +40,38 @@ class Dataset:
         return sum(item.repeats for item in self.items)
 
 
-def scan(root: Path, caption_extension: str = ".txt", require_captions: bool = False) -> Dataset:
+def scan(root: Path, caption_extension: str = ".txt", decode: bool = True) -> Dataset:
     """Every image under `root`'s `<repeats>_<concept>` folders; TrainingError listing each problem.
 
-    Without require_captions an image lacking a caption is captioned with its concept name, as kohya
-    does with class tokens; the dataset API validates with require_captions=True.
+    An image lacking a caption file is captioned with its concept name, as kohya does with class tokens
+    (ESD's client uploads such datasets); `warnings` says so per folder. `decode=False` reads only the
+    image headers, in pure Python: the API checks datasets so, without the worker's Pillow.
     """
     root = Path(root)
     if not root.is_dir():
         raise TrainingError(f"dataset folder {str(root)!r} does not exist")
     problems: list[str] = []
     items: list[ImageItem] = []
-    uncaptioned = 0
+    warnings: list[str] = []
     folders = sorted(p for p in root.iterdir() if p.is_dir())
     stray = sorted(p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if stray:
         problems.append(f"images must be inside <repeats>_<concept> folders, found at the top: {', '.join(stray)}")
     for folder in folders:
-        found, missing = _scan_folder(folder, caption_extension, require_captions, problems)
-        items.extend(found)
-        uncaptioned += missing
+        items.extend(_scan_folder(folder, caption_extension, decode, problems, warnings))
     if not folders and not stray:
         problems.append("no <repeats>_<concept> folders (e.g. 10_cat) found")
     if problems:
         listing = "; ".join(problems)
         raise TrainingError(f"dataset {root.name!r} has {len(problems)} problem(s): {listing}")
-    warnings = [f"{uncaptioned} image(s) have no {caption_extension} caption; their concept name is used"] \
-        if uncaptioned else []
     return Dataset(items=items, warnings=warnings)
 
 
-def _scan_folder(folder: Path, extension: str, require: bool, problems: list[str]) -> tuple[list[ImageItem], int]:
+def _scan_folder(folder: Path, extension: str, decode: bool, problems: list[str], warnings: list[str]) -> list[ImageItem]:
     match = _FOLDER.match(folder.name)
     if not match:
         problems.append(f"folder {folder.name!r} is not named <repeats>_<concept> (e.g. 10_cat)")
-        return [], 0
+        return []
     repeats, concept = int(match.group(1)), match.group(2)
     if repeats < 1:
         problems.append(f"folder {folder.name!r} repeats its images 0 times")
@@ -83,18 +80,29 @@ def _scan_folder(folder: Path, extension: str, require: bool, problems: list[str
         problems.append(f"folder {folder.name!r} has no images ({', '.join(IMAGE_SUFFIXES)})")
     items, missing = [], 0
     for image in images:
-        size = _image_size(image, problems)
+        size = _image_size(image, problems) if decode else _header_size(image, problems)
         caption_file = image.with_suffix(extension)
         if caption_file.is_file():
             caption = caption_file.read_text(encoding="utf-8", errors="replace").strip()
-        elif require:
-            problems.append(f"{folder.name}/{image.name} has no caption file {caption_file.name}")
-            continue
         else:
             caption, missing = concept, missing + 1
         if size:
             items.append(ImageItem(path=image, caption=caption, repeats=repeats, size=size))
-    return items, missing
+    if missing:
+        warnings.append(f"{missing} image(s) in {folder.name} have no {extension} caption file: they are trained "
+                        f"with their folder's concept name `{concept}`")
+    return items
+
+
+def _header_size(path: Path, problems: list[str]) -> tuple[int, int] | None:
+    from openesd.training._image_header import NotAnImage, read_header
+
+    try:
+        header = read_header(path)
+    except (NotAnImage, OSError) as exc:
+        problems.append(f"{path.parent.name}/{path.name} cannot be read as an image ({exc})")
+        return None
+    return header.width, header.height
 
 
 def _image_size(path: Path, problems: list[str]) -> tuple[int, int] | None:
