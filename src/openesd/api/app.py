@@ -11,6 +11,7 @@ from openesd.api import objects, ping, system
 from openesd.api.cors import PreflightMiddleware
 from openesd.api.errors import install_error_handlers
 from openesd.api.gateway import require_api_key
+from openesd.api.openapi import install_openapi
 from openesd.api.runtime import Runtime, boot
 from openesd.checkpoints import routes as checkpoints
 from openesd.datasets import routes as datasets
@@ -64,5 +65,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(objects.router)
     legacy.install(app, settings)
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(PreflightMiddleware)
     return app

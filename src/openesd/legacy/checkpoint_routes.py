@@ -10,7 +10,13 @@ from openesd.api.deps import SettingsDep
 from openesd.legacy._merge_runner import MergeRunner
 from openesd.legacy.checkpoints import LegacyCheckpointsDep
 from openesd.legacy.merges import LegacyMergesDep
-from openesd.legacy.responses import Body, answer
+from openesd.legacy.responses import answer
+from openesd.legacy.schemas import (
+    CompleteCheckpointBody,
+    CreateCheckpointBody,
+    ImportCheckpointsBody,
+    ModelMergeBody,
+)
 
 router = APIRouter(tags=["legacy checkpoints"])
 colliding = APIRouter(tags=["legacy checkpoints"])
@@ -31,17 +37,17 @@ Runner = Annotated[MergeRunner, Depends(get_merge_runner)]
 
 
 @router.post("/checkpoint")
-def create_checkpoint(body: Body, checkpoints: LegacyCheckpointsDep):
+def create_checkpoint(body: CreateCheckpointBody, checkpoints: LegacyCheckpointsDep):
     return answer(checkpoints.create_upload(body))
 
 
 @router.put("/checkpoint")
-def complete_checkpoint(body: Body, checkpoints: LegacyCheckpointsDep):
+def complete_checkpoint(body: CompleteCheckpointBody, checkpoints: LegacyCheckpointsDep):
     return answer(checkpoints.complete(body))
 
 
 @router.post("/upload_checkpoint")
-def upload_checkpoint(body: Body, checkpoints: LegacyCheckpointsDep, settings: SettingsDep):
+def upload_checkpoint(body: ImportCheckpointsBody, checkpoints: LegacyCheckpointsDep, settings: SettingsDep):
     return answer(checkpoints.import_urls(body, settings.legacy_upload_wait_seconds))
 
 
@@ -56,7 +62,7 @@ def list_checkpoints(
 
 
 @router.post("/inference/run-model-merge")
-def run_model_merge(body: Body, merges: LegacyMergesDep, runner: Runner, background: BackgroundTasks):
+def run_model_merge(body: ModelMergeBody, merges: LegacyMergesDep, runner: Runner, background: BackgroundTasks):
     started, job = merges.start(body)
     background.add_task(runner.submit, job)  # after the response: the reserved record is committed by then
     return answer(started)

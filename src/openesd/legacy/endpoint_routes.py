@@ -8,7 +8,8 @@ from fastapi import APIRouter, BackgroundTasks
 
 from openesd.endpoints.routes import EngineDep
 from openesd.legacy.endpoints import LegacyEndpointsDep
-from openesd.legacy.responses import Body, answer
+from openesd.legacy.responses import answer
+from openesd.legacy.schemas import CreateEndpointBody, DeleteEndpointsBody, PostEndpointsBody
 
 router = APIRouter(tags=["legacy endpoints"])
 colliding = APIRouter(tags=["legacy endpoints"])
@@ -27,12 +28,14 @@ def _delete(body: dict, endpoints, engine, background: BackgroundTasks, done: st
 
 
 @router.post("/inference/deploy-sagemaker-endpoint")
-def deploy_endpoint(body: Body, endpoints: LegacyEndpointsDep, engine: EngineDep, background: BackgroundTasks):
+def deploy_endpoint(body: CreateEndpointBody, endpoints: LegacyEndpointsDep, engine: EngineDep,
+                    background: BackgroundTasks):
     return _create(body, endpoints, engine, background)
 
 
 @router.post("/inference/delete-sagemaker-endpoint")
-def delete_endpoint(body: Body, endpoints: LegacyEndpointsDep, engine: EngineDep, background: BackgroundTasks):
+def delete_endpoint(body: DeleteEndpointsBody, endpoints: LegacyEndpointsDep, engine: EngineDep,
+                    background: BackgroundTasks):
     return _delete(body, endpoints, engine, background, "Endpoint delete completed")
 
 
@@ -47,7 +50,8 @@ def get_deployment_job(endpoints: LegacyEndpointsDep, jobID: str | None = None):
 
 
 @colliding.post("/endpoints")
-def post_endpoints(body: Body, endpoints: LegacyEndpointsDep, engine: EngineDep, background: BackgroundTasks):
+def post_endpoints(body: PostEndpointsBody, endpoints: LegacyEndpointsDep, engine: EngineDep,
+                   background: BackgroundTasks):
     # The seed's own examples POST a delete body here (§3.2).
     if "delete_endpoint_list" in body:
         return _delete(body, endpoints, engine, background, "Endpoint deleted")
@@ -55,7 +59,8 @@ def post_endpoints(body: Body, endpoints: LegacyEndpointsDep, engine: EngineDep,
 
 
 @colliding.delete("/endpoints")
-def delete_endpoints(body: Body, endpoints: LegacyEndpointsDep, engine: EngineDep, background: BackgroundTasks):
+def delete_endpoints(body: DeleteEndpointsBody, endpoints: LegacyEndpointsDep, engine: EngineDep,
+                     background: BackgroundTasks):
     return _delete(body, endpoints, engine, background, "Endpoint deleted")
 
 

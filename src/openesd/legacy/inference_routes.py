@@ -11,7 +11,8 @@ from openesd.inferences.routes import Inferences
 from openesd.legacy.checkpoints import LegacyCheckpoints, get_legacy_checkpoints
 from openesd.legacy.identity import RequestersDep
 from openesd.legacy.inferences import LegacyInferences, job_view
-from openesd.legacy.responses import Body, answer, fastapi_error
+from openesd.legacy.responses import answer, fastapi_error
+from openesd.legacy.schemas import InferenceApiBody, InferenceV2Body
 from openesd.legacy.uploads import presigned_upload_url
 
 router = APIRouter(tags=["legacy inference"])
@@ -77,12 +78,12 @@ for _slug, _kind in MODEL_LISTS.items():
 
 
 @router.post("/inference/v2")
-def inference_v2(body: Body, jobs: Jobs):
+def inference_v2(body: InferenceV2Body, jobs: Jobs):
     return answer(jobs.prepare(body) if "filters" in body else jobs.one_call(body, deployed=False))
 
 
 @router.post("/inference-api/inference")
-def inference_api(body: Body, jobs: Jobs):
+def inference_api(body: InferenceApiBody, jobs: Jobs):
     return answer(jobs.one_call(body, deployed=True))
 
 

@@ -72,3 +72,13 @@ async def render_legacy_error(_: Request, error: LegacyError) -> JSONResponse:
 
 
 Body = Annotated[dict, Depends(read_object)]
+
+
+def legacy_body(schema: dict[str, Any]) -> Any:
+    """`Annotated[dict, legacy_body(SCHEMA)]`: the JSON object body, published with `schema` (api/openapi.py)."""
+
+    async def dependency(request: Request) -> dict:
+        return await read_object(request)
+
+    dependency.request_schema = schema
+    return Depends(dependency)

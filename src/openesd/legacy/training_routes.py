@@ -12,7 +12,15 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request
 from openesd.endpoints.routes import EngineDep
 from openesd.legacy.datasets import LegacyDatasetsDep
 from openesd.legacy.dreambooth import LegacyModelsDep
-from openesd.legacy.responses import Body, answer
+from openesd.legacy.responses import answer
+from openesd.legacy.schemas import (
+    CompleteModelBody,
+    CreateDatasetBody,
+    CreateModelBody,
+    CreateTrainBody,
+    StartTrainBody,
+    UpdateDatasetBody,
+)
 from openesd.legacy.trainings import LegacyTrainingsDep
 from openesd.trainings.reporter import TrainingReporter
 from openesd.trainings.routes import submit
@@ -24,12 +32,12 @@ Repeated = Annotated[list[str], Query()]
 
 
 @router.post("/model")
-def create_model(body: Body, models: LegacyModelsDep):
+def create_model(body: CreateModelBody, models: LegacyModelsDep):
     return answer(models.create(body))
 
 
 @router.put("/model")
-def complete_model(body: Body, models: LegacyModelsDep):
+def complete_model(body: CompleteModelBody, models: LegacyModelsDep):
     return answer(models.complete(body))
 
 
@@ -40,12 +48,12 @@ def list_models(models: LegacyModelsDep, types: Repeated = [], status: Repeated 
 
 @router.post("/train")
 @router.post("/train-api/train")
-def create_train(body: Body, trainings: LegacyTrainingsDep):
+def create_train(body: CreateTrainBody, trainings: LegacyTrainingsDep):
     return answer(trainings.create(body))
 
 
 @router.put("/train")
-def start_train(body: Body, trainings: LegacyTrainingsDep, engine: EngineDep, request: Request,
+def start_train(body: StartTrainBody, trainings: LegacyTrainingsDep, engine: EngineDep, request: Request,
                 background: BackgroundTasks):
     data, spec = trainings.start(body)
     if spec is not None:  # after the response: the rows are committed by then
@@ -60,12 +68,12 @@ def list_trains(trainings: LegacyTrainingsDep, types: Repeated = [], status: Rep
 
 
 @router.post("/dataset")
-def create_dataset(body: Body, datasets: LegacyDatasetsDep):
+def create_dataset(body: CreateDatasetBody, datasets: LegacyDatasetsDep):
     return answer(datasets.create(body))
 
 
 @router.put("/dataset")
-def update_dataset(body: Body, datasets: LegacyDatasetsDep):
+def update_dataset(body: UpdateDatasetBody, datasets: LegacyDatasetsDep):
     return answer(datasets.set_status(body))
 
 
