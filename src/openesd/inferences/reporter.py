@@ -10,12 +10,17 @@ import logging
 import threading
 import time
 from datetime import datetime
+from typing import TYPE_CHECKING
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from openesd.inferences.schemas import DIFFUSION_TASKS, TERMINAL
 from openesd.metadata.models import Endpoint, InferenceJob
 from openesd.storage.base import ObjectStore
+
+if TYPE_CHECKING:
+    from openesd.api.metrics import Metrics
 
 log = logging.getLogger("openesd.inferences.reporter")
 PROGRESS_WRITE_EVERY_S = 0.5
@@ -53,30 +58,29 @@ class JobWaiter:
 class EngineReporter:
     """Implements `openesd.execution.base.EngineEvents`."""
 
-    def __init__(self, make_session: sessionmaker[Session], store: ObjectStore, waiter: JobWaiter):
+    def __init__(self, make_session: sessionmaker[Session], store: ObjectStore, waiter: JobWaiter,
+                 metrics: Metrics | None = None):
         self._make_session = make_session
         self._store = store
         self._waiter = waiter
+        self._metrics = metrics
         self._last_progress: dict[str, float] = {}
 
     # -- endpoints ---------------------------------------------------------------------------------
     def endpoint_ready(self, endpoint_id: str) -> None:
-        with self._make_session.begin() as session:
-            endpoint = session.get(Endpoint, endpoint_id)
-            if endpoint is not None:
-                endpoint.endpoint_status, endpoint.end_time, endpoint.error = "InService", str(datetime.now()), None
+        self._update_endpoint(endpoint_id, endpoint_status="InService", end_time=str(datetime.now()), error=None)
 
     def endpoint_failed(self, endpoint_id: str, error: str) -> None:
-        with self._make_session.begin() as session:
-            endpoint = session.get(Endpoint, endpoint_id)
-            if endpoint is not None:
-                endpoint.endpoint_status, endpoint.error, endpoint.current_instance_count = "Failed", error, 0
+        self._update_endpoint(endpoint_id, endpoint_status="Failed", error=error, current_instance_count=0)
 
     def instances_changed(self, endpoint_id: str, count: int) -> None:
+        self._update_endpoint(endpoint_id, current_instance_count=count)
+
+    def _update_endpoint(self, endpoint_id: str, **values: object) -> None:
+        """One UPDATE: an endpoint deleted meanwhile (even between a read and a write) matches no row,
+        and the report is dropped instead of failing with StaleDataError."""
         with self._make_session.begin() as session:
-            endpoint = session.get(Endpoint, endpoint_id)
-            if endpoint is not None:
-                endpoint.current_instance_count = count
+            session.execute(update(Endpoint).where(Endpoint.id == endpoint_id).values(**values))
 
     # -- jobs --------------------------------------------------------------------------------------
     def job_started(self, job_id: str, attempt: int) -> None:
@@ -112,7 +116,7 @@ class EngineReporter:
                 log.exception("storing the results of %s failed", job_id)
                 self._finish(job, "failed", raw=f"storing the results failed: {error}")
             else:
-                self._finish(job, "succeed", names=names)
+                self._finish(job, "succeed", names=names, worker=result.get("worker"))
         self._waiter.notify()
 
     def job_failed(self, job_id: str, message: str) -> None:
@@ -129,9 +133,13 @@ class EngineReporter:
         job = session.get(InferenceJob, job_id, with_for_update=True)
         return job if job is not None and job.queued else None
 
-    def _finish(self, job: InferenceJob, status: str, *, names: list[str] | None = None, raw: str | None = None) -> None:
+    def _finish(self, job: InferenceJob, status: str, *, names: list[str] | None = None, raw: str | None = None,
+                worker: dict | None = None) -> None:
         job.status, job.queued, job.progress = status, False, None
         self._last_progress.pop(job.id, None)
+        if self._metrics is not None:
+            endpoint = job.params.get("sagemaker_inference_endpoint_name") or ""
+            self._metrics.job_finished(endpoint, status, _seconds_since(job.start_time), worker)
         if status == "succeed":
             job.complete_time = str(datetime.now())
             job.image_names, job.inference_info_name = names, f"/tmp/{job.id}_param.json"
@@ -154,3 +162,11 @@ class EngineReporter:
         info |= {"endpoint_name": job.params.get("sagemaker_inference_endpoint_name"), "inference_id": job.id}
         self._store.put_bytes(f"out/{job.id}/result/{job.id}_param.json", json.dumps(info, default=str).encode())
         return names
+
+
+def _seconds_since(start_time: str | None) -> float:
+    """Seconds since the job's `startTime` (a local `str(datetime.now())`); 0 when it has none."""
+    try:
+        return (datetime.now() - datetime.fromisoformat(start_time)).total_seconds() if start_time else 0.0
+    except ValueError:
+        return 0.0
