@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import ESDClient, esd, make_client  # noqa: F401  (shared fixtures)
+from tests.support.model_files import model_file_bytes
 
 
 def put_part(esd: ESDClient, url: str, data: bytes) -> httpx.Response:
@@ -91,7 +92,9 @@ class FileServer:
 
 @pytest.fixture
 def file_server() -> Iterator[FileServer]:
-    payloads = {"tiny.safetensors": b"0123456789" * 5000, "half.safetensors": b"x" * 200_000}
+    tiny = model_file_bytes("lora", "sd1", padding=50_000, salt="tiny")
+    payloads = {"tiny.safetensors": tiny, "half.safetensors": model_file_bytes("lora", padding=200_000, salt="half"),
+                "truncated.safetensors": tiny[: len(tiny) // 2]}  # served whole: a truncated file, not a cut download
     server = FileServer(payloads)
     server.payloads = payloads
     yield server

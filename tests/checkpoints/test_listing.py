@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.api.test_roles import make_role, make_user
 from tests.checkpoints.conftest import upload_file
+from tests.support.model_files import model_file_bytes
 
 
 def names(esd, user="api", **params):
@@ -14,7 +15,7 @@ def names(esd, user="api", **params):
 
 def test_paging_counts_pages_exactly(esd):
     for i in range(5):
-        upload_file(esd, f"m{i}.safetensors", bytes([i]) * 10, parts=1)
+        upload_file(esd, f"m{i}.safetensors", model_file_bytes("lora", salt=str(i)), parts=1)
     data = esd.get("/prod/checkpoints", user="api", params={"per_page": 2, "page": 3}).json()["data"]
     assert (data["page"], data["per_page"], data["pages"], data["total"]) == (3, 2, 3, 5)
     assert [c["name"][0] for c in data["checkpoints"]] == ["m0.safetensors"]  # newest first
@@ -29,8 +30,8 @@ def test_empty_listing(esd):
 
 
 def test_status_and_type_filters_are_repeatable_parameters(esd):
-    upload_file(esd, "l.safetensors", b"l", parts=1, checkpoint_type="Lora")
-    upload_file(esd, "v.safetensors", b"v", parts=1, checkpoint_type="VAE")
+    upload_file(esd, "l.safetensors", model_file_bytes("lora"), parts=1, checkpoint_type="Lora")
+    upload_file(esd, "v.safetensors", model_file_bytes("vae", "unknown"), parts=1, checkpoint_type="VAE")
     esd.post("/prod/checkpoints", user="api", json={"checkpoint_type": "Lora", "params": {},
                                                     "filenames": [{"filename": "i.safetensors", "parts_number": 1}]})
     assert set(names(esd, types=["Lora", "VAE"], status=["Active"])) == {"l.safetensors", "v.safetensors"}
@@ -46,8 +47,8 @@ def test_visibility_follows_owner_roles(esd):
     make_role(esd, "viewers", ["checkpoint:list"])
     make_user(esd, "ann", ["artists"])
     make_user(esd, "vic", ["viewers"])
-    upload_file(esd, "admin.safetensors", b"a", parts=1)             # owned by IT Operator
-    upload_file(esd, "ann.safetensors", b"b", parts=1, user="ann")   # owned by artists
+    upload_file(esd, "admin.safetensors", model_file_bytes("lora", salt="a"), parts=1)             # owned by IT Operator
+    upload_file(esd, "ann.safetensors", model_file_bytes("lora", salt="b"), parts=1, user="ann")   # owned by artists
     # no username query: R = {"*"}: only ownerless or '*'-owned ones, unless user:all
     assert names(esd, user="vic") == []
     assert set(names(esd, user="api")) == {"admin.safetensors", "ann.safetensors"}  # user:all
@@ -65,7 +66,7 @@ def test_roles_created_by_the_requester_make_checkpoints_visible(esd):
     make_role(esd, "teamx", ["checkpoint:list"], user="mia")
     make_role(esd, "uploaders", ["checkpoint:create"])
     make_user(esd, "tex", ["teamx", "uploaders"])
-    upload_file(esd, "teamx.safetensors", b"t", parts=1, user="tex")
+    upload_file(esd, "teamx.safetensors", model_file_bytes("lora", salt="t"), parts=1, user="tex")
     assert names(esd, user="mia") == ["teamx.safetensors"]
 
 

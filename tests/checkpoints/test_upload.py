@@ -7,8 +7,9 @@ import os
 import pytest
 
 from tests.checkpoints.conftest import get_url, put_part, sha256, upload_file
+from tests.support.model_files import model_file_bytes
 
-BIG = os.urandom(31 * 1024 * 1024 + 12345)
+BIG = model_file_bytes("lora", padding=31 * 1024 * 1024 + 12345, salt="big")
 
 
 def listed(esd, **params):
@@ -88,7 +89,7 @@ def test_update_messages(esd):
     missing = esd.put("/prod/checkpoints/nope", json={"status": "Active", "multi_parts_tags": {"x": []}})
     assert missing.status_code == 404
     assert missing.json() == {"statusCode": 404, "message": "checkpoint not found with id nope"}
-    checkpoint = upload_file(esd, "u.safetensors", b"abc" * 100, parts=1)
+    checkpoint = upload_file(esd, "u.safetensors", model_file_bytes("lora", salt="u"), parts=1)
     path = f"/prod/checkpoints/{checkpoint['id']}"
     assert esd.put(path, json={"status": "Active"}).json()["message"] == "multi parts tags is empty"
     assert esd.put(path, json={"status": "Foo", "multi_parts_tags": {"u": []}}).json()["message"] == "'Foo'"
@@ -100,7 +101,7 @@ def test_update_messages(esd):
 
 
 def test_same_name_twice_is_refused(esd):
-    upload_file(esd, "dup.safetensors", b"a" * 10, parts=1)
+    upload_file(esd, "dup.safetensors", model_file_bytes("lora", salt="dup"), parts=1)
     response = esd.post("/prod/checkpoints", user="api", json={
         "checkpoint_type": "VAE", "params": {}, "filenames": [{"filename": " dup.safetensors ", "parts_number": 1}]})
     assert response.status_code == 400
@@ -108,8 +109,9 @@ def test_same_name_twice_is_refused(esd):
 
 
 def test_same_content_under_the_same_type_is_reported(esd):
-    first = upload_file(esd, "one.safetensors", b"same bytes", parts=1)
-    second = upload_file(esd, "two.safetensors", b"same bytes", parts=1)
+    same = model_file_bytes("lora", salt="same bytes")
+    first = upload_file(esd, "one.safetensors", same, parts=1)
+    second = upload_file(esd, "two.safetensors", same, parts=1)
     assert second["params"]["duplicate_of"] == first["id"]
 
 
@@ -136,20 +138,21 @@ def test_create_messages(esd):
 
 
 def test_rename_moves_the_file_and_keeps_the_hash(esd):
-    checkpoint = upload_file(esd, "cartoony.safetensors", b"lora bytes", parts=1)
+    lora = model_file_bytes("lora", salt="lora bytes")
+    checkpoint = upload_file(esd, "cartoony.safetensors", lora, parts=1)
     path = f"/prod/checkpoints/{checkpoint['id']}"
     assert esd.put(path, json={"name": "cartoony.safetensors"}).status_code == 400  # pattern: no dots
     response = esd.put(path, json={"name": "cartoony"})
     assert response.status_code == 202
     assert response.json() == {"statusCode": 202, "message": "rename is processing, please wait"}
     item = esd.get("/prod/checkpoints", user="api").json()["data"]["checkpoints"][0]
-    assert item["name"] == ["cartoony"] and item["hash"] == sha256(b"lora bytes")
+    assert item["name"] == ["cartoony"] and item["hash"] == sha256(lora)
     store = esd.http.app.state.store
     folder = f"Lora/checkpoint/custom/{checkpoint['id']}"
-    assert store.get_bytes(f"{folder}/cartoony") == b"lora bytes"
+    assert store.get_bytes(f"{folder}/cartoony") == lora
     assert store.stat(f"{folder}/cartoony.safetensors") is None
     assert esd.put(path, json={"name": "cartoony"}).json()["message"] == "no need to update"
-    other = upload_file(esd, "other.safetensors", b"x", parts=1)
+    other = upload_file(esd, "other.safetensors", model_file_bytes("lora", salt="x"), parts=1)
     taken = esd.put(f"/prod/checkpoints/{other['id']}", json={"name": "cartoony"})
     assert taken.json()["message"] == "cartoony already exists, please use another or rename/delete exists"
 
@@ -163,7 +166,7 @@ def test_rename_needs_active(esd):
 
 
 def test_delete_removes_records_and_stored_files(esd):
-    checkpoint = upload_file(esd, "del.safetensors", b"bytes", parts=1)
+    checkpoint = upload_file(esd, "del.safetensors", model_file_bytes("lora", salt="bytes"), parts=1)
     pending = esd.post("/prod/checkpoints", user="api", json={
         "checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": "p.safetensors", "parts_number": 1}]})
     pending_id = pending.json()["data"]["checkpoint"]["id"]
@@ -176,4 +179,4 @@ def test_delete_removes_records_and_stored_files(esd):
     assert store.list(f"Lora/checkpoint/custom/{checkpoint['id']}/") == []
     assert esd.get("/prod/checkpoints", user="api").json()["data"]["total"] == 0
     # the name is free again
-    upload_file(esd, "del.safetensors", b"again", parts=1)
+    upload_file(esd, "del.safetensors", model_file_bytes("lora", salt="again"), parts=1)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from openesd.metadata.db import KEEP_DESPITE_ERROR
 from openesd.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,13 +28,17 @@ def get_store(request: Request) -> ObjectStore:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: commit when the route returns, roll back when it raises."""
+    """One transaction per request: commit when the route returns, roll back when it raises (unless a
+    service marked a failure to keep, `keep_despite_error`)."""
     session: Session = request.app.state.sessionmaker()
     try:
         yield session
         session.commit()
     except BaseException:
-        session.rollback()
+        if session.info.pop(KEEP_DESPITE_ERROR, False):
+            session.commit()
+        else:
+            session.rollback()
         raise
     finally:
         session.close()

@@ -15,7 +15,9 @@ from openesd.checkpoints.repository import CheckpointRepository, NameTaken
 from openesd.checkpoints.schemas import (
     IMPORT_EXTENSIONS, STATUSES, CreateCheckpoint, UpdateCheckpoint,
 )
+from openesd.checkpoints.verify import RejectedFile, check_parts, verify_file
 from openesd.errors import BadRequest, NotFound
+from openesd.metadata.db import keep_despite_error
 from openesd.metadata.models import Checkpoint
 from openesd.settings import Settings
 from openesd.storage.base import ObjectStore
@@ -82,7 +84,8 @@ class CheckpointService:
         for upload, name in zip(body.filenames, names, strict=True):
             key = f"{folder}/{name}"
             upload_id = self.store.create_multipart(key)
-            uploads[name] = {"upload_id": upload_id, "bucket": self._bucket(), "key": key}
+            uploads[name] = {"upload_id": upload_id, "bucket": self._bucket(), "key": key,
+                             "parts_number": upload.parts_number}
             urls[name] = self.store.signed_part_urls(key, upload_id, upload.parts_number, self.settings.signed_url_ttl_s)
         checkpoint = self._new_record(requester, body, names, {"multipart_upload": uploads}, checkpoint_id)
         return {"checkpoint": self._created_view(checkpoint), "s3PresignUrl": urls}
@@ -129,9 +132,12 @@ class CheckpointService:
         if body.status not in STATUSES:
             raise BadRequest(f"'{body.status}'")
         hashes = dict(checkpoint.hashes)
-        for name, upload in checkpoint.params.get("multipart_upload", {}).items():
-            if name in (body.multi_parts_tags or {}) and name not in hashes:
-                hashes[name] = self._complete(upload, name, body.multi_parts_tags[name])
+        tags = body.multi_parts_tags or {}
+        uploads = {n: u for n, u in checkpoint.params.get("multipart_upload", {}).items() if n in tags and n not in hashes}
+        parts = {name: self._parts(name, upload, tags[name]) for name, upload in uploads.items()}  # all, before any completes
+        for name, upload in uploads.items():
+            hashes[name] = self._complete(upload, parts[name])
+            self._verify_completed(checkpoint, name, upload["key"], hashes)
         if body.status == "Active":
             missing = [n for n in checkpoint.names if n not in hashes]
             if missing:
@@ -143,13 +149,38 @@ class CheckpointService:
         checkpoint.status = body.status
         return self._created_view(checkpoint)
 
-    def _complete(self, upload: dict, name: str, tags: list[dict]) -> str:
+    @staticmethod
+    def _parts(name: str, upload: dict, tags: list[dict]) -> list[tuple[int, str]]:
         try:
             parts = sorted((int(t["PartNumber"]), str(t["ETag"])) for t in tags)
         except (KeyError, TypeError, ValueError):
             raise BadRequest(f"multi_parts_tags of {name} must be a list of {{\"ETag\", \"PartNumber\"}} objects") from None
+        check_parts(name, upload, [number for number, _ in parts])
+        return parts
+
+    def _complete(self, upload: dict, parts: list[tuple[int, str]]) -> str:
         stored = self.store.complete_multipart(upload["key"], upload["upload_id"], parts)
         return stored.sha256 or self._hash_stored(upload["key"])
+
+    def _verify_completed(self, checkpoint: Checkpoint, name: str, key: str, hashes: dict) -> None:
+        """Record what the file is; a bad file is deleted and the record `Disabled` with the reason, kept
+        although the request answers 400 (the upload is used up: the client must upload again)."""
+        try:
+            found = self.verify(checkpoint, name, key)
+        except RejectedFile as rejected:
+            del hashes[name]
+            self.store.delete(key)
+            self.record_hashes(checkpoint, hashes)
+            checkpoint.params = {**checkpoint.params, "error": rejected.message}
+            checkpoint.status = "Disabled"
+            keep_despite_error(self.checkpoints.session)
+            raise
+        if found and (name == checkpoint.names[0] or "model_family" not in checkpoint.params):  # the model file's
+            checkpoint.params = {**checkpoint.params, **found}
+
+    def verify(self, checkpoint: Checkpoint, name: str, key: str) -> dict:
+        """What to record about a stored file (`model_family`), or RejectedFile."""
+        return verify_file(self.store, key, name, checkpoint.checkpoint_type, self.settings.data_dir / "tmp" / "verify")
 
     def _hash_stored(self, key: str) -> str:
         import hashlib
@@ -287,11 +318,18 @@ class ImportRecords:
             checkpoint.params = {**checkpoint.params, "progress": {"bytes_done": done, "bytes_total": total}}
 
     def finish(self, checkpoint_id: str, key: str, sha256: str) -> bool:
-        """Mark the import done; False when the record was deleted meanwhile (caller drops the file)."""
+        """Check the stored file and mark the import done; False when the file is not kept (the record was
+        deleted meanwhile, or the file is bad: the record is then `Disabled` with `params.error`)."""
         checkpoint = self.checkpoints.get_for_update(checkpoint_id)
         if checkpoint is None:
             return False
-        checkpoint.params = {**checkpoint.params, "import": {**checkpoint.params["import"], "state": "done"}}
+        try:
+            found = self.service.verify(checkpoint, checkpoint.names[0], key)
+        except RejectedFile as rejected:
+            self.fail(checkpoint_id, rejected.message)
+            return False
+        job = {**checkpoint.params["import"], "state": "done"}
+        checkpoint.params = {**checkpoint.params, **found, "import": job}
         self.service.record_hashes(checkpoint, {checkpoint.names[0]: sha256})
         checkpoint.status = "Active"
         return True

@@ -10,13 +10,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-UNET = "model.diffusion_model."
-VAE = "first_stage_model."
-CLIP_L_SD1 = "cond_stage_model.transformer.text_model."
-OPENCLIP_SD2 = "cond_stage_model.model."
-CLIP_L_XL = "conditioner.embedders.0.transformer.text_model."
-OPENCLIP_XL = "conditioner.embedders.1.model."
-OPENCLIP_REFINER = "conditioner.embedders.0.model."
+from openesd.modelfiles.keys import (  # noqa: F401  (the key layout, shared with the API's upload checks)
+    CLIP_L_SD1, CLIP_L_XL, FAMILY_NAMES, OPENCLIP_REFINER, OPENCLIP_SD2, OPENCLIP_XL, UNET, VAE, checkpoint_family,
+)
 
 
 @dataclass
@@ -57,16 +53,13 @@ def detect(shapes: Shapes) -> Architecture:
 
 
 def _family(shapes: Shapes) -> str:
+    family = checkpoint_family(shapes.keys())
+    if family in ("flux", "sd3"):
+        raise UnknownArchitecture(f"it is a {FAMILY_NAMES[family]} model, which this worker cannot run")
+    if family != "unknown":
+        return family
     if not any(k.startswith(UNET) for k in shapes):
         raise UnknownArchitecture("no UNet weights (model.diffusion_model.*) found")
-    if f"{OPENCLIP_XL}positional_embedding" in shapes:
-        return "sdxl"
-    if f"{OPENCLIP_REFINER}positional_embedding" in shapes:
-        return "sdxl_refiner"
-    if f"{OPENCLIP_SD2}token_embedding.weight" in shapes:
-        return "sd2"
-    if f"{CLIP_L_SD1}embeddings.token_embedding.weight" in shapes:
-        return "sd1"
     raise UnknownArchitecture("no text encoder weights of SD 1.x, SD 2.x or SDXL layout found")
 
 

@@ -40,3 +40,12 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def create_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+KEEP_DESPITE_ERROR = "openesd_keep_despite_error"
+
+
+def keep_despite_error(session: Session) -> None:
+    """Commit this request's changes even though it answers an error: a failure the record must remember
+    (an upload found bad after its parts were joined); the request's session dependency honours it."""
+    session.info[KEEP_DESPITE_ERROR] = True
