@@ -6,12 +6,16 @@ and never import FastAPI.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 
 class OpenESDError(Exception):
     """A failure the caller can act on; `message` is shown to the user as is."""
 
     status_code: int = 400
     code: str = "bad_request"
+    headers: Mapping[str, str] = MappingProxyType({})  # extra response headers, e.g. Retry-After
 
     def __init__(self, message: str, *, status_code: int | None = None, code: str | None = None):
         super().__init__(message)
@@ -43,6 +47,15 @@ class Forbidden(OpenESDError):
 class NotFound(OpenESDError):
     status_code = 404
     code = "not_found"
+
+
+class TooManyRequests(OpenESDError):
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after_s: int):
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after_s)}
 
 
 class Conflict(OpenESDError):

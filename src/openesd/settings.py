@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     auth_mode: Literal["compat", "strict"] = "compat"
     # `POST /users {"initial": true}` creates an admin with only the API key, as ESD does.
     bootstrap_enabled: bool = True
+    # Password login throttle in strict mode (decisions.md, Gateway and identity): this many wrong passwords
+    # within the window lock the user name, or the client address, for the lockout, which doubles with each
+    # further failure up to the window; every API replica sees the same count (kept in the database).
+    login_max_failures: int = Field(5, ge=1)
+    login_max_failures_per_address: int = Field(20, ge=1)
+    login_window_s: float = Field(900.0, gt=0)
+    login_lockout_s: float = Field(60.0, gt=0)
 
     # Capacity table overrides: instance type -> instances (decisions.md, Endpoints).
     instance_quotas: dict[str, int] = Field(default_factory=dict)

@@ -20,7 +20,9 @@ async def _openesd_error(_: Request, error: OpenESDError):
         return gateway_response(error.status_code, error.message, with_status_code=error.with_status_code)
     if error.status_code >= 500:
         log.error("%s", error.message)
-    return esd_response(error.status_code, message=error.message)
+    response = esd_response(error.status_code, message=error.message)
+    response.headers.update(error.headers)
+    return response
 
 
 async def _http_error(_: Request, error: StarletteHTTPException):

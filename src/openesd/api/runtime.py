@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from openesd.checkpoints.importer import CheckpointImporter
+from openesd.auth.passwords import Passwords
 from openesd.execution.base import Engine as ExecutionEngine
 from openesd.inferences.leases import LeaseKeeper, release, replica_name
 from openesd.inferences.reporter import EngineReporter, JobWaiter
@@ -20,6 +21,10 @@ from openesd.settings import Settings
 from openesd.users.service import UserService
 
 log = logging.getLogger("openesd.api.runtime")
+COMPAT_WARNING = (
+    "OPENESD_AUTH_MODE=compat: the `username` header is trusted, as ESD trusts it, so anyone holding the API key "
+    "can act as any user; set OPENESD_AUTH_MODE=strict for any shared server"
+)
 
 
 @dataclass
@@ -89,7 +94,9 @@ def boot(settings: Settings) -> Runtime:
     make_session = create_sessionmaker(engine)
     cipher = PasswordCipher(settings.data_dir, settings.password_key)
     with make_session.begin() as session:
-        UserService(session, cipher, settings).seed_defaults()
+        UserService(session, Passwords(cipher, settings.auth_mode), settings).seed_defaults()
+    if settings.auth_mode == "compat":
+        log.warning(COMPAT_WARNING)
     keys, created = list(settings.api_keys), False
     if not keys:
         key, created = load_or_create_api_key(settings.data_dir)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from openesd.metadata.base import Base, TimestampMixin
@@ -25,8 +25,10 @@ class User(TimestampMixin, Base):
     creator: Mapped[str] = mapped_column(String(255))
     # Role names in the order given; a name whose role was deleted is dropped by the role service.
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
-    # Reversibly encrypted (decisions.md): `GET /users?show_password=1` must return it.
+    # compat: reversibly encrypted (decisions.md), `GET /users?show_password=1` must return it.
     password_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # strict: an argon2 hash; the ciphertext is then cleared (auth/passwords.py).
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class PersonalToken(TimestampMixin, Base):
@@ -42,6 +44,18 @@ class PersonalToken(TimestampMixin, Base):
     prefix: Mapped[str] = mapped_column(String(16))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class LoginFailure(Base):
+    """One wrong password at `POST /tokens` in strict mode; the login throttle counts them per subject."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_subject_at", "subject", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # sha256 of "user:<name>" or "address:<client address>": fixed length whatever name is tried.
+    subject: Mapped[str] = mapped_column(String(64))
+    at: Mapped[float] = mapped_column(Float)
 
 
 class Checkpoint(Base):

@@ -6,20 +6,25 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from openesd.api.deps import SessionDep
+from openesd.api.deps import SessionDep, SettingsDep
 from openesd.api.envelope import esd_response
 from openesd.api.gateway import esd_body
 from openesd.api.identity import AuthDep, Requester
+from openesd.auth.passwords import Passwords
 from openesd.auth.principal import Principal
 from openesd.auth.service import authorize
 from openesd.tokens.schemas import CREATE_TOKEN_SCHEMA, CreateToken
 from openesd.tokens.service import TokenService
+from openesd.tokens.throttle import LoginThrottle
 
 router = APIRouter(tags=["tokens"])
 
 
-def get_token_service(request: Request, session: SessionDep, auth: AuthDep) -> TokenService:
-    return TokenService(session, auth, request.app.state.password_cipher)
+def get_token_service(request: Request, session: SessionDep, settings: SettingsDep, auth: AuthDep) -> TokenService:
+    passwords = Passwords(request.app.state.password_cipher, settings.auth_mode)
+    strict = settings.auth_mode == "strict"
+    throttle = LoginThrottle(request.app.state.sessionmaker, settings) if strict else None
+    return TokenService(session, auth, passwords, throttle)
 
 
 Tokens = Annotated[TokenService, Depends(get_token_service)]
@@ -35,7 +40,8 @@ Owner = Annotated[Principal, Depends(existing_user)]
 
 @router.post("/tokens")
 def create_token(body: CreateTokenBody, request: Request, tokens: Tokens):
-    return esd_response(201, tokens.create(request.headers, body), message="token created")
+    address = request.client.host if request.client else ""
+    return esd_response(201, tokens.create(request.headers, body, address), message="token created")
 
 
 @router.get("/tokens")

@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from openesd.auth.passwords import Passwords
 from openesd.auth.principal import Principal
 from openesd.auth.service import TOKEN_PREFIX, AuthService, hash_token
 from openesd.errors import NotFound, Unauthorized
-from openesd.keys import PasswordCipher
 from openesd.metadata.models import PersonalToken
 from openesd.tokens.repository import TokenRepository
 from openesd.tokens.schemas import CreateToken
+from openesd.tokens.throttle import LoginThrottle
 from openesd.users.repository import UserRepository
 
 
@@ -31,15 +32,18 @@ def token_view(token: PersonalToken) -> dict:
 
 
 class TokenService:
-    def __init__(self, session: Session, auth: AuthService, cipher: PasswordCipher):
+    def __init__(self, session: Session, auth: AuthService, passwords: Passwords, throttle: LoginThrottle | None):
+        """`throttle` None: password logins are not rate-limited (compat mode)."""
         self.tokens = TokenRepository(session)
         self.users = UserRepository(session)
         self.auth = auth
-        self.cipher = cipher
+        self.passwords = passwords
+        self.throttle = throttle
 
-    def create(self, headers: Mapping[str, str], body: CreateToken) -> dict:
-        """A new token for the requester, or for `username` when the body carries its password."""
-        owner = self._login(body) if body.username is not None else self.auth.identify(headers)
+    def create(self, headers: Mapping[str, str], body: CreateToken, address: str = "") -> dict:
+        """A new token for the requester, or for `username` when the body carries its password (a login from
+        the client `address`)."""
+        owner = self._login(body, address) if body.username is not None else self.auth.identify(headers)
         if not owner.exists:
             raise Unauthorized()
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -62,9 +66,15 @@ class TokenService:
         if not self.tokens.delete(owner.username, token_id):
             raise NotFound(f"token {token_id} not found")
 
-    def _login(self, body: CreateToken) -> Principal:
+    def _login(self, body: CreateToken, address: str) -> Principal:
+        if self.throttle is not None:
+            self.throttle.check(body.username, address)
         user = self.users.get(body.username)
-        ciphertext = user.password_ciphertext if user else None
-        if body.password is None or not self.cipher.verify(body.password, ciphertext):
+        if body.password is None or not self.passwords.matches(user, body.password):
+            if self.throttle is not None:
+                self.throttle.failed(body.username, address)
             raise Unauthorized("Unauthorized: wrong user name or password")
+        if self.throttle is not None:
+            self.throttle.succeeded(body.username)
+        self.passwords.upgrade(user, body.password)
         return self.auth.principal_for(user.username)

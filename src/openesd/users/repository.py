@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from openesd.auth.passwords import StoredPassword
 from openesd.metadata.models import User
 
 
@@ -20,17 +21,14 @@ class UserRepository:
     def list(self) -> Sequence[User]:
         return self.session.scalars(select(User).order_by(User.username.desc())).all()
 
-    def upsert(
-        self, username: str, creator: str, roles: list[str], password_ciphertext: bytes | None
-    ) -> User:
+    def upsert(self, username: str, creator: str, roles: list[str], password: StoredPassword | None) -> User:
         user = self.get(username)
         if user is None:
-            user = User(username=username, creator=creator, roles=roles,
-                        password_ciphertext=password_ciphertext)
+            user = User(username=username)
             self.session.add(user)
-        else:
-            user.creator, user.roles = creator, roles
-            user.password_ciphertext = password_ciphertext
+        user.creator, user.roles = creator, roles
+        user.password_ciphertext = password.ciphertext if password else None
+        user.password_hash = password.hash if password else None
         self.session.flush()
         return user
 

@@ -10,9 +10,9 @@ from openesd.api.deps import SessionDep, SettingsDep
 from openesd.api.envelope import esd_response
 from openesd.api.gateway import esd_body
 from openesd.api.identity import AuthDep, permitted
+from openesd.auth.passwords import Passwords
 from openesd.auth.principal import Principal
 from openesd.auth.service import authorize
-from openesd.keys import PasswordCipher
 from openesd.users.schemas import DELETE_USERS_SCHEMA, UPSERT_USER_SCHEMA, DeleteUsers, UpsertUser
 from openesd.users.service import UserService
 
@@ -20,8 +20,7 @@ router = APIRouter(tags=["users"])
 
 
 def get_user_service(request: Request, session: SessionDep, settings: SettingsDep) -> UserService:
-    cipher: PasswordCipher = request.app.state.password_cipher
-    return UserService(session, cipher, settings)
+    return UserService(session, Passwords(request.app.state.password_cipher, settings.auth_mode), settings)
 
 
 Users = Annotated[UserService, Depends(get_user_service)]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from openesd.auth.access import ADMINISTRATOR_PERMISSION, is_administrator
+from openesd.auth.passwords import SHOW_PASSWORD_REFUSED, Passwords, has_password
 from openesd.auth.permissions import DEFAULT_ROLE, SEEDED_CREATOR, PermissionSet, split_permission
 from openesd.auth.principal import Principal
 from openesd.errors import BadRequest, Forbidden
-from openesd.keys import PasswordCipher
 from openesd.metadata.models import User
 from openesd.roles.repository import RoleRepository
 from openesd.settings import Settings
+from openesd.tokens.repository import TokenRepository
 from openesd.users.repository import UserRepository
 from openesd.users.schemas import UpsertUser
 
@@ -18,10 +20,11 @@ SEEDED_USER = "api"
 
 
 class UserService:
-    def __init__(self, session: Session, cipher: PasswordCipher, settings: Settings):
+    def __init__(self, session: Session, passwords: Passwords, settings: Settings):
         self.users = UserRepository(session)
         self.roles = RoleRepository(session)
-        self.cipher = cipher
+        self.tokens = TokenRepository(session)
+        self.passwords = passwords
         self.settings = settings
 
     def seed_defaults(self) -> None:
@@ -35,6 +38,8 @@ class UserService:
             self.users.upsert(SEEDED_USER, SEEDED_CREATOR, [DEFAULT_ROLE], None)
 
     def list(self, requester: Principal, username: str | None, show_password: bool) -> dict:
+        if show_password and self.passwords.strict:
+            raise BadRequest(SHOW_PASSWORD_REFUSED)
         if username is not None and self.users.get(username) is None:
             raise BadRequest(f'user: "{username}" not exist')
         users = self.users.list()
@@ -58,7 +63,7 @@ class UserService:
                 "ask an administrator to create the user"
             )
         self._require_password(body)
-        self.users.upsert(body.username, SEEDED_CREATOR, [DEFAULT_ROLE], self.cipher.encrypt(body.password))
+        self._save(body.username, SEEDED_CREATOR, [DEFAULT_ROLE], body.password)
         return {
             "user": {"username": body.username, "roles": [DEFAULT_ROLE]},
             "all_roles": sorted(role.name for role in self.roles.list()),
@@ -78,14 +83,21 @@ class UserService:
         for role_name in body.roles:
             if self.roles.get(role_name) is None:
                 raise BadRequest(f'user roles "{role_name}" not exist')
-        self.users.upsert(body.username, requester.username, list(body.roles), self.cipher.encrypt(body.password))
+        self._save(body.username, requester.username, list(body.roles), body.password)
 
     def delete(self, requester: Principal, names: list[str]) -> None:
         for name in dict.fromkeys(names):
             if self.users.get(name) is None:
                 continue
             self._check_may_manage(requester, name)
-            self.users.delete([name])
+            self.users.delete([name])  # its tokens go with it (foreign key, on delete cascade)
+
+    def _save(self, username: str, creator: str, roles: list[str], password: str) -> None:
+        """Create or overwrite a user; a changed password revokes the user's personal tokens."""
+        existing = self.users.get(username)
+        if existing is not None and not self.passwords.matches(existing, password):
+            self.tokens.delete_all_for(username)
+        self.users.upsert(username, creator, roles, self.passwords.protect(password))
 
     def _check_may_manage(self, requester: Principal, target_name: str) -> None:
         held = requester.permissions
@@ -97,6 +109,19 @@ class UserService:
                 f"username {target_name} has already exists, creator {requester.username} "
                 "does not have permissions to change it"
             )
+        if target is not None and self.settings.auth_mode == "strict" and not is_administrator(requester):
+            self._check_holds_all_of(requester, target)
+
+    def _check_holds_all_of(self, requester: Principal, target: User) -> None:
+        """Strict mode: managing a user is managing its permissions, so a non-administrator may not touch a
+        user who holds one it lacks (an administrator above all)."""
+        lacking = sorted(p for p in set(self._permissions(target)) if not _holds(requester.permissions, p))
+        if lacking:
+            raise Forbidden(
+                f"user {target.username} holds {', '.join(lacking)}, which {requester.username} does not: in strict "
+                f"mode only an administrator ({ADMINISTRATOR_PERMISSION}) may change, set the password of or "
+                "delete such a user"
+            )
 
     def _require_password(self, body: UpsertUser) -> None:
         if body.password is None:
@@ -104,7 +129,7 @@ class UserService:
 
     def _admin_exists(self) -> bool:
         for user in self.users.list():
-            if user.username == SEEDED_USER and user.password_ciphertext is None:
+            if user.username == SEEDED_USER and not has_password(user):
                 continue  # the seeded API user has no password and cannot log in
             if PermissionSet(self._permissions(user)).allows("user", "all"):
                 return True
@@ -114,12 +139,12 @@ class UserService:
         return [p for role in self.roles.list(user.roles) for p in role.permissions] if user.roles else []
 
     def _view(self, user: User, show_password: bool) -> dict:
-        permissions = sorted(set(self._permissions(user)))
-        if user.password_ciphertext is None:
-            password = "*"
-        else:
-            password = self.cipher.decrypt(user.password_ciphertext) if show_password else "********"
         return {
             "username": user.username, "roles": list(user.roles), "creator": user.creator,
-            "permissions": permissions, "password": password,
+            "permissions": sorted(set(self._permissions(user))), "password": self.passwords.shown(user, show_password),
         }
+
+
+def _holds(held: PermissionSet, permission: str) -> bool:
+    parts = split_permission(permission)
+    return held.allows(*parts) if parts else held.has_any([permission])
