@@ -25,7 +25,7 @@ def test_lru_eviction_within_budget():
     for name in ("a", "b", "a", "c"):
         cache.get("checkpoint", Path(name), lambda: Blob(100))
     assert [Path(k[1]).name for k in cache.keys()] == ["a", "c"]  # b was least recently used
-    assert cache.loads == 3
+    assert (cache.loads, cache.hits) == (3, 1)
 
 
 def test_an_entry_larger_than_the_budget_is_still_served():

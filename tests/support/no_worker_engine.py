@@ -16,6 +16,7 @@ class NoWorkerEngine:
         self.deployed: list[EndpointSpec] = []
         self.undeployed: list[str] = []
         self.submitted: list[JobSpec] = []
+        self.stopped_trainings: list[str] = []
 
     def deploy(self, endpoint: EndpointSpec) -> None:
         self.deployed.append(endpoint)
@@ -27,6 +28,9 @@ class NoWorkerEngine:
 
     def submit(self, job: JobSpec) -> None:
         self.submitted.append(job)
+
+    def stop_training(self, training_id: str) -> None:
+        self.stopped_trainings.append(training_id)
 
     def instance_count(self, endpoint_id: str) -> int:
         return 0
@@ -41,7 +45,7 @@ class NoWorkerEngine:
 def without_workers(esd, ready: bool = False) -> NoWorkerEngine:
     """Swap the app's engine for a `NoWorkerEngine` (`app.dependency_overrides`)."""
     runtime = esd.http.app.state.runtime
-    engine = NoWorkerEngine(runtime.execution, EngineReporter(runtime.sessionmaker, runtime.store, runtime.waiter),
-                            ready)
+    reporter = EngineReporter(runtime.sessionmaker, runtime.store, runtime.waiter, runtime.metrics)
+    engine = NoWorkerEngine(runtime.execution, reporter, ready)
     esd.http.app.dependency_overrides[get_engine] = lambda: engine
     return engine

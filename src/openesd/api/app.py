@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 
 from openesd import __version__, legacy
-from openesd.api import objects, ping, system
+from openesd.api import metrics, objects, ping, system
 from openesd.api.cors import PreflightMiddleware
 from openesd.api.errors import install_error_handlers
 from openesd.api.gateway import require_api_key
@@ -63,8 +63,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.include_router(surface, prefix=settings.stage_prefix)
     app.include_router(system.router)
     app.include_router(objects.router)
+    app.include_router(metrics.router)
     legacy.install(app, settings)
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(PreflightMiddleware)
+    app.add_middleware(metrics.MetricsMiddleware)  # added last, so outermost: counts every answer; reads no body
     return app

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from openesd.api.metrics import Metrics
 from openesd.checkpoints.importer import CheckpointImporter
 from openesd.auth.passwords import Passwords
 from openesd.execution.base import Engine as ExecutionEngine
@@ -40,8 +41,12 @@ class Runtime:
     engine_url: str
     settings: Settings
     replica: str = field(default_factory=replica_name)  # owner of the job leases taken by this process
+    metrics: Metrics = field(init=False)  # `/metrics`; its database gauges read through `sessionmaker`
     _execution: ExecutionEngine | None = None
     _leases: LeaseKeeper | None = None
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics(self.sessionmaker)
 
     @property
     def execution(self) -> ExecutionEngine:
@@ -50,7 +55,7 @@ class Runtime:
             from openesd.execution import open_engine
             from openesd.trainings.reporter import EngineEventsWithTrainings, TrainingReporter
 
-            reporter = EngineReporter(self.sessionmaker, self.store, self.waiter)
+            reporter = EngineReporter(self.sessionmaker, self.store, self.waiter, self.metrics)
             events = EngineEventsWithTrainings(reporter, TrainingReporter(self.sessionmaker, self.store))
             self._execution = open_engine(self.engine_url, self.settings, events)
         return self._execution

@@ -71,9 +71,17 @@ def _run(conn: Any, job: dict, generator: Any, store: Any, models_dir: Path) -> 
             last[0] = now
             conn.send(("progress", job["id"], step, total))
 
+    loads, hits = _cache_counts(generator)
     result = generator.run(GenerationRequest(job["task"], payload, models), progress)
+    loaded, hit = _cache_counts(generator)
     return {"images": list(result.images), "parameters": result.parameters, "info": result.info,
-            "html_info": result.html_info}
+            "html_info": result.html_info, "worker": {"model_loads": loaded - loads, "cache_hits": hit - hits}}
+
+
+def _cache_counts(generator: Any) -> tuple[int, int]:
+    """(loads, hits) of the worker's model cache so far; the API's `/metrics` counts them per job."""
+    cache = getattr(generator, "cache", None)  # test doubles of the Generator have none
+    return (cache.loads, cache.hits) if cache is not None else (0, 0)
 
 
 def _read_payload(store: Any, key: str) -> bytes:

@@ -28,6 +28,7 @@ class ModelCache:
         self._entries: OrderedDict[tuple[str, str], tuple[Any, int]] = OrderedDict()
         self._lock = threading.Lock()
         self.loads = 0  # how many times something was actually loaded (tests and metrics read it)
+        self.hits = 0  # how many times a get found its object already loaded (metrics read it)
 
     def get(self, kind: str, path: Path, load: Callable[[], Any]) -> Any:
         """The cached object for (kind, path), loading it with `load()` on a miss."""
@@ -35,6 +36,7 @@ class ModelCache:
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)
+                self.hits += 1
                 return self._entries[key][0]
         value = load()
         self.loads += 1
