@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from openesd.api.deps import SessionDep, SettingsDep
+from openesd.auth.access import Access
 from openesd.auth.principal import Principal
 from openesd.auth.service import AuthService, authorize
 
@@ -18,9 +19,16 @@ def get_auth(session: SessionDep, settings: SettingsDep) -> AuthService:
 AuthDep = Annotated[AuthService, Depends(get_auth)]
 
 
+def identify(request: Request, auth: AuthService) -> Principal:
+    """The caller as named by its headers (401 when none); it may not exist as a user. Once per request."""
+    principal = getattr(request.state, "principal", None)
+    if principal is None:
+        principal = request.state.principal = auth.identify(request.headers)
+    return principal
+
+
 def get_requester(request: Request, auth: AuthDep) -> Principal:
-    """The caller as named by its headers (401 when none); it may not exist as a user."""
-    return auth.identify(request.headers)
+    return identify(request, auth)
 
 
 Requester = Annotated[Principal, Depends(get_requester)]
@@ -41,6 +49,14 @@ def permitted_in_strict(*accepted: str) -> Any:
     def dependency(request: Request, settings: SettingsDep, auth: AuthDep) -> Principal | None:
         if settings.auth_mode != "strict":
             return None
-        return authorize(auth.identify(request.headers), list(accepted))
+        return authorize(identify(request, auth), list(accepted))
 
     return Depends(dependency)
+
+
+def get_access(request: Request, settings: SettingsDep, auth: AuthDep) -> Access:
+    """What the requester may see and change: checked in strict mode only (auth/access.py)."""
+    return Access() if settings.auth_mode != "strict" else Access.of(settings.auth_mode, identify(request, auth))
+
+
+AccessDep = Annotated[Access, Depends(get_access)]

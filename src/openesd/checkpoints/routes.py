@@ -9,7 +9,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from openesd.api.deps import SessionDep, SettingsDep, StoreDep
 from openesd.api.envelope import esd_response
 from openesd.api.gateway import esd_body
-from openesd.api.identity import permitted, permitted_in_strict
+from openesd.api.identity import AccessDep, permitted, permitted_in_strict
 from openesd.auth.principal import Principal
 from openesd.checkpoints.schemas import (
     CREATE_CHECKPOINT_SCHEMA, DELETE_CHECKPOINTS_SCHEMA, UPDATE_CHECKPOINT_SCHEMA,
@@ -64,16 +64,18 @@ def update_checkpoint(
     checkpoint_id: str,
     body: UpdateBody,
     _: Annotated[Principal | None, permitted_in_strict("checkpoint:all")],
+    access: AccessDep,
     checkpoints: Checkpoints,
 ):
-    return esd_response(*checkpoints.update(checkpoint_id, body))
+    return esd_response(*checkpoints.update(checkpoint_id, body, access))
 
 
 @router.delete("/checkpoints")
 def delete_checkpoints(
     body: DeleteBody,
     _: Annotated[Principal | None, permitted_in_strict("checkpoint:all")],
+    access: AccessDep,
     checkpoints: Checkpoints,
 ):
-    checkpoints.delete(body.checkpoint_id_list)
+    checkpoints.delete(body.checkpoint_id_list, access)
     return esd_response(204)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import uuid
@@ -9,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from openesd.auth.access import Access
 from openesd.auth.principal import Principal
 from openesd.checkpoints.downloads import probe
 from openesd.checkpoints.repository import CheckpointRepository, NameTaken
@@ -20,6 +22,7 @@ from openesd.errors import BadRequest, NotFound
 from openesd.metadata.db import keep_despite_error
 from openesd.metadata.models import Checkpoint
 from openesd.settings import Settings
+from openesd.storage import MAX_SEGMENT_LENGTH
 from openesd.storage.base import ObjectStore
 from openesd.users.repository import UserRepository
 
@@ -41,7 +44,17 @@ def check_file_name(name: str) -> str:
     name = name.strip()
     if not name or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
         raise BadRequest(f"file name {name!r} is not allowed: it must be a plain name without path separators")
+    if len(name.encode("utf-8")) > MAX_SEGMENT_LENGTH:
+        raise BadRequest(f"file name {name[:64]!r}... is longer than {MAX_SEGMENT_LENGTH} bytes (UTF-8): "
+                         "use a shorter name")
     return name
+
+
+def _part_number(name: str, value: object) -> int:
+    """As S3 takes it: an integer, not `1.5`, `true`, `"1"` or an overflowing `1e400` (legacy bodies skip the schema)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"PartNumber {json.dumps(value)} of {name} is not an integer")
+    return value
 
 
 class CheckpointService:
@@ -114,12 +127,11 @@ class CheckpointService:
             raise already_exists(taken)
 
     # --- update -----------------------------------------------------------------------------
-    def update(self, checkpoint_id: str, body: UpdateCheckpoint,
+    def update(self, checkpoint_id: str, body: UpdateCheckpoint, access: Access,
                require_tags: bool = True) -> tuple[int, dict | None, str | None]:
         """`require_tags=False`: a status change alone (the legacy `PUT /checkpoint` allows it)."""
-        checkpoint = self.checkpoints.get_for_update(checkpoint_id)
-        if checkpoint is None:
-            raise NotFound(f"checkpoint not found with id {checkpoint_id}")
+        checkpoint = access.changeable(self.checkpoints.get_for_update(checkpoint_id),
+                                       NotFound(f"checkpoint not found with id {checkpoint_id}"))
         if body.status is not None:
             return 200, {"checkpoint": self._set_status(checkpoint, body, require_tags)}, None
         if body.name is not None:
@@ -152,7 +164,7 @@ class CheckpointService:
     @staticmethod
     def _parts(name: str, upload: dict, tags: list[dict]) -> list[tuple[int, str]]:
         try:
-            parts = sorted((int(t["PartNumber"]), str(t["ETag"])) for t in tags)
+            parts = sorted((_part_number(name, t["PartNumber"]), str(t["ETag"])) for t in tags)
         except (KeyError, TypeError, ValueError):
             raise BadRequest(f"multi_parts_tags of {name} must be a list of {{\"ETag\", \"PartNumber\"}} objects") from None
         check_parts(name, upload, [number for number, _ in parts])
@@ -221,11 +233,8 @@ class CheckpointService:
         return 202, None, "rename is processing, please wait"
 
     # --- delete -----------------------------------------------------------------------------
-    def delete(self, ids: list[str]) -> None:
-        for checkpoint_id in dict.fromkeys(ids):
-            checkpoint = self.checkpoints.get(checkpoint_id)
-            if checkpoint is None:
-                continue
+    def delete(self, ids: list[str], access: Access) -> None:
+        for checkpoint in access.deletable(self.checkpoints.get(i) for i in dict.fromkeys(ids)):
             for name, upload in checkpoint.params.get("multipart_upload", {}).items():
                 if name not in checkpoint.hashes:
                     self.store.abort_multipart(upload["key"], upload["upload_id"])
@@ -238,9 +247,12 @@ class CheckpointService:
         if page < 1 or per_page < 1:
             raise BadRequest(f"page and per_page must be at least 1 (got page={page}, per_page={per_page})")
         principal_roles = self._visibility_roles(requester, username)
+        access = Access.of(self.settings.auth_mode, requester)
+        # strict: what the requester may see (the `username` query narrows it further); compat: ESD's rule
+        esd_rule = username is not None or not access.checked
         visible = [
-            c for c in self.checkpoints.list(statuses, types)
-            if self._visible(c, requester, username, principal_roles)
+            c for c in access.only_visible(self.checkpoints.list(statuses, types))
+            if (not esd_rule or self._visible(c, requester, username, principal_roles))
             and (not roles or set(roles) & set(c.allowed_roles_or_users))
         ]
         start = (page - 1) * per_page

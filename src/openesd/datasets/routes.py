@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from openesd.api.deps import SessionDep, StoreDep
 from openesd.api.envelope import esd_response
 from openesd.api.gateway import esd_body
-from openesd.api.identity import permitted, permitted_in_strict
+from openesd.api.identity import AccessDep, permitted, permitted_in_strict
 from openesd.auth.principal import Principal
 from openesd.datasets.schemas import (
     CREATE_DATASET_SCHEMA, DELETE_DATASETS_SCHEMA, UPDATE_DATASET_SCHEMA,
@@ -32,28 +32,28 @@ DeleteBody = Annotated[DeleteDatasets, esd_body(DELETE_DATASETS_SCHEMA, DeleteDa
 
 
 @router.get("/datasets")
-def list_datasets(requester: Trainer, datasets: Datasets, dataset_status: str | None = None, limit: int = 10,
-                  exclusive_start_key: str | None = None):
-    return esd_response(200, datasets.list(requester, dataset_status, limit, exclusive_start_key))
+def list_datasets(requester: Trainer, access: AccessDep, datasets: Datasets, dataset_status: str | None = None,
+                  limit: int = 10, exclusive_start_key: str | None = None):
+    return esd_response(200, datasets.list(requester, dataset_status, limit, exclusive_start_key, access))
 
 
 @router.post("/datasets")
-def create_dataset(body: CreateBody, requester: Trainer, datasets: Datasets):
-    return esd_response(201, datasets.create(requester, body))
+def create_dataset(body: CreateBody, requester: Trainer, access: AccessDep, datasets: Datasets):
+    return esd_response(201, datasets.create(requester, body, access))
 
 
 @router.get("/datasets/{dataset_name}")
-def get_dataset(dataset_name: str, requester: Trainer, datasets: Datasets):
-    return esd_response(200, datasets.get(requester, dataset_name))
+def get_dataset(dataset_name: str, requester: Trainer, access: AccessDep, datasets: Datasets):
+    return esd_response(200, datasets.get(requester, dataset_name, access))
 
 
 @router.put("/datasets/{dataset_name}")
-def update_dataset(dataset_name: str, body: UpdateBody, _: Trainer, datasets: Datasets):
-    return esd_response(200, datasets.set_status(dataset_name, body.status))
+def update_dataset(dataset_name: str, body: UpdateBody, _: Trainer, access: AccessDep, datasets: Datasets):
+    return esd_response(200, datasets.set_status(dataset_name, body.status, access))
 
 
 @router.delete("/datasets")
 def delete_datasets(body: DeleteBody, _: Annotated[Principal | None, permitted_in_strict("train:all")],
-                    datasets: Datasets):
-    datasets.delete(body.dataset_name_list)
+                    access: AccessDep, datasets: Datasets):
+    datasets.delete(body.dataset_name_list, access)
     return esd_response(204)

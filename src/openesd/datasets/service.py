@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from openesd.auth.access import Access
 from openesd.auth.principal import Principal
 from openesd.checkpoints.service import check_file_name
 from openesd.datasets.repository import DatasetRepository
@@ -15,6 +16,7 @@ from openesd.datasets.schemas import PREVIEW_URL_TTL_S, STATUSES, UPLOAD_URL_TTL
 from openesd.endpoints import paging
 from openesd.errors import BadRequest, Forbidden, NotFound
 from openesd.metadata.models import Dataset, DatasetItem
+from openesd.storage import MAX_SEGMENT_LENGTH
 from openesd.storage.base import ObjectStore
 
 ITEM_KEYS = ("filename", "name", "type", "params")
@@ -38,7 +40,7 @@ class DatasetService:
         self.store = store
 
     # --- create -----------------------------------------------------------------------------
-    def create(self, requester: Principal, body: CreateDataset) -> dict:
+    def create(self, requester: Principal, body: CreateDataset, access: Access) -> dict:
         """Store the info and one item per file, both `Initialed`; a signed PUT URL per file (§9.2)."""
         if body.params is None:
             raise BadRequest("DatasetCreateEvent.__init__() missing 1 required positional argument: 'params'")
@@ -46,6 +48,9 @@ class DatasetService:
         entries = [self._check_entry(entry) for entry in body.content]
         now = time.time()
         dataset = self.datasets.get_for_update(body.dataset_name)
+        if dataset is not None and access.checked and dataset.creator != requester.username:
+            raise BadRequest(f"dataset {body.dataset_name} already exists and belongs to another user: "
+                             "choose another name")
         if dataset is None:  # ESD has no uniqueness check: a second POST overwrites the info
             dataset = self.datasets.add(Dataset(name=body.dataset_name, status="Initialed", created=now))
         dataset.status, dataset.created, dataset.prefix = "Initialed", now, prefix
@@ -70,6 +75,9 @@ class DatasetService:
         if prefix and ("/" in prefix or "\\" in prefix or prefix in (".", "..") or "\x00" in prefix):
             raise BadRequest(f"prefix {prefix!r} is not allowed: it must be one folder name, "
                              "such as the kohya <repeats>_<concept> folder 10_cat")
+        if len(prefix.encode("utf-8")) > MAX_SEGMENT_LENGTH:
+            raise BadRequest(f"prefix {prefix[:64]!r}... is longer than {MAX_SEGMENT_LENGTH} bytes (UTF-8): "
+                             "use a shorter folder name")
         return prefix
 
     @staticmethod
@@ -80,11 +88,9 @@ class DatasetService:
         return {**entry, "filename": check_file_name(str(entry["filename"])), "params": entry["params"] or {}}
 
     # --- status -----------------------------------------------------------------------------
-    def set_status(self, name: str, status: str, kohya_layout: bool = True) -> dict:
+    def set_status(self, name: str, status: str, access: Access, kohya_layout: bool = True) -> dict:
         """`kohya_layout=False` (legacy datasets: plain images): `Enabled` checks the uploads only."""
-        dataset = self.datasets.get_for_update(name)
-        if dataset is None:
-            raise NotFound(f"dataset {name} is not found")
+        dataset = access.changeable(self.datasets.get_for_update(name), NotFound(f"dataset {name} is not found"))
         if status not in STATUSES:
             raise BadRequest(f"'{status}'")
         items = self.datasets.items(name)
@@ -127,18 +133,19 @@ class DatasetService:
                                                        "be Enabled: it has", 1)) from None
 
     # --- read -------------------------------------------------------------------------------
-    def list(self, requester: Principal, status: str | None, limit: int, exclusive_start_key: str | None) -> dict:
-        rows = [d for d in self.datasets.newest_first(status) if visible(d.allowed_roles_or_users, requester)]
+    def list(self, requester: Principal, status: str | None, limit: int, exclusive_start_key: str | None,
+             access: Access) -> dict:
+        rows = self.datasets.newest_first(status)  # strict: the ownership policy; compat: ESD's owner rule
+        rows = access.only_visible(rows) if access.checked else [d for d in rows if visible(d.allowed_roles_or_users,
+                                                                                             requester)]
         chosen, last = paging.page(rows, lambda d: {"t": d.created, "id": d.name}, limit, exclusive_start_key)
         if not chosen:
             return {"datasets": []}
         return {"datasets": [self._list_view(d) for d in chosen], "last_evaluated_key": last}
 
-    def get(self, requester: Principal, name: str) -> dict:
-        dataset = self.datasets.get(name)
-        if dataset is None:
-            raise NotFound(f"dataset {name} is not found")
-        if not visible(dataset.allowed_roles_or_users, requester):
+    def get(self, requester: Principal, name: str, access: Access) -> dict:
+        dataset = access.visible(self.datasets.get(name), NotFound(f"dataset {name} is not found"))
+        if not access.checked and not visible(dataset.allowed_roles_or_users, requester):
             raise Forbidden("no permission to view dataset")
         items = [{**item.params, "key": item.sort_key, "name": item.name, "type": item.item_type,
                   "preview_url": self.store.signed_url(item.key, "GET", PREVIEW_URL_TTL_S),
@@ -156,9 +163,7 @@ class DatasetService:
                 "timestamp": str(dataset.created)}
 
     # --- delete -----------------------------------------------------------------------------
-    def delete(self, names: list[str]) -> None:
-        for name in dict.fromkeys(names):
-            dataset = self.datasets.get(name)
-            if dataset is not None:
-                self.datasets.delete(dataset)
-                self.store.delete_prefix(dataset_folder(name) + "/")
+    def delete(self, names: list[str], access: Access) -> None:
+        for dataset in access.deletable(self.datasets.get(name) for name in dict.fromkeys(names)):
+            self.datasets.delete(dataset)
+            self.store.delete_prefix(dataset_folder(dataset.name) + "/")

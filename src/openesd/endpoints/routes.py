@@ -9,7 +9,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from openesd.api.deps import SessionDep, SettingsDep
 from openesd.api.envelope import esd_response
 from openesd.api.gateway import esd_body
-from openesd.api.identity import AuthDep, permitted, permitted_in_strict
+from openesd.api.identity import AccessDep, AuthDep, permitted, permitted_in_strict
 from openesd.auth.principal import Principal
 from openesd.endpoints.schemas import (
     CREATE_ENDPOINT_SCHEMA, DELETE_ENDPOINTS_SCHEMA, CreateEndpoint, DeleteEndpoints,
@@ -61,10 +61,11 @@ def list_endpoints(
 def delete_endpoints(
     body: DeleteBody,
     _: Annotated[Principal | None, permitted_in_strict("sagemaker_endpoint:all")],
+    access: AccessDep,
     endpoints: Endpoints,
     engine: EngineDep,
     background: BackgroundTasks,
 ):
-    for endpoint_id in endpoints.delete(body.endpoint_name_list):
+    for endpoint_id in endpoints.delete(body.endpoint_name_list, access):
         background.add_task(engine.undeploy, endpoint_id)
     return esd_response(204)

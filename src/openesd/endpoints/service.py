@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from openesd.auth.access import Access
 from openesd.auth.principal import Principal
 from openesd.auth.service import authorize
 from openesd.endpoints import paging
@@ -156,7 +157,7 @@ class EndpointService:
     def list(self, requester: Principal, username: str | None, job_id: str | None, limit: int,
              exclusive_start_key: str | None) -> dict:
         roles = self._principal_roles(requester, username)
-        rows = self.endpoints.all_newest_first()
+        rows = Access.of(self.settings.auth_mode, requester).only_visible(self.endpoints.all_newest_first())
         if job_id is not None:
             rows = [e for e in rows if e.id == job_id]
         if not requester.permissions.has_any(["sagemaker_endpoint:all"]):
@@ -180,14 +181,12 @@ class EndpointService:
         owners = set(endpoint.owner_group_or_role)
         return bool(owners) and ("*" in owners or username in owners or bool(owners & roles))
 
-    def delete(self, names: list[str]) -> list[str]:
+    def delete(self, names: list[str], access: Access) -> list[str]:
         """Remove the records at once; the ids whose instances must be stopped."""
         stopped = []
-        for name in dict.fromkeys(names):
-            endpoint = self.endpoints.by_name(name)
-            if endpoint is not None:
-                self.endpoints.delete(endpoint)
-                stopped.append(endpoint.id)
+        for endpoint in access.deletable(self.endpoints.by_name(name) for name in dict.fromkeys(names)):
+            self.endpoints.delete(endpoint)
+            stopped.append(endpoint.id)
         return stopped
 
     # --- views ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from openesd.api.deps import SessionDep, SettingsDep, StoreDep
 from openesd.api.envelope import esd_response, gateway_response
 from openesd.api.gateway import esd_body
-from openesd.api.identity import AuthDep, permitted, permitted_in_strict
+from openesd.api.identity import AccessDep, AuthDep, identify, permitted, permitted_in_strict
 from openesd.auth.principal import Principal
 from openesd.endpoints.routes import EngineDep
 from openesd.errors import GatewayTimeout
@@ -39,7 +39,7 @@ def _timed_out():
 @router.post("/inferences")
 def create_inference(body: CreateBody, request: Request, auth: AuthDep, inferences: Inferences):
     try:  # identity comes after the payload_string check (§8.2 step 1), so the service asks for it
-        return esd_response(*inferences.create(body, lambda: auth.identify(request.headers)))
+        return esd_response(*inferences.create(body, lambda: identify(request, auth)))
     except GatewayTimeout:
         return _timed_out()
 
@@ -48,34 +48,36 @@ def create_inference(body: CreateBody, request: Request, auth: AuthDep, inferenc
 def start_inference(
     job_id: str,
     _: Annotated[Principal, permitted("inference:all")],
+    access: AccessDep,
     inferences: Inferences,
 ):
     try:
-        return esd_response(*inferences.start(job_id))
+        return esd_response(*inferences.start(job_id, access))
     except GatewayTimeout:
         return _timed_out()
 
 
 @router.get("/inferences/{job_id}")
 def get_inference(job_id: str, _: Annotated[Principal | None, permitted_in_strict("inference:all")],
-                  inferences: Inferences):
-    return esd_response(200, inferences.get(job_id))
+                  access: AccessDep, inferences: Inferences):
+    return esd_response(200, inferences.get(job_id, access))
 
 
 @router.get("/inferences")
 def list_inferences(
     _: Annotated[Principal | None, permitted_in_strict("inference:all", "inference:list")],
+    access: AccessDep,
     inferences: Inferences,
     type: str = "txt2img",  # noqa: A002 (ESD's query name)
     username: str | None = None,
     limit: int = 10,
     exclusive_start_key: str | None = None,
 ):
-    return esd_response(200, inferences.list(type, username, limit, exclusive_start_key))
+    return esd_response(200, inferences.list(type, username, limit, exclusive_start_key, access))
 
 
 @router.delete("/inferences")
 def delete_inferences(body: DeleteBody, _: Annotated[Principal | None, permitted_in_strict("inference:all")],
-                      inferences: Inferences):
-    inferences.delete(body.inference_id_list)
+                      access: AccessDep, inferences: Inferences):
+    inferences.delete(body.inference_id_list, access)
     return esd_response(204)

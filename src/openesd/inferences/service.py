@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from openesd.auth.access import Access
 from openesd.auth.principal import Principal
 from openesd.auth.service import authorize
 from openesd.checkpoints.repository import CheckpointRepository
@@ -33,6 +34,12 @@ VIRTUAL_VAES = ("Automatic", "None")
 
 def param_key(task_type: str, job_id: str) -> str:
     return f"{task_type}/infer_v2/{job_id}/api_param.json"
+
+
+def started_param_key(task_type: str, job_id: str) -> str:
+    """Where a started job's payload is moved: no upload URL was ever signed for it, so what a job runs
+    cannot change once it has started."""
+    return f"{task_type}/infer_v2/{job_id}/started/api_param.json"
 
 
 def result_key(job_id: str, name: str) -> str:
@@ -59,7 +66,7 @@ def job_spec(job: InferenceJob) -> JobSpec:
         for kind, entries in (job.params.get("used_models") or {}).items()
     }
     return JobSpec(id=job.id, endpoint_id=job.endpoint_id or "", task=job.task_type,
-                   param_key=param_key(job.task_type, job.id), payload_string=job.payload_string,
+                   param_key=started_param_key(job.task_type, job.id), payload_string=job.payload_string,
                    models=models, attempt=job.attempts)
 
 
@@ -79,29 +86,32 @@ class InferenceService:
         if body.payload_string is not None:
             try:
                 json.loads(body.payload_string)  # Python's parser takes Infinity and NaN, as ESD's does
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested thousands deep
                 raise BadRequest("payload_string must be valid json string") from None
         requester = authorize(identify(), ["inference:all", "inference:create"])
+        access = Access.of(self.settings.auth_mode, requester)
         if body.task_type not in TASK_TYPES:
             raise BadRequest(f"task type {body.task_type} should be in "
                              "['extra-single-image', 'extra-batch-images', 'rembg'] or ['txt2img', 'img2img']")
-        endpoint = self._schedule(requester, body)
-        used = self._resolve_models(body)
+        endpoint = self._schedule(requester, body, access)
+        used = self._resolve_models(body, access)
         job = self._store_job(requester, body, endpoint, used)
         if body.payload_string is not None:
-            return self.start(job.id)
+            return self.start(job.id, access)
+        # The upload URL is handed to the creator here only: no listing or read ever shows it (a read
+        # permission must not grant a write).
+        upload_url = self.store.signed_url(param_key(job.task_type, job.id), "PUT", self.settings.signed_url_ttl_s)
         view = {"id": job.id, "type": job.task_type, "api_params_s3_location": job.params["input_body_s3"],
-                "api_params_s3_upload_url": job.params["input_body_presign_url"]}
+                "api_params_s3_upload_url": upload_url}
         if job.task_type in DIFFUSION_TASKS:
             view["models"] = [{"id": m["id"], "name": [m["model_name"]], "type": kind}
                               for kind, entries in used.items() for m in entries]
         return 201, {"inference": view}, None
 
-    def _schedule(self, requester: Principal, body: CreateInference) -> Endpoint:
+    def _schedule(self, requester: Principal, body: CreateInference, access: Access) -> Endpoint:
         if body.sagemaker_endpoint_name:
-            endpoint = self.endpoints.by_name(body.sagemaker_endpoint_name)
-            if endpoint is None:
-                raise BadRequest(f"sagemaker endpoint with name {body.sagemaker_endpoint_name} is not found")
+            endpoint = access.visible(self.endpoints.by_name(body.sagemaker_endpoint_name), BadRequest(
+                f"sagemaker endpoint with name {body.sagemaker_endpoint_name} is not found"))
             if endpoint.endpoint_status != "InService":
                 raise BadRequest(f"sagemaker endpoint is not ready with status: {endpoint.endpoint_status}")
             return endpoint
@@ -112,9 +122,9 @@ class InferenceService:
             raise BadRequest(f'no available {body.inference_type} endpoints for user "{requester.username}"')
         return random.choice(candidates)
 
-    def _resolve_models(self, body: CreateInference) -> dict[str, list[dict]]:
+    def _resolve_models(self, body: CreateInference, access: Access) -> dict[str, list[dict]]:
         if body.task_type in EXTRAS_TASKS:
-            return self._extras_models(body)
+            return self._extras_models(body, access)
         used: dict[str, list[dict]] = {}
         missing = []
         for kind, names in body.models.items():
@@ -123,7 +133,7 @@ class InferenceService:
                     used.setdefault(kind, []).append({"id": "VAE", "model_name": name, "s3": "None", "type": kind})
                     continue
                 checkpoint = self.checkpoints.active_by_name(kind, name)
-                if checkpoint is None:
+                if checkpoint is None or not access.can_see(checkpoint):
                     missing.append(f"checkpoint with name {name}, type {kind} is not found")
                     continue
                 used.setdefault(kind, []).append(self._entry(kind, checkpoint.id, name))
@@ -131,12 +141,12 @@ class InferenceService:
             raise BadRequest(" ".join(missing))
         return used
 
-    def _extras_models(self, body: CreateInference) -> dict[str, list[dict]]:
+    def _extras_models(self, body: CreateInference, access: Access) -> dict[str, list[dict]]:
         """The models an extras task may use: the ones named, or every Active one of its type (as the WebUI
         offers every installed upscaler)."""
         kind = EXTRAS_MODEL_TYPES[body.task_type]
         named = set(model_names(kind, body.models.get(kind)))
-        entries = [self._entry(kind, c.id, name) for c in self.checkpoints.list(["Active"], [kind])
+        entries = [self._entry(kind, c.id, name) for c in access.only_visible(self.checkpoints.list(["Active"], [kind]))
                    for name in c.names if not named or name in named]
         return {kind: entries} if entries else {}
 
@@ -154,8 +164,6 @@ class InferenceService:
             "sagemaker_inference_endpoint_name": endpoint.endpoint_name,
             "used_models": used,
         }
-        if body.payload_string is None:
-            params["input_body_presign_url"] = self.store.signed_url(key, "PUT", self.settings.signed_url_ttl_s)
         return self.jobs_repo.add(InferenceJob(
             id=job_id, task_type=body.task_type, inference_type=body.inference_type, status="created",
             owner_group_or_role=[requester.username], create_time=str(datetime.now()), created=time.time(),
@@ -163,11 +171,9 @@ class InferenceService:
         ))
 
     # --- start ------------------------------------------------------------------------------
-    def start(self, job_id: str) -> tuple[int, dict, str | None]:
+    def start(self, job_id: str, access: Access) -> tuple[int, dict, str | None]:
         """Queue the job on its endpoint once committed; real-time waits for the result (§8.4)."""
-        job = self.jobs_repo.get_for_update(job_id)
-        if job is None:
-            raise BadRequest(f"InferenceJobId {job_id} not found")
+        job = access.changeable(self.jobs_repo.get_for_update(job_id), BadRequest(f"InferenceJobId {job_id} not found"))
         endpoint = self.endpoints.get(job.endpoint_id or "")
         if endpoint is None:
             raise BadRequest(f"sagemaker endpoint with name {job.params.get('sagemaker_inference_endpoint_name')} "
@@ -180,6 +186,7 @@ class InferenceService:
         if job.inference_type != "Real-time":
             job.params = {**job.params, "output_path": self.store.uri(f"sagemaker_output/{uuid.uuid4()}.out")}
         job.lease_owner, job.lease_expires = self.replica, time.time() + self.settings.job_lease_s
+        self._seal_payload(job)
         spec = job_spec(job)
         self.session.commit()  # the row (and its lease) is the truth: the engine sees only committed jobs
         self.engine.submit(spec)
@@ -188,6 +195,12 @@ class InferenceService:
                     "output_path": job.params["output_path"]}
             return 202, {"inference": data}, None
         return self._wait(job_id)
+
+    def _seal_payload(self, job: InferenceJob) -> None:
+        """Move the uploaded payload where no signed URL reaches: a write after the start changes nothing."""
+        uploaded = param_key(job.task_type, job.id)
+        if job.payload_string is None and self.store.stat(uploaded) is not None:
+            self.store.move(uploaded, started_param_key(job.task_type, job.id))
 
     def _wait(self, job_id: str) -> tuple[int, dict, str | None]:
         if not self.waiter.wait(job_id, self.settings.realtime_timeout_s):
@@ -201,29 +214,29 @@ class InferenceService:
         return 200, self.view(job), None
 
     # --- read / list / delete ---------------------------------------------------------------
-    def get(self, job_id: str) -> dict:
-        job = self.jobs_repo.get(job_id)
-        if job is None:
-            raise NotFound(f"inference with id {job_id} not found")
-        return self.view(job)
+    def get(self, job_id: str, access: Access) -> dict:
+        return self.view(access.visible(self.jobs_repo.get(job_id), NotFound(f"inference with id {job_id} not found")))
 
-    def list(self, task_type: str, username: str | None, limit: int, exclusive_start_key: str | None) -> dict:
-        jobs = self.jobs_repo.of_task(task_type)
+    def list(self, task_type: str, username: str | None, limit: int, exclusive_start_key: str | None,
+             access: Access) -> dict:
+        """One page, filtered and cut in SQL: the jobs the requester may see (strict) and, with `username`,
+        ESD's rule that the job's list shares a name with that user or the user's roles."""
+        audiences = [names] if (names := access.sharing_names()) is not None else []
         if username is not None:
             user = self.users.get(username)
             if user is None:
                 raise BadRequest(f'user: "{username}" not exist')
-            mine = {"*", username, *user.roles}
-            jobs = [j for j in jobs if mine & set(j.owner_group_or_role)]
-        chosen, last = paging.page(jobs, lambda j: {"t": j.created, "id": j.id}, limit, exclusive_start_key)
+            audiences.append(frozenset({"*", username, *user.roles}))
+        after = paging.start_after(limit, exclusive_start_key)
+        jobs = self.jobs_repo.page(task_type, audiences, after, limit + 1)
+        chosen, last = paging.cut(jobs, lambda j: {"t": j.created, "id": j.id}, limit)
         return {"inferences": [self.fields(j) for j in chosen], "last_evaluated_key": last}
 
-    def delete(self, ids: list[str]) -> None:
-        for job_id in dict.fromkeys(ids):
-            job = self.jobs_repo.get(job_id)
-            if job is None:
-                continue
+    def delete(self, ids: list[str], access: Access) -> None:
+        """Unknown (and hidden) ids are skipped, as ESD skips them; all are checked before anything goes."""
+        for job in access.deletable(self.jobs_repo.get(job_id) for job_id in dict.fromkeys(ids)):
             self.store.delete(param_key(job.task_type, job.id))
+            self.store.delete(started_param_key(job.task_type, job.id))
             self.store.delete_prefix(f"out/{job.id}/")  # decisions.md: results go with the job
             self.jobs_repo.delete(job)
 
@@ -236,7 +249,9 @@ class InferenceService:
             "status": job.status, "owner_group_or_role": list(job.owner_group_or_role),
             "createTime": job.create_time, "startTime": job.start_time, "completeTime": job.complete_time,
             "image_names": job.image_names, "inference_info_name": job.inference_info_name,
-            "sagemakerRaw": job.sagemaker_raw, "payload_string": job.payload_string, "params": job.params,
+            "sagemakerRaw": job.sagemaker_raw, "payload_string": job.payload_string,
+            # rows written before upload URLs left the record still carry one: never shown
+            "params": {k: v for k, v in job.params.items() if k != "input_body_presign_url"},
         }
 
     def view(self, job: InferenceJob) -> dict:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from openesd.api.deps import SessionDep, SettingsDep, StoreDep
 from openesd.api.envelope import esd_response
 from openesd.api.gateway import esd_body
-from openesd.api.identity import permitted
+from openesd.api.identity import AccessDep, permitted
 from openesd.auth.principal import Principal
 from openesd.endpoints.routes import EngineDep
 from openesd.execution.base import Engine, TrainingSpec
@@ -50,26 +50,27 @@ def create_training(body: CreateBody, requester: Trainer, trainings: Trainings, 
 
 
 @router.get("/trainings")
-def list_trainings(requester: Trainer, trainings: Trainings, limit: int = 10, exclusive_start_key: str | None = None):
-    return esd_response(200, trainings.list(requester, limit, exclusive_start_key))
+def list_trainings(requester: Trainer, access: AccessDep, trainings: Trainings, limit: int = 10,
+                   exclusive_start_key: str | None = None):
+    return esd_response(200, trainings.list(requester, limit, exclusive_start_key, access))
 
 
 @router.get("/trainings/{training_id}")
-def get_training(training_id: str, _: Trainer, trainings: Trainings):
-    return esd_response(200, trainings.get(training_id))
+def get_training(training_id: str, _: Trainer, access: AccessDep, trainings: Trainings):
+    return esd_response(200, trainings.get(training_id, access))
 
 
 @router.put("/trainings/{training_id}/stop")
-def stop_training(training_id: str, _: Trainer, trainings: Trainings, engine: EngineDep,
+def stop_training(training_id: str, _: Trainer, access: AccessDep, trainings: Trainings, engine: EngineDep,
                   background: BackgroundTasks):
-    data = trainings.stop(training_id)
+    data = trainings.stop(training_id, access)
     background.add_task(engine.stop_training, training_id)
     return esd_response(200, data, f"training {training_id} is stopping")
 
 
 @router.delete("/trainings")
-def delete_trainings(body: DeleteBody, _: Trainer, trainings: Trainings, engine: EngineDep,
+def delete_trainings(body: DeleteBody, _: Trainer, access: AccessDep, trainings: Trainings, engine: EngineDep,
                      background: BackgroundTasks):
-    for training_id in trainings.delete(body.training_id_list):
+    for training_id in trainings.delete(body.training_id_list, access):
         background.add_task(engine.stop_training, training_id)
     return esd_response(204)

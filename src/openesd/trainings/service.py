@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from openesd.auth.access import Access
 from openesd.auth.principal import Principal
 from openesd.checkpoints.repository import CheckpointRepository, NameTaken
 from openesd.checkpoints.service import already_exists, check_file_name, esd_now, folder_of
@@ -68,8 +69,9 @@ class TrainingService:
         if body.lora_train_type.lower() != "kohya":
             raise BadRequest(f"Invalid lora train type: {body.lora_train_type}, the valid value is kohya.")
         request = _read_request(body.params)
-        model = self._model(request.model)
-        dataset = self._dataset(request.dataset)
+        access = Access.of(self.settings.auth_mode, requester)
+        model = self._model(request.model, access)
+        dataset = self._dataset(request.dataset, access)
         fm_type = request.fm_type.lower()
         if fm_type not in FM_TYPES:
             raise BadRequest(f"Invalid fm_type {request.fm_type}, the valid values are sd_1_5 and sd_xl")
@@ -82,11 +84,9 @@ class TrainingService:
         return self._store(requester, request, fm_type, tables, config.ignored_keys, model, dataset, output,
                            training_id)
 
-    def _model(self, reference: str) -> Checkpoint:
+    def _model(self, reference: str, access: Access) -> Checkpoint:
         name = reference.rstrip("/").rsplit("/", 1)[-1]  # an s3_model_path names the file last
-        checkpoint = self.trainings.checkpoint_named(name)
-        if checkpoint is None:
-            raise BadRequest("Model not found")
+        checkpoint = access.visible(self.trainings.checkpoint_named(name), BadRequest("Model not found"))
         if self.store.stat(self._model_key(checkpoint)) is None:
             raise BadRequest(f"Model {name} has no uploaded file yet (status {checkpoint.status}); "
                              "finish its upload first")
@@ -96,13 +96,11 @@ class TrainingService:
     def _model_key(checkpoint: Checkpoint) -> str:
         return f"{folder_of(checkpoint.checkpoint_type, checkpoint.id)}/{checkpoint.names[0]}"
 
-    def _dataset(self, reference: str) -> str:
+    def _dataset(self, reference: str, access: Access) -> str:
         # An s3_data_path is `…/dataset/<name>[/<prefix>]`: the name follows `dataset/`.
         parts = reference.strip("/").split("/")
         name = parts[parts.index("dataset") + 1] if "dataset" in parts[:-1] else parts[-1]
-        dataset = self.datasets.get(name)
-        if dataset is None:
-            raise BadRequest("Dataset not found")
+        dataset = access.visible(self.datasets.get(name), BadRequest("Dataset not found"))
         if dataset.status != "Enabled":
             raise BadRequest(f"dataset {name} is {dataset.status}: set it to Enabled (PUT /datasets/{name}), "
                              "which checks its images and captions, before training on it")
@@ -158,14 +156,16 @@ class TrainingService:
                 "output_location": self.store.uri(f"{folder}/output")}
 
     # --- read -------------------------------------------------------------------------------
-    def get(self, training_id: str) -> dict:
-        training = self._existing(training_id)
+    def get(self, training_id: str, access: Access) -> dict:
+        training = access.visible(self.trainings.get(training_id), _missing(training_id))
         return {"id": training.id, "checkpoint_id": training.checkpoint_id, "job_status": training.job_status,
                 "model_id": "kohya", "params": training.params, "timestamp": str(training.created),
                 "train_type": "Stable-diffusion", "progress": training.progress, **self._locations(training.id)}
 
-    def list(self, requester: Principal, limit: int, exclusive_start_key: str | None) -> dict:
-        rows = [t for t in self.trainings.newest_first() if visible(t.allowed_roles_or_users, requester)]
+    def list(self, requester: Principal, limit: int, exclusive_start_key: str | None, access: Access) -> dict:
+        rows = self.trainings.newest_first()  # strict: the ownership policy; compat: ESD's owner rule
+        rows = access.only_visible(rows) if access.checked else [t for t in rows if visible(t.allowed_roles_or_users,
+                                                                                             requester)]
         chosen, last = paging.page(rows, lambda t: {"t": t.created, "id": t.id}, limit, exclusive_start_key)
         if not chosen:
             return {"trainings": []}
@@ -179,33 +179,24 @@ class TrainingService:
                 "sagemakerTrainName": training.sagemaker_train_name, "params": training.params,
                 "progress": training.progress}
 
-    def _existing(self, training_id: str) -> Training:
-        training = self.trainings.get(training_id)
-        if training is None:
-            raise NotFound(f"Job with id {training_id} not found")
-        return training
-
     # --- stop / delete ----------------------------------------------------------------------
-    def stop(self, training_id: str) -> dict:
+    def stop(self, training_id: str, access: Access) -> dict:
         """Check that the training can be stopped; the engine is asked once this returns."""
-        training = self._existing(training_id)
+        training = access.changeable(self.trainings.get(training_id), _missing(training_id))
         if training.job_status in TERMINAL:
             raise BadRequest(f"training {training_id} is already {training.job_status}; only a running "
                              "training can be stopped")
         return {"id": training.id, "status": training.job_status}
 
-    def delete(self, ids: list[str]) -> list[str]:
+    def delete(self, ids: list[str], access: Access) -> list[str]:
         """Remove the records and the training's own objects (never the base model, nor the output
         checkpoint); the ids whose workers must be stopped."""
         running = []
-        for training_id in dict.fromkeys(ids):
-            training = self.trainings.get(training_id)
-            if training is None:
-                continue
+        for training in access.deletable(self.trainings.get(training_id) for training_id in dict.fromkeys(ids)):
             if training.job_status not in TERMINAL:
-                running.append(training_id)
+                running.append(training.id)
             self.trainings.delete(training)
-            self.store.delete_prefix(training_folder(training_id) + "/")
+            self.store.delete_prefix(training_folder(training.id) + "/")
         return running
 
 
@@ -251,6 +242,10 @@ def _integer(value: Any, path: str) -> int:
         return int(value)  # ESD coerces with int()
     except (TypeError, ValueError):
         raise BadRequest(f"{path} must be an integer, got {value!r}") from None
+
+
+def _missing(training_id: str) -> NotFound:
+    return NotFound(f"Job with id {training_id} not found")
 
 
 def _config(tables: dict) -> Any:
