@@ -58,6 +58,8 @@ class FileServer:
 
     def __init__(self, files: dict[str, bytes]):
         files_ = files
+        self.requests: list[str] = []  # "METHOD path" of every request received
+        requests = self.requests
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *args):
@@ -70,6 +72,7 @@ class FileServer:
                 self._answer(body=True)
 
             def _answer(self, body: bool):
+                requests.append(f"{self.command} {self.path}")
                 name = self.path.rsplit("/", 1)[-1]
                 if name not in files_:
                     self.send_response(404)

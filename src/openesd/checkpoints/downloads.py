@@ -1,4 +1,5 @@
-"""Server-side downloads for URL imports, refusing private addresses at every redirect hop."""
+"""Server-side downloads for URL imports. Each connection goes to an address resolved once and
+checked public at that moment (never a second lookup), and every redirect hop is followed by hand."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ import re
 import socket
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
+import httpcore
 import httpx
 
+from openesd.checkpoints._addresses import non_public
 from openesd.errors import BadRequest
 
 MAX_REDIRECTS = 5
@@ -33,39 +36,56 @@ class Downloaded:
     sha256: str
 
 
-def check_public(url: str, allow_private: bool) -> None:
-    """Refuse non-http(s) URLs, and hosts resolving to loopback/private/link-local/metadata ranges."""
+class _NonPublicAddress(Exception):
+    """Raised from inside the connection pool; `_request` turns it into a message naming the URL."""
+
+
+def check_http_url(url: str) -> None:
+    """Refuse anything but an http(s) URL with a host."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise DownloadError(f"URL {url} is not an http(s) URL")
-    if allow_private:
-        return
+
+
+def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """Every address `host` resolves to, in the resolver's order."""
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 0, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as error:
-        raise DownloadError(f"cannot resolve host {parts.hostname}: {error}") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not address.is_global or address.is_multicast:
-            raise DownloadError(
-                f"URL {url} resolves to the non-public address {address}; imports from private "
-                "networks are off (set OPENESD_ALLOW_PRIVATE_URL_IMPORTS=true to allow them)"
-            )
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as error:
+        raise httpcore.ConnectError(f"cannot resolve host {host}: {error}") from None
+    return list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
 
 
-def _check_peer(response: httpx.Response, url: str, allow_private: bool) -> None:
-    """Check the address actually connected to, so a DNS answer that changed since is caught too."""
-    stream = response.extensions.get("network_stream")
-    peer = stream.get_extra_info("server_addr") if stream is not None else None
-    if allow_private or not peer:
-        return
-    address = ipaddress.ip_address(str(peer[0]).split("%")[0])
-    if not address.is_global or address.is_multicast:
-        response.close()
-        raise DownloadError(
-            f"URL {url} connected to the non-public address {address}; imports from private "
-            "networks are off (set OPENESD_ALLOW_PRIVATE_URL_IMPORTS=true to allow them)"
-        )
+class _CheckedBackend(httpcore.SyncBackend):
+    """Connects only to addresses it resolved and checked itself, so a DNS answer that changes after the
+    check (rebinding) cannot lead a connection elsewhere. The URL is untouched: the Host header, SNI
+    and certificate check keep the host name."""
+
+    def __init__(self, allow_private: bool):
+        self._allow_private = allow_private
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None) -> httpcore.NetworkStream:
+        addresses = _resolve(host, port)
+        refused = [] if self._allow_private else [name for a in addresses if (name := non_public(a))]
+        if refused:
+            raise _NonPublicAddress(refused[0])
+        for address in addresses[:-1]:
+            try:
+                return super().connect_tcp(str(address), port, timeout, local_address, socket_options)
+            except httpcore.ConnectError:
+                continue  # the next checked address, as create_connection would
+        return super().connect_tcp(str(addresses[-1]), port, timeout, local_address, socket_options)
+
+
+def _client(allow_private: bool, timeout: float) -> httpx.Client:
+    """A client whose every connection goes through `_CheckedBackend`, and never through a proxy."""
+    transport = httpx.HTTPTransport()
+    # httpx takes no network backend, so its pool is replaced by one with ours; the rebinding tests
+    # in tests/checkpoints/test_import.py fail should httpx stop sending through `_pool`.
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(), network_backend=_CheckedBackend(allow_private))
+    return httpx.Client(transport=transport, timeout=timeout, trust_env=False)
 
 
 def file_name_of(url: str, content_disposition: str | None = None) -> str:
@@ -78,13 +98,17 @@ def file_name_of(url: str, content_disposition: str | None = None) -> str:
     return name.strip()
 
 
-def _request(client: httpx.Client, method: str, url: str, allow_private: bool) -> httpx.Response:
-    """One request per hop, following redirects by hand so every hop is checked."""
+def _request(client: httpx.Client, method: str, url: str) -> httpx.Response:
+    """One request per hop, following redirects by hand so every hop's URL is checked."""
     for _ in range(MAX_REDIRECTS + 1):
-        check_public(url, allow_private)
-        request = client.build_request(method, url)
-        response = client.send(request, stream=True)
-        _check_peer(response, url, allow_private)
+        check_http_url(url)
+        try:
+            response = client.send(client.build_request(method, url), stream=True)
+        except _NonPublicAddress as address:
+            raise DownloadError(
+                f"URL {url} resolves to the non-public address {address}; imports from private "
+                "networks are off (set OPENESD_ALLOW_PRIVATE_URL_IMPORTS=true to allow them)"
+            ) from None
         if response.is_redirect and "location" in response.headers:
             response.close()
             url = urljoin(url, response.headers["location"])
@@ -96,8 +120,8 @@ def _request(client: httpx.Client, method: str, url: str, allow_private: bool) -
 def probe(url: str, allow_private: bool, timeout: float) -> str:
     """Check the URL answers and return the file name it serves (the synchronous part of §6.3)."""
     try:
-        with httpx.Client(timeout=timeout) as client:
-            response = _request(client, "HEAD", url, allow_private)
+        with _client(allow_private, timeout) as client:
+            response = _request(client, "HEAD", url)
             response.close()
     except httpx.HTTPError as error:
         raise DownloadError(f"cannot reach {url}: {error}") from None
@@ -115,8 +139,8 @@ def download(
     handle, name = tempfile.mkstemp(dir=directory, suffix=".part")
     path, digest, done = Path(name), hashlib.sha256(), 0
     try:
-        with os.fdopen(handle, "wb") as out, httpx.Client(timeout=timeout) as client:
-            response = _request(client, "GET", url, allow_private)
+        with os.fdopen(handle, "wb") as out, _client(allow_private, timeout) as client:
+            response = _request(client, "GET", url)
             try:
                 if response.status_code >= 400:
                     raise DownloadError(f"{url} answered HTTP {response.status_code}")
