@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
-import os
 import threading
 import time
 
@@ -13,6 +12,7 @@ import pytest
 
 from openesd.client import ESDError
 from openesd.client._transport import Transport
+from tests.support.model_files import model_file_bytes
 
 MiB = 1 << 20
 SEND = Transport.put_object  # the real one, before any test wraps it
@@ -21,7 +21,7 @@ SEND = Transport.put_object  # the real one, before any test wraps it
 @pytest.fixture
 def model_file(tmp_path):
     path = tmp_path / "tiny-model.safetensors"
-    path.write_bytes(os.urandom(5 * MiB + 12345))  # 6 parts of 1 MiB, the last one short
+    path.write_bytes(model_file_bytes("lora", padding=5 * MiB + 12345, salt="cli"))  # 6 parts of 1 MiB, the last one short
     return path
 
 
@@ -106,7 +106,7 @@ def wait_until(check, timeout=15.0):
 def test_import_by_url_then_rename_and_remove(logged_in, file_server):
     cli = logged_in
     folder, base = file_server
-    (folder / "imported-vae.safetensors").write_bytes(b"vae weights" * 1000)
+    (folder / "imported-vae.safetensors").write_bytes(model_file_bytes("vae", "unknown", padding=11_000))
     answer = cli("checkpoints", "import", f"{base}/imported-vae.safetensors", "--type", "VAE")
     assert "Checkpoint creation in progress" in answer.stdout
 

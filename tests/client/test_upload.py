@@ -11,6 +11,7 @@ import pytest
 
 from openesd.client import Client, ESDError
 from tests.support.server import API_KEY
+from tests.support.model_files import model_file_bytes
 
 MiB = 1 << 20
 
@@ -36,7 +37,7 @@ class FlakyParts(httpx.HTTPTransport):
 @pytest.fixture
 def model(tmp_path, request):
     path = tmp_path / f"{request.node.name[5:40]}.safetensors"  # names are unique server-wide
-    path.write_bytes(os.urandom(3 * MiB + 1))
+    path.write_bytes(model_file_bytes("lora", padding=3 * MiB + 1, salt=request.node.name))
     return path
 
 
@@ -92,7 +93,7 @@ def test_a_changed_file_starts_a_new_upload_instead_of_resuming(server, model, t
         with pytest.raises(ESDError):
             client.checkpoints.upload(model, "Lora", part_size=MiB, parallel=1, retries=0, resume_state=state)
         first = json.loads(state.read_text())["checkpoint_id"]
-        model.write_bytes(os.urandom(MiB))  # edited since: the old parts must not be reused
+        model.write_bytes(model_file_bytes("lora", padding=MiB - 4096, salt="edited"))  # edited since: the old parts must not be reused
         os.utime(model, (1, 1))
         with pytest.raises(ESDError, match="already exists"):  # the interrupted record still holds the name
             client.checkpoints.upload(model, "Lora", resume_state=state)

@@ -10,6 +10,7 @@ import pytest
 from tests.api.test_roles import make_role, make_user
 from tests.checkpoints.conftest import get_url, upload_file
 from tests.support.esd_jobs import endpoint_body
+from tests.support.model_files import model_file_bytes
 from tests.support.tiny_extras import sample_image
 
 SD = {"Stable-diffusion": ["m.safetensors"], "VAE": ["Automatic"], "embeddings": []}
@@ -48,8 +49,8 @@ def message(answer) -> str:
 
 @pytest.fixture
 def esd(ready):
-    upload_file(ready, "m.safetensors", b"model", 1, "Stable-diffusion")
-    upload_file(ready, "l.safetensors", b"lora", 1, "Lora")
+    upload_file(ready, "m.safetensors", model_file_bytes(), 1, "Stable-diffusion")
+    upload_file(ready, "l.safetensors", model_file_bytes("lora"), 1, "Lora")
     endpoint(ready)
     return ready
 

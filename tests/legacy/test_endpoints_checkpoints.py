@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.checkpoints.conftest import put_part, upload_file
 from tests.legacy.conftest import legacy_create
+from tests.support.model_files import model_file_bytes
 
 HEADERS = {"Access-Control-Allow-Headers": "Content-Type", "Access-Control-Allow-Origin": "*",
            "Access-Control-Allow-Methods": "OPTIONS,POST,GET"}
@@ -110,9 +111,10 @@ def legacy_upload(client, name: str, data: bytes, kind: str = "Stable-diffusion"
 
 
 def test_checkpoint_upload_flow_and_both_listings(legacy):
-    checkpoint = legacy_upload(legacy, "v1-5.safetensors", b"abcdefgh")
+    model = model_file_bytes(salt="v1-5")
+    checkpoint = legacy_upload(legacy, "v1-5.safetensors", model)
     stored = legacy.http.app.state.store.get_bytes(f"Stable-diffusion/checkpoint/custom/{checkpoint['id']}/v1-5.safetensors")
-    assert stored == b"abcdefgh"
+    assert stored == model
     listed = legacy.get("/legacy/checkpoints", params={"status": "Active", "types": "Stable-diffusion",
                                                          "username": "api"}).json()
     assert listed["statusCode"] == 200
@@ -130,7 +132,7 @@ def test_checkpoint_upload_flow_and_both_listings(legacy):
 
 
 def test_checkpoint_errors_keep_their_keys(legacy):
-    legacy_upload(legacy, "taken.safetensors", b"abcdef")
+    legacy_upload(legacy, "taken.safetensors", model_file_bytes(salt="taken"))
     post = lambda **body: legacy.post("/checkpoint", json={"checkpoint_type": "Lora", "params": {}, **body}).json()  # noqa: E731
     assert post(filenames=[]) == {"statusCode": 400, "headers": HEADERS,
                                   "errorMsg": "no checkpoint name (file names) detected"}
@@ -144,7 +146,7 @@ def test_checkpoint_errors_keep_their_keys(legacy):
     put = lambda **body: legacy.put("/checkpoint", json=body).json()  # noqa: E731
     assert put(checkpoint_id="nope", status="Active", multi_parts_tags={}) == {
         "statusCode": 500, "headers": HEADERS, "error": "checkpoint not found with id nope"}
-    some = legacy_upload(legacy, "other.safetensors", b"abcdef")
+    some = legacy_upload(legacy, "other.safetensors", model_file_bytes(salt="other"))
     assert put(checkpoint_id=some["id"], status="Bogus", multi_parts_tags={}) == {
         "statusCode": 500, "headers": HEADERS, "msg": "'Bogus'"}
 

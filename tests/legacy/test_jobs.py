@@ -8,6 +8,7 @@ import pytest
 
 from tests.checkpoints.conftest import put_part, upload_file
 from tests.legacy.conftest import legacy_create, set_endpoint_status
+from tests.support.model_files import model_file_bytes, torch_file_bytes
 
 SD = {"Stable-diffusion": ["sd.safetensors"], "VAE": ["Automatic"]}
 
@@ -15,7 +16,7 @@ SD = {"Stable-diffusion": ["sd.safetensors"], "VAE": ["Automatic"]}
 def ready_endpoint(legacy) -> str:
     name = legacy_create(legacy)["data"]["endpoint_name"]
     set_endpoint_status(legacy, name, "InService")
-    upload_file(legacy, "sd.safetensors", b"weights", 1, "Stable-diffusion")
+    upload_file(legacy, "sd.safetensors", model_file_bytes(salt="sd"), 1, "Stable-diffusion")
     return name
 
 
@@ -155,9 +156,9 @@ def test_presigned_upload_url_for_the_deployments_own_store_only(legacy):
 
 
 def test_model_name_lists_show_active_files_of_their_type(legacy):
-    upload_file(legacy, "b-lora.safetensors", b"1", 1, "Lora")
-    upload_file(legacy, "a-lora.safetensors", b"2", 1, "Lora")
-    upload_file(legacy, "cartoony.pt", b"3", 1, "embeddings")
+    upload_file(legacy, "b-lora.safetensors", model_file_bytes("lora", salt="1"), 1, "Lora")
+    upload_file(legacy, "a-lora.safetensors", model_file_bytes("lora", salt="2"), 1, "Lora")
+    upload_file(legacy, "cartoony.pt", torch_file_bytes({"emb_params": [1, 8]}), 1, "embeddings")
     assert legacy.get("/inference/get-lora-list").json() == ["a-lora.safetensors", "b-lora.safetensors"]
     assert legacy.get("/legacy/inference/get-texual-inversion-list").json() == ["cartoony.pt"]
     assert legacy.get("/inference/get-hypernetwork-list").json() == []

@@ -9,8 +9,9 @@ import tarfile
 from tests.checkpoints.conftest import put_part, upload_file
 from tests.datasets.conftest import png
 from tests.legacy.test_datasets import HEX_API, legacy_dataset
+from tests.support.model_files import model_file_bytes
 
-MODEL_BYTES = b"pretend safetensors weights"
+MODEL_BYTES = model_file_bytes(salt="pretend safetensors weights")
 CREATE_MODEL_PARAMS = {"create_model_params": {"new_model_name": "hanmodel", "ckpt_path": "base.safetensors",
                                                "from_hub": False, "extract_ema": False, "is_512": True}}
 

@@ -61,3 +61,15 @@ def write_model_file(path: Path, kind: str = "checkpoint", family: str = "sd1", 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(model_file_bytes(kind, family, **options))
     return path
+
+
+def torch_file_bytes(shapes: dict[str, list[int]]) -> bytes:
+    """A `.pt`/`.ckpt` file (torch's zip format) holding zero tensors of these shapes: torch's weights-only
+    loader accepts it (needs torch)."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({key: torch.zeros(shape) for key, shape in shapes.items()}, buffer)
+    return buffer.getvalue()

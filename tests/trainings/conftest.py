@@ -10,6 +10,7 @@ from openesd.endpoints.routes import get_engine
 from tests.api.conftest import ESDClient, esd, make_client  # noqa: F401  (shared fixtures)
 from tests.checkpoints.conftest import upload_file
 from tests.datasets.conftest import kohya_files, upload_dataset
+from tests.support.model_files import model_file_bytes
 
 
 class RecordingEngine:
@@ -47,7 +48,7 @@ def engine() -> RecordingEngine:
 def trainer(esd, engine) -> ESDClient:
     """An app whose engine only records, with a base model `base.safetensors` and an Enabled dataset `cats`."""
     esd.http.app.dependency_overrides[get_engine] = lambda: engine
-    upload_file(esd, "base.safetensors", b"not really a model", 1, "Stable-diffusion")
+    upload_file(esd, "base.safetensors", model_file_bytes(), 1, "Stable-diffusion")
     upload_dataset(esd, "cats", kohya_files(1))
     return esd
 
