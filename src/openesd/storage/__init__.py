@@ -7,6 +7,7 @@ from urllib.parse import urlparse
 
 from openesd.errors import ConfigurationError
 from openesd.settings import Settings
+from openesd.storage._keys import MAX_KEY_LENGTH, MAX_SEGMENT_LENGTH
 from openesd.storage.base import ObjectStore, StoredObject
 from openesd.storage.local import LocalObjectStore
 from openesd.storage.s3 import S3ObjectStore
@@ -26,4 +27,4 @@ def open_store(url: str, settings: Settings) -> ObjectStore:
     return _REGISTRY[scheme](url, settings)
 
 
-__all__ = ["ObjectStore", "StoredObject", "open_store"]
+__all__ = ["MAX_KEY_LENGTH", "MAX_SEGMENT_LENGTH", "ObjectStore", "StoredObject", "open_store"]

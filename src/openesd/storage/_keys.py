@@ -5,6 +5,7 @@ from __future__ import annotations
 from openesd.storage.errors import InvalidKey
 
 MAX_KEY_LENGTH = 1024  # S3's limit, in UTF-8 bytes
+MAX_SEGMENT_LENGTH = 255  # a file or folder name on the local store's disk (ext4, APFS, NTFS), in UTF-8 bytes
 
 
 def check_key(key: str) -> str:
@@ -42,3 +43,7 @@ def _check_characters(key: str) -> None:
 def _check_segment(key: str, segment: str) -> None:
     if segment in ("", ".", ".."):
         raise InvalidKey(f"object key {key!r} has an empty, '.' or '..' path segment")
+    if len(segment.encode("utf-8")) > MAX_SEGMENT_LENGTH:
+        raise InvalidKey(f"object key {key[:64]!r}... has a folder or file name longer than "
+                         f"{MAX_SEGMENT_LENGTH} bytes: {segment[:64]!r}...")
+

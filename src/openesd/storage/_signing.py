@@ -102,7 +102,7 @@ def _required(query: dict[str, str], name: str) -> str:
 
 def _expiry(query: dict[str, str]) -> int:
     raw = _required(query, "expires")
-    if not raw.isdigit():
+    if not _is_decimal(raw):
         raise SignatureError(f"this URL has an invalid expires value {raw!r}")
     return int(raw)
 
@@ -111,6 +111,11 @@ def _part(query: dict[str, str]) -> int | None:
     raw = query.get("part")
     if raw is None:
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= 10000:
+    if not _is_decimal(raw) or not 1 <= int(raw) <= 10000:
         raise SignatureError(f"this URL has an invalid part number {raw!r}")
     return int(raw)
+
+
+def _is_decimal(raw: str) -> bool:
+    # str.isdigit() also holds for "²" and other digits int() refuses.
+    return raw.isascii() and raw.isdigit()
