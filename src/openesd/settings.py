@@ -53,6 +53,12 @@ class Settings(BaseSettings):
 
     signed_url_ttl_s: int = 3600
 
+    # Request bodies larger than this are refused (413) before they are read (api/inputs.py); the
+    # payload limit is for the routes that carry WebUI payloads with base64 images (esd-api.md §14).
+    # Signed-URL uploads stream to disk and are not capped.
+    max_body_bytes: int = Field(1024**2, ge=1024)
+    max_payload_body_bytes: int = Field(64 * 1024**2, ge=1024)
+
     # Local engine (decisions.md, Endpoints and Jobs).
     endpoint_idle_s: float = 900.0  # autoscaling endpoints scale in to their minimum after this idle time
     scale_out_backlog: float = 3.0  # queued + running jobs per instance above which one more starts

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from openesd import __version__, legacy
 from openesd.api import metrics, objects, ping, system
+from openesd.api.inputs import InputLimits
 from openesd.api.cors import PreflightMiddleware
 from openesd.api.errors import install_error_handlers
 from openesd.api.gateway import require_api_key
@@ -68,5 +69,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(PreflightMiddleware)
+    app.add_middleware(InputLimits, settings=settings)  # outermost: before any middleware reads a body
     app.add_middleware(metrics.MetricsMiddleware)  # added last, so outermost: counts every answer; reads no body
     return app

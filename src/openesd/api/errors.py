@@ -39,7 +39,11 @@ async def _request_validation_error(_: Request, error: RequestValidationError):
 
 async def _unexpected(_: Request, error: Exception):
     log.exception("unhandled error", exc_info=error)
-    return gateway_response(500, "Internal server error")
+    response = gateway_response(500, "Internal server error")
+    # Starlette re-raises after this answer and the server then closes the connection: say so, or a
+    # keep-alive client sends its next request into the closed socket (ECONNRESET).
+    response.headers["Connection"] = "close"
+    return response
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -6,13 +6,12 @@ Route matching (stage 1) is FastAPI's own; a miss becomes `Missing Authenticatio
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any, TypeVar
 
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
+from openesd.api.inputs import BadBody, parse_json
 from openesd.api.validation import validate
 from openesd.errors import OpenESDError
 from openesd.keys import api_key_matches
@@ -37,27 +36,17 @@ def body_validation_error(messages: list[str]) -> GatewayError:
     return GatewayError(f"[{', '.join(messages)}]", 400, with_status_code=True)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a valid JSON number")
-
-
 async def read_json_body(request: Request) -> Any:
-    """The body as JSON; no body counts as `{}` (ESD gateway behaviour)."""
+    """The body as JSON; no body counts as `{}` (ESD gateway behaviour). Its size was capped by `InputLimits`."""
     raw = await request.body()
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw, parse_constant=_json_constant)
+        return parse_json(raw)
+    except BadBody as error:
+        raise body_validation_error([error.message]) from None
     except (ValueError, UnicodeDecodeError) as error:
         raise body_validation_error([f"Unable to parse request body as JSON: {error}"]) from None
-
-
-def _json_constant(name: str) -> float:
-    if name == "Infinity":
-        return math.inf
-    if name == "-Infinity":
-        return -math.inf
-    return _reject_constant(name)
 
 
 def esd_body(schema: dict[str, Any], model: type[Model]) -> Any:

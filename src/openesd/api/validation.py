@@ -6,7 +6,6 @@ ESD clients match substrings of these messages (esd-api.md §1.6), so the wordin
 from __future__ import annotations
 
 import json
-import math
 import re
 from typing import Any
 
@@ -22,9 +21,9 @@ _TYPE_CHECKS = {
 
 
 def _is_integer(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    # Draft 4 (and fge, which types by the JSON token): an integer is written without fraction or
+    # exponent, so `1.0`, `1e400` and `Infinity` are numbers, and `true` is a boolean.
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def json_type(value: Any) -> str:
@@ -33,7 +32,7 @@ def json_type(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "boolean"
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+    if isinstance(value, int):
         return "integer"
     if isinstance(value, float):
         return "number"
@@ -97,7 +96,8 @@ def _check_string(value: str, schema: dict[str, Any], errors: list[str]) -> None
 
 
 def _check_number(value: float, schema: dict[str, Any], errors: list[str]) -> None:
-    shown = int(value) if float(value).is_integer() and math.isfinite(value) else value
+    # float() of a 400-digit integer overflows: integers are shown as they are.
+    shown = int(value) if isinstance(value, float) and value.is_integer() else value
     if "minimum" in schema and value < schema["minimum"]:
         errors.append(
             f"numeric instance is lower than the required minimum "
@@ -130,9 +130,15 @@ def _check_object(value: dict, schema: dict[str, Any], errors: list[str]) -> Non
     missing = sorted(name for name in schema.get("required", []) if name not in value)
     if missing:
         errors.append(f"object has missing required properties ({_quote(missing)})")
-    for name, subschema in schema.get("properties", {}).items():
+    properties = schema.get("properties", {})
+    for name, subschema in properties.items():
         if name in value:
             _check(value[name], subschema, errors)
+    others = schema.get("additionalProperties")
+    if isinstance(others, dict):
+        for name, item in value.items():
+            if name not in properties:
+                _check(item, others, errors)
 
 
 # Small builders so route schemas read like the ESD models they restate.

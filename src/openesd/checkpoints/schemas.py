@@ -65,7 +65,10 @@ UPDATE_CHECKPOINT_SCHEMA = obj(
     {
         "status": string(),
         "name": string(maxLength=20, pattern="^[A-Za-z][A-Za-z0-9_-]*$"),
-        "multi_parts_tags": {"type": "object"},
+        "multi_parts_tags": {"type": "object", "additionalProperties": array(obj(
+            {"ETag": string(), "PartNumber": {"type": "integer", "minimum": 1, "maximum": 10000}},
+            required=["ETag", "PartNumber"],
+        ))},
     }
 )
 DELETE_CHECKPOINTS_SCHEMA = obj(

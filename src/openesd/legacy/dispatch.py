@@ -9,6 +9,8 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from openesd.api.inputs import parse_json
+
 
 def is_legacy(method: str, body: object) -> bool:
     if not isinstance(body, dict):
@@ -30,8 +32,8 @@ class EndpointsDispatch:
             return
         raw = await _read_body(receive)
         try:
-            body = json.loads(raw) if raw.strip() else {}
-        except (ValueError, UnicodeDecodeError):
+            body = parse_json(raw) if raw.strip() else {}
+        except ValueError:  # the route the body reaches refuses it, by its own rules
             body = None
         if is_legacy(scope["method"], body):
             scope = {**scope, "path": self.target, "raw_path": self.target.encode()}

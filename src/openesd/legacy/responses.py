@@ -3,11 +3,13 @@ L answers HTTP 200 with the outcome inside the body. No 1.5.0 envelope, no `x-ap
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
+
+from openesd.api.inputs import BadBody, parse_json
+from openesd.api.gateway import body_validation_error
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -59,7 +61,9 @@ async def read_object(request: Request) -> dict:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        body = parse_json(raw)
+    except BadBody as error:  # the gateway's own refusal, which names the place (api/inputs.py)
+        raise body_validation_error([error.message]) from None
     except (ValueError, UnicodeDecodeError):
         raise invalid_body() from None
     if not isinstance(body, dict):
