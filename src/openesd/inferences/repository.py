@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from openesd.inferences.schemas import TERMINAL
 from openesd.metadata.models import InferenceJob
 
+_MOST_ROWS = 2**31  # a `limit` past any table's size (the databases refuse one past 64 bits)
 _UNFINISHED = (InferenceJob.queued.is_(True), InferenceJob.status.not_in(TERMINAL))
 
 
 def _lapsed(now: float):
     return or_(InferenceJob.lease_owner.is_(None), InferenceJob.lease_expires < now)
+
+
+def _before(after: tuple[float, str] | None) -> tuple:
+    return () if after is None else (tuple_(InferenceJob.created, InferenceJob.id) < after,)
+
+
+def _shared(job: InferenceJob, audiences: list[frozenset[str]]) -> bool:
+    """The check the `owner` column stands for, on the list itself."""
+    return all(names.intersection(job.owner_group_or_role) for names in audiences)
 
 
 class InferenceRepository:
@@ -32,10 +42,24 @@ class InferenceRepository:
         self.session.flush()
         return job
 
-    def of_task(self, task_type: str) -> Sequence[InferenceJob]:
-        query = (select(InferenceJob).where(InferenceJob.task_type == task_type)
-                 .order_by(InferenceJob.created.desc(), InferenceJob.id.desc()))
-        return self.session.scalars(query).all()
+    def page(self, task_type: str, audiences: Iterable[frozenset[str]], after: tuple[float, str] | None,
+             size: int) -> list[InferenceJob]:
+        """Up to `size` jobs of `task_type`, newest first, after the (created, id) key `after`, whose owner
+        list holds a name of every audience. One query of `size` rows for the jobs of one owner; a job
+        whose list holds several names has no `owner`, so it is read and checked here (another query only
+        when such jobs took room in the page)."""
+        audiences, size = list(audiences), min(size, _MOST_ROWS)
+        query = select(InferenceJob).where(InferenceJob.task_type == task_type)
+        for names in audiences:
+            query = query.where(or_(InferenceJob.owner.in_(names), InferenceJob.owner.is_(None)))
+        query = query.order_by(InferenceJob.created.desc(), InferenceJob.id.desc()).limit(size)
+        found: list[InferenceJob] = []
+        while True:
+            rows = self.session.scalars(query.where(*_before(after))).all()
+            found += [job for job in rows if job.owner is not None or _shared(job, audiences)]
+            if len(found) >= size or len(rows) < size:
+                return found[:size]
+            after = (rows[-1].created, rows[-1].id)
 
     def lapsed(self, now: float) -> Sequence[str]:
         """Ids of unfinished jobs that no live replica holds: never leased, or the lease expired."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from openesd.metadata.base import Base, TimestampMixin
 
@@ -118,12 +118,19 @@ class InferenceJob(Base):
     """An inference job (esd-api.md §8.1); the row is the source of truth for its state."""
 
     __tablename__ = "inference_jobs"
+    __table_args__ = (
+        Index("ix_inference_jobs_listing", "task_type", "created", "id"),  # one page = one index range
+        Index("ix_inference_jobs_owner", "owner", "task_type", "created"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     task_type: Mapped[str] = mapped_column(String(32), index=True)
     inference_type: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), index=True)
     owner_group_or_role: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The list's only name (a job's list is [creator]), so that the listing filters visibility in SQL;
+    # null when the list holds none or several, and then the listing reads the list itself.
+    owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
     create_time: Mapped[str] = mapped_column(String(32))
     created: Mapped[float] = mapped_column(Float, index=True)  # sort key of `createTime`
     start_time: Mapped[str | None] = mapped_column(String(32), nullable=True)
@@ -142,6 +149,17 @@ class InferenceJob(Base):
     # another replica, which dispatches the job again (inferences/leases.py).
     lease_owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
     lease_expires: Mapped[float | None] = mapped_column(Float, nullable=True)  # epoch seconds
+
+    @validates("owner_group_or_role")
+    def _keep_owner(self, _key: str, names: list[str]) -> list[str]:
+        """Every write of the list sets `owner`, wherever the row is built."""
+        self.owner = sole_owner(names)
+        return names
+
+
+def sole_owner(names: list[str] | None) -> str | None:
+    """The `owner` column of an inference job with this owner list (migration 0008 backfills the same)."""
+    return names[0] if isinstance(names, list) and len(names) == 1 else None
 
 
 class Dataset(Base):
