@@ -53,7 +53,10 @@ def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as error:
         raise httpcore.ConnectError(f"cannot resolve host {host}: {error}") from None
-    return list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
+    addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
+    if not addresses:
+        raise httpcore.ConnectError(f"cannot resolve host {host}: no address")
+    return addresses
 
 
 class _CheckedBackend(httpcore.SyncBackend):
