@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 
 from openesd.api.deps import SettingsDep
+from openesd.auth.access import Access
 from openesd.legacy._merge_runner import MergeRunner
-from openesd.legacy.checkpoints import LegacyCheckpointsDep
+from openesd.legacy.checkpoints import LegacyCheckpointsDep, checkpoint_error
+from openesd.legacy.identity import access_in_strict
 from openesd.legacy.merges import LegacyMergesDep
 from openesd.legacy.responses import answer
 from openesd.legacy.schemas import (
@@ -34,6 +36,8 @@ def get_merge_runner(request: Request) -> MergeRunner:
 
 
 Runner = Annotated[MergeRunner, Depends(get_merge_runner)]
+# `PUT /checkpoint` had no identity in ESD: in strict mode, 1.5.0's `PUT /checkpoints/{id}` permission.
+Changer = Annotated[Access, access_in_strict("checkpoint:all", refuse=lambda m: checkpoint_error(403, "error", m))]
 
 
 @router.post("/checkpoint")
@@ -42,8 +46,8 @@ def create_checkpoint(body: CreateCheckpointBody, checkpoints: LegacyCheckpoints
 
 
 @router.put("/checkpoint")
-def complete_checkpoint(body: CompleteCheckpointBody, checkpoints: LegacyCheckpointsDep):
-    return answer(checkpoints.complete(body))
+def complete_checkpoint(body: CompleteCheckpointBody, checkpoints: LegacyCheckpointsDep, access: Changer):
+    return answer(checkpoints.complete(body, access))
 
 
 @router.post("/upload_checkpoint")

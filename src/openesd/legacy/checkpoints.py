@@ -11,11 +11,12 @@ from sqlalchemy.orm import Session
 
 from openesd.api.deps import SessionDep
 from openesd.api.validation import validate
+from openesd.auth.access import Access
 from openesd.checkpoints.repository import CheckpointRepository
 from openesd.checkpoints.routes import Checkpoints
 from openesd.checkpoints.schemas import CreateCheckpoint, UpdateCheckpoint
 from openesd.checkpoints.service import CheckpointService
-from openesd.errors import NotFound, OpenESDError
+from openesd.errors import Forbidden, NotFound, OpenESDError
 from openesd.legacy.archives import unpack_checkpoint
 from openesd.legacy.identity import Requesters, RequestersDep, holds
 from openesd.legacy.responses import BODY_HEADERS, LegacyError
@@ -41,9 +42,10 @@ class LegacyCheckpoints:
         self.requesters = requesters
         self.importer = importer
 
-    def active_names(self, kind: str) -> list[str]:
-        """§4.7: file names of every Active checkpoint of one type, de-duplicated and sorted."""
-        records = CheckpointRepository(self.session).list(["Active"], [kind])
+    def active_names(self, kind: str, access: Access) -> list[str]:
+        """§4.7: file names of every Active checkpoint of one type the requester may see, de-duplicated and
+        sorted (ESD filtered nothing; neither does compat mode)."""
+        records = access.only_visible(CheckpointRepository(self.session).list(["Active"], [kind]))
         return sorted({name for c in records for name in c.names})
 
     # --- POST /checkpoint ---------------------------------------------------------------------
@@ -78,7 +80,7 @@ class LegacyCheckpoints:
         return str(kind)
 
     # --- PUT /checkpoint ----------------------------------------------------------------------
-    def complete(self, body: dict) -> dict:
+    def complete(self, body: dict, access: Access) -> dict:
         checkpoint_id, status = body.get("checkpoint_id"), body.get("status")
         tags = body.get("multi_parts_tags") or {}
         if not isinstance(checkpoint_id, str) or not isinstance(status, str) or not isinstance(tags, dict):
@@ -86,11 +88,13 @@ class LegacyCheckpoints:
                                                "are required")
         try:
             _, data, _ = self.service.update(checkpoint_id, UpdateCheckpoint(status=status, multi_parts_tags=tags),
-                                             require_tags=False)
+                                             access, require_tags=False)
             # §1.7: the WebUI uploads a tar archive under the model's own name
             unpack_checkpoint(self.service.store, self.service.checkpoints, self.service.checkpoints.get(checkpoint_id))
         except NotFound as error:
             raise checkpoint_error(500, "error", error.message) from None
+        except Forbidden as error:  # someone else's checkpoint (strict mode)
+            raise checkpoint_error(403, "error", error.message) from None
         except (OpenESDError, ValidationError) as error:
             raise checkpoint_error(500, "msg", getattr(error, "message", "multi_parts_tags: " + str(error))) from None
         return {"statusCode": 200, "headers": BODY_HEADERS, **(data or {})}

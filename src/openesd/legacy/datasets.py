@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends
 
 from openesd.api.validation import validate
+from openesd.auth.access import Access
 from openesd.datasets.routes import Datasets
 from openesd.datasets.schemas import DATASET_NAME, CreateDataset
 from openesd.datasets.service import DatasetService
@@ -69,19 +70,21 @@ class LegacyDatasets:
                    for item in content]
         event = CreateDataset(dataset_name=name, content=entries, params=params or {}, prefix="")
         try:
-            return {"statusCode": 200, **self.service.create(requester, event)}
+            return {"statusCode": 200, **self.service.create(requester, event, self.requesters.access(requester))}
         except OpenESDError as error:
             raise lambda_error(500, "error", error.message) from None
 
     # --- PUT /dataset -------------------------------------------------------------------------
-    def set_status(self, body: dict) -> dict:
+    def set_status(self, body: dict, access: Access) -> dict:
         name, status = body.get("dataset_name"), body.get("status")
         if not isinstance(name, str) or not isinstance(status, str):
             raise lambda_error(500, "error", "dataset_name and status (strings) are required")
         try:
-            data = self.service.set_status(name, status, kohya_layout=False)
+            data = self.service.set_status(name, status, access, kohya_layout=False)
         except NotFound as error:
             raise lambda_error(404, "errorMsg", error.message) from None
+        except Forbidden as error:  # someone else's dataset (strict mode)
+            raise lambda_error(403, "error", error.message) from None
         except OpenESDError as error:
             raise lambda_error(500, "error", error.message) from None
         return {"statusCode": 200, **data}
@@ -89,16 +92,22 @@ class LegacyDatasets:
     # --- GET /datasets (legacy mount) ---------------------------------------------------------
     def list(self, status: str | None) -> dict:
         requester = list_requester(self.requesters, 400)
-        listed = self.service.list(requester, status, ALL, None)["datasets"]
+        listed = self.service.list(requester, status, ALL, None, self.requesters.access(requester))["datasets"]
         return {"statusCode": 200, "datasets": [{**d, "timestamp": float(d["timestamp"])} for d in listed]}
 
     # --- GET /dataset/{dataset_name}/data -----------------------------------------------------
     def get(self, name: str) -> dict:
-        if self.service.datasets.get(name) is None:  # checked before identity, as ESD did
+        """Compat mode looks the dataset up before identity, as ESD did; strict mode asks for the token first
+        and answers a dataset hidden from the requester as an absent one."""
+        strict = self.requesters.strict_requester()
+        if strict is not None and not holds(strict, *CREATE):  # 1.5.0's `GET /datasets/{name}` permission
+            raise lambda_error(403, "error", f"User {strict.username} has no permissions: {list(CREATE)!r}")
+        dataset = self.service.datasets.get(name)
+        if dataset is None or (strict is not None and not self.requesters.access(strict).can_see(dataset)):
             raise lambda_error(500, "error", "path parameter /dataset/{dataset_name}/ are not found")
-        requester = self.requesters.resolve()
+        requester = strict or self.requesters.resolve()
         try:
-            data = self.service.get(requester, name)
+            data = self.service.get(requester, name, self.requesters.access(requester))
         except (NotFound, Forbidden) as error:
             status = 500 if isinstance(error, NotFound) else 400
             raise lambda_error(status, "error", error.message) from None

@@ -16,12 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openesd.api.deps import SessionDep, StoreDep
+from openesd.auth.access import Access
 from openesd.auth.principal import Principal
 from openesd.checkpoints.routes import Checkpoints
 from openesd.checkpoints.schemas import CreateCheckpoint, UpdateCheckpoint
 from openesd.checkpoints.service import CheckpointService
 from openesd.datasets.service import visible
-from openesd.errors import OpenESDError
+from openesd.errors import Forbidden, OpenESDError
 from openesd.legacy.archives import unpack_checkpoint
 from openesd.legacy.checkpoints import MAX_PARTS
 from openesd.legacy.datasets import creating_requester, list_requester
@@ -91,7 +92,7 @@ class LegacyModels:
 
     def _existing_checkpoint(self, checkpoint_id: str, requester: Principal):
         base = self.checkpoints.checkpoints.get(checkpoint_id)
-        if base is None:
+        if base is None or not self.requesters.access(requester).can_see(base):
             raise lambda_error(500, "error", f"create model ckpt with id {checkpoint_id} is not found")
         if base.status != "Active" or base.checkpoint_type != MODEL_TYPE:
             raise LegacyError({"status": 400, "error": f"checkpoint with id ({checkpoint_id}) is not Active to use"})
@@ -119,11 +120,15 @@ class LegacyModels:
         return self.checkpoints.checkpoints.get(data["checkpoint"]["id"]), data["s3PresignUrl"]
 
     # --- PUT /model ---------------------------------------------------------------------------
-    def complete(self, body: dict) -> dict:
+    def complete(self, body: dict, access: Access) -> dict:
         model_id, status, tags = body.get("model_id"), body.get("status"), body.get("multi_parts_tags") or {}
         model = self.models.get(model_id) if isinstance(model_id, str) else None
-        if model is None:
+        if model is None or not access.can_see(model):
             raise lambda_error(200, "error", f"create model with id {model_id} is not found")
+        try:
+            access.check_change(model)
+        except Forbidden as error:  # someone else's model (strict mode)
+            raise lambda_error(403, "error", error.message) from None
         if status == "Initial":
             raise lambda_error(500, "error", "please create a new model creation job for this, not allowed "
                                              "overwrite old model creation job")
@@ -134,19 +139,19 @@ class LegacyModels:
         base = self.checkpoints.checkpoints.get_for_update(model.checkpoint_id)
         if base is None:
             raise lambda_error(500, "error", f"checkpoint not found with id {model.checkpoint_id}")
-        self._prepare(base, tags)
+        self._prepare(base, tags, access)
         model.job_status = "Complete"
         model.params = {**model.params, "resp": {"checkpoint_id": base.id, "model_file": base.names[0]}}
         job = {"output_path": self.checkpoints.location(base), "id": model.id, "endpointName": None,
                "jobStatus": "Creating", "jobType": model.model_type}
         return {"statusCode": 200, "job": job}
 
-    def _prepare(self, base, tags: dict) -> None:
+    def _prepare(self, base, tags: dict, access: Access) -> None:
         """Complete the upload of a new checkpoint; unpack a tar archive also in a reused one (§1.7)."""
         try:
             if base.status == "Initial":
                 self.checkpoints.update(base.id, UpdateCheckpoint(status="Active", multi_parts_tags=tags),
-                                        require_tags=False)
+                                        access, require_tags=False)
             unpack_checkpoint(self.store, self.checkpoints.checkpoints, base)
         except (OpenESDError, ValidationError) as error:
             raise lambda_error(500, "error", getattr(error, "message", f"multi_parts_tags: {error}")) from None
@@ -154,14 +159,19 @@ class LegacyModels:
     # --- GET /models --------------------------------------------------------------------------
     def list(self, types: list[str], statuses: list[str]) -> dict:
         rows = self.models.newest_first(types, statuses)
-        if not rows:  # ESD answered before its identity checks
+        if not rows and self.requesters.settings.auth_mode != "strict":  # ESD answered before its identity checks
             return {"statusCode": 200, "models": []}
         requester = list_requester(self.requesters, "400")
-        return {"statusCode": 200, "models": [_item(m) for m in rows if visible(m.allowed_roles_or_users, requester)]}
+        access = self.requesters.access(requester)  # strict: the ownership policy; compat: ESD's owner rule
+        rows = access.only_visible(rows) if access.checked else [m for m in rows
+                                                                 if visible(m.allowed_roles_or_users, requester)]
+        return {"statusCode": 200, "models": [_item(m) for m in rows]}
 
-    def base_of(self, model_id: str) -> tuple[LegacyModel | None, object]:
-        """The model and its checkpoint (either may be None): what a legacy training starts from."""
+    def base_of(self, model_id: str, access: Access) -> tuple[LegacyModel | None, object]:
+        """The model and its checkpoint (either may be None, and a model hidden from the requester is): what a
+        legacy training starts from."""
         model = self.models.get(model_id)
+        model = model if model is not None and access.can_see(model) else None
         return model, (self.checkpoints.checkpoints.get(model.checkpoint_id) if model else None)
 
 

@@ -4,15 +4,21 @@ through the body dispatch of `dispatch.py`)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, BackgroundTasks
 
+from openesd.auth.access import Access
 from openesd.endpoints.routes import EngineDep
 from openesd.legacy.endpoints import LegacyEndpointsDep
+from openesd.legacy.identity import access_in_strict
 from openesd.legacy.responses import answer
 from openesd.legacy.schemas import CreateEndpointBody, DeleteEndpointsBody, PostEndpointsBody
 
 router = APIRouter(tags=["legacy endpoints"])
 colliding = APIRouter(tags=["legacy endpoints"])
+# The deployment-job views had no identity in ESD: in strict mode, 1.5.0's `GET /endpoints` permission.
+Lister = Annotated[Access, access_in_strict("sagemaker_endpoint:all", "sagemaker_endpoint:list")]
 
 
 def _create(body: dict, endpoints, engine, background: BackgroundTasks):
@@ -40,13 +46,14 @@ def delete_endpoint(body: DeleteEndpointsBody, endpoints: LegacyEndpointsDep, en
 
 
 @router.get("/inference/list-endpoint-deployment-jobs")
-def list_deployment_jobs(endpoints: LegacyEndpointsDep):
-    return answer(endpoints.deployment_jobs())
+def list_deployment_jobs(endpoints: LegacyEndpointsDep, access: Lister):
+    return answer(endpoints.deployment_jobs(access))
 
 
 @router.get("/inference/get-endpoint-deployment-job")
-def get_deployment_job(endpoints: LegacyEndpointsDep, jobID: str | None = None):  # noqa: N803 (ESD's name)
-    return answer(endpoints.deployment_job(jobID))
+def get_deployment_job(endpoints: LegacyEndpointsDep, access: Lister,
+                       jobID: str | None = None):  # noqa: N803 (ESD's name)
+    return answer(endpoints.deployment_job(jobID, access))
 
 
 @colliding.post("/endpoints")

@@ -6,16 +6,18 @@ from typing import Annotated
 
 from fastapi import Depends
 
+from openesd.auth.access import Access
 from openesd.endpoints.repository import EndpointRepository
 from openesd.endpoints.routes import Endpoints
 from openesd.endpoints.schemas import CreateEndpoint
 from openesd.endpoints.service import EndpointService
-from openesd.errors import OpenESDError
+from openesd.errors import Forbidden, OpenESDError
 from openesd.execution.base import EndpointSpec
 from openesd.legacy.identity import Requesters, RequestersDep, holds
 from openesd.legacy.responses import LegacyError, invalid_body, lambda_error
 
 MANAGE = ("sagemaker_endpoint:all", "sagemaker_endpoint:create")
+DELETE_IN_STRICT = ("sagemaker_endpoint:all",)  # 1.5.0's `DELETE /endpoints` in strict mode
 PAGE = 1000
 # §1.5: the v1.0–v1.2 deployment-job status, computed for rows that never stored one.
 JOB_STATUS = {"Creating": "inprogress", "Updating": "inprogress", "InService": "success", "Failed": "failed",
@@ -75,14 +77,17 @@ class LegacyEndpoints:
         if not requester.exists:
             raise LegacyError(f'error deleting sagemaker endpoint with exception: user: "{requester.username}" '
                               "not exist")
-        if not holds(requester, *MANAGE):
+        if not holds(requester, *(DELETE_IN_STRICT if self.requesters.settings.auth_mode == "strict" else MANAGE)):
             raise lambda_error(400, "errMsg", f"User {requester.username} has no permission to delete a "
                                               "Sagemaker endpoint")
         resolved = []
         for name in names:
             by_id = self.repository.get(name)
             resolved.append(by_id.endpoint_name if by_id is not None else name)
-        return self.service.delete(resolved)
+        try:
+            return self.service.delete(resolved, self.requesters.access(requester))
+        except Forbidden as error:  # someone else's endpoint (strict mode): nothing is deleted
+            raise lambda_error(403, "errMsg", error.message) from None
 
     # --- list (§6.4, §6.5) --------------------------------------------------------------------
     def list(self, username: str | None, job_id: str | None) -> dict:
@@ -106,12 +111,12 @@ class LegacyEndpoints:
             raise lambda_error("400", "error", error.message) from None
         return {"statusCode": 200, "endpoints": [legacy_view(e) for e in found]}
 
-    def deployment_jobs(self) -> list[dict]:
-        return [legacy_view(self.service.view(e)) for e in self.repository.all_newest_first()]
+    def deployment_jobs(self, access: Access) -> list[dict]:
+        return [legacy_view(self.service.view(e)) for e in access.only_visible(self.repository.all_newest_first())]
 
-    def deployment_job(self, job_id: str | None) -> dict:
+    def deployment_job(self, job_id: str | None, access: Access) -> dict:
         endpoint = self.repository.get(job_id) if job_id else None
-        return legacy_view(self.service.view(endpoint)) if endpoint is not None else {}
+        return legacy_view(self.service.view(endpoint)) if endpoint is not None and access.can_see(endpoint) else {}
 
 
 def _count(value: object) -> int | None:

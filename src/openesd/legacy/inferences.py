@@ -7,6 +7,7 @@ import re
 import uuid
 from typing import Any
 
+from openesd.auth.access import Access
 from openesd.auth.principal import Principal
 from openesd.endpoints.repository import EndpointRepository
 from openesd.errors import BadRequest, Forbidden, GatewayTimeout, OpenESDError, Unauthorized
@@ -40,13 +41,14 @@ class LegacyInferences:
     # --- POST /inference/v2, form A ---------------------------------------------------------
     def prepare(self, body: dict) -> dict:
         try:
-            data = self._prepare(body)
+            data, _ = self._prepare(body)
         except PrepareFailed as failed:
             raise lambda_error(failed.status_code, "errMsg", failed.message) from None
         return {"statusCode": 200, "inference": data}
 
-    def _prepare(self, body: dict) -> dict:
-        """The 1.5.0 create without a payload: the job waits for its payload upload and a run call."""
+    def _prepare(self, body: dict) -> tuple[dict, Principal]:
+        """The 1.5.0 create without a payload: the job waits for its payload upload and a run call. The job's
+        view, and who it was created for."""
         task_type, models = body.get("task_type"), body.get("models")
         if task_type not in TASK_TYPES:
             raise PrepareFailed(400, f"task type {task_type} should be in "
@@ -62,7 +64,7 @@ class LegacyInferences:
             event = CreateInference(task_type=task_type, inference_type=kind, models=models,
                                     sagemaker_endpoint_name=name)
             try:
-                return self.inferences.create(event, lambda: requester)[1]["inference"]
+                return self.inferences.create(event, lambda: requester)[1]["inference"], requester
             except OpenESDError as error:
                 if not (error.message.startswith("no available") and kind != kinds[-1]):
                     raise _prepare_failure(error, requester) from None
@@ -82,24 +84,24 @@ class LegacyInferences:
             raise _one_call_error(deployed, 400, "task_type, sagemaker_endpoint_name, models should be "
                                                  "in the request body")
         try:
-            prepared = self._prepare(body)
+            prepared, requester = self._prepare(body)
         except PrepareFailed as failed:
             message = failed.message if isinstance(failed.message, str) else " ".join(failed.message)
             raise _one_call_error(deployed, 500, message) from None
-        job_id = prepared["id"]
+        job_id, access = prepared["id"], self.requesters.access(requester)
         self.store.put_bytes(param_key(body["task_type"], job_id), json.dumps(one_call_payload(body)).encode())
         try:
-            inference = self.run(job_id)["inference"]
+            inference = self.run(job_id, access)["inference"]
         except LegacyError as failed:
             raise _one_call_error(deployed, 500, failed.body["error"], inference_id=job_id) from None
-        view = {**inference, **self._summary(job_id)}
+        view = {**inference, **self._summary(job_id, access)}
         if deployed:
             return {"status": 200, "inference": view}
         return {"inference_id": job_id, "status": view["status"], "endpoint_name": view["endpoint_name"],
                 "output_path": view["output_path"], "inference": view}
 
-    def _summary(self, job_id: str) -> dict:
-        job = self.inferences.get(job_id)
+    def _summary(self, job_id: str, access: Access) -> dict:
+        job = self.inferences.get(job_id, access)
         params = job.get("params", {})
         models = [{"id": m["id"], "name": [m["model_name"]], "type": kind}
                   for kind, entries in (params.get("used_models") or {}).items() for m in entries]
@@ -109,35 +111,36 @@ class LegacyInferences:
                 "endpoint_name": params.get("sagemaker_inference_endpoint_name")}
 
     # --- PUT /inference/v2/{id}/run ----------------------------------------------------------
-    def run(self, job_id: str) -> dict:
-        """The 1.5.0 start without its permission stage; a real-time job answers with its final state."""
+    def run(self, job_id: str, access: Access) -> dict:
+        """The 1.5.0 start (its permission stage is the route's, strict mode only); a real-time job answers
+        with its final state. Someone else's job is refused with `statusCode` "403", a hidden one is absent."""
         try:
-            _, data, _ = self.inferences.start(job_id)
+            _, data, _ = self.inferences.start(job_id, access)
         except GatewayTimeout:
             data = {}
         except OpenESDError as error:
-            if not self._failed(job_id):
-                raise lambda_error("500", "error", error.message) from None
+            if not self._failed(job_id, access):
+                raise lambda_error("403" if isinstance(error, Forbidden) else "500", "error", error.message) from None
             data = {}
         inference = data.get("inference")
         if inference is None:  # real-time: the job has finished (or timed out); show where it stands
-            summary = self._summary(job_id)
+            summary = self._summary(job_id, access)
             inference = {k: summary[k] for k in ("inference_id", "status", "endpoint_name")} | {"output_path": None}
         return {"statusCode": 200, "inference": inference}
 
-    def _failed(self, job_id: str) -> bool:
+    def _failed(self, job_id: str, access: Access) -> bool:
         try:
-            return self.inferences.get(job_id)["status"] == "failed"
+            return self.inferences.get(job_id, access)["status"] == "failed"
         except OpenESDError:
             return False
 
     # --- job views (§4.2–§4.5) ---------------------------------------------------------------
-    def jobs(self) -> list[dict]:
+    def jobs(self, access: Access) -> list[dict]:
         found = []
         for task in TASK_TYPES:
             cursor = None
             while True:
-                listed = self.inferences.list(task, None, PAGE, cursor)
+                listed = self.inferences.list(task, None, PAGE, cursor, access)
                 found += listed["inferences"]
                 cursor = listed["last_evaluated_key"]
                 if cursor is None:
@@ -145,11 +148,12 @@ class LegacyInferences:
         found.sort(key=lambda j: j["createTime"], reverse=True)
         return [job_view(j) for j in found]
 
-    def job(self, job_id: str | None) -> dict | None:
+    def job(self, job_id: str | None, access: Access) -> dict | None:
+        """The job's 1.5.0 view; None when it is absent or hidden from the requester."""
         if not job_id:
             return None
         try:
-            return self.inferences.get(job_id)
+            return self.inferences.get(job_id, access)
         except OpenESDError:
             return None
 

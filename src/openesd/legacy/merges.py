@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends
 
 from openesd.api.deps import SessionDep, StoreDep
+from openesd.auth.access import Access
 from openesd.checkpoints.repository import CheckpointRepository, NameTaken
 from openesd.checkpoints.service import already_exists, esd_now, folder_of
 from openesd.legacy.identity import Requesters, RequestersDep, holds
@@ -60,9 +61,10 @@ class LegacyMerges:
             used["secondary"] = names["secondary"]
         if options["interp_method"] == "Add difference":
             used["tertiary"] = names["tertiary"]
-        keys = {role: self._key(MODEL, name) for role, name in used.items()}
+        access = self.requesters.access(requester)
+        keys = {role: self._key(MODEL, name, access) for role, name in used.items()}
         vae = _model_name(options["bake_in_vae"])
-        vae_key = self._key("VAE", vae) if vae not in ("", "None") else None
+        vae_key = self._key("VAE", vae, access) if vae not in ("", "None") else None
         output_name = f"{options['custom_name'] or _derived_name(options, used)}.safetensors"
         checkpoint = self._reserve(requester, output_name, {**options, **{f"{r}_model_name": n for r, n in used.items()}})
         metadata = {"sd_merge_recipe": _recipe(options, used)} if options["save_metadata"] else {}
@@ -79,9 +81,10 @@ class LegacyMerges:
                   "status": "inprogress"}
         return answer, job
 
-    def _key(self, kind: str, name: str) -> str:
+    def _key(self, kind: str, name: str, access: Access) -> str:
+        """The file of an Active checkpoint the requester may see (another's private model looks absent)."""
         checkpoint = self.checkpoints.active_by_name(kind, name)
-        if checkpoint is None:
+        if checkpoint is None or not access.can_see(checkpoint):
             raise fastapi_error(f"checkpoint with name {name}, type {kind} is not found", 400)
         return f"{folder_of(kind, checkpoint.id)}/{name}"
 

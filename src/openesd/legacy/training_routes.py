@@ -9,10 +9,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 
+from openesd.auth.access import Access
 from openesd.endpoints.routes import EngineDep
 from openesd.legacy.datasets import LegacyDatasetsDep
 from openesd.legacy.dreambooth import LegacyModelsDep
-from openesd.legacy.responses import answer
+from openesd.legacy.identity import access_in_strict
+from openesd.legacy.responses import answer, lambda_error
 from openesd.legacy.schemas import (
     CompleteModelBody,
     CreateDatasetBody,
@@ -29,6 +31,8 @@ router = APIRouter(tags=["legacy training"])
 colliding = APIRouter(tags=["legacy training"])
 top_level = APIRouter(tags=["legacy training"])
 Repeated = Annotated[list[str], Query()]
+# `PUT /model`, `/train`, `/dataset` had no identity in ESD: in strict mode, 1.5.0's training permission.
+Trainer = Annotated[Access, access_in_strict("train:all", refuse=lambda m: lambda_error(403, "error", m))]
 
 
 @router.post("/model")
@@ -37,8 +41,8 @@ def create_model(body: CreateModelBody, models: LegacyModelsDep):
 
 
 @router.put("/model")
-def complete_model(body: CompleteModelBody, models: LegacyModelsDep):
-    return answer(models.complete(body))
+def complete_model(body: CompleteModelBody, models: LegacyModelsDep, access: Trainer):
+    return answer(models.complete(body, access))
 
 
 @router.get("/models")
@@ -53,9 +57,9 @@ def create_train(body: CreateTrainBody, trainings: LegacyTrainingsDep):
 
 
 @router.put("/train")
-def start_train(body: StartTrainBody, trainings: LegacyTrainingsDep, engine: EngineDep, request: Request,
-                background: BackgroundTasks):
-    data, spec = trainings.start(body)
+def start_train(body: StartTrainBody, trainings: LegacyTrainingsDep, access: Trainer, engine: EngineDep,
+                request: Request, background: BackgroundTasks):
+    data, spec = trainings.start(body, access)
     if spec is not None:  # after the response: the rows are committed by then
         reporter = TrainingReporter(request.app.state.sessionmaker, request.app.state.store)
         background.add_task(submit, engine, spec, reporter)
@@ -73,8 +77,8 @@ def create_dataset(body: CreateDatasetBody, datasets: LegacyDatasetsDep):
 
 
 @router.put("/dataset")
-def update_dataset(body: UpdateDatasetBody, datasets: LegacyDatasetsDep):
-    return answer(datasets.set_status(body))
+def update_dataset(body: UpdateDatasetBody, datasets: LegacyDatasetsDep, access: Trainer):
+    return answer(datasets.set_status(body, access))
 
 
 @router.get("/dataset/{dataset_name}/data")

@@ -17,11 +17,12 @@ from typing import Annotated, Any
 from fastapi import Depends
 
 from openesd.api.deps import SessionDep, StoreDep
+from openesd.auth.access import Access
 from openesd.checkpoints.repository import CheckpointRepository, NameTaken
 from openesd.checkpoints.service import already_exists, check_file_name, folder_of
 from openesd.datasets.repository import DatasetRepository
 from openesd.datasets.service import dataset_folder, visible
-from openesd.errors import OpenESDError
+from openesd.errors import Forbidden, OpenESDError
 from openesd.execution.base import TrainingSpec
 from openesd.legacy.datasets import creating_requester, list_requester
 from openesd.legacy.dreambooth import LegacyModels, LegacyModelsDep
@@ -64,7 +65,7 @@ class LegacyTrainings:
         if not isinstance(config, dict) or not isinstance(training_params, dict):
             raise lambda_error(500, "error", "params.training_params and params.config_params must be objects")
         requester = creating_requester(self.requesters, body.get("creator"))
-        model, base = self.models.base_of(model_id)
+        model, base = self.models.base_of(model_id, self.requesters.access(requester))
         if model is None or base is None:
             raise lambda_error(500, "error", f"model with id {model_id} is not found")
         if model.job_status != "Complete":
@@ -110,14 +111,18 @@ class LegacyTrainings:
         return {n: self.store.signed_url(f"{folder}/{n}", "PUT", UPLOAD_URL_TTL_S) for n in names}
 
     # --- PUT /train ---------------------------------------------------------------------------
-    def start(self, body: dict) -> tuple[dict, TrainingSpec | None]:
-        """The answer, and the spec to submit once committed (None: nothing to start)."""
+    def start(self, body: dict, access: Access) -> tuple[dict, TrainingSpec | None]:
+        """The answer, and the spec to submit once committed (None: nothing to start). It runs as its creator."""
         training_id, status = body.get("train_job_id"), body.get("status")
         if status != "Training":
             return {"statusCode": 200, "msg": f"not implemented for train job status {status}"}, None
         training = self.trainings.get_for_update(training_id) if isinstance(training_id, str) else None
-        if training is None:
+        if training is None or not access.can_see(training):
             raise lambda_error(500, "error", f"no such train job with id({training_id})")
+        try:
+            access.check_change(training)
+        except Forbidden as error:  # someone else's training (strict mode)
+            raise lambda_error(403, "error", error.message) from None
         legacy = training.params.get("legacy")
         if training.job_status != "Initial" or not legacy:
             return {"statusCode": 200, "job": self._job(training)}, None
@@ -140,7 +145,7 @@ class LegacyTrainings:
         """§10.4's table: the stored legacy body as a 1.5.0 `POST /trainings` request."""
         stored = training.params
         tp, config = stored["training_params"], {**DREAMBOOTH_DEFAULTS, **stored["config_params"]}
-        base = self.models.base_of(stored["legacy"]["model_id"])[1]
+        base = self.models.base_of(stored["legacy"]["model_id"], Access())[1]  # checked when it was created
         if base is None or not base.names:
             raise lambda_error(500, "error", "Model not found")
         epochs, rank = _number(config, "num_train_epochs", int), _number(config, "lora_unet_rank", int)
@@ -198,10 +203,13 @@ class LegacyTrainings:
     # --- GET /trains --------------------------------------------------------------------------
     def list(self, types: list[str], statuses: list[str]) -> dict:
         rows = self.trainings.newest_first()
-        if not rows:  # ESD answered before its identity checks
+        if not rows and self.requesters.settings.auth_mode != "strict":  # ESD answered before its identity checks
             return {"statusCode": 200, "trainJobs": []}
         requester = list_requester(self.requesters, "400")
-        items = [_item(t) for t in rows if visible(t.allowed_roles_or_users, requester)]
+        access = self.requesters.access(requester)  # strict: the ownership policy; compat: ESD's owner rule
+        rows = access.only_visible(rows) if access.checked else [t for t in rows
+                                                                 if visible(t.allowed_roles_or_users, requester)]
+        items = [_item(t) for t in rows]
         items = [i for i in items
                  if (not types or i["trainType"] in types) and (not statuses or i["status"] in statuses)]
         return {"statusCode": 200, "trainJobs": items}
