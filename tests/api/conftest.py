@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -66,3 +67,25 @@ def make_client(tmp_path, database_url) -> Iterator[Callable[..., ESDClient]]:
 @pytest.fixture
 def esd(make_client) -> ESDClient:
     return make_client()
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def module_app(request, tmp_path_factory) -> Iterator:
+    """One started app per backend for a whole module (many requests, no state between them that
+    matters), its engine a `NoWorkerEngine`; URL imports give up at once instead of waiting."""
+    from tests.support.no_worker_engine import without_workers
+
+    tmp_path = tmp_path_factory.mktemp("app")
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'openesd.db'}"
+    else:
+        server = request.getfixturevalue("postgres_server")
+        server.admin(f'CREATE DATABASE "{name}"')
+        url = server.url(name)
+    app = create_app(make_settings(tmp_path, database_url=url, legacy_upload_wait_seconds=0))
+    with TestClient(app) as client:
+        without_workers(ESDClient(client))
+        yield app
+    if request.param == "postgres":
+        server.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
