@@ -31,19 +31,19 @@ def is_administrator(principal: Principal) -> bool:
 def ownership(obj: Owned) -> tuple[str | None, list[str]]:
     """(creator, owner list) of a stored object, as each ESD table records them (esd-api.md §12.3)."""
     if isinstance(obj, InferenceJob):  # owner_group_or_role = [creator]
-        owners = list(obj.owner_group_or_role)
-        return (owners[0] if owners else None), owners
-    if isinstance(obj, Training):  # allowed_roles_or_users = [creator]
-        owners = list(obj.allowed_roles_or_users)
-        return obj.params.get("creator") or (owners[0] if owners else None), owners
+        return _first(obj.owner_group_or_role)
+    if isinstance(obj, Training | LegacyModel):  # allowed_roles_or_users = [creator]
+        return _first(obj.allowed_roles_or_users)
     if isinstance(obj, Endpoint):  # owner_group_or_role = the roles it serves
         return obj.creator, list(obj.owner_group_or_role)
     if isinstance(obj, Dataset):
         return obj.creator, list(obj.allowed_roles_or_users)
-    if isinstance(obj, LegacyModel):  # allowed_roles_or_users = [creator]; `params` is the client's own
-        owners = list(obj.allowed_roles_or_users)
-        return (owners[0] if owners else None), owners
     return (obj.params or {}).get("creator"), list(obj.allowed_roles_or_users)  # checkpoints
+
+
+def _first(owners: list[str]) -> tuple[str | None, list[str]]:
+    """Tables whose owner list is `[creator]`: the creator is its first name."""
+    return (owners[0] if owners else None), list(owners)
 
 
 @dataclass(frozen=True)
