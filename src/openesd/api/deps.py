@@ -6,11 +6,12 @@ with `app.dependency_overrides`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from openesd.metadata.db import KEEP_DESPITE_ERROR
 from openesd.settings import Settings
@@ -19,27 +20,35 @@ if TYPE_CHECKING:
     from openesd.storage.base import ObjectStore
 
 
-def get_app_settings(request: Request) -> Settings:
+# The dependencies that do no I/O are `async def`: FastAPI runs a plain `def` one in the thread pool, and
+# a hop there per dependency cost more than a listing page (bench/listing.py).
+async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_store(request: Request) -> ObjectStore:
+async def get_store(request: Request) -> ObjectStore:
     return request.app.state.store
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """One transaction per request: commit when the route returns, roll back when it raises (unless a
-    service marked a failure to keep, `keep_despite_error`)."""
+    service marked a failure to keep, `keep_despite_error`). Opening a session reads nothing; its end
+    (commit, close) runs in the thread pool: one hop there, not two."""
     session: Session = request.app.state.sessionmaker()
     try:
         yield session
-        session.commit()
     except BaseException:
-        if session.info.pop(KEEP_DESPITE_ERROR, False):
+        await run_in_threadpool(_end, session, commit=session.info.pop(KEEP_DESPITE_ERROR, False))
+        raise
+    await run_in_threadpool(_end, session, commit=True)
+
+
+def _end(session: Session, *, commit: bool) -> None:
+    try:
+        if commit:
             session.commit()
         else:
             session.rollback()
-        raise
     finally:
         session.close()
 

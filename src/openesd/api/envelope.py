@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -30,9 +31,9 @@ def esd_response(status: int = 200, data: Any = None, message: str | None = None
         return Response(status_code=204, headers=HANDLER_HEADERS)
     body: dict[str, Any] = {"statusCode": status}
     if data:
-        body["data"] = _jsonable(data)
+        body["data"] = data
     body["message"] = message or DEFAULT_MESSAGES.get(status, "")
-    return JSONResponse(body, status_code=status, headers=HANDLER_HEADERS)
+    return _ESDJSONResponse(body, status_code=status, headers=HANDLER_HEADERS)
 
 
 def gateway_response(status: int, message: str, *, with_status_code: bool = False) -> Response:
@@ -43,11 +44,17 @@ def gateway_response(status: int, message: str, *, with_status_code: bool = Fals
     return JSONResponse(body, status_code=status)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
+class _ESDJSONResponse(JSONResponse):
+    """Starlette's JSON bytes, with a Decimal (DynamoDB's number type in ESD's records) written as a string;
+    the encoder asks for it only when it meets one, where walking every value cost a listing a fifth of its
+    time."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"),
+                          default=_decimal).encode("utf-8")
+
+
+def _decimal(value: Any) -> str:
     if isinstance(value, Decimal):
         return str(value)
-    return value
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

@@ -27,7 +27,7 @@ class GatewayError(OpenESDError):
         self.with_status_code = with_status_code
 
 
-def require_api_key(request: Request) -> None:
+async def require_api_key(request: Request) -> None:  # async: no I/O, so no thread pool hop per request
     if not api_key_matches(request.headers.get("x-api-key"), request.app.state.api_keys):
         raise GatewayError("Forbidden", 403)
 

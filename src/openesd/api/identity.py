@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from openesd.api.deps import SessionDep, SettingsDep
 from openesd.auth.access import Access
@@ -12,7 +13,9 @@ from openesd.auth.principal import Principal
 from openesd.auth.service import AuthService, authorize
 
 
-def get_auth(session: SessionDep, settings: SettingsDep) -> AuthService:
+# These stages are `async def` and send only the database reads of `identify` to the thread pool: a plain
+# `def` dependency costs a thread hop per request even in compat mode, where nothing is read.
+async def get_auth(session: SessionDep, settings: SettingsDep) -> AuthService:
     return AuthService(session, settings.auth_mode)
 
 
@@ -27,8 +30,14 @@ def identify(request: Request, auth: AuthService) -> Principal:
     return principal
 
 
-def get_requester(request: Request, auth: AuthDep) -> Principal:
-    return identify(request, auth)
+async def identified(request: Request, auth: AuthService) -> Principal:
+    """`identify` from a coroutine: its reads run in the thread pool, once per request."""
+    principal = getattr(request.state, "principal", None)
+    return principal if principal is not None else await run_in_threadpool(identify, request, auth)
+
+
+async def get_requester(request: Request, auth: AuthDep) -> Principal:
+    return await identified(request, auth)
 
 
 Requester = Annotated[Principal, Depends(get_requester)]
@@ -37,7 +46,7 @@ Requester = Annotated[Principal, Depends(get_requester)]
 def permitted(*accepted: str) -> Any:
     """Dependency: the requester, who must exist and hold one of `accepted` (any mode)."""
 
-    def dependency(requester: Requester) -> Principal:
+    async def dependency(requester: Requester) -> Principal:
         return authorize(requester, list(accepted))
 
     return Depends(dependency)
@@ -46,17 +55,19 @@ def permitted(*accepted: str) -> Any:
 def permitted_in_strict(*accepted: str) -> Any:
     """Dependency for routes ESD leaves without identity: open in compat, checked in strict."""
 
-    def dependency(request: Request, settings: SettingsDep, auth: AuthDep) -> Principal | None:
+    async def dependency(request: Request, settings: SettingsDep, auth: AuthDep) -> Principal | None:
         if settings.auth_mode != "strict":
             return None
-        return authorize(identify(request, auth), list(accepted))
+        return authorize(await identified(request, auth), list(accepted))
 
     return Depends(dependency)
 
 
-def get_access(request: Request, settings: SettingsDep, auth: AuthDep) -> Access:
+async def get_access(request: Request, settings: SettingsDep, auth: AuthDep) -> Access:
     """What the requester may see and change: checked in strict mode only (auth/access.py)."""
-    return Access() if settings.auth_mode != "strict" else Access.of(settings.auth_mode, identify(request, auth))
+    if settings.auth_mode != "strict":
+        return Access()
+    return Access.of(settings.auth_mode, await identified(request, auth))
 
 
 AccessDep = Annotated[Access, Depends(get_access)]

@@ -20,7 +20,7 @@ from openesd.execution.base import Engine
 router = APIRouter(tags=["endpoints"])
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     return request.app.state.runtime.execution
 
 

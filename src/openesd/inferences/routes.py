@@ -21,8 +21,8 @@ from openesd.inferences.service import InferenceService
 router = APIRouter(tags=["inferences"])
 
 
-def get_inference_service(request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep,
-                          engine: EngineDep) -> InferenceService:
+async def get_inference_service(request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep,
+                                engine: EngineDep) -> InferenceService:
     runtime = request.app.state.runtime
     return InferenceService(session, store, settings, engine, runtime.waiter, runtime.replica)
 
