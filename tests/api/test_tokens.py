@@ -31,6 +31,14 @@ def test_revoked_or_forged_token_is_unauthorized(esd):
     assert esd.get("/prod/roles", headers=bearer("oesd_forged")).status_code == 401
 
 
+def test_last_used_moves_in_steps_of_a_minute_not_on_every_request(esd):
+    secret = esd.post("/prod/tokens", user="api", json={}).json()["data"]["secret"]
+    first = esd.get("/prod/tokens", headers=bearer(secret)).json()["data"]["tokens"][0]["last_used"]
+    assert first is not None
+    again = esd.get("/prod/tokens", headers=bearer(secret)).json()["data"]["tokens"][0]["last_used"]
+    assert again == first  # a write per request made every authenticated read queue on the write lock
+
+
 def test_cannot_revoke_someone_elses_token(esd):
     make_user(esd, "bob", ["byoc"])
     esd.post("/prod/tokens", user="bob", json={"name": "b"})
