@@ -1,5 +1,5 @@
 """`GET /inferences` reads one page from the database: visibility, ESD's `username` rule and the cursor are
-applied in SQL (decisions.md, Load), with the same answers as filtering every job in Python."""
+applied in SQL (decisions.md, Listings under load), with the same answers as filtering every job in Python."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import uuid
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from alembic.config import Config
 from sqlalchemy import event
 
 from openesd.metadata.db import create_db_engine, create_sessionmaker
-from openesd.metadata.migrate import _config, upgrade_to_head
+from openesd.metadata.migrate import MIGRATIONS, upgrade_to_head
 from openesd.metadata.models import InferenceJob
 from tests.api.conftest import ESDClient, esd, make_client  # noqa: F401  (shared fixtures)
 from tests.auth.conftest import Team, team  # noqa: F401  (strict app: root, alice and carol of team-a, bob)
@@ -39,8 +40,8 @@ def every_page(get, limit: int, **params) -> list[str]:
     """The ids of every page, following `last_evaluated_key` to the end."""
     ids, key = [], None
     while True:
-        answer = get("/prod/inferences", params={"limit": limit, **params, **({"exclusive_start_key": key} if key
-                                                                               else {})})
+        cursor = {"exclusive_start_key": key} if key else {}
+        answer = get("/prod/inferences", params={"limit": limit, **params, **cursor})
         assert answer.status_code == 200, answer.json()
         page = answer.json()["data"]
         assert len(page["inferences"]) <= limit
@@ -125,7 +126,8 @@ def test_a_huge_limit_lists_everything(esd):
 
 def test_migration_0008_backfills_the_owner_of_existing_jobs(database_url):
     engine = create_db_engine(database_url)
-    config = _config()
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "0007")
