@@ -92,12 +92,12 @@ def test_train_a_lora_on_a_folder_and_generate_with_it(logged_in, tiny_model, tm
 
 
 def test_server_refusals_reach_the_user_as_its_message(logged_in, tmp_path):
-    folder = kohya_folder(tmp_path / "uncaptioned", {"3_cat": 1})
-    (folder / "3_cat" / "0.txt").unlink()
+    folder = kohya_folder(tmp_path / "broken", {"3_cat": 1})
+    (folder / "3_cat" / "0.png").write_bytes(b"not an image")  # (an image without caption is fine, as in ESD)
     refused = logged_in("datasets", "upload", folder, ok=False)
     assert refused.exit_code == 1
-    assert "dataset uncaptioned cannot be Enabled" in refused.stderr and "0.png" in refused.stderr
-    logged_in("datasets", "rm", "uncaptioned")
+    assert "dataset broken cannot be Enabled" in refused.stderr and "0.png" in refused.stderr
+    logged_in("datasets", "rm", "broken")
 
     missing = logged_in("train", "--model", "nothing.safetensors", "--dataset", "pets", "--output-name", "x",
                         ok=False)

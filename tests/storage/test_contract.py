@@ -121,7 +121,12 @@ def test_signed_put_then_signed_get_over_http(object_store):
 
 def test_signed_get_of_a_missing_object_is_404(object_store):
     response = httpx.get(object_store.signed_url("out/missing/result/image.png", "GET", 60))
-    assert response.status_code == 404
+    if object_store.uri("").startswith("s3://"):
+        # GET URLs carry response-content-type/-disposition (storage/_serving.py); for a missing key moto
+        # answers them with SignatureDoesNotMatch (403) where S3 answers 404, or 403 without ListBucket.
+        assert response.status_code in (403, 404)
+    else:
+        assert response.status_code == 404
 
 
 def _upload_parts(object_store, key, chunks, order):
