@@ -1,0 +1,181 @@
+"""What crosses between the API and the engine, as types: events an engine reports (one consumer per
+family: endpoints, jobs, trainings) and the messages its worker processes exchange with it.
+
+Every type is a plain frozen dataclass at module level: they cross process boundaries by pickling
+(multiprocessing pipes, Ray), so this module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+# -- engine -> API: endpoints ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class EndpointEvent:
+    endpoint_id: str
+
+
+@dataclass(frozen=True)
+class EndpointReady(EndpointEvent):
+    """The first instance loaded its runtime and answered a health check."""
+
+
+@dataclass(frozen=True)
+class EndpointFailed(EndpointEvent):
+    """No instance could start; `error` says why."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class InstancesChanged(EndpointEvent):
+    """The number of live instances changed."""
+
+    count: int
+
+
+# -- engine -> API: jobs ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class JobEvent:
+    job_id: str
+
+
+@dataclass(frozen=True)
+class JobStarted(JobEvent):
+    """A worker began the job (attempt 0 first, 1 for the retry)."""
+
+    attempt: int
+
+
+@dataclass(frozen=True)
+class JobProgress(JobEvent):
+    """Sampling progress of a running job."""
+
+    step: int
+    total: int
+
+
+@dataclass(frozen=True)
+class JobSucceeded(JobEvent):
+    """The worker's result: `images` (PNG bytes), `parameters`, `info`, `html_info`, `worker`."""
+
+    result: dict
+
+
+@dataclass(frozen=True)
+class JobFailed(JobEvent):
+    """The job cannot succeed; `message` is shown to the user."""
+
+    message: str
+
+
+# -- engine -> API: trainings ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainingEvent:
+    training_id: str
+
+
+@dataclass(frozen=True)
+class TrainingStatus(TrainingEvent):
+    """The training reached a phase: `Downloading`, `Training`, `Uploading`."""
+
+    status: str
+
+
+@dataclass(frozen=True)
+class TrainingProgress(TrainingEvent):
+    """step, total_steps, epoch, total_epochs, loss, eta_seconds of a running training."""
+
+    progress: dict
+
+
+@dataclass(frozen=True)
+class TrainingCompleted(TrainingEvent):
+    """Stored output `files` (final first) with their `hashes`, `steps`, `warnings`."""
+
+    result: dict
+
+
+@dataclass(frozen=True)
+class TrainingFailed(TrainingEvent):
+    """The training cannot finish; `message` is shown to the user."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class TrainingStopped(TrainingEvent):
+    """The training ended early because a stop was asked for."""
+
+
+EngineEvent = EndpointEvent | JobEvent | TrainingEvent
+
+
+# -- the consumers ---------------------------------------------------------------------------------
+class EndpointEvents(Protocol):
+    """Where an engine reports its endpoints' instances."""
+
+    def on_endpoint(self, event: EndpointEvent) -> None:
+        """One endpoint event; implementations dispatch on its type."""
+
+
+class JobEvents(Protocol):
+    """Where an engine reports the jobs it runs."""
+
+    def on_job(self, event: JobEvent) -> None:
+        """One job event; implementations dispatch on its type."""
+
+
+class TrainingEvents(Protocol):
+    """Where an engine reports the trainings it runs."""
+
+    def on_training(self, event: TrainingEvent) -> None:
+        """One training event; implementations dispatch on its type."""
+
+
+@dataclass(frozen=True)
+class EngineConsumers:
+    """The one way an engine changes what users see: each event goes to the consumer of its family."""
+
+    endpoints: EndpointEvents
+    jobs: JobEvents
+    trainings: TrainingEvents
+
+    def deliver(self, event: EngineEvent) -> None:
+        match event:
+            case EndpointEvent():
+                self.endpoints.on_endpoint(event)
+            case JobEvent():
+                self.jobs.on_job(event)
+            case TrainingEvent():
+                self.trainings.on_training(event)
+
+
+# -- engine <-> worker process ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class InstanceReady:
+    """Worker -> engine: the instance loaded its runtime and takes jobs."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class InstanceStartFailed:
+    """Worker -> engine: the instance could not load its runtime; `error` says why."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class ReplicaOfJob:
+    """Ray replica -> engine, first for each job: the process and actor running it."""
+
+    pid: int
+    actor_name: str
+
+
+@dataclass(frozen=True)
+class StopInstance:
+    """Engine -> worker: finish now (the instance's job, if any, is dropped)."""
