@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from openesd.api.app import create_app
+from openesd.server.app import create_app
 from tests.conftest import IsolatedSettings
 
 API_KEY = "0123456789abcdefABCD"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from openesd.api.app import create_app
+from openesd.server.app import create_app
 from tests.api.conftest import API_KEY, make_settings
 
 AUTH = {"x-api-key": API_KEY, "username": "api", "content-type": "application/json"}

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from openesd.api.app import create_app
+from openesd.server.app import create_app
 from tests.api.conftest import API_KEY, make_settings
 
 AUTH = {"x-api-key": API_KEY, "username": "api"}

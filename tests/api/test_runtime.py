@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from openesd.api.runtime import boot
+from openesd.server.runtime import boot
 from openesd.metadata.errors import SchemaTooNew
 from openesd.metadata.models import Role
 from tests.api.conftest import make_settings
@@ -70,13 +70,13 @@ def test_replicas_sharing_a_password_key_read_each_others_passwords(tmp_path):
 
 
 def test_compat_mode_warns_at_start_that_any_key_holder_can_act_as_any_user(tmp_path, caplog):
-    with caplog.at_level("WARNING", logger="openesd.api.runtime"):
+    with caplog.at_level("WARNING", logger="openesd.server.runtime"):
         boot(make_settings(tmp_path))
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1
     assert "anyone holding the API key can act as any user" in warnings[0]
     assert "OPENESD_AUTH_MODE=strict" in warnings[0]
     caplog.clear()
-    with caplog.at_level("WARNING", logger="openesd.api.runtime"):
+    with caplog.at_level("WARNING", logger="openesd.server.runtime"):
         boot(make_settings(tmp_path, auth_mode="strict"))
     assert not [r for r in caplog.records if "OPENESD_AUTH_MODE" in r.getMessage()]

@@ -74,7 +74,7 @@ def test_bad_urls_and_extensions(make_client, file_server):
 
 
 def test_a_pending_import_is_resumed_after_a_restart(make_client, file_server, tmp_path, database_url):
-    from openesd.api.runtime import boot
+    from openesd.server.runtime import boot
     from openesd.metadata.models import Checkpoint
     from tests.api.conftest import make_settings
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from openesd.api.app import create_app
+from openesd.server.app import create_app
 from tests.api.conftest import ESDClient, esd, make_client, make_settings  # noqa: F401  (shared fixtures)
 from tests.checkpoints.conftest import upload_file
 from tests.support.esd_jobs import create_endpoint

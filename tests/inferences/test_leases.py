@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 from fastapi.testclient import TestClient
 
-from openesd.api.app import create_app
-from openesd.api.runtime import Runtime, boot
+from openesd.server.app import create_app
+from openesd.server.runtime import Runtime, boot
 from openesd.inferences.leases import claim_lapsed
 from openesd.inferences.reporter import EngineReporter
 from openesd.metadata.models import InferenceJob

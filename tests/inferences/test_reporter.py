@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
-from openesd.api.runtime import boot
+from openesd.server.runtime import boot
 from openesd.inferences.reporter import EngineReporter
 from openesd.metadata.models import Endpoint
 from tests.api.conftest import make_settings

@@ -1,6 +1,6 @@
 """The composition root: every piece a route needs, as an `Annotated` dependency.
 
-The pieces are built once in `api/app.py` (lifespan) and kept on `app.state`; tests swap them
+The pieces are built once in `server/app.py` (lifespan) and kept on `app.state`; tests swap them
 with `app.dependency_overrides`.
 """
 

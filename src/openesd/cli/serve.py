@@ -15,8 +15,8 @@ def serve(
 ) -> None:
     import uvicorn
 
-    from openesd.api.app import create_app
-    from openesd.api.runtime import boot
+    from openesd.server.app import create_app
+    from openesd.server.runtime import boot
 
     defaults = get_settings()
     settings = defaults.model_copy(update={"host": host or defaults.host, "port": port or defaults.port})

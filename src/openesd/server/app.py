@@ -13,7 +13,7 @@ from openesd.api.cors import PreflightMiddleware
 from openesd.api.errors import install_error_handlers
 from openesd.api.gateway import require_api_key
 from openesd.api.openapi import install_openapi
-from openesd.api.runtime import Runtime, boot
+from openesd.server.runtime import Runtime, boot
 from openesd.checkpoints import routes as checkpoints
 from openesd.datasets import routes as datasets
 from openesd.endpoints import routes as endpoints
