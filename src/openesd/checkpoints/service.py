@@ -24,11 +24,8 @@ from openesd.metadata.models import Checkpoint
 from openesd.settings import Settings
 from openesd.storage import MAX_SEGMENT_LENGTH
 from openesd.storage.base import ObjectStore
+from openesd.storage.layout import checkpoint_file, checkpoint_folder
 from openesd.users.repository import UserRepository
-
-
-def folder_of(checkpoint_type: str, checkpoint_id: str) -> str:
-    return f"{checkpoint_type}/checkpoint/custom/{checkpoint_id}"
 
 
 def esd_now() -> str:
@@ -92,10 +89,9 @@ class CheckpointService:
         names = [check_file_name(f.filename) for f in body.filenames]
         self._check_unique(names)
         checkpoint_id = str(uuid.uuid4())
-        folder = folder_of(body.checkpoint_type, checkpoint_id)
         uploads, urls = {}, {}
         for upload, name in zip(body.filenames, names, strict=True):
-            key = f"{folder}/{name}"
+            key = checkpoint_file(body.checkpoint_type, checkpoint_id, name)
             upload_id = self.store.create_multipart(key)
             uploads[name] = {"upload_id": upload_id, "bucket": self._bucket(), "key": key,
                              "parts_number": upload.parts_number}
@@ -220,7 +216,6 @@ class CheckpointService:
             return 200, None, "no need to update"
         if self.checkpoints.taken([new_name]):
             raise already_exists(new_name)
-        folder = folder_of(checkpoint.checkpoint_type, checkpoint.id)
         self.checkpoints.release([old_name])
         try:
             self.checkpoints.reserve(checkpoint.id, [new_name])
@@ -229,7 +224,8 @@ class CheckpointService:
         hashes = {(new_name if k == old_name else k): v for k, v in checkpoint.hashes.items()}
         checkpoint.names = [new_name, *checkpoint.names[1:]]
         checkpoint.hashes = hashes
-        self.store.move(f"{folder}/{old_name}", f"{folder}/{new_name}")
+        kind = checkpoint.checkpoint_type
+        self.store.move(checkpoint_file(kind, checkpoint.id, old_name), checkpoint_file(kind, checkpoint.id, new_name))
         return 202, None, "rename is processing, please wait"
 
     # --- delete -----------------------------------------------------------------------------
@@ -239,7 +235,7 @@ class CheckpointService:
                 if name not in checkpoint.hashes:
                     self.store.abort_multipart(upload["key"], upload["upload_id"])
             self.checkpoints.delete(checkpoint)
-            self.store.delete_prefix(folder_of(checkpoint.checkpoint_type, checkpoint.id) + "/")
+            self.store.delete_prefix(checkpoint_folder(checkpoint.checkpoint_type, checkpoint.id) + "/")
 
     # --- list -------------------------------------------------------------------------------
     def list(self, requester: Principal, page: int, per_page: int, username: str | None,
@@ -289,7 +285,7 @@ class CheckpointService:
         return urlsplit(self.store.uri("")).netloc or "local"
 
     def location(self, checkpoint: Checkpoint) -> str:
-        return self.store.uri(folder_of(checkpoint.checkpoint_type, checkpoint.id))
+        return self.store.uri(checkpoint_folder(checkpoint.checkpoint_type, checkpoint.id))
 
     def _created_view(self, checkpoint: Checkpoint) -> dict:
         return {
@@ -321,7 +317,7 @@ class ImportRecords:
             return None
         job = checkpoint.params["import"]
         checkpoint.params = {**checkpoint.params, "import": {**job, "state": "running"}}
-        key = f"{folder_of(checkpoint.checkpoint_type, checkpoint.id)}/{checkpoint.names[0]}"
+        key = checkpoint_file(checkpoint.checkpoint_type, checkpoint.id, checkpoint.names[0])
         return job["url"], key
 
     def progress(self, checkpoint_id: str, done: int, total: int | None) -> None:

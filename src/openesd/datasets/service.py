@@ -18,13 +18,10 @@ from openesd.errors import BadRequest, Forbidden, NotFound
 from openesd.metadata.models import Dataset, DatasetItem
 from openesd.storage import MAX_SEGMENT_LENGTH
 from openesd.storage.base import ObjectStore
+from openesd.storage.layout import dataset_folder, dataset_upload_folder
 
 ITEM_KEYS = ("filename", "name", "type", "params")
 DEFAULT_CAPTION_EXTENSION = ".txt"
-
-
-def dataset_folder(name: str) -> str:
-    return f"dataset/{name}"
 
 
 def visible(owners: list[str], requester: Principal) -> bool:
@@ -56,7 +53,7 @@ class DatasetService:
         dataset.status, dataset.created, dataset.prefix = "Initialed", now, prefix
         dataset.params, dataset.creator = dict(body.params), requester.username
         dataset.allowed_roles_or_users = list(requester.roles)
-        folder = "/".join(part for part in (dataset_folder(body.dataset_name), prefix) if part)
+        folder = dataset_upload_folder(body.dataset_name, prefix)
         urls = {}
         for entry in entries:
             key = f"{folder}/{entry['filename']}"
@@ -157,7 +154,7 @@ class DatasetService:
         return {"datasetName": dataset.name, **self._summary(dataset)}
 
     def _summary(self, dataset: Dataset) -> dict:
-        folder = "/".join(part for part in (dataset_folder(dataset.name), dataset.prefix) if part)
+        folder = dataset_upload_folder(dataset.name, dataset.prefix)
         # The client's params are merged in (ESD shows `description` so); ours win a clash of keys.
         return {**dataset.params, "s3": self.store.uri(folder), "status": dataset.status,
                 "timestamp": str(dataset.created)}

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from openesd.inferences.schemas import DIFFUSION_TASKS, TERMINAL
 from openesd.metadata.models import Endpoint, InferenceJob
 from openesd.storage.base import ObjectStore
+from openesd.storage.layout import job_result, job_result_info
 
 if TYPE_CHECKING:
     from openesd.api.metrics import Metrics
@@ -56,7 +57,7 @@ class JobWaiter:
 
 
 class EngineReporter:
-    """Implements `openesd.execution.base.EngineEvents`."""
+    """Implements `EndpointEvents` and `JobEvents` of `openesd.execution.events`."""
 
     def __init__(self, make_session: sessionmaker[Session], store: ObjectStore, waiter: JobWaiter,
                  metrics: Metrics | None = None):
@@ -67,6 +68,15 @@ class EngineReporter:
         self._last_progress: dict[str, float] = {}
 
     # -- endpoints ---------------------------------------------------------------------------------
+    def on_endpoint(self, event: EndpointEvent) -> None:
+        match event:
+            case EndpointReady():
+                self.endpoint_ready(event.endpoint_id)
+            case EndpointFailed():
+                self.endpoint_failed(event.endpoint_id, event.error)
+            case InstancesChanged():
+                self.instances_changed(event.endpoint_id, event.count)
+
     def endpoint_ready(self, endpoint_id: str) -> None:
         self._update_endpoint(endpoint_id, endpoint_status="InService", end_time=str(datetime.now()), error=None)
 
@@ -157,10 +167,10 @@ class EngineReporter:
             raise ValueError(f"the worker returned no image for {job.task_type}")
         for name, data in zip(names, images, strict=True):
             # Kept as the worker's PNG: decisions.md wants the A1111 `parameters` chunk in results.
-            self._store.put_bytes(f"out/{job.id}/result/{name}", data)
+            self._store.put_bytes(job_result(job.id, name), data)
         info = {key: result.get(key) for key in ("parameters", "html_info", "info") if result.get(key) is not None}
         info |= {"endpoint_name": job.params.get("sagemaker_inference_endpoint_name"), "inference_id": job.id}
-        self._store.put_bytes(f"out/{job.id}/result/{job.id}_param.json", json.dumps(info, default=str).encode())
+        self._store.put_bytes(job_result_info(job.id), json.dumps(info, default=str).encode())
         return names
 
 

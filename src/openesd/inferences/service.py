@@ -15,7 +15,6 @@ from openesd.auth.access import Access
 from openesd.auth.principal import Principal
 from openesd.auth.service import authorize
 from openesd.checkpoints.repository import CheckpointRepository
-from openesd.checkpoints.service import folder_of
 from openesd.endpoints import paging
 from openesd.endpoints.repository import EndpointRepository
 from openesd.errors import BadRequest, GatewayTimeout, NotFound
@@ -26,24 +25,14 @@ from openesd.inferences.schemas import DIFFUSION_TASKS, EXTRAS_MODEL_TYPES, EXTR
 from openesd.metadata.models import Endpoint, InferenceJob
 from openesd.settings import Settings
 from openesd.storage.base import ObjectStore
+from openesd.storage.layout import (
+    async_output, checkpoint_file, checkpoint_folder, job_param, job_result, job_result_info, job_results,
+    started_job_param,
+)
 from openesd.users.repository import UserRepository
 
 TASK_TYPES = (*DIFFUSION_TASKS, *EXTRAS_TASKS)
 VIRTUAL_VAES = ("Automatic", "None")
-
-
-def param_key(task_type: str, job_id: str) -> str:
-    return f"{task_type}/infer_v2/{job_id}/api_param.json"
-
-
-def started_param_key(task_type: str, job_id: str) -> str:
-    """Where a started job's payload is moved: no upload URL was ever signed for it, so what a job runs
-    cannot change once it has started."""
-    return f"{task_type}/infer_v2/{job_id}/started/api_param.json"
-
-
-def result_key(job_id: str, name: str) -> str:
-    return f"out/{job_id}/result/{name}"
 
 
 def model_names(kind: str, names: object) -> list[str]:
@@ -61,12 +50,12 @@ def job_spec(job: InferenceJob) -> JobSpec:
     """What the worker needs, rebuilt from the row alone (so a restarted server can dispatch it again)."""
     models = {
         kind: [{"id": m["id"], "model_name": m["model_name"],
-                "key": None if m["s3"] == "None" else f"{folder_of(kind, m['id'])}/{m['model_name']}"}
+                "key": None if m["s3"] == "None" else checkpoint_file(kind, m["id"], m["model_name"])}
                for m in entries]
         for kind, entries in (job.params.get("used_models") or {}).items()
     }
     return JobSpec(id=job.id, endpoint_id=job.endpoint_id or "", task=job.task_type,
-                   param_key=started_param_key(job.task_type, job.id), payload_string=job.payload_string,
+                   param_key=started_job_param(job.task_type, job.id), payload_string=job.payload_string,
                    models=models, attempt=job.attempts)
 
 
@@ -100,7 +89,7 @@ class InferenceService:
             return self.start(job.id, access)
         # The upload URL is handed to the creator here only: no listing or read ever shows it (a read
         # permission must not grant a write).
-        upload_url = self.store.signed_url(param_key(job.task_type, job.id), "PUT", self.settings.signed_url_ttl_s)
+        upload_url = self.store.signed_url(job_param(job.task_type, job.id), "PUT", self.settings.signed_url_ttl_s)
         view = {"id": job.id, "type": job.task_type, "api_params_s3_location": job.params["input_body_s3"],
                 "api_params_s3_upload_url": upload_url}
         if job.task_type in DIFFUSION_TASKS:
@@ -151,12 +140,12 @@ class InferenceService:
         return {kind: entries} if entries else {}
 
     def _entry(self, kind: str, checkpoint_id: str, name: str) -> dict:
-        return {"id": checkpoint_id, "model_name": name, "s3": self.store.uri(folder_of(kind, checkpoint_id)),
+        return {"id": checkpoint_id, "model_name": name, "s3": self.store.uri(checkpoint_folder(kind, checkpoint_id)),
                 "type": kind}
 
     def _store_job(self, requester: Principal, body: CreateInference, endpoint: Endpoint, used: dict) -> InferenceJob:
         job_id = str(uuid.uuid4())
-        key = param_key(body.task_type, job_id)
+        key = job_param(body.task_type, job_id)
         params = {
             "input_body_s3": self.store.uri(key),
             "sagemaker_inference_endpoint_id": endpoint.id,
@@ -184,7 +173,7 @@ class InferenceService:
                                                            "eta_seconds": None}
         job.complete_time = job.image_names = job.inference_info_name = job.sagemaker_raw = None
         if job.inference_type != "Real-time":
-            job.params = {**job.params, "output_path": self.store.uri(f"sagemaker_output/{uuid.uuid4()}.out")}
+            job.params = {**job.params, "output_path": self.store.uri(async_output(str(uuid.uuid4())))}
         job.lease_owner, job.lease_expires = self.replica, time.time() + self.settings.job_lease_s
         self._seal_payload(job)
         spec = job_spec(job)
@@ -198,9 +187,9 @@ class InferenceService:
 
     def _seal_payload(self, job: InferenceJob) -> None:
         """Move the uploaded payload where no signed URL reaches: a write after the start changes nothing."""
-        uploaded = param_key(job.task_type, job.id)
+        uploaded = job_param(job.task_type, job.id)
         if job.payload_string is None and self.store.stat(uploaded) is not None:
-            self.store.move(uploaded, started_param_key(job.task_type, job.id))
+            self.store.move(uploaded, started_job_param(job.task_type, job.id))
 
     def _wait(self, job_id: str) -> tuple[int, dict, str | None]:
         if not self.waiter.wait(job_id, self.settings.realtime_timeout_s):
@@ -235,9 +224,9 @@ class InferenceService:
     def delete(self, ids: list[str], access: Access) -> None:
         """Unknown (and hidden) ids are skipped, as ESD skips them; all are checked before anything goes."""
         for job in access.deletable(self.jobs_repo.get(job_id) for job_id in dict.fromkeys(ids)):
-            self.store.delete(param_key(job.task_type, job.id))
-            self.store.delete(started_param_key(job.task_type, job.id))
-            self.store.delete_prefix(f"out/{job.id}/")  # decisions.md: results go with the job
+            self.store.delete(job_param(job.task_type, job.id))
+            self.store.delete(started_job_param(job.task_type, job.id))
+            self.store.delete_prefix(job_results(job.id))  # decisions.md: results go with the job
             self.jobs_repo.delete(job)
 
     # --- views ------------------------------------------------------------------------------
@@ -258,9 +247,9 @@ class InferenceService:
         """`GET /inferences/{id}`: stored fields, signed result URLs, and progress while running."""
         ttl = self.settings.signed_url_ttl_s
         data = {k: v for k, v in self.fields(job).items() if v is not None}
-        data["img_presigned_urls"] = [self.store.signed_url(result_key(job.id, n), "GET", ttl)
+        data["img_presigned_urls"] = [self.store.signed_url(job_result(job.id, n), "GET", ttl)
                                       for n in job.image_names or []]
-        data["output_presigned_urls"] = [self.store.signed_url(result_key(job.id, f"{job.id}_param.json"), "GET", ttl)]
+        data["output_presigned_urls"] = [self.store.signed_url(job_result_info(job.id), "GET", ttl)]
         if job.queued and job.progress:
             data["progress"] = {k: job.progress.get(k) for k in ("phase", "step", "total_steps", "eta_seconds")}
         return data

@@ -12,10 +12,11 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from openesd.checkpoints.repository import CheckpointRepository, NameTaken
-from openesd.checkpoints.service import already_exists, folder_of
+from openesd.checkpoints.service import already_exists
 from openesd.errors import BadRequest
 from openesd.metadata.models import Checkpoint
 from openesd.storage.base import ObjectStore
+from openesd.storage.layout import checkpoint_file
 
 MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 _MAGIC = (257, b"ustar")  # POSIX/GNU tar headers carry it at this offset
@@ -30,10 +31,10 @@ def is_tar(store: ObjectStore, key: str) -> bool:
 
 def unpack_checkpoint(store: ObjectStore, repository: CheckpointRepository, checkpoint: Checkpoint) -> None:
     """Every file of the record that is a tar archive is replaced by its contents; the names follow."""
-    folder = folder_of(checkpoint.checkpoint_type, checkpoint.id)
+    kind = checkpoint.checkpoint_type
     names, hashes = [], dict(checkpoint.hashes)
     for name in checkpoint.names:
-        key = f"{folder}/{name}"
+        key = checkpoint_file(kind, checkpoint.id, name)
         if store.stat(key) is None or not is_tar(store, key):
             names.append(name)
             continue
@@ -42,7 +43,7 @@ def unpack_checkpoint(store: ObjectStore, repository: CheckpointRepository, chec
             taken_out = _take_out(archive, name, Path(work))
             _reserve(repository, checkpoint, [n for n in taken_out if n not in checkpoint.names])
             for member_name, (path, sha256) in taken_out.items():
-                store.put_file(f"{folder}/{member_name}", path)
+                store.put_file(checkpoint_file(kind, checkpoint.id, member_name), path)
                 hashes[member_name] = sha256
         if name not in taken_out:
             store.delete(key)

@@ -30,6 +30,7 @@ from openesd.legacy.identity import Requesters, RequestersDep
 from openesd.legacy.responses import LegacyError, lambda_error
 from openesd.metadata.models import LegacyModel
 from openesd.storage.base import ObjectStore
+from openesd.storage.layout import legacy_model_output
 
 MODEL_TYPE = "Stable-diffusion"  # a dreambooth base model is an SD checkpoint
 
@@ -83,7 +84,7 @@ class LegacyModels:
         model_id = str(uuid.uuid4())
         self.models.add(LegacyModel(
             id=model_id, name=name, checkpoint_id=base.id, model_type=kind, job_status="Initial",
-            output_s3_location=self.store.uri(f"{kind}/model/{name}/{model_id}/output"), params=params,
+            output_s3_location=self.store.uri(legacy_model_output(kind, name, model_id)), params=params,
             created=time.time(), allowed_roles_or_users=[requester.username],
         ))
         job = {"id": model_id, "status": "Initial", "s3_base": self.checkpoints.location(base), "model_type": kind,

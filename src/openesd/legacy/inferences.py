@@ -12,11 +12,12 @@ from openesd.auth.principal import Principal
 from openesd.endpoints.repository import EndpointRepository
 from openesd.errors import BadRequest, Forbidden, GatewayTimeout, OpenESDError, Unauthorized
 from openesd.inferences.schemas import DIFFUSION_TASKS, CreateInference
-from openesd.inferences.service import TASK_TYPES, InferenceService, param_key
+from openesd.inferences.service import TASK_TYPES, InferenceService
 from openesd.legacy.identity import Requesters
 from openesd.legacy.payloads import one_call_payload
 from openesd.legacy.responses import LegacyError, lambda_error
 from openesd.storage.base import ObjectStore
+from openesd.storage.layout import job_param
 
 ONE_CALL_KEYS = ("task_type", "sagemaker_endpoint_name", "models")
 PAGE = 1000
@@ -89,7 +90,7 @@ class LegacyInferences:
             message = failed.message if isinstance(failed.message, str) else " ".join(failed.message)
             raise _one_call_error(deployed, 500, message) from None
         job_id, access = prepared["id"], self.requesters.access(requester)
-        self.store.put_bytes(param_key(body["task_type"], job_id), json.dumps(one_call_payload(body)).encode())
+        self.store.put_bytes(job_param(body["task_type"], job_id), json.dumps(one_call_payload(body)).encode())
         try:
             inference = self.run(job_id, access)["inference"]
         except LegacyError as failed:

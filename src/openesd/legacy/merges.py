@@ -14,11 +14,12 @@ from fastapi import Depends
 from openesd.api.deps import SessionDep, StoreDep
 from openesd.auth.access import Access
 from openesd.checkpoints.repository import CheckpointRepository, NameTaken
-from openesd.checkpoints.service import already_exists, esd_now, folder_of
+from openesd.checkpoints.service import already_exists, esd_now
 from openesd.legacy.identity import Requesters, RequestersDep, holds
 from openesd.legacy.responses import fastapi_error
 from openesd.metadata.models import Checkpoint
 from openesd.storage.base import ObjectStore
+from openesd.storage.layout import checkpoint_file
 
 INTERPOLATIONS = ("No interpolation", "Weighted sum", "Add difference")
 FORMATS = ("safetensors", "ckpt")
@@ -69,7 +70,7 @@ class LegacyMerges:
         checkpoint = self._reserve(requester, output_name, {**options, **{f"{r}_model_name": n for r, n in used.items()}})
         metadata = {"sd_merge_recipe": _recipe(options, used)} if options["save_metadata"] else {}
         job = MergeJob(
-            checkpoint_id=checkpoint.id, output_key=f"{folder_of(MODEL, checkpoint.id)}/{output_name}",
+            checkpoint_id=checkpoint.id, output_key=checkpoint_file(MODEL, checkpoint.id, output_name),
             primary_key=keys["primary"], secondary_key=keys.get("secondary"), tertiary_key=keys.get("tertiary"),
             vae_key=vae_key, interp_method=options["interp_method"], multiplier=options["multiplier"],
             save_as_half=options["save_as_half"], discard_weights=options["discard_weights"], metadata=metadata,
@@ -86,7 +87,7 @@ class LegacyMerges:
         checkpoint = self.checkpoints.active_by_name(kind, name)
         if checkpoint is None or not access.can_see(checkpoint):
             raise fastapi_error(f"checkpoint with name {name}, type {kind} is not found", 400)
-        return f"{folder_of(kind, checkpoint.id)}/{name}"
+        return checkpoint_file(kind, checkpoint.id, name)
 
     def _reserve(self, requester, name: str, merge: dict) -> Checkpoint:
         if "/" in name or "\\" in name or name.startswith("."):

@@ -19,9 +19,9 @@ from fastapi import Depends
 from openesd.api.deps import SessionDep, StoreDep
 from openesd.auth.access import Access
 from openesd.checkpoints.repository import CheckpointRepository, NameTaken
-from openesd.checkpoints.service import already_exists, check_file_name, folder_of
+from openesd.checkpoints.service import already_exists, check_file_name
 from openesd.datasets.repository import DatasetRepository
-from openesd.datasets.service import dataset_folder, visible
+from openesd.datasets.service import visible
 from openesd.errors import Forbidden, OpenESDError
 from openesd.execution.base import TrainingSpec
 from openesd.legacy.datasets import creating_requester, list_requester
@@ -30,10 +30,13 @@ from openesd.legacy.identity import Requesters, RequestersDep
 from openesd.legacy.responses import lambda_error
 from openesd.metadata.models import Checkpoint, Training
 from openesd.storage.base import ObjectStore
+from openesd.storage.layout import (
+    checkpoint_file, dataset_folder, legacy_training_concept, legacy_training_dataset, training_input,
+)
 from openesd.trainings.repository import TrainingRepository
 from openesd.trainings.routes import Trainings
 from openesd.trainings.schemas import CreateTraining
-from openesd.trainings.service import TrainingService, output_checkpoint, training_folder
+from openesd.trainings.service import TrainingService, output_checkpoint
 
 UPLOAD_URL_TTL_S = 7 * 24 * 3600  # ESD: training input upload URLs live 7 days
 # The server template's values for the keys that map (§10.1); the rest of the 100 keys do not.
@@ -88,7 +91,7 @@ class LegacyTrainings:
             allowed_roles_or_users=[requester.username],
         ))
         job = {"id": training_id, "status": "Initial", "trainType": train_type, "params": stored,
-               "input_location": self.store.uri(f"{training_folder(training_id)}/input")}
+               "input_location": self.store.uri(training_input(training_id))}
         return {"statusCode": 200, "job": job, "s3PresignUrl": self._input_urls(training_id, body.get("filenames"))}
 
     def _reserve_output(self, training_id: str, now: float, output: str, requester) -> None:
@@ -103,7 +106,7 @@ class LegacyTrainings:
             return None
         if not isinstance(filenames, list) or not all(isinstance(f, str) for f in filenames):
             raise lambda_error(500, "error", "filenames must be a list of file names")
-        folder = f"{training_folder(training_id)}/input"
+        folder = training_input(training_id)
         try:
             names = [check_file_name(f) for f in filenames]
         except OpenESDError as error:
@@ -167,7 +170,7 @@ class LegacyTrainings:
     def _fm_type(self, base: Checkpoint) -> str:
         """`sd_xl` when the base file's safetensors header holds SDXL's second text encoder."""
         try:
-            with self.store.open(f"{folder_of(base.checkpoint_type, base.id)}/{base.names[0]}") as stream:
+            with self.store.open(checkpoint_file(base.checkpoint_type, base.id, base.names[0])) as stream:
                 (length,) = struct.unpack("<Q", stream.read(8))
                 header = json.loads(stream.read(length)) if length < 100 * 1024 * 1024 else {}
         except (OSError, ValueError, struct.error):
@@ -191,14 +194,14 @@ class LegacyTrainings:
         if dataset is None or dataset.prefix:
             return root
         concept = re.sub(r"[^A-Za-z0-9_-]+", "_", prompt).strip("_") or name
-        folder = f"{training_folder(training_id)}/input/dataset/1_{concept}"
+        folder = legacy_training_concept(training_id, concept)
         keys = {item.key for item in self.datasets.items(name)}
         for key in sorted(keys):
             path = PurePosixPath(key)
             self.store.put_bytes(f"{folder}/{path.name}", self.store.get_bytes(key))
             if prompt and path.suffix.lower() in IMAGE_SUFFIXES and str(path.with_suffix(".txt")) not in keys:
                 self.store.put_bytes(f"{folder}/{path.stem}.txt", prompt.encode())
-        return f"{training_folder(training_id)}/input/dataset/"
+        return legacy_training_dataset(training_id)
 
     # --- GET /trains --------------------------------------------------------------------------
     def list(self, types: list[str], statuses: list[str]) -> dict:
@@ -217,7 +220,7 @@ class LegacyTrainings:
     def _job(self, training: Training) -> dict:
         return {"id": training.id, "status": legacy_status(training.job_status), "created": float(training.created),
                 "trainType": _train_type(training), "params": training.params,
-                "input_location": self.store.uri(f"{training_folder(training.id)}/input")}
+                "input_location": self.store.uri(training_input(training.id))}
 
 
 def _item(training: Training) -> dict:

@@ -18,7 +18,6 @@ from openesd.auth.access import Access
 from openesd.auth.principal import Principal
 from openesd.auth.service import authorize
 from openesd.checkpoints.repository import CheckpointRepository
-from openesd.checkpoints.service import folder_of
 from openesd.datasets.repository import DatasetRepository
 from openesd.errors import NotFound, OpenESDError, Unauthorized
 from openesd.inferences.repository import InferenceRepository
@@ -26,11 +25,9 @@ from openesd.legacy.responses import fastapi_error, unauthorized
 from openesd.metadata.models import Checkpoint, Dataset, InferenceJob
 from openesd.settings import Settings
 from openesd.storage.base import ObjectStore
+from openesd.storage.layout import CHECKPOINT_FILE, DATASET_FILE, JOB_PARAM, checkpoint_file
 
 WEBUI_CONFIG = "config/aigc.json"
-_JOB = re.compile(r"(?P<task>[^/]+)/infer_v2/(?P<id>[^/]+)/api_param\.json")
-_CHECKPOINT = re.compile(r"(?P<type>[^/]+)/checkpoint/custom/(?P<id>[^/]+)/(?P<name>[^/]+)")
-_DATASET = re.compile(r"dataset/(?P<name>[^/]+)/.+")
 
 
 def store_bucket(store: ObjectStore) -> str:
@@ -84,9 +81,9 @@ class Uploads:
 
     def _kinds(self):
         """(key pattern, finder, the 1.5.0 permissions of the operation that hands out such upload URLs)."""
-        return ((_JOB, self._job, ["inference:all", "inference:create"]),
-                (_CHECKPOINT, self._checkpoint, ["checkpoint:all", "checkpoint:create"]),
-                (_DATASET, self._dataset, ["train:all"]))
+        return ((JOB_PARAM, self._job, ["inference:all", "inference:create"]),
+                (CHECKPOINT_FILE, self._checkpoint, ["checkpoint:all", "checkpoint:create"]),
+                (DATASET_FILE, self._dataset, ["train:all"]))
 
     def _job(self, key: str, match: re.Match) -> InferenceJob | None:
         job = InferenceRepository(self.session).get(match["id"])
@@ -95,7 +92,7 @@ class Uploads:
     def _checkpoint(self, key: str, match: re.Match) -> Checkpoint | None:
         checkpoint = CheckpointRepository(self.session).get(match["id"])
         if checkpoint is None or match["name"] not in checkpoint.names \
-                or key != f"{folder_of(checkpoint.checkpoint_type, checkpoint.id)}/{match['name']}":
+                or key != checkpoint_file(checkpoint.checkpoint_type, checkpoint.id, match["name"]):
             return None
         return checkpoint
 

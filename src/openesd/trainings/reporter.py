@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from openesd.checkpoints.repository import CheckpointRepository, NameTaken
-from openesd.checkpoints.service import folder_of
 from openesd.metadata.models import Checkpoint, Training
 from openesd.storage.base import ObjectStore
+from openesd.storage.layout import checkpoint_folder
 from openesd.trainings.repository import TrainingRepository
 from openesd.trainings.schemas import TERMINAL
 
@@ -65,7 +65,7 @@ class TrainingReporter:
                 return
             checkpoint = CheckpointRepository(session).get_for_update(training.checkpoint_id)
             if checkpoint is None:  # deleted while training: drop the copies made for it
-                self._store.delete_prefix(folder_of("Lora", training.checkpoint_id) + "/")
+                self._store.delete_prefix(checkpoint_folder("Lora", training.checkpoint_id) + "/")
             else:
                 _activate(session, checkpoint, files, result.get("hashes") or {})
             self._end(training, "Completed")

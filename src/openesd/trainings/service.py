@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 from openesd.auth.access import Access
 from openesd.auth.principal import Principal
 from openesd.checkpoints.repository import CheckpointRepository, NameTaken
-from openesd.checkpoints.service import already_exists, check_file_name, esd_now, folder_of
+from openesd.checkpoints.service import already_exists, check_file_name, esd_now
 from openesd.datasets.repository import DatasetRepository
-from openesd.datasets.service import dataset_folder, visible
+from openesd.datasets.service import visible
 from openesd.endpoints import paging
 from openesd.endpoints.repository import EndpointRepository
 from openesd.endpoints.service import EndpointService
@@ -24,13 +24,12 @@ from openesd.execution.base import TrainingSpec
 from openesd.metadata.models import Checkpoint, Training
 from openesd.settings import Settings
 from openesd.storage.base import ObjectStore
+from openesd.storage.layout import (
+    checkpoint_file, checkpoint_folder, dataset_folder, training_folder, training_input, training_output,
+)
 from openesd.trainings import kohya
 from openesd.trainings.repository import TrainingRepository
 from openesd.trainings.schemas import DEFAULT_INSTANCE_TYPE, FM_TYPES, TERMINAL, CreateTraining
-
-
-def training_folder(training_id: str) -> str:
-    return f"kohya/train/{training_id}"
 
 
 def quota_message(instance_type: str, quota: int, used: int) -> str:
@@ -94,7 +93,7 @@ class TrainingService:
 
     @staticmethod
     def _model_key(checkpoint: Checkpoint) -> str:
-        return f"{folder_of(checkpoint.checkpoint_type, checkpoint.id)}/{checkpoint.names[0]}"
+        return checkpoint_file(checkpoint.checkpoint_type, checkpoint.id, checkpoint.names[0])
 
     def _dataset(self, reference: str, access: Access) -> str:
         # An s3_data_path is `…/dataset/<name>[/<prefix>]`: the name follows `dataset/`.
@@ -118,8 +117,7 @@ class TrainingService:
                model: Checkpoint, dataset: str, output: str,
                training_id: str | None = None) -> tuple[dict, TrainingSpec]:
         training_id, now = training_id or str(uuid.uuid4()), time.time()
-        folder = training_folder(training_id)
-        toml_key = f"{folder}/input/{kohya.TOML_NAMES[fm_type]}"
+        toml_key = f"{training_input(training_id)}/{kohya.TOML_NAMES[fm_type]}"
         checkpoint = output_checkpoint(training_id, now, output, requester)
         try:
             self.checkpoints.add(checkpoint)
@@ -143,17 +141,16 @@ class TrainingService:
         spec = TrainingSpec(
             id=training_id, instance_type=request.instance_type, model_type=fm_type,
             model={"id": model.id, "model_name": model.names[0], "key": self._model_key(model)},
-            dataset_prefix=dataset_folder(dataset) + "/", config=tables, output_prefix=f"{folder}/output",
-            checkpoint_folder=folder_of("Lora", training_id),
+            dataset_prefix=dataset_folder(dataset) + "/", config=tables, output_prefix=training_output(training_id),
+            checkpoint_folder=checkpoint_folder("Lora", training_id),
         )
         view = {"id": training_id, "status": training.job_status, "created": str(now), "params": params,
                 **self._locations(training_id)}
         return view, spec
 
     def _locations(self, training_id: str) -> dict:
-        folder = training_folder(training_id)
-        return {"input_location": self.store.uri(f"{folder}/input"),
-                "output_location": self.store.uri(f"{folder}/output")}
+        return {"input_location": self.store.uri(training_input(training_id)),
+                "output_location": self.store.uri(training_output(training_id))}
 
     # --- read -------------------------------------------------------------------------------
     def get(self, training_id: str, access: Access) -> dict:
