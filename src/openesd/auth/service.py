@@ -12,10 +12,8 @@ from sqlalchemy.orm import Session
 
 from openesd.auth.permissions import PermissionSet
 from openesd.auth.principal import Principal
+from openesd.auth.repository import IdentityRepository
 from openesd.errors import BadRequest, Forbidden, Unauthorized
-from openesd.roles.repository import RoleRepository
-from openesd.tokens.repository import TokenRepository
-from openesd.users.repository import UserRepository
 
 TOKEN_PREFIX = "oesd_"
 # A token's `last_used` moves in steps of a minute: a write on every request made each authenticated read
@@ -29,9 +27,7 @@ def hash_token(token: str) -> str:
 
 class AuthService:
     def __init__(self, session: Session, mode: str):
-        self.users = UserRepository(session)
-        self.roles = RoleRepository(session)
-        self.tokens = TokenRepository(session)
+        self.identities = IdentityRepository(session)
         self.mode = mode
 
     def identify(self, headers: Mapping[str, str]) -> Principal:
@@ -48,7 +44,7 @@ class AuthService:
         return self.principal_for(name)
 
     def principal_for(self, username: str, via_token: bool = False) -> Principal:
-        user = self.users.get(username)
+        user = self.identities.user(username)
         if user is None:
             return Principal(username=username, exists=False, via_token=via_token)
         return Principal(
@@ -61,11 +57,11 @@ class AuthService:
 
     def permissions_of(self, role_names: Iterable[str]) -> PermissionSet:
         names = list(role_names)
-        roles = self.roles.list(names) if names else []
+        roles = self.identities.roles(names) if names else []
         return PermissionSet(p for role in roles for p in role.permissions)
 
     def _from_token(self, token: str) -> Principal:
-        record = self.tokens.by_hash(hash_token(token))
+        record = self.identities.token(hash_token(token))
         now = datetime.now(UTC)
         if record is None or (record.expires_at and _aware(record.expires_at) <= now):
             raise Unauthorized()

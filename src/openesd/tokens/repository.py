@@ -19,9 +19,6 @@ class TokenRepository:
         self.session.flush()
         return token
 
-    def by_hash(self, token_hash: str) -> PersonalToken | None:
-        return self.session.scalar(select(PersonalToken).where(PersonalToken.token_hash == token_hash))
-
     def list_for(self, username: str) -> Sequence[PersonalToken]:
         query = select(PersonalToken).where(PersonalToken.username == username)
         return self.session.scalars(query.order_by(PersonalToken.created_at.desc())).all()
