@@ -15,13 +15,13 @@ from openesd.auth.access import Access
 from openesd.auth.principal import Principal
 from openesd.auth.service import authorize
 from openesd.endpoints import paging
+from openesd.endpoints.quota import InstanceQuota, reserved
 from openesd.endpoints.repository import EndpointRepository
 from openesd.endpoints.schemas import SUPPORTED_TYPES, CreateEndpoint
 from openesd.errors import BadRequest
 from openesd.execution.base import EndpointSpec
 from openesd.metadata.models import Endpoint
 from openesd.settings import Settings
-from openesd.trainings.repository import TrainingRepository
 from openesd.users.repository import UserRepository
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*")
@@ -54,7 +54,7 @@ def existing_model(endpoint_type: str, suffix: str) -> BadRequest:
 class EndpointService:
     def __init__(self, session: Session, settings: Settings, capacity: dict[str, int]):
         self.endpoints = EndpointRepository(session)
-        self.trainings = TrainingRepository(session)
+        self.quota = InstanceQuota(session, settings, capacity)
         self.users = UserRepository(session)
         self.settings = settings
         self.capacity = capacity
@@ -139,19 +139,10 @@ class EndpointService:
 
     def _check_quota(self, body: CreateEndpoint, maximum: int) -> None:
         instance_type = body.instance_type
-        quotas = {**self.capacity, **self.settings.instance_quotas}
-        quota = quotas.get(instance_type, 0)
-        used = len(self.trainings.running(instance_type)) + sum(
-            self.reserved(e.autoscaling, e.initial_instance_count, e.max_instance_number)
-            for e in self.endpoints.of_instance_type(instance_type))
-        delta = self.reserved(body.autoscaling_enabled, int(body.initial_instance_count), maximum)
+        quota, used = self.quota.limit(instance_type), self.quota.used(instance_type)
+        delta = reserved(body.autoscaling_enabled, int(body.initial_instance_count), maximum)
         if used + delta > quota:
             raise BadRequest(quota_message(instance_type, quota, used, delta))
-
-    @staticmethod
-    def reserved(autoscaling: bool, initial: int, maximum: int) -> int:
-        """Instances an endpoint may run at most: what counts against the quota."""
-        return max(initial, maximum) if autoscaling else initial
 
     # --- list / delete ----------------------------------------------------------------------
     def list(self, requester: Principal, username: str | None, job_id: str | None, limit: int,

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from openesd.api.validation import array, obj, string
+from openesd.endpoints.quota import RUNNING_TRAININGS
 
 FM_TYPES = ("sd_1_5", "sd_xl")
-RUNNING = ("Initial", "Training", "Starting", "Downloading", "Uploading", "Pending")
+RUNNING = RUNNING_TRAININGS  # they count against the instance quota, so endpoints/quota.py defines them
 TERMINAL = ("Completed", "Failed", "Fail", "Stopped")
 DEFAULT_INSTANCE_TYPE = "ml.g4dn.2xlarge"  # ESD's default when training_instance_type is empty
 

@@ -17,8 +17,7 @@ from openesd.checkpoints.service import already_exists, check_file_name, esd_now
 from openesd.datasets.repository import DatasetRepository
 from openesd.datasets.service import visible
 from openesd.endpoints import paging
-from openesd.endpoints.repository import EndpointRepository
-from openesd.endpoints.service import EndpointService
+from openesd.endpoints.quota import InstanceQuota
 from openesd.errors import BadRequest, NotFound
 from openesd.execution.base import TrainingSpec
 from openesd.metadata.models import Checkpoint, Training
@@ -57,7 +56,7 @@ class TrainingService:
         self.trainings = TrainingRepository(session)
         self.checkpoints = CheckpointRepository(session)
         self.datasets = DatasetRepository(session)
-        self.endpoints = EndpointRepository(session)
+        self.quota = InstanceQuota(session, settings, capacity)
         self.store, self.settings, self.capacity = store, settings, capacity
 
     # --- create -----------------------------------------------------------------------------
@@ -106,10 +105,7 @@ class TrainingService:
         return name
 
     def _check_quota(self, instance_type: str) -> None:
-        quota = {**self.capacity, **self.settings.instance_quotas}.get(instance_type, 0)
-        used = len(self.trainings.running(instance_type)) + sum(
-            EndpointService.reserved(e.autoscaling, e.initial_instance_count, e.max_instance_number)
-            for e in self.endpoints.of_instance_type(instance_type))
+        quota, used = self.quota.limit(instance_type), self.quota.used(instance_type)
         if used + 1 > quota:
             raise BadRequest(quota_message(instance_type, quota, used))
 
