@@ -57,7 +57,7 @@ class JobWaiter:
 
 
 class EngineReporter:
-    """Implements `EndpointEvents` and `JobEvents` of `openesd.execution.events`."""
+    """Implements `openesd.execution.base.EngineEvents`."""
 
     def __init__(self, make_session: sessionmaker[Session], store: ObjectStore, waiter: JobWaiter,
                  metrics: Metrics | None = None):
@@ -68,15 +68,6 @@ class EngineReporter:
         self._last_progress: dict[str, float] = {}
 
     # -- endpoints ---------------------------------------------------------------------------------
-    def on_endpoint(self, event: EndpointEvent) -> None:
-        match event:
-            case EndpointReady():
-                self.endpoint_ready(event.endpoint_id)
-            case EndpointFailed():
-                self.endpoint_failed(event.endpoint_id, event.error)
-            case InstancesChanged():
-                self.instances_changed(event.endpoint_id, event.count)
-
     def endpoint_ready(self, endpoint_id: str) -> None:
         self._update_endpoint(endpoint_id, endpoint_status="InService", end_time=str(datetime.now()), error=None)
 
