@@ -19,6 +19,7 @@ from openesd.endpoints import paging
 from openesd.endpoints.repository import EndpointRepository
 from openesd.errors import BadRequest, GatewayTimeout, NotFound
 from openesd.execution.base import Engine, JobSpec
+from openesd.inferences.errors import ModelsNotFound, NoEndpointAvailable
 from openesd.inferences.reporter import JobWaiter
 from openesd.inferences.repository import InferenceRepository
 from openesd.inferences.schemas import DIFFUSION_TASKS, EXTRAS_MODEL_TYPES, EXTRAS_TASKS, CreateInference
@@ -108,7 +109,8 @@ class InferenceService:
         candidates = [e for e in self.endpoints.schedulable(body.inference_type)
                       if mine & set(e.owner_group_or_role)]
         if not candidates:
-            raise BadRequest(f'no available {body.inference_type} endpoints for user "{requester.username}"')
+            raise NoEndpointAvailable(
+                f'no available {body.inference_type} endpoints for user "{requester.username}"')
         return random.choice(candidates)
 
     def _resolve_models(self, body: CreateInference, access: Access) -> dict[str, list[dict]]:
@@ -127,7 +129,7 @@ class InferenceService:
                     continue
                 used.setdefault(kind, []).append(self._entry(kind, checkpoint.id, name))
         if missing:
-            raise BadRequest(" ".join(missing))
+            raise ModelsNotFound(missing)
         return used
 
     def _extras_models(self, body: CreateInference, access: Access) -> dict[str, list[dict]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from typing import Any
 
@@ -11,6 +10,7 @@ from openesd.auth.access import Access
 from openesd.auth.principal import Principal
 from openesd.endpoints.repository import EndpointRepository
 from openesd.errors import BadRequest, Forbidden, GatewayTimeout, OpenESDError, Unauthorized
+from openesd.inferences.errors import ModelsNotFound, NoEndpointAvailable
 from openesd.inferences.schemas import DIFFUSION_TASKS, CreateInference
 from openesd.inferences.service import TASK_TYPES, InferenceService
 from openesd.legacy.identity import Requesters
@@ -67,7 +67,7 @@ class LegacyInferences:
             try:
                 return self.inferences.create(event, lambda: requester)[1]["inference"], requester
             except OpenESDError as error:
-                if not (error.message.startswith("no available") and kind != kinds[-1]):
+                if not (error.code == NoEndpointAvailable.code and kind != kinds[-1]):
                     raise _prepare_failure(error, requester) from None
         raise AssertionError("unreachable: the last endpoint type re-raises")
 
@@ -170,9 +170,9 @@ def job_view(fields: dict) -> dict:
 def _prepare_failure(error: OpenESDError, requester: Principal) -> PrepareFailed:
     if isinstance(error, Unauthorized):
         return PrepareFailed(500, f'user: "{requester.username}" not exist')
-    if error.message.startswith("checkpoint with name "):
-        return PrepareFailed(400, [m.strip() for m in re.split(r"(?=checkpoint with name )", error.message) if m])
-    if error.message.startswith("no available"):
+    if isinstance(error, ModelsNotFound):
+        return PrepareFailed(400, error.missing)
+    if error.code == NoEndpointAvailable.code:
         return PrepareFailed(500, f'no available Endpoints for user "{requester.username}"')
     if isinstance(error, Forbidden | BadRequest):
         return PrepareFailed(400 if isinstance(error, Forbidden) else 500, error.message)
