@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import Depends
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openesd.api.deps import SessionDep, StoreDep
@@ -28,32 +26,12 @@ from openesd.legacy.checkpoints import MAX_PARTS
 from openesd.legacy.datasets import creating_requester, list_requester
 from openesd.legacy.identity import Requesters, RequestersDep
 from openesd.legacy.responses import LegacyError, lambda_error
+from openesd.legacy.repository import LegacyModelRepository
 from openesd.metadata.models import LegacyModel
 from openesd.storage.base import ObjectStore
 from openesd.storage.layout import legacy_model_output
 
 MODEL_TYPE = "Stable-diffusion"  # a dreambooth base model is an SD checkpoint
-
-
-class LegacyModelRepository:
-    def __init__(self, session: Session):
-        self.session = session
-
-    def get(self, model_id: str) -> LegacyModel | None:
-        return self.session.get(LegacyModel, model_id)
-
-    def add(self, model: LegacyModel) -> LegacyModel:
-        self.session.add(model)
-        self.session.flush()
-        return model
-
-    def newest_first(self, types: list[str], statuses: list[str]) -> Sequence[LegacyModel]:
-        query = select(LegacyModel).order_by(LegacyModel.created.desc(), LegacyModel.id.desc())
-        if types:
-            query = query.where(LegacyModel.model_type.in_(types))
-        if statuses:
-            query = query.where(LegacyModel.job_status.in_(statuses))
-        return self.session.scalars(query).all()
 
 
 class LegacyModels:
