@@ -1,7 +1,8 @@
 """The package import graph of `src/openesd`: cycles between packages and imports that run up the layers.
 
 Usage: `python scripts/import_graph.py [--verbose]` (no install needed; it reads the source with `ast`).
-Exit status 1 when a package cycle exists or more than `MAX_UPWARD` imports run from a lower layer up.
+Exit status 1 when a package cycle or a module cycle exists, or more than `MAX_UPWARD` imports run from a
+lower layer up.
 
 How it counts:
 - A node is a package directly under `openesd` (`openesd.auth`) or a top-level module (`openesd.errors`).
@@ -9,7 +10,8 @@ How it counts:
   imports are resolved. Imports under `if TYPE_CHECKING:` are listed apart and count for nothing.
 - An import counts once per (importing module, imported module) pair.
 - A cycle is a strongly connected component of two or more packages; each is printed with the imports
-  that close it.
+  that close it. Circles between modules (inside one package too, e.g. two modules that import each
+  other from inside functions) are reported as knots of modules.
 - An import is upward when the imported package sits in a higher layer than the importer (`LAYERS`).
   Packages in the same layer may import each other (cycles among them are still reported).
 """
@@ -113,6 +115,19 @@ def _resolve(node: ast.ImportFrom, module: str, is_package: bool) -> str:
 def _exists(module: str) -> bool:
     relative = Path(*module.split(".")[1:])
     return (ROOT / relative).with_suffix(".py").exists() or (ROOT / relative / "__init__.py").exists()
+
+
+def module_edges() -> dict[tuple[str, str], list[str]]:
+    """Module edges (TYPE_CHECKING ones left out), for circles inside a package (`hires` <-> `txt2img`)."""
+    edges: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for path in sorted(ROOT.rglob("*.py")):
+        if "migrations" in path.parts:
+            continue
+        module = module_name(path)
+        for target, line, under_typing in imports_of(path, module):
+            if not under_typing and target != module:
+                edges[(module, target)].append(f"{module}:{line} -> {target}")
+    return edges
 
 
 def build() -> tuple[dict[tuple[str, str], list[str]], list[str]]:
@@ -230,13 +245,22 @@ def main() -> int:
                 print(f"    {line}")
             if len(shown) < len(evidence):
                 print(f"    ... and {len(evidence) - len(shown)} more {source} -> {target}")
+    modules = module_edges()
+    module_knots = cycles(modules)
+    print(f"cycles between modules: {len(module_knots)} knot(s)")
+    for knot in module_knots:
+        print(f"  knot: {', '.join(knot)}")
+        for (source, target), evidence in sorted(modules.items()):
+            if source in knot and target in knot:
+                for line in evidence:
+                    print(f"    {line}")
     print(f"upward imports (layer order in LAYERS, at most {MAX_UPWARD}): {len(up)}")
     for line in up:
         print(f"  {line}")
     print(f"TYPE_CHECKING imports (not counted): {len(typing_only)}")
     for line in typing_only:
         print(f"  {line}")
-    return 1 if components or len(up) > MAX_UPWARD else 0
+    return 1 if components or module_knots or len(up) > MAX_UPWARD else 0
 
 
 if __name__ == "__main__":
