@@ -37,7 +37,7 @@ def build_checkpoint(sdxl: bool, folder: Path, half: bool) -> tuple[dict, Path]:
     """Random full-size components, and the same weights as an A1111 `.safetensors` file."""
     import torch
 
-    from openesd.generation.export import pipeline_to_ldm
+    from openesd.modeltools.export import pipeline_to_ldm
     from safetensors.torch import save_file
     from tests.support import tiny_models as tm
 
@@ -138,7 +138,7 @@ def _quiet() -> None:
 def main() -> None:
     import torch
 
-    from openesd.generation.device import resolve
+    from openesd.generation.models.device import resolve
 
     args = parse_args()
     _quiet()

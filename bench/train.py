@@ -76,7 +76,7 @@ def _peak(cuda: bool) -> float:
 def run_ours(checkpoint: Path, dataset: Path, args: dict, batch: int) -> dict:
     import torch
 
-    from openesd.training import TrainingConfig, TrainingJob, train
+    from openesd.trainer import TrainingConfig, TrainingJob, train
 
     _quiet()
     cuda = torch.cuda.is_available()
@@ -91,7 +91,7 @@ def run_ours(checkpoint: Path, dataset: Path, args: dict, batch: int) -> dict:
     def progress(p):
         marks.append((p.step, time.perf_counter()))
 
-    import openesd.training.trainer as trainer
+    import openesd.trainer.loop as trainer
 
     trainer.PROGRESS_EVERY = 10**9  # reports only at step 1 and at the end: no extra host syncs
     with tempfile.TemporaryDirectory() as out:
@@ -108,7 +108,7 @@ def run_reference(checkpoint: Path, dataset: Path, args: dict, batch: int) -> di
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict  # noqa: F401  (what a real loop saves with)
 
-    from openesd.generation.loading import load_checkpoint
+    from openesd.generation.models.loading import load_checkpoint
 
     _quiet()
     cuda = torch.cuda.is_available()

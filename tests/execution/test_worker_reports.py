@@ -6,7 +6,7 @@ import json
 from types import SimpleNamespace
 
 from openesd.execution import _worker
-from openesd.generation.cache import ModelCache
+from openesd.generation.models.cache import ModelCache
 from tests.support.generation_jobs import txt2img_payload
 
 

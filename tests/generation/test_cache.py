@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from openesd.generation import GenerationRequest, Generator
-from openesd.generation.cache import ModelCache
+from openesd.generation.models.cache import ModelCache
 from tests.support.generation_jobs import run, txt2img_payload
 
 

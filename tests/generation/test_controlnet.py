@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from openesd.generation import controlnet as cn
-from openesd.generation.controlnet import prepare_units
+from openesd.generation.adapters import controlnet as cn
+from openesd.generation.adapters.controlnet import prepare_units
 from openesd.generation.errors import GenerationError, ModelError, PayloadError
 from tests.support import tiny_adapters as ta
 from tests.support import tiny_models as tm
@@ -179,7 +179,7 @@ def test_controlnet_is_loaded_once(models, monkeypatch):
      ("sdxl", "a1111", "cn.safetensors"), ("sdxl", "diffusers", "cn.safetensors")],
 )
 def test_loaded_weights_match_the_file_in_every_layout(tmp_path, family, layout, name):
-    from openesd.generation._controlnet_loading import load_controlnet
+    from openesd.generation.adapters._controlnet_loading import load_controlnet
 
     path = ta.write_tiny_controlnet(tmp_path / name, family=family, layout=layout)
     loaded = load_controlnet(path, torch.float32).state_dict()
@@ -202,7 +202,7 @@ def test_sdxl_controlnet_changes_the_sdxl_image(tmp_path):
 
 
 def test_a_file_that_is_no_controlnet_is_refused(tmp_path):
-    from openesd.generation._controlnet_loading import load_controlnet
+    from openesd.generation.adapters._controlnet_loading import load_controlnet
 
     path = ta._save_safetensors(tmp_path / "lora.safetensors", ta.kohya_lora_state_dict())
     with pytest.raises(ModelError, match="'lora.safetensors' has no ControlNet weights"):
@@ -220,7 +220,7 @@ def test_full_size_configs_are_detected_from_shapes_of_both_key_layouts(family):
     from accelerate import init_empty_weights
     from diffusers import ControlNetModel
 
-    from openesd.generation._controlnet_loading import _ldm_shapes, controlnet_config, diffusers_controlnet_config
+    from openesd.generation.adapters._controlnet_loading import _ldm_shapes, controlnet_config, diffusers_controlnet_config
 
     config = {"block_out_channels": (320, 640, 1280, 1280), "cross_attention_dim": 768, "attention_head_dim": 8}
     if family == "sdxl":
@@ -245,7 +245,7 @@ def test_full_size_configs_are_detected_from_shapes_of_both_key_layouts(family):
 
 
 def test_mask_whitens_what_it_leaves_out_and_old_guessmode_is_understood(models):
-    from openesd.generation._control_images import unit_image
+    from openesd.generation.adapters._control_images import unit_image
 
     image = Image.new("RGB", (8, 8), (10, 20, 30))
     mask = Image.new("L", (8, 8), 0)

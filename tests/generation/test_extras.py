@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from openesd.generation.errors import GenerationError
-from openesd.generation.extras import run_extras
+from openesd.generation.tasks.extras import run_extras
 from tests.support.tiny_extras import sample_image, to_base64, write_tiny_esrgan
 
 # The extras payload ESD's samples send (esd-api.md §14.4), with a bare base64 JPEG.

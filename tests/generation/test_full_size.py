@@ -17,7 +17,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def full_sd15(tmp_path_factory):
-    from openesd.generation.export import pipeline_to_ldm
+    from openesd.modeltools.export import pipeline_to_ldm
     from safetensors.torch import save_file
     from tests.support import tiny_models as tm
 
@@ -29,7 +29,7 @@ def full_sd15(tmp_path_factory):
 
 def test_full_size_sd15_detects_the_real_config_and_generates(full_sd15):
     from openesd.generation import Generator
-    from openesd.generation import loading
+    from openesd.generation.models import loading
 
     arch = loading.detect_architecture(loading.read_state_dict(full_sd15), full_sd15)
     unet = arch.configs["unet"]

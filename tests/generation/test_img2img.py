@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from openesd.generation import GenerationError
-from openesd.generation.img2img import resize_image
+from openesd.generation.tasks.img2img import resize_image
 from tests.support.generation_jobs import b64png, info, png, run, txt2img_payload
 
 

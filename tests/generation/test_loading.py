@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from openesd.generation import GenerationError
-from openesd.generation import loading
-from openesd.generation._tokenizer import clip_vocab_and_merges
+from openesd.generation.models import loading
+from openesd.generation.models._tokenizer import clip_vocab_and_merges
 from tests.support import tiny_models as tm
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from openesd.generation import lora as lora_module
+from openesd.generation.adapters import lora as lora_module
 from openesd.generation.errors import ModelError
-from openesd.generation.lora import apply_loras
-from openesd.generation.prompts import encode_prompts
+from openesd.generation.adapters.lora import apply_loras
+from openesd.generation.prompts.encoding import encode_prompts
 from tests.support import tiny_adapters as ta
 from tests.support import tiny_models as tm
 

@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from openesd.generation import GenerationError, parse_payload
-from openesd.generation.payload import read_settings
-from openesd.generation.scripts import apply_scripts
+from openesd.generation.payload.settings import read_settings
+from openesd.generation.payload.scripts import apply_scripts
 
 
 def test_infinity_parses_to_the_largest_float():

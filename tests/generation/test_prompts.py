@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from openesd.generation.errors import PayloadError
-from openesd.generation.prompts import encode_prompts, extract_loras, parse_attention
+from openesd.generation.prompts.encoding import encode_prompts, extract_loras, parse_attention
 from tests.support import tiny_models as tm
 
 torch = pytest.importorskip("torch")
@@ -160,7 +160,7 @@ def test_sdxl_long_prompt_keeps_the_first_chunks_pooled_output(sdxl):
 
 
 def test_weighting_restores_each_chunks_mean():
-    from openesd.generation.prompts import _apply_weights
+    from openesd.generation.prompts.encoding import _apply_weights
 
     states = torch.rand(2, 77, 8) + 0.5
     weights = torch.ones(2, 77)
@@ -181,7 +181,7 @@ def tokenizer():
 
 
 def _chunks(tokenizer, prompt, embeddings=None):
-    from openesd.generation._prompt_chunks import Vocabulary, make_chunks
+    from openesd.generation.prompts._chunks import Vocabulary, make_chunks
 
     return make_chunks(parse_attention(prompt), Vocabulary(tokenizer, embeddings or {}))
 

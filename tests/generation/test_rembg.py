@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from openesd.generation.errors import GenerationError
-from openesd.generation.rembg import run_rembg
+from openesd.generation.tasks.rembg import run_rembg
 from tests.support.tiny_extras import sample_image, to_base64, write_tiny_u2net_onnx
 
 WIDTH, HEIGHT = 96, 64
@@ -116,7 +116,7 @@ def test_bad_bodies_fail_naming_the_value(models, changes, message):
 
 
 def test_sessions_are_made_once_per_model_file(models, monkeypatch):
-    from openesd.generation import rembg as module
+    from openesd.generation.tasks import rembg as module
 
     made = []
     real_new_session = module._new_session

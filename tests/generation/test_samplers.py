@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from openesd.generation import GenerationError
-from openesd.generation.samplers import NO_EQUIVALENT, resolve, sampler_names, split_name
+from openesd.generation.tasks.samplers import NO_EQUIVALENT, resolve, sampler_names, split_name
 from tests.support.generation_jobs import png, run, txt2img_payload
 
 WEBUI_NAMES = [

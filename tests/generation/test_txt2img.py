@@ -157,7 +157,7 @@ def test_a_half_precision_model_stays_in_half_precision_across_jobs(sd15_models,
     import torch
 
     from openesd.generation import Generator
-    from openesd.generation.device import DeviceSpec
+    from openesd.generation.models.device import DeviceSpec
 
     generator = Generator(device="cpu")
     generator.device = DeviceSpec("cpu", torch.bfloat16, torch.bfloat16)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from openesd.generation.errors import GenerationError
-from openesd.generation.upscalers import Upscalers, upscale, upscale_to, upscaler_names
+from openesd.generation.tasks.upscalers import Upscalers, upscale, upscale_to, upscaler_names
 from tests.support.tiny_extras import sample_image, write_tiny_esrgan
 
 
@@ -129,7 +129,7 @@ def test_bad_factor_fails():
 
 
 def test_a_model_is_loaded_once_and_again_when_its_file_changes(tmp_path, monkeypatch):
-    from openesd.generation import upscalers as module
+    from openesd.generation.tasks import upscalers as module
 
     loads = []
     real_load = module._load_model

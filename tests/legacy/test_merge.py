@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 from safetensors.torch import load, load_file, save, save_file  # noqa: E402
 
 from openesd.generation.errors import ModelError  # noqa: E402
-from openesd.generation.merge import MergeOptions, merge_checkpoints  # noqa: E402
+from openesd.modeltools.merge import MergeOptions, merge_checkpoints  # noqa: E402
 
 
 def tensors(seed: int) -> dict:

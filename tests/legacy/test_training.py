@@ -189,7 +189,7 @@ def test_post_then_put_train_runs_a_lora_training_on_the_same_id(legacy, tmp_pat
 
 def assert_trainer_reads(files: dict[str, bytes], folder, caption: str) -> None:
     """The trainer's own dataset reader accepts the laid-out folder, every image with the prompt as caption."""
-    from openesd.training.dataset import scan
+    from openesd.trainer.dataset import scan
 
     for name, data in files.items():
         (folder / "dataset" / name).parent.mkdir(parents=True, exist_ok=True)

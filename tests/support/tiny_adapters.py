@@ -104,7 +104,7 @@ def kohya_lora_state_dict(components: dict[str, Any] | None = None, seed: int = 
 
 def kohya_sdxl_lora_state_dict(components: dict[str, Any] | None = None, seed: int = 8, scale: float = 0.5) -> dict[str, Any]:
     """Kohya's SDXL layout: UNet modules by their sgm/LDM names (`lora_unet_input_blocks_4_1_...`), two text encoders."""
-    from openesd.generation.export import _map_unet_module, _unet_key_map
+    from openesd.modeltools.export import _map_unet_module, _unet_key_map
 
     components = components or tm.tiny_sdxl_components()
     torch = _seeded(seed)
@@ -157,7 +157,7 @@ def tiny_controlnet(seed: int = 11, family: str = "sd15") -> Any:
 
 def controlnet_to_ldm(net: Any) -> dict[str, Any]:
     """diffusers ControlNetModel state dict -> A1111 `control_model.*` keys (the inverse of diffusers' conversion)."""
-    from openesd.generation.export import _map_unet_module, _unet_key_map
+    from openesd.modeltools.export import _map_unet_module, _unet_key_map
 
     config = dict(net.config)
     config["up_block_types"] = ["UpBlock2D"] * len(config["block_out_channels"])  # no up half; names unused

@@ -142,9 +142,9 @@ def tiny_tokenizer(pad_token: str = "<|endoftext|>") -> Any:
 
     from transformers import CLIPTokenizer
 
-    from openesd.generation._tokenizer import write_tokenizer
+    from openesd.generation.models._tokenizer import write_tokenizer
 
-    config = json.loads((Path(__file__).parents[2] / "src/openesd/generation/_configs/families.json").read_text())
+    config = json.loads((Path(__file__).parents[2] / "src/openesd/generation/models/_configs/families.json").read_text())
     folder = Path(tempfile.mkdtemp(prefix="openesd-tok-"))
     write_tokenizer(folder, dict(config["tokenizer"], pad_token=pad_token))
     return CLIPTokenizer.from_pretrained(folder)
@@ -183,7 +183,7 @@ def tiny_sd2_components() -> dict[str, Any]:
 
 def write_tiny_sd2_checkpoint(path: Path) -> Path:
     """SD 2.x A1111 single file: cond_stage_model.model.* (OpenCLIP layout, 24 resblocks)."""
-    from openesd.generation.export import save_single_file
+    from openesd.modeltools.export import save_single_file
 
     return save_single_file(tiny_sd2_components(), Path(path), openclip_text=True)
 
@@ -205,28 +205,28 @@ def tiny_sdxl_refiner_components() -> dict[str, Any]:
 
 def write_tiny_sd15_checkpoint(path: Path) -> Path:
     """SD 1.x A1111 single file: model.diffusion_model.*, first_stage_model.*, cond_stage_model.transformer.text_model.*"""
-    from openesd.generation.export import save_single_file
+    from openesd.modeltools.export import save_single_file
 
     return save_single_file(tiny_sd15_components(), Path(path))
 
 
 def write_tiny_sd15_inpaint_checkpoint(path: Path) -> Path:
     """SD 1.x inpainting single file: the UNet takes 9 channels (latents + mask + masked image)."""
-    from openesd.generation.export import save_single_file
+    from openesd.modeltools.export import save_single_file
 
     return save_single_file(tiny_sd15_components(in_channels=9), Path(path))
 
 
 def write_tiny_sdxl_checkpoint(path: Path) -> Path:
     """SDXL base A1111 single file: conditioner.embedders.0.transformer.* and embedders.1.model.* (OpenCLIP)."""
-    from openesd.generation.export import save_single_file
+    from openesd.modeltools.export import save_single_file
 
     return save_single_file(tiny_sdxl_components(), Path(path))
 
 
 def write_tiny_sdxl_refiner_checkpoint(path: Path) -> Path:
     """SDXL refiner A1111 single file: only conditioner.embedders.0.model.* (OpenCLIP-bigG layout)."""
-    from openesd.generation.export import save_single_file
+    from openesd.modeltools.export import save_single_file
 
     return save_single_file(tiny_sdxl_refiner_components(), Path(path))
 
@@ -236,7 +236,7 @@ def write_tiny_vae(path: Path, seed: int = 1) -> Path:
     import torch
     from safetensors.torch import save_file
 
-    from openesd.generation.export import vae_to_ldm
+    from openesd.modeltools.export import vae_to_ldm
 
     vae = tiny_vae()
     torch.manual_seed(seed)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from openesd.training import TrainingConfig, TrainingError
-from openesd.training import _optim
+from openesd.trainer import TrainingConfig, TrainingError
+from openesd.trainer import _optim
 
 # esd-api.md §10.4, the sd_1_5 template's [training] table.
 TEMPLATE = {"training": {

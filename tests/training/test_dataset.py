@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from openesd.training import TrainingError
-from openesd.training import dataset as ds
+from openesd.trainer import TrainingError
+from openesd.trainer import dataset as ds
 from tests.training.conftest import make_dataset, write_image
 
 

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from openesd.training._image_header import NotAnImage, read_header
+from openesd.trainer._image_header import NotAnImage, read_header
 
 SAVE_OPTIONS = {"PNG": {}, "JPEG": {"quality": 80}, "WEBP": {"lossless": True}, "BMP": {}, "GIF": {}}
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from openesd.training import TrainingConfig, TrainingError, TrainingJob, TrainingProgress, train
+from openesd.trainer import TrainingConfig, TrainingError, TrainingJob, TrainingProgress, train
 
 SETTINGS = {"network_dim": 4, "network_alpha": 2, "resolution": 32, "train_batch_size": 2, "max_train_epochs": 2,
             "save_every_n_epochs": 1, "output_name": "sks_cat", "seed": 7, "learning_rate": 2e-2,
@@ -74,7 +74,7 @@ def test_the_lora_loads_in_diffusers_and_changes_the_image(trained, sd15_checkpo
     import numpy as np
     import torch
 
-    from openesd.generation.loading import load_checkpoint
+    from openesd.generation.models.loading import load_checkpoint
 
     pipe = load_checkpoint(sd15_checkpoint, "cpu", torch.float32).pipe
 

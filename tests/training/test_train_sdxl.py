@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from openesd.training import TrainingConfig, TrainingJob, train
+from openesd.trainer import TrainingConfig, TrainingJob, train
 from tests.training.conftest import make_dataset
 
 SETTINGS = {"network_dim": 4, "network_alpha": 4, "resolution": "32,32", "enable_bucket": True,
@@ -19,7 +19,7 @@ def test_sdxl_training_writes_te1_te2_and_unet_keys_that_diffusers_loads(sdxl_ch
     import torch
     from safetensors import safe_open
 
-    from openesd.generation.loading import load_checkpoint
+    from openesd.generation.models.loading import load_checkpoint
 
     dataset = make_dataset(tmp_path / "data", {"1_dog": [("wide", (48, 32), "sks dog, grass"),
                                                          ("tall", (32, 48), "sks dog, beach")]})

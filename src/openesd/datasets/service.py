@@ -108,8 +108,8 @@ class DatasetService:
         Images without a caption file are not a problem (kohya captions them with the concept name, as
         ESD's client expects); they come back as notes. Only headers are read: no Pillow on the API.
         """
-        from openesd.training.dataset import scan
-        from openesd.training.errors import TrainingError
+        from openesd.trainer.dataset import scan
+        from openesd.trainer.errors import TrainingError
 
         extension = dataset.params.get("caption_extension") or DEFAULT_CAPTION_EXTENSION
         missing = [item.params.get("original_file_name", item.name) for item in items if self.store.stat(item.key) is None]

@@ -190,7 +190,7 @@ def main(conn: Any, stop: Any, settings_values: dict, spec: dict, device: str) -
 def _run(conn: Any, stop: Any, settings_values: dict, spec: dict, device: str) -> dict | None:
     from openesd.settings import Settings
     from openesd.storage import open_store
-    from openesd.training import TrainingConfig, TrainingJob, train
+    from openesd.trainer import TrainingConfig, TrainingJob, train
 
     settings = Settings(**settings_values)
     store = open_store(settings.resolved_object_store_url, settings)

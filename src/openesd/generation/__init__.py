@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from openesd.generation.errors import GenerationError
-from openesd.generation.payload import parse_payload
+from openesd.generation.generator import GenerationRequest, Generator, ProgressCallback
+from openesd.generation.payload.settings import parse_payload
 from openesd.generation.types import GenerationResult, ModelFiles
-from openesd.generation.worker import GenerationRequest, Generator, ProgressCallback
 
 __all__ = [
     "GenerationError",

@@ -54,7 +54,7 @@ def select_vae(models: ModelFiles, wanted: str | None, checkpoint: Path) -> Path
 
 def resolve_loras(prompt: str, models: ModelFiles) -> tuple[str, list[tuple[Path, float]]]:
     """The prompt without `<lora:name:w>` tags, and the LoRA files it names (by file stem)."""
-    from openesd.generation.prompts import extract_loras
+    from openesd.generation.prompts.encoding import extract_loras
 
     text, wanted = extract_loras(prompt)
     paths = [Path(p) for p in models.get("Lora", [])]
@@ -121,14 +121,14 @@ def set_vae_tiling(pipe: Any, enabled: bool) -> None:
 
 def apply_loras(pipe: Any, loras: list[tuple[Path, float]]) -> None:
     """Activate exactly these LoRAs (none: all off); the checkpoint itself is never reloaded."""
-    from openesd.generation import lora
+    from openesd.generation.adapters import lora
 
     lora.apply_loras(pipe, loras)
 
 
 def encode(model: PreparedModel, pipe: Any, prompt: str, negative: str, clip_skip: int) -> dict[str, Any]:
     """Prompt embeddings (A1111 emphasis, embeddings, clip skip) as pipeline call kwargs."""
-    from openesd.generation.prompts import encode_prompts, extract_loras
+    from openesd.generation.prompts.encoding import encode_prompts, extract_loras
 
     # `<lora:...>` tags were applied to the model already; they are not text to encode.
     prompt, negative = extract_loras(prompt)[0], extract_loras(negative)[0]

@@ -27,7 +27,7 @@ log = logging.getLogger("openesd.legacy.merge")
 
 def merge_files(job: dict, inputs: dict[str, str | None], output: str) -> None:
     """In the child: the merge itself, from local paths."""
-    from openesd.generation.merge import MergeOptions, merge_checkpoints
+    from openesd.modeltools.merge import MergeOptions, merge_checkpoints
 
     options = MergeOptions(job["interp_method"], job["multiplier"], job["save_as_half"], job["discard_weights"],
                            job["metadata"])

@@ -242,7 +242,7 @@ def _missing(training_id: str) -> NotFound:
 
 
 def _config(tables: dict) -> Any:
-    from openesd.training.config import TrainingConfig
+    from openesd.trainer.config import TrainingConfig
 
     return TrainingConfig.from_kohya(tables)
 

@@ -19,9 +19,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from openesd.generation import _detect
-from openesd.generation._tokenizer import write_tokenizer
 from openesd.generation.errors import ModelError
+from openesd.generation.models import _detect
+from openesd.generation.models._tokenizer import write_tokenizer
 
 CONFIGS = Path(__file__).parent / "_configs" / "families.json"
 SAFE_SUFFIXES = (".safetensors",)

@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from openesd.generation import samplers, seeds
 from openesd.generation.errors import UnsupportedFeature
 from openesd.generation.images import encode_png
-from openesd.generation.infotext import InfoBuilder, model_name, short_hash
 from openesd.generation.job import PreparedModel, Progress, derive, encode
-from openesd.generation.payload import GenerationSettings
-from openesd.generation.scripts import ScriptOptions
+from openesd.generation.payload.scripts import ScriptOptions
+from openesd.generation.payload.settings import GenerationSettings
+from openesd.generation.tasks import seeds
+from openesd.generation.tasks.infotext import InfoBuilder, model_name, short_hash
+from openesd.generation.tasks.samplers import scheduler_for
 from openesd.generation.types import GenerationResult, ModelFiles
 
 
@@ -38,10 +39,6 @@ class Batch:
     embeds: dict[str, Any]
 
 
-def scheduler_for(model: PreparedModel, name: str, schedule: str | None) -> Any:
-    return samplers.build_scheduler(dict(model.pipe.scheduler.config), samplers.resolve(name, schedule))
-
-
 def batches(settings: GenerationSettings, seed: int, subseed: int, embeds: dict[str, Any]) -> list[Batch]:
     size = settings.batch_size
     return [
@@ -63,7 +60,7 @@ def initial_latents(model: PreparedModel, settings: GenerationSettings, batch: B
 
 def run_txt2img(model: PreparedModel, settings: GenerationSettings, scripts: ScriptOptions,
                 ctx: JobContext) -> GenerationResult:
-    from openesd.generation import hires
+    from openesd.generation.tasks import hires
 
     # 1. Check what this model can do with these settings before any step runs.
     if settings.refiner_checkpoint and settings.hires:
@@ -153,7 +150,7 @@ def prepare_controlnet(scripts: ScriptOptions, ctx: JobContext, width: int, heig
     """ControlNet models and call kwargs for the enabled units, or None (img2img units may use the init image)."""
     if not scripts.controlnet_units:
         return None
-    from openesd.generation import controlnet
+    from openesd.generation.adapters import controlnet
 
     return controlnet.prepare_units(scripts.controlnet_units, ctx.models, width, height, ctx.device, ctx.dtype,
                                     init_image=init_image)

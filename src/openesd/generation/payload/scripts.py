@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openesd.generation.errors import UnsupportedFeature
-from openesd.generation.payload import GenerationSettings, Reader
+from openesd.generation.payload.settings import GenerationSettings, Reader
 
 KNOWN = ("controlnet", "seed", "refiner", "tiled vae", "tiled diffusion", "extra options")
 SUPPORTED = ("controlnet", "seed", "refiner", "tiled vae", "extra options (empty)")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from openesd.training.config import TrainingConfig
+    from openesd.trainer.config import TrainingConfig
 
 MODEL_TYPES = ("sd_1_5", "sd_xl")
 

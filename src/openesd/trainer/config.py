@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from openesd.training.errors import TrainingError
+from openesd.trainer.errors import TrainingError
 
 OPTIMIZERS = ("AdamW", "AdamW8bit", "Lion", "Prodigy", "SGDNesterov", "Adafactor")
 SCHEDULERS = ("constant", "constant_with_warmup", "cosine", "linear", "polynomial", "cosine_with_restarts")

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from openesd.training.errors import TrainingError
+from openesd.trainer.errors import TrainingError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 _FOLDER = re.compile(r"^(\d+)_(.+)$")
@@ -95,7 +95,7 @@ def _scan_folder(folder: Path, extension: str, decode: bool, problems: list[str]
 
 
 def _header_size(path: Path, problems: list[str]) -> tuple[int, int] | None:
-    from openesd.training._image_header import NotAnImage, read_header
+    from openesd.trainer._image_header import NotAnImage, read_header
 
     try:
         header = read_header(path)

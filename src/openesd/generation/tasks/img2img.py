@@ -7,13 +7,14 @@ from typing import Any
 
 from PIL import Image, ImageFilter, ImageOps
 
-from openesd.generation import seeds
 from openesd.generation.images import decode_image
-from openesd.generation.infotext import InfoBuilder
 from openesd.generation.job import PreparedModel, derive, encode
-from openesd.generation.payload import GenerationSettings, InpaintSettings
-from openesd.generation.scripts import ScriptOptions
-from openesd.generation.txt2img import JobContext, batches, finish, prepare_controlnet, scheduler_for
+from openesd.generation.payload.scripts import ScriptOptions
+from openesd.generation.payload.settings import GenerationSettings, InpaintSettings
+from openesd.generation.tasks import seeds
+from openesd.generation.tasks.infotext import InfoBuilder
+from openesd.generation.tasks.samplers import scheduler_for
+from openesd.generation.tasks.txt2img import JobContext, batches, finish, prepare_controlnet
 from openesd.generation.types import GenerationResult
 
 RESIZE_MODES = ("Just resize", "Crop and resize", "Resize and fill", "Just resize (latent upscale)")

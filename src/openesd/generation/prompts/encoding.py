@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from openesd.generation._prompt_chunks import Chunk, Vocabulary, make_chunks
-from openesd.generation._prompt_parser import extract_loras, parse_attention
-from openesd.generation.embeddings import Embedding, load_embeddings
+from openesd.generation.adapters.embeddings import Embedding, load_embeddings
 from openesd.generation.errors import PayloadError
+from openesd.generation.prompts._chunks import Chunk, Vocabulary, make_chunks
+from openesd.generation.prompts._parser import extract_loras, parse_attention
 
 __all__ = ["PromptEmbeds", "encode_prompts", "extract_loras", "parse_attention"]
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from openesd.generation import seeds
 from openesd.generation.errors import PayloadError
 from openesd.generation.job import PreparedModel, derive, encode
-from openesd.generation.payload import GenerationSettings, HiresSettings
+from openesd.generation.payload.settings import GenerationSettings, HiresSettings
+from openesd.generation.tasks import seeds
+from openesd.generation.tasks.samplers import scheduler_for
 
 # A1111's latent upscale modes: name -> (torch interpolate mode, antialias).
 LATENT_MODES = {
@@ -51,8 +52,6 @@ def hires_params(settings: GenerationSettings) -> dict[str, Any]:
 
 def second_pass(model: PreparedModel, settings: GenerationSettings, latents: Any, batch: Any, ctx: Any) -> list[Any]:
     """First-pass latents -> final PIL images at the hires size."""
-    from openesd.generation.txt2img import scheduler_for
-
     hr = settings.hires
     tw, th = target_size(settings, hr)
     if hr.upscaler in LATENT_MODES:
@@ -81,7 +80,7 @@ def _upscale_latents(latents: Any, factor: int, width: int, height: int, mode: s
 
 
 def _upscale_images(images: list[Any], name: str, width: int, height: int, ctx: Any) -> list[Any]:
-    from openesd.generation import upscalers
+    from openesd.generation.tasks import upscalers
 
     return [upscalers.upscale_to(image, name, width, height, ctx.models, ctx.upscalers) for image in images]
 

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from openesd.generation import device as devices
 from openesd.generation import job as jobs
-from openesd.generation import samplers
-from openesd.generation.cache import ModelCache, default_budget
 from openesd.generation.errors import PayloadError, UnsupportedFeature
-from openesd.generation.payload import GenerationSettings, read_settings
-from openesd.generation.scripts import ScriptOptions, apply_scripts
+from openesd.generation.models import device as devices
+from openesd.generation.models.cache import ModelCache, default_budget
+from openesd.generation.payload.scripts import ScriptOptions, apply_scripts
+from openesd.generation.payload.settings import GenerationSettings, read_settings
+from openesd.generation.tasks import samplers
 from openesd.generation.types import GenerationResult, ModelFiles
 
 ProgressCallback = Callable[[int, int], None]
@@ -44,7 +44,7 @@ class Generator:
     @property
     def upscalers(self) -> Any:
         if self._upscalers is None:
-            from openesd.generation.upscalers import Upscalers
+            from openesd.generation.tasks.upscalers import Upscalers
 
             self._upscalers = Upscalers()
         return self._upscalers
@@ -58,11 +58,11 @@ class Generator:
             if request.task in DIFFUSION_TASKS:
                 return self._diffusion(request.task, request.payload, models, progress)
             if request.task in EXTRAS_TASKS:
-                from openesd.generation.extras import run_extras
+                from openesd.generation.tasks.extras import run_extras
 
                 return run_extras(request.task, request.payload, models, self.upscalers)
             if request.task == "rembg":
-                from openesd.generation.rembg import run_rembg
+                from openesd.generation.tasks.rembg import run_rembg
 
                 return run_rembg(request.payload, models)
         raise UnsupportedFeature(f"task {request.task!r} is not supported; valid tasks: {', '.join(TASKS)}")
@@ -71,8 +71,8 @@ class Generator:
 
     def _diffusion(self, task: str, payload: dict, models: ModelFiles,
                    progress: ProgressCallback | None) -> GenerationResult:
-        from openesd.generation.img2img import run_img2img
-        from openesd.generation.txt2img import JobContext, run_txt2img
+        from openesd.generation.tasks.img2img import run_img2img
+        from openesd.generation.tasks.txt2img import JobContext, run_txt2img
 
         # 1. Validate the whole payload before loading anything.
         settings = read_settings(payload, task)
@@ -101,16 +101,16 @@ class Generator:
         if settings.hires is not None:
             hr = settings.hires
             samplers.resolve(hr.sampler_name or settings.sampler_name, hr.scheduler or settings.scheduler)
-            from openesd.generation.hires import LATENT_MODES, target_size
+            from openesd.generation.tasks.hires import LATENT_MODES, target_size
 
             target_size(settings, hr)
             if hr.upscaler not in LATENT_MODES:
-                from openesd.generation.upscalers import resolve_upscaler
+                from openesd.generation.tasks.upscalers import resolve_upscaler
 
                 resolve_upscaler(hr.upscaler, models)
 
     def _load(self, path: Path) -> Any:
-        from openesd.generation.loading import load_checkpoint
+        from openesd.generation.models.loading import load_checkpoint
 
         d = self.device
         return self.cache.get("checkpoint", path, lambda: load_checkpoint(path, d.device, d.dtype, d.vae_dtype_sdxl))
@@ -120,7 +120,7 @@ class Generator:
         loaded = self._load(checkpoint)
         vae_path = jobs.select_vae(models, settings.override_settings.get("sd_vae"), checkpoint)
         loaded.pipe.vae = self._vae(vae_path, loaded.family) if vae_path else loaded.own_vae
-        if loras or importlib.util.find_spec("openesd.generation.lora") is not None:
+        if loras or importlib.util.find_spec("openesd.generation.adapters.lora") is not None:
             jobs.apply_loras(loaded.pipe, loras)  # [] switches off the previous job's LoRAs
         jobs.set_tiling(loaded.pipe, settings.tiling)
         jobs.set_vae_tiling(loaded.pipe, scripts.tiled_vae)
@@ -130,7 +130,7 @@ class Generator:
                                   embeddings=[Path(p) for p in models.get("embeddings", [])])
 
     def _vae(self, path: Path, family: str) -> Any:
-        from openesd.generation.loading import load_vae
+        from openesd.generation.models.loading import load_vae
 
         d = self.device
         dtype = d.vae_dtype_sdxl if family.startswith("sdxl") else d.dtype
@@ -146,8 +146,8 @@ class Generator:
 
     @staticmethod
     def _extra_params(settings: GenerationSettings, loras: list) -> dict[str, Any]:
-        from openesd.generation.hires import hires_params
-        from openesd.generation.infotext import short_hash
+        from openesd.generation.tasks.hires import hires_params
+        from openesd.generation.tasks.infotext import short_hash
 
         extra: dict[str, Any] = {}
         if loras:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from openesd.training.errors import TrainingError
+from openesd.trainer.errors import TrainingError
 
 # The modules diffusers' and kohya's LoRA scripts adapt: UNet attention projections, CLIP attention.
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -34,7 +34,7 @@ def load(path: Path, model_type: str) -> Parts:
     import torch
 
     from openesd.errors import OpenESDError
-    from openesd.generation.loading import load_checkpoint
+    from openesd.generation.models.loading import load_checkpoint
 
     if model_type not in _FAMILIES:
         raise TrainingError(f"model_type {model_type!r} is invalid; the valid values are sd_1_5 and sd_xl")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from openesd.generation.errors import ModelError
-from openesd.generation.loading import read_state_dict
+from openesd.generation.models.loading import read_state_dict
 
 MAX_ADAPTERS = 8
 _LYCORIS = {"hada_w1_a": "LoHa", "lokr_w1": "LoKr"}  # key fragments of LyCORIS types diffusers cannot load

@@ -11,8 +11,8 @@ from PIL import Image
 
 from openesd.generation.errors import GenerationError, PayloadError, UnsupportedFeature
 from openesd.generation.images import decode_image, encode_png
+from openesd.generation.tasks.upscalers import Upscalers, default_upscalers, resolve_upscaler
 from openesd.generation.types import GenerationResult, ModelFiles
-from openesd.generation.upscalers import Upscalers, default_upscalers, resolve_upscaler
 
 EXTRAS_TASKS = ("extra-single-image", "extra-batch-images")
 RESIZE_BY, RESIZE_TO = 0, 1

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from openesd.generation._prompt_parser import BREAK
 from openesd.generation.errors import ModelError
+from openesd.generation.prompts._parser import BREAK
 
 CHUNK = 75  # tokens of text per chunk; BOS and EOS make it 77
 COMMA_BACKTRACK = 20  # the WebUI's default `comma_padding_backtrack`

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from openesd.training import _models, dataset as ds
+from openesd.trainer import _models, dataset as ds
 
 
 @dataclass

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openesd.generation import _control_images as images
-from openesd.generation._controlnet_loading import load_controlnet
+from openesd.generation.adapters import _control_images as images
+from openesd.generation.adapters._controlnet_loading import load_controlnet
 from openesd.generation.errors import ModelError, PayloadError, UnsupportedFeature
 from openesd.generation.types import ModelFiles
 

@@ -7,9 +7,12 @@ Old combined names ("DPM++ 2M Karras") and the newer split (`sampler_name` "DPM+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openesd.generation.errors import UnsupportedFeature
+
+if TYPE_CHECKING:
+    from openesd.generation.job import PreparedModel
 
 
 @dataclass(frozen=True)
@@ -121,3 +124,8 @@ def build_scheduler(base_config: dict[str, Any], sampler: Sampler) -> Any:
     if sampler.scheduler in ("DDIMScheduler", "DDPMScheduler", "PNDMScheduler", "LCMScheduler"):
         config["clip_sample"] = False
     return cls.from_config({**config, **sampler.options})
+
+
+def scheduler_for(model: PreparedModel, name: str, schedule: str | None) -> Any:
+    """The scheduler a job asks for, built from the prepared model's own scheduler config."""
+    return build_scheduler(dict(model.pipe.scheduler.config), resolve(name, schedule))

@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from openesd.generation import _detect
 from openesd.generation.errors import ModelError
-from openesd.generation.loading import read_state_dict, shapes_of
+from openesd.generation.models import _detect
+from openesd.generation.models.loading import read_state_dict, shapes_of
 
 LDM_PREFIX = "control_model."
 _DIFFUSERS_MARK = "controlnet_cond_embedding.conv_in.weight"

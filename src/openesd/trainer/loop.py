@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from openesd.training import _batches, _models, _optim, dataset as ds, lora_format
-from openesd.training.errors import TrainingError
-from openesd.training.types import TrainingJob, TrainingProgress, TrainingResult
+from openesd.trainer import _batches, _models, _optim, dataset as ds, lora_format
+from openesd.trainer.errors import TrainingError
+from openesd.trainer.types import TrainingJob, TrainingProgress, TrainingResult
 
 PROGRESS_EVERY = 10  # optimizer steps between progress reports (plus the first, epoch ends, the last)
 

@@ -44,7 +44,7 @@ def _unet_namer(unet: Any, family: str) -> Any:
     if family != "sdxl":
         return lambda name: "lora_unet_" + name.replace(".", "_")
     # Reuse the generation package's diffusers->LDM UNet map (the one its single-file export uses).
-    from openesd.generation.export import _map_unet_module, _unet_key_map
+    from openesd.modeltools.export import _map_unet_module, _unet_key_map
 
     names = _unet_key_map(dict(unet.config))
     return lambda name: "lora_unet_" + _map_unet_module(name, names).replace(".", "_")

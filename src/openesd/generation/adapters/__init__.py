@@ -1,0 +1,1 @@
+"""What a job adds to a pipeline: LoRAs, textual-inversion embeddings, ControlNet units."""

@@ -1,0 +1,1 @@
+"""Checkpoints into diffusers pipelines: architecture detection, loading, the model cache, the device."""
