@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from openesd.metadata.models import Role
+from openesd.metadata.models import Role, User
 
 
 class RoleRepository:
@@ -32,6 +32,14 @@ class RoleRepository:
             role.creator, role.permissions = creator, permissions
         self.session.flush()
         return role
+
+    def remove_from_users(self, role_names: Iterable[str]) -> None:
+        """Drop the given role names from every user's role list (here, not in users/: users imports roles)."""
+        gone = set(role_names)
+        for user in self.session.scalars(select(User).order_by(User.username.desc())).all():
+            if gone & set(user.roles):
+                user.roles = [name for name in user.roles if name not in gone]
+        self.session.flush()
 
     def delete(self, names: Iterable[str]) -> None:
         self.session.execute(delete(Role).where(Role.name.in_(list(names))))

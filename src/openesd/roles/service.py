@@ -11,7 +11,6 @@ from openesd.errors import BadRequest
 from openesd.metadata.models import Role
 from openesd.roles.repository import RoleRepository
 from openesd.roles.schemas import UpsertRole
-from openesd.users.repository import UserRepository
 
 
 def role_view(role: Role) -> dict:
@@ -22,7 +21,6 @@ class RoleService:
     def __init__(self, session: Session, auth_mode: str = "compat"):
         self.auth_mode = auth_mode
         self.roles = RoleRepository(session)
-        self.users = UserRepository(session)
 
     def list(self, requester: Principal, role_name: str | None) -> dict:
         roles = self.roles.list([role_name] if role_name is not None else None)
@@ -67,5 +65,5 @@ class RoleService:
         unique = list(dict.fromkeys(names))
         if DEFAULT_ROLE in unique:
             raise BadRequest("cannot delete default role")
-        self.users.remove_role_everywhere(unique)
+        self.roles.remove_from_users(unique)
         self.roles.delete(unique)

@@ -11,13 +11,13 @@ from sqlalchemy.orm import Session
 
 from openesd.auth.passwords import Passwords
 from openesd.auth.principal import Principal
+from openesd.auth.repository import IdentityRepository
 from openesd.auth.service import TOKEN_PREFIX, AuthService, hash_token
 from openesd.errors import NotFound, Unauthorized
 from openesd.metadata.models import PersonalToken
 from openesd.tokens.repository import TokenRepository
 from openesd.tokens.schemas import CreateToken
 from openesd.tokens.throttle import LoginThrottle
-from openesd.users.repository import UserRepository
 
 
 def token_view(token: PersonalToken) -> dict:
@@ -35,7 +35,7 @@ class TokenService:
     def __init__(self, session: Session, auth: AuthService, passwords: Passwords, throttle: LoginThrottle | None):
         """`throttle` None: password logins are not rate-limited (compat mode)."""
         self.tokens = TokenRepository(session)
-        self.users = UserRepository(session)
+        self.identities = IdentityRepository(session)  # not `users`: users imports tokens (no cycle)
         self.auth = auth
         self.passwords = passwords
         self.throttle = throttle
@@ -69,7 +69,7 @@ class TokenService:
     def _login(self, body: CreateToken, address: str) -> Principal:
         if self.throttle is not None:
             self.throttle.check(body.username, address)
-        user = self.users.get(body.username)
+        user = self.identities.user(body.username)
         if body.password is None or not self.passwords.matches(user, body.password):
             if self.throttle is not None:
                 self.throttle.failed(body.username, address)

@@ -32,14 +32,6 @@ class UserRepository:
         self.session.flush()
         return user
 
-    def remove_role_everywhere(self, role_names: Iterable[str]) -> None:
-        """Drop the given role names from every user's role list."""
-        gone = set(role_names)
-        for user in self.list():
-            if gone & set(user.roles):
-                user.roles = [name for name in user.roles if name not in gone]
-        self.session.flush()
-
     def delete(self, usernames: Iterable[str]) -> None:
         self.session.execute(delete(User).where(User.username.in_(list(usernames))))
         self.session.flush()
