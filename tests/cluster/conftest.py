@@ -60,7 +60,7 @@ def engine(ray_address, tmp_path, tiny_checkpoint) -> Iterator[Callable[..., Eng
         settings = IsolatedSettings(data_dir=tmp_path / "data", **(FAST | overrides))
         open_store(settings.resolved_object_store_url, settings).put_bytes(MODEL_KEY, tiny_checkpoint)
         events = RecordingEvents()
-        engine = open_engine("ray", settings, events)
+        engine = open_engine("ray", settings, events.consumers)
         opened.append(engine)
         return EngineUnderTest(engine, events, _ray_killer(engine))
 

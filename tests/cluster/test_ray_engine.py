@@ -18,7 +18,7 @@ from tests.execution.test_jobs import (  # noqa: F401
     test_undeploy_fails_the_running_and_queued_jobs,
 )
 
-# Left to the local engine's run: a rejected payload (the same `_worker._serve` code answers it), the exit
+# Left to the local engine's run: a rejected payload (the same `_endpoint_process._serve` code answers it), the exit
 # code of a twice-killed worker (Ray reports the death, not the process's exit status) and scale-out on
 # backlog (it passes on Ray too, in about 30 s: kept out of CI for time).
 pytestmark = [pytest.mark.ray, pytest.mark.filterwarnings("ignore::DeprecationWarning")]

@@ -96,7 +96,7 @@ def test_a_stop_sent_to_another_api_replica_ends_the_training_actor(engine):
 
 
 def test_closing_the_engine_ends_its_training_actors_and_says_why(engine):
-    from openesd.execution.training import SHUTDOWN_MESSAGE
+    from openesd.execution.training_runner import SHUTDOWN_MESSAGE
 
     tested = engine()
     spec = training(tested, "t-shutdown", epochs=500)

@@ -1,5 +1,5 @@
-"""The engine contract suite's fixtures: every engine is driven through `Engine` alone and reports to a
-recording `EngineEvents`. Add an engine by adding its name to `ENGINES` and a way to kill a worker."""
+"""The engine contract suite's fixtures: every engine is driven through `Engine` alone and reports to
+recording `EngineConsumers`. Add an engine by adding its name to `ENGINES` and a way to kill a worker."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import pytest
 
 from openesd.execution import open_engine
+from openesd.execution import events as ev
 from openesd.execution.base import EndpointSpec, Engine, JobSpec
 from tests.conftest import IsolatedSettings
 from tests.support.generation_jobs import txt2img_payload
@@ -25,23 +26,34 @@ EVENT_WAIT_S = 120
 FAST = {"endpoint_idle_s": 1.0, "scale_out_backlog": 1.0, "job_deadline_s": 120.0, "worker_start_attempts": 2}
 
 
+# Each event recorded as (name, *its fields), the name in the reporters' words.
+EVENT_NAMES = {
+    ev.EndpointReady: "endpoint_ready", ev.EndpointFailed: "endpoint_failed", ev.InstancesChanged: "instances_changed",
+    ev.JobStarted: "job_started", ev.JobProgress: "job_progress", ev.JobSucceeded: "job_succeeded",
+    ev.JobFailed: "job_failed", ev.TrainingStatus: "training_status", ev.TrainingProgress: "training_progress",
+    ev.TrainingCompleted: "training_completed", ev.TrainingFailed: "training_failed",
+    ev.TrainingStopped: "training_stopped",
+}
+
+
 class RecordingEvents:
-    """`EngineEvents` that keeps every call in order, for tests to wait on and read."""
+    """The endpoint, job and training consumers in one, keeping every event in order, for tests to wait on
+    and read."""
 
     def __init__(self):
         self.calls: list[tuple] = []
         self._changed = threading.Condition()
 
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        if name.startswith("_"):
-            raise AttributeError(name)
+    @property
+    def consumers(self) -> ev.EngineConsumers:
+        return ev.EngineConsumers(endpoints=self, jobs=self, trainings=self)
 
-        def record(*args) -> None:
-            with self._changed:
-                self.calls.append((name, *args))
-                self._changed.notify_all()
+    def record(self, event) -> None:
+        with self._changed:
+            self.calls.append((EVENT_NAMES[type(event)], *(getattr(event, f.name) for f in fields(event))))
+            self._changed.notify_all()
 
-        return record
+    on_endpoint = on_job = on_training = record
 
     def of(self, name: str, subject: str | None = None) -> list[tuple]:
         """The calls of one kind, for one endpoint or job when `subject` is given (arguments only)."""
@@ -136,7 +148,7 @@ def engine(request, tmp_path, tiny_checkpoint) -> Iterator[Callable[..., EngineU
         settings = IsolatedSettings(data_dir=tmp_path / "data", **(FAST | overrides))
         open_store(settings.resolved_object_store_url, settings).put_bytes(MODEL_KEY, tiny_checkpoint)
         events = RecordingEvents()
-        backend = open_engine(request.param, settings, events)
+        backend = open_engine(request.param, settings, events.consumers)
         opened.append(backend)
         return EngineUnderTest(backend, events, KILLERS[request.param](backend))
 

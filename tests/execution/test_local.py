@@ -11,7 +11,7 @@ from tests.execution.conftest import RecordingEvents
 
 @pytest.mark.parametrize("gpus, expected", [(0, 8), (2, 2)])
 def test_local_capacity_follows_the_gpus(tmp_path, gpus, expected):
-    engine = LocalEngine(IsolatedSettings(data_dir=tmp_path), RecordingEvents(), gpus=gpus)
+    engine = LocalEngine(IsolatedSettings(data_dir=tmp_path), RecordingEvents().consumers, gpus=gpus)
     try:
         quotas = engine.capacity()
     finally:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from openesd.execution.events import TrainingProgress
 from tests.checkpoints.conftest import upload_file
 from tests.datasets.conftest import kohya_files, upload_dataset
 from tests.inferences.conftest import open_app
@@ -21,17 +22,15 @@ from tests.trainings.conftest import TINY, training_body, wait_training
 
 
 class ProgressRecorder:
-    """Wraps the engine's events to keep every progress report the server received."""
+    """Wraps the engine's training events to keep every progress report the server received."""
 
     def __init__(self, events):
         self.events, self.reports = events, []
 
-    def training_progress(self, training_id, progress):
-        self.reports.append(progress)
-        self.events.training_progress(training_id, progress)
-
-    def __getattr__(self, name):
-        return getattr(self.events, name)
+    def on_training(self, event):
+        if isinstance(event, TrainingProgress):
+            self.reports.append(event.progress)
+        self.events.on_training(event)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openesd.execution.base import EndpointSpec, JobSpec
+from openesd.execution.events import StopInstance
 
 _SPAWN = multiprocessing.get_context("spawn")
 # os.environ is process-wide: hold this while a child is spawned with its own CUDA_VISIBLE_DEVICES.
@@ -36,11 +37,11 @@ class Instance:
 
 def spawn_instance(settings_values: dict, gpu: int | None) -> Instance:
     """Start one worker process, pinned to `gpu` (or to the CPU when None)."""
-    from openesd.execution import _worker
+    from openesd.execution import _endpoint_process
 
     parent, child = _SPAWN.Pipe()
     device = "cuda" if gpu is not None else "cpu"
-    process = _SPAWN.Process(target=_worker.main, args=(child, settings_values, device),
+    process = _SPAWN.Process(target=_endpoint_process.main, args=(child, settings_values, device),
                              name="openesd-worker", daemon=True)
     start_pinned(process, gpu)
     child.close()
@@ -66,7 +67,7 @@ def stop_instance(instance: Instance) -> None:
     """Ask politely, then kill: a stopped endpoint must not keep a GPU busy."""
     instance.stopping = True
     try:
-        instance.conn.send(("stop",))
+        instance.conn.send(StopInstance())
     except (OSError, ValueError):
         pass
     instance.process.join(1.0)

@@ -1,7 +1,7 @@
-"""One endpoint instance as a Ray Serve replica: the local worker's job code behind a deployment handle.
+"""One endpoint instance as a Ray Serve replica: the local instance's job code behind a deployment handle.
 
-The replica loads a Generator once (like `_worker.main`) and runs each job with `_worker._serve`; what
-that function sends down its pipe is streamed back to the caller as the same plain tuples.
+The replica loads a Generator once (like `_endpoint_process.main`) and runs each job with
+`_endpoint_process._serve`; the JobEvents that function sends down its pipe are streamed back to the caller.
 """
 
 from __future__ import annotations
@@ -10,17 +10,21 @@ import os
 import queue
 import threading
 from collections.abc import Iterator
+from typing import Any
 
-_END = ("end",)
+from openesd.execution.base import JobSpec
+from openesd.execution.events import JobEvent, ReplicaOfJob
+
+_END = object()  # the job's last message was sent
 
 
 class _Pipe:
     """Stands in for the worker's pipe: messages go to a queue the streaming method yields from."""
 
     def __init__(self):
-        self.messages: queue.SimpleQueue[tuple] = queue.SimpleQueue()
+        self.messages: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
-    def send(self, message: tuple) -> None:
+    def send(self, message: object) -> None:
         self.messages.put(message)
 
 
@@ -37,21 +41,21 @@ class EndpointInstance:
         self._models_dir = settings.data_dir / "cache" / "models"
         self._generator = Generator(device=device)
 
-    def run(self, job: dict) -> Iterator[tuple]:
-        """("instance", pid), then `_worker`'s messages for the job: started, progress…, done | failed."""
+    def run(self, job: JobSpec) -> Iterator[ReplicaOfJob | JobEvent]:
+        """ReplicaOfJob, then the job's events: JobStarted, JobProgress…, JobSucceeded | JobFailed."""
         import ray
 
-        yield ("instance", os.getpid(), ray.get_runtime_context().get_actor_name())
+        yield ReplicaOfJob(os.getpid(), ray.get_runtime_context().get_actor_name())
         pipe = _Pipe()
         # Serve runs this generator in a thread of its own; the job runs in another so that every
         # progress message is yielded the moment it is sent.
-        threading.Thread(target=self._serve, args=(pipe, job), name=f"openesd-job-{job['id'][:8]}",
+        threading.Thread(target=self._serve, args=(pipe, job), name=f"openesd-job-{job.id[:8]}",
                          daemon=True).start()
-        while (message := pipe.messages.get()) != _END:
+        while (message := pipe.messages.get()) is not _END:
             yield message
 
-    def _serve(self, pipe: _Pipe, job: dict) -> None:
-        from openesd.execution._worker import _serve
+    def _serve(self, pipe: _Pipe, job: JobSpec) -> None:
+        from openesd.execution._endpoint_process import _serve
 
         try:
             _serve(pipe, job, self._generator, self._store, self._models_dir)

@@ -1,4 +1,4 @@
-"""Trainings on the Ray engine: each one a Ray actor running `training.main`, followed like a local one.
+"""Trainings on the Ray engine: each one a Ray actor running `training_runner.main`, followed like a local one.
 
 `RayTrainingRunner` keeps `TrainingRunner`'s bookkeeping (one reader per training, stop, a kill after
 the grace period, the events) and starts an actor where the local runner spawns a process: the actor's
@@ -10,15 +10,23 @@ from __future__ import annotations
 import collections
 import queue
 import threading
-from dataclasses import asdict
+from dataclasses import dataclass
 from typing import Any
 
 from openesd.execution.base import TrainingSpec
-from openesd.execution.training import CPU_TYPES, TrainingRunner, _Run, main
+from openesd.execution.events import TrainingEvent, TrainingEvents
+from openesd.execution.training_runner import CPU_TYPES, TrainingRunner, _Run, main
 
 NAMESPACE = "openesd"  # fixed, so that any API replica finds a training's actor by name
 POLL_S = 1.0
-_CLOSED = ("closed",)
+
+
+@dataclass(frozen=True)
+class _Closed:
+    """The trainer closed its end of the pipe: the last thing `poll` returns."""
+
+
+_CLOSED = _Closed()
 
 
 def actor_name(training_id: str) -> str:
@@ -31,7 +39,7 @@ class _Pipe:
     def __init__(self, messages: queue.SimpleQueue):
         self._messages = messages
 
-    def send(self, message: tuple) -> None:
+    def send(self, message: TrainingEvent) -> None:
         self._messages.put(message)
 
     def close(self) -> None:
@@ -39,17 +47,17 @@ class _Pipe:
 
 
 class TrainerActor:
-    """Ray actor class: one training (`training.main`) in a thread of its own, from creation on."""
+    """Ray actor class: one training (`training_runner.main`) in a thread of its own, from creation on."""
 
-    def __init__(self, settings_values: dict, spec: dict, device: str):
-        self._messages: queue.SimpleQueue[tuple] = queue.SimpleQueue()
+    def __init__(self, settings_values: dict, spec: TrainingSpec, device: str):
+        self._messages: queue.SimpleQueue[TrainingEvent | _Closed] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=main, name="openesd-trainer", daemon=True,
                                         args=(_Pipe(self._messages), self._stop, settings_values, spec, device))
         self._thread.start()
 
-    def poll(self, timeout: float) -> list[tuple]:
-        """What the trainer sent since the last poll (waiting up to `timeout` for it); `("closed",)` last."""
+    def poll(self, timeout: float) -> list[TrainingEvent | _Closed]:
+        """What the trainer sent since the last poll (waiting up to `timeout` for it); `_CLOSED` last."""
         try:
             messages = [self._messages.get(timeout=timeout)]
         except queue.Empty:
@@ -74,19 +82,19 @@ class _ActorWorker:
 
     def __init__(self, actor: Any):
         self._actor = actor
-        self._buffer: collections.deque[tuple] = collections.deque()
+        self._buffer: collections.deque[TrainingEvent | _Closed] = collections.deque()
         self._ended = threading.Event()
         self.death: str | None = None
 
     # the pipe
-    def recv(self) -> tuple:
+    def recv(self) -> TrainingEvent:
         """The trainer's next message; EOFError once it closed its end or the actor died."""
         while not self._buffer:
             if self._ended.is_set():
                 raise EOFError
             self._buffer.extend(self._call(self._actor.poll.remote(POLL_S)) or [])
         message = self._buffer.popleft()
-        if message == _CLOSED:
+        if isinstance(message, _Closed):
             self._end()
             raise EOFError
         return message
@@ -134,7 +142,7 @@ class _ActorWorker:
 class RayTrainingRunner(TrainingRunner):
     """Trainings as Ray actors: `num_gpus=1` for a GPU instance type when the cluster has GPUs, else one CPU."""
 
-    def __init__(self, settings_values: dict, events: Any):
+    def __init__(self, settings_values: dict, events: TrainingEvents):
         super().__init__(settings_values, events, gpus=0)
 
     def _start(self, spec: TrainingSpec) -> _Run:
@@ -145,7 +153,7 @@ class RayTrainingRunner(TrainingRunner):
         actor = ray.remote(TrainerActor).options(
             name=actor_name(spec.id), namespace=NAMESPACE, num_cpus=1, num_gpus=gpus, max_concurrency=4,
             max_restarts=0,
-        ).remote(self._values, asdict(spec), "cuda" if gpus else "cpu")
+        ).remote(self._values, spec, "cuda" if gpus else "cpu")
         worker = _ActorWorker(actor)
         return _Run(spec, worker, worker, worker, gpu=0 if gpus else None)
 

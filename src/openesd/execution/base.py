@@ -1,11 +1,14 @@
-"""What an execution backend offers the services (`Engine`) and how it reports back (`EngineEvents`)."""
+"""What an execution backend offers the services (`Engine`) and how it reports back (`EngineConsumers`)."""
 
 from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from openesd.execution.events import EndpointEvent, EngineConsumers, EngineEvent, JobEvent, TrainingEvent
 
 log = logging.getLogger("openesd.execution")
 
@@ -25,7 +28,7 @@ class EndpointSpec:
 
 @dataclass
 class JobSpec:
-    """One job as it crosses to a worker: plain values only (it is serialised to a dict)."""
+    """One job as it crosses to a worker: plain values only (it is pickled to the worker)."""
 
     id: str
     endpoint_id: str
@@ -51,64 +54,34 @@ class TrainingSpec:
     checkpoint_folder: str  # the output Lora checkpoint's folder; files are copied there too
 
 
-class EngineEvents(Protocol):
-    """The one way an engine changes what users see; implemented by a reporter that owns the tables."""
-
-    def endpoint_ready(self, endpoint_id: str) -> None:
-        """The first instance loaded its runtime and answered a health check."""
-
-    def endpoint_failed(self, endpoint_id: str, error: str) -> None:
-        """No instance could start; `error` says why."""
-
-    def instances_changed(self, endpoint_id: str, count: int) -> None:
-        """The number of live instances changed."""
-
-    def job_started(self, job_id: str, attempt: int) -> None:
-        """A worker began the job (attempt 0 first, 1 for the retry)."""
-
-    def job_progress(self, job_id: str, step: int, total: int) -> None:
-        """Sampling progress of a running job."""
-
-    def job_succeeded(self, job_id: str, result: dict) -> None:
-        """The worker's result: `images` (PNG bytes), `parameters`, `info`, `html_info`."""
-
-    def job_failed(self, job_id: str, message: str) -> None:
-        """The job cannot succeed; `message` is shown to the user."""
-
-    def training_status(self, training_id: str, status: str) -> None:
-        """The training reached a phase: `Downloading`, `Training`, `Uploading`."""
-
-    def training_progress(self, training_id: str, progress: dict) -> None:
-        """step, total_steps, epoch, total_epochs, loss, eta_seconds of a running training."""
-
-    def training_completed(self, training_id: str, result: dict) -> None:
-        """Stored output `files` (final first) with their `hashes`, `steps`, `warnings`."""
-
-    def training_failed(self, training_id: str, message: str) -> None:
-        """The training cannot finish; `message` is shown to the user."""
-
-    def training_stopped(self, training_id: str) -> None:
-        """The training ended early because a stop was asked for."""
-
-
-def report(events: EngineEvents, event: str, *args: object) -> None:
-    """Call one event on the reporter; its errors are logged, never raised into the engine."""
+def report(deliver: Callable[[Any], None], event: EngineEvent) -> None:
+    """Hand one event to `deliver` (a consumer's method); its errors are logged, never raised into the engine."""
     try:
-        getattr(events, event)(*args)
+        deliver(event)
     except Exception:
-        log.exception("reporting %s%r failed", event, args[:1])
+        log.exception("reporting %s of %s failed", type(event).__name__, _subject(event))
+
+
+def _subject(event: EngineEvent) -> str:
+    match event:
+        case EndpointEvent():
+            return event.endpoint_id
+        case JobEvent():
+            return event.job_id
+        case TrainingEvent():
+            return event.training_id
 
 
 class EventOutbox:
     """Events reported in order on a thread of their own, so that a slow report (a database write)
     never holds up the engine thread that noticed it."""
 
-    def __init__(self, events: EngineEvents):
-        self._events = events
+    def __init__(self, consumers: EngineConsumers):
+        self._consumers = consumers
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="openesd-engine-events")
 
-    def emit(self, event: str, *args: object) -> None:
-        self._thread.submit(report, self._events, event, *args)
+    def emit(self, event: EngineEvent) -> None:
+        self._thread.submit(report, self._consumers.deliver, event)
 
     def close(self) -> None:
         """Report what is queued, then stop."""
@@ -119,7 +92,7 @@ class Engine(Protocol):
     """Runs endpoints' instances and the jobs queued on them."""
 
     def deploy(self, endpoint: EndpointSpec) -> None:
-        """Start the endpoint's instances; readiness comes back through EngineEvents."""
+        """Start the endpoint's instances; readiness comes back as EndpointEvents."""
 
     def undeploy(self, endpoint_id: str) -> None:
         """Stop the endpoint's instances; its queued jobs are dropped."""
@@ -134,10 +107,10 @@ class Engine(Protocol):
         """Default quota per instance type, from what the engine sees (GPUs or CPU)."""
 
     def submit_training(self, training: TrainingSpec) -> None:
-        """Run a committed training on its own worker process; progress comes back through EngineEvents."""
+        """Run a committed training on its own worker process; progress comes back as TrainingEvents."""
 
     def stop_training(self, training_id: str) -> None:
-        """Ask a running training to stop (it reports `training_stopped`); unknown ids report it at once."""
+        """Ask a running training to stop (it reports `TrainingStopped`); unknown ids report it at once."""
 
     def close(self) -> None:
         """Stop every instance."""

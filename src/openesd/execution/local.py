@@ -13,12 +13,23 @@ import socket
 import subprocess
 import threading
 import time
-from dataclasses import asdict
 from multiprocessing.connection import wait
 
 from openesd.execution._pool import Instance, Pool, spawn_instance, stop_instance
-from openesd.execution.base import EndpointSpec, EngineEvents, EventOutbox, JobSpec, TrainingSpec
-from openesd.execution.training import TrainingRunner
+from openesd.execution.base import EndpointSpec, EventOutbox, JobSpec, TrainingSpec
+from openesd.execution.events import (
+    EndpointFailed,
+    EndpointReady,
+    EngineConsumers,
+    InstanceReady,
+    InstancesChanged,
+    InstanceStartFailed,
+    JobFailed,
+    JobProgress,
+    JobStarted,
+    JobSucceeded,
+)
+from openesd.execution.training_runner import TrainingRunner
 from openesd.settings import Settings
 
 log = logging.getLogger("openesd.execution.local")
@@ -53,7 +64,7 @@ def capacity_table(gpus: int, settings: Settings) -> dict[str, int]:
 
 
 class LocalEngine:
-    def __init__(self, settings: Settings, events: EngineEvents, gpus: int | None = None):
+    def __init__(self, settings: Settings, events: EngineConsumers, gpus: int | None = None):
         self._settings = settings
         self._values = settings.model_dump(mode="json")
         self._gpus = visible_gpus() if gpus is None else gpus
@@ -65,7 +76,7 @@ class LocalEngine:
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._wake_reader.setblocking(False)
         self._wake_writer.setblocking(False)
-        self._trainings = TrainingRunner(self._values, events, self._gpus)
+        self._trainings = TrainingRunner(self._values, events.trainings, self._gpus)
         self._thread = threading.Thread(target=self._supervise, name="openesd-engine", daemon=True)
         self._thread.start()
 
@@ -83,7 +94,7 @@ class LocalEngine:
         if pool is None:
             return
         for job in [*pool.queue, *(i.job for i in pool.instances if i.job)]:
-            self._outbox.emit("job_failed", job.id, f"endpoint {pool.spec.name} was deleted before the job finished")
+            self._outbox.emit(JobFailed(job.id, f"endpoint {pool.spec.name} was deleted before the job finished"))
         for instance in pool.instances:
             stop_instance(instance)
 
@@ -95,7 +106,7 @@ class LocalEngine:
                 self._wake()
                 return
             name = pool.spec.name if pool is not None else job.endpoint_id
-        self._outbox.emit("job_failed", job.id, f"endpoint {name} is not running; create a new endpoint")
+        self._outbox.emit(JobFailed(job.id, f"endpoint {name} is not running; create a new endpoint"))
 
     def instance_count(self, endpoint_id: str) -> int:
         with self._lock:
@@ -150,7 +161,7 @@ class LocalEngine:
         count = len(pool.instances)
         if count != pool.reported_count:
             pool.reported_count = count
-            self._outbox.emit("instances_changed", pool.spec.id, count)
+            self._outbox.emit(InstancesChanged(pool.spec.id, count))
 
     def _read(self, pool: Pool, instance: Instance) -> None:
         try:
@@ -159,23 +170,21 @@ class LocalEngine:
         except (EOFError, OSError):
             pass  # the death is handled from the process sentinel
 
-    def _handle(self, pool: Pool, instance: Instance, message: tuple) -> None:
-        kind = message[0]
-        if kind == "ready":
-            instance.ready, pool.start_failures = True, 0
-            if not pool.ever_ready:
-                pool.ever_ready = True
-                self._outbox.emit("endpoint_ready", pool.spec.id)
-        elif kind == "startup_failed":
-            instance.error = message[1]
-        elif kind == "started":
-            self._outbox.emit("job_started", message[1], instance.job.attempt if instance.job else 0)
-        elif kind == "progress":
-            self._outbox.emit("job_progress", message[1], message[2], message[3])
-        elif kind in ("done", "failed"):
-            instance.job = None
-            pool.idle_since = time.monotonic()
-            self._outbox.emit("job_succeeded" if kind == "done" else "job_failed", message[1], message[2])
+    def _handle(self, pool: Pool, instance: Instance, message: object) -> None:
+        match message:
+            case InstanceReady():
+                instance.ready, pool.start_failures = True, 0
+                if not pool.ever_ready:
+                    pool.ever_ready = True
+                    self._outbox.emit(EndpointReady(pool.spec.id))
+            case InstanceStartFailed(error=error):
+                instance.error = error
+            case JobStarted() | JobProgress():
+                self._outbox.emit(message)
+            case JobSucceeded() | JobFailed():
+                instance.job = None
+                pool.idle_since = time.monotonic()
+                self._outbox.emit(message)
 
     def _died(self, pool: Pool, instance: Instance) -> None:
         pool.instances.remove(instance)
@@ -190,8 +199,7 @@ class LocalEngine:
             return
         job.attempt += 1
         if job.attempt >= 2:
-            self._outbox.emit("job_failed", job.id,
-                              f"the worker process running this job died twice (exit code {code})")
+            self._outbox.emit(JobFailed(job.id, f"the worker process running this job died twice (exit code {code})"))
         else:
             log.warning("worker of job %s died (exit code %s); retrying it", job.id, code)
             pool.queue.appendleft(job)
@@ -201,9 +209,9 @@ class LocalEngine:
         if pool.ever_ready or pool.start_failures < self._settings.worker_start_attempts:
             return
         pool.failed = True
-        self._outbox.emit("endpoint_failed", pool.spec.id, error)
+        self._outbox.emit(EndpointFailed(pool.spec.id, error))
         for job in pool.queue:
-            self._outbox.emit("job_failed", job.id, f"endpoint {pool.spec.name} failed: {error}")
+            self._outbox.emit(JobFailed(job.id, f"endpoint {pool.spec.name} failed: {error}"))
         pool.queue.clear()
         for instance in list(pool.instances):
             stop_instance(instance)
@@ -214,8 +222,8 @@ class LocalEngine:
         for instance in pool.instances:
             if instance.job is not None and now - instance.job_since > deadline:
                 job, instance.job = instance.job, None
-                self._outbox.emit("job_failed", job.id,
-                                  f"the job ran longer than the deadline of {deadline:g} s and was stopped")
+                self._outbox.emit(JobFailed(
+                    job.id, f"the job ran longer than the deadline of {deadline:g} s and was stopped"))
                 instance.process.kill()
             elif not instance.ready and now - instance.started_at > self._settings.worker_start_timeout_s:
                 instance.error = f"the worker did not load its runtime within {self._settings.worker_start_timeout_s:g} s"
@@ -227,7 +235,7 @@ class LocalEngine:
                 return
             job = pool.queue.popleft()
             try:
-                instance.conn.send(("job", asdict(job)))
+                instance.conn.send(job)
             except (OSError, ValueError):
                 pool.queue.appendleft(job)
                 continue

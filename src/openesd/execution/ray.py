@@ -12,12 +12,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from openesd.execution._ray_apps import DEPLOYMENT, app_name, endpoint_deployment, live_replicas, running_replicas
 from openesd.execution._ray_training import RayTrainingRunner
-from openesd.execution.base import EndpointSpec, EngineEvents, EventOutbox, JobSpec, TrainingSpec
+from openesd.execution.base import EndpointSpec, EventOutbox, JobSpec, TrainingSpec
+from openesd.execution.events import (
+    EndpointFailed,
+    EndpointReady,
+    EngineConsumers,
+    InstancesChanged,
+    JobFailed,
+    JobProgress,
+    JobStarted,
+    JobSucceeded,
+    ReplicaOfJob,
+)
 from openesd.execution.local import capacity_table
 from openesd.settings import Settings
 
@@ -56,7 +67,7 @@ class _Job:
 
 
 class RayEngine:
-    def __init__(self, url: str, settings: Settings, events: EngineEvents):
+    def __init__(self, url: str, settings: Settings, events: EngineConsumers):
         import ray
         from ray import serve
 
@@ -74,7 +85,7 @@ class RayEngine:
         self._outbox = EventOutbox(events)
         self._closed = threading.Event()
         # Trainings are Ray actors owned by this process: they end with it, as local trainer processes do.
-        self._trainings = RayTrainingRunner(self._values, events)
+        self._trainings = RayTrainingRunner(self._values, events.trainings)
         self._watcher = threading.Thread(target=self._watch, name="openesd-ray-watch", daemon=True)
         self._watcher.start()
 
@@ -97,7 +108,7 @@ class RayEngine:
         endpoint = self._endpoint(job.endpoint_id)
         if endpoint is None or endpoint.failed:
             name = endpoint.name if endpoint is not None else job.endpoint_id
-            self._outbox.emit("job_failed", job.id, f"endpoint {name} is not running; create a new endpoint")
+            self._outbox.emit(JobFailed(job.id, f"endpoint {name} is not running; create a new endpoint"))
             return
         with self._lock:  # calls are made in submit order, and Serve queues them in that order
             if job.id in self._jobs:
@@ -188,7 +199,7 @@ class RayEngine:
             return
         if not endpoint.ready and running_replicas(app):
             endpoint.ready = True
-            self._outbox.emit("endpoint_ready", endpoint.id)
+            self._outbox.emit(EndpointReady(endpoint.id))
         elif not endpoint.ready and count:
             endpoint.starting_since = endpoint.starting_since or now
             limit = self._settings.worker_start_timeout_s
@@ -197,7 +208,7 @@ class RayEngine:
                 return
         if count != endpoint.reported_count and (count or endpoint.reported_count >= 0):
             endpoint.reported_count = count
-            self._outbox.emit("instances_changed", endpoint.id, count)
+            self._outbox.emit(InstancesChanged(endpoint.id, count))
 
     def _forget(self, endpoint_id: str) -> None:
         """The endpoint is deleted: its jobs fail saying so."""
@@ -205,8 +216,7 @@ class RayEngine:
             endpoint = self._endpoints.pop(endpoint_id, None) or _Endpoint(endpoint_id)
             jobs = self._take_jobs(endpoint_id)
         for job in jobs:
-            self._outbox.emit("job_failed", job.spec.id,
-                              f"endpoint {endpoint.name} was deleted before the job finished")
+            self._outbox.emit(JobFailed(job.spec.id, f"endpoint {endpoint.name} was deleted before the job finished"))
 
     def _fail_endpoint(self, endpoint_id: str, error: str) -> None:
         from ray import serve
@@ -217,9 +227,9 @@ class RayEngine:
                 return
             endpoint.failed = True
             jobs = self._take_jobs(endpoint_id)
-        self._outbox.emit("endpoint_failed", endpoint_id, error)
+        self._outbox.emit(EndpointFailed(endpoint_id, error))
         for job in jobs:
-            self._outbox.emit("job_failed", job.spec.id, f"endpoint {endpoint.name} failed: {error}")
+            self._outbox.emit(JobFailed(job.spec.id, f"endpoint {endpoint.name} failed: {error}"))
         threading.Thread(target=serve.delete, args=(app_name(endpoint_id),), daemon=True).start()
 
     def _enforce_deadline(self) -> None:
@@ -232,8 +242,8 @@ class RayEngine:
                 self._jobs.pop(job.spec.id)
         for job in late:
             _cancel(job)
-            self._outbox.emit("job_failed", job.spec.id,
-                       f"the job ran longer than the deadline of {deadline:g} s and was stopped")
+            self._outbox.emit(JobFailed(
+                job.spec.id, f"the job ran longer than the deadline of {deadline:g} s and was stopped"))
             try:  # the replica is busy with it for good: Serve replaces a killed one
                 ray.kill(ray.get_actor(job.worker_actor, namespace="serve"))
             except (ValueError, TypeError):
@@ -262,28 +272,29 @@ class RayEngine:
                     return
             except Exception as error:
                 log.exception("dispatching job %s failed", job.spec.id)
-                self._finish(job, "job_failed", f"the engine could not run the job: {type(error).__name__}: {error}")
+                self._finish(job, JobFailed(
+                    job.spec.id, f"the engine could not run the job: {type(error).__name__}: {error}"))
                 return
 
     def _call(self, endpoint: _Endpoint, job: _Job) -> None:
         """Send the job to the endpoint's replicas (Serve queues it) and follow it from a thread of its own."""
-        job.response = endpoint.handle.run.remote(asdict(job.spec))
+        job.response = endpoint.handle.run.remote(replace(job.spec))  # a copy: a retry bumps `attempt`
         threading.Thread(target=self._dispatch, args=(job,), name=f"openesd-ray-job-{job.spec.id[:8]}",
                          daemon=True).start()
 
-    def _handle(self, job: _Job, message: tuple) -> bool:
+    def _handle(self, job: _Job, message: object) -> bool:
         """Report one of the replica's messages; False once the job has ended."""
-        kind = message[0]
-        if kind == "instance":
-            job.worker_pid, job.worker_actor = message[1], message[2]
-        elif kind == "started":
-            job.started_at = time.monotonic()
-            self._outbox.emit("job_started", job.spec.id, job.spec.attempt)
-        elif kind == "progress":
-            self._outbox.emit("job_progress", *message[1:])
-        elif kind in ("done", "failed"):
-            self._finish(job, "job_succeeded" if kind == "done" else "job_failed", message[2])
-            return False
+        match message:
+            case ReplicaOfJob(pid=pid, actor_name=actor):
+                job.worker_pid, job.worker_actor = pid, actor
+            case JobStarted():
+                job.started_at = time.monotonic()
+                self._outbox.emit(JobStarted(job.spec.id, job.spec.attempt))
+            case JobProgress():
+                self._outbox.emit(message)
+            case JobSucceeded() | JobFailed():
+                self._finish(job, message)
+                return False
         return True
 
     def _retry(self, job: _Job, error: Exception) -> bool:
@@ -295,29 +306,30 @@ class RayEngine:
             return False
         job.spec.attempt += 1
         if job.spec.attempt >= 2:
-            self._finish(job, "job_failed", f"the worker process running this job died twice ({type(error).__name__})")
+            self._finish(job, JobFailed(
+                job.spec.id, f"the worker process running this job died twice ({type(error).__name__})"))
             return False
         log.warning("the replica running job %s died (%s); retrying it", job.spec.id, type(error).__name__)
         job.started_at = job.worker_pid = job.worker_actor = None
-        job.response = endpoint.handle.run.remote(asdict(job.spec))
+        job.response = endpoint.handle.run.remote(replace(job.spec))  # a copy: a retry bumps `attempt`
         return True
 
     def _finish_deleted(self, job: _Job) -> None:
         with self._lock:
             known = self._endpoints.get(job.spec.endpoint_id)
         name = known.name if known is not None else job.spec.endpoint_id
-        self._finish(job, "job_failed", f"endpoint {name} was deleted before the job finished")
+        self._finish(job, JobFailed(job.spec.id, f"endpoint {name} was deleted before the job finished"))
 
     def _ended_without_result(self, job: _Job) -> None:
-        self._finish(job, "job_failed", "the worker ended the job without a result")
+        self._finish(job, JobFailed(job.spec.id, "the worker ended the job without a result"))
 
-    def _finish(self, job: _Job, event: str, value: object) -> None:
+    def _finish(self, job: _Job, event: JobSucceeded | JobFailed) -> None:
         """Report the job's one terminal event, unless something else (undeploy, deadline) ended it first."""
         with self._lock:
             if self._jobs.get(job.spec.id) is not job:
                 return
             del self._jobs[job.spec.id]
-        self._outbox.emit(event, job.spec.id, value)
+        self._outbox.emit(event)
 
     # -- helpers -----------------------------------------------------------------------------------
     def _endpoint(self, endpoint_id: str) -> _Endpoint | None:

@@ -1,4 +1,4 @@
-"""The engine's way back: `EngineEvents` written to the tables and the store in short transactions.
+"""The engine's way back: endpoint and job events written to the tables and the store in short transactions.
 
 Workers never touch the tables; everything they report lands here, in the server process.
 """
@@ -15,6 +15,17 @@ from typing import TYPE_CHECKING
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from openesd.execution.events import (
+    EndpointEvent,
+    EndpointFailed,
+    EndpointReady,
+    InstancesChanged,
+    JobEvent,
+    JobFailed,
+    JobProgress,
+    JobStarted,
+    JobSucceeded,
+)
 from openesd.inferences.schemas import DIFFUSION_TASKS, TERMINAL
 from openesd.metadata.models import Endpoint, InferenceJob
 from openesd.storage.base import ObjectStore
@@ -57,7 +68,7 @@ class JobWaiter:
 
 
 class EngineReporter:
-    """Implements `openesd.execution.base.EngineEvents`."""
+    """Implements `EndpointEvents` and `JobEvents` of `openesd.execution.events`."""
 
     def __init__(self, make_session: sessionmaker[Session], store: ObjectStore, waiter: JobWaiter,
                  metrics: Metrics | None = None):
@@ -68,6 +79,15 @@ class EngineReporter:
         self._last_progress: dict[str, float] = {}
 
     # -- endpoints ---------------------------------------------------------------------------------
+    def on_endpoint(self, event: EndpointEvent) -> None:
+        match event:
+            case EndpointReady():
+                self.endpoint_ready(event.endpoint_id)
+            case EndpointFailed():
+                self.endpoint_failed(event.endpoint_id, event.error)
+            case InstancesChanged():
+                self.instances_changed(event.endpoint_id, event.count)
+
     def endpoint_ready(self, endpoint_id: str) -> None:
         self._update_endpoint(endpoint_id, endpoint_status="InService", end_time=str(datetime.now()), error=None)
 
@@ -84,6 +104,17 @@ class EngineReporter:
             session.execute(update(Endpoint).where(Endpoint.id == endpoint_id).values(**values))
 
     # -- jobs --------------------------------------------------------------------------------------
+    def on_job(self, event: JobEvent) -> None:
+        match event:
+            case JobStarted():
+                self.job_started(event.job_id, event.attempt)
+            case JobProgress():
+                self.job_progress(event.job_id, event.step, event.total)
+            case JobSucceeded():
+                self.job_succeeded(event.job_id, event.result)
+            case JobFailed():
+                self.job_failed(event.job_id, event.message)
+
     def job_started(self, job_id: str, attempt: int) -> None:
         with self._make_session.begin() as session:
             job = self._running(session, job_id)

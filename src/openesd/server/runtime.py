@@ -53,10 +53,12 @@ class Runtime:
         """The execution engine (worker processes), opened on first use."""
         if self._execution is None:
             from openesd.execution import open_engine
-            from openesd.trainings.reporter import EngineEventsWithTrainings, TrainingReporter
+            from openesd.execution.events import EngineConsumers
+            from openesd.trainings.reporter import TrainingReporter
 
             reporter = EngineReporter(self.sessionmaker, self.store, self.waiter, self.metrics)
-            events = EngineEventsWithTrainings(reporter, TrainingReporter(self.sessionmaker, self.store))
+            events = EngineConsumers(endpoints=reporter, jobs=reporter,
+                                     trainings=TrainingReporter(self.sessionmaker, self.store))
             self._execution = open_engine(self.engine_url, self.settings, events)
         return self._execution
 

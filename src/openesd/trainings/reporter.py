@@ -1,4 +1,4 @@
-"""The engine's way back for trainings: EngineEvents `training_*` written to the tables in short transactions.
+"""The engine's way back for trainings: TrainingEvents written to the tables in short transactions.
 
 Workers never touch the tables. A report about a training that was deleted or already ended is ignored.
 """
@@ -8,11 +8,18 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from openesd.checkpoints.repository import CheckpointRepository, NameTaken
+from openesd.execution.events import (
+    TrainingCompleted,
+    TrainingEvent,
+    TrainingFailed,
+    TrainingProgress,
+    TrainingStatus,
+    TrainingStopped,
+)
 from openesd.metadata.models import Checkpoint, Training
 from openesd.storage.base import ObjectStore
 from openesd.storage.layout import checkpoint_folder
@@ -26,12 +33,25 @@ RESTART_MESSAGE = ("the server stopped while this training was running, which en
 
 
 class TrainingReporter:
-    """Implements the `training_*` methods of `openesd.execution.base.EngineEvents`."""
+    """Implements `TrainingEvents` of `openesd.execution.events`."""
 
     def __init__(self, make_session: sessionmaker[Session], store: ObjectStore):
         self._make_session = make_session
         self._store = store
         self._last_progress: dict[str, float] = {}
+
+    def on_training(self, event: TrainingEvent) -> None:
+        match event:
+            case TrainingStatus():
+                self.training_status(event.training_id, event.status)
+            case TrainingProgress():
+                self.training_progress(event.training_id, event.progress)
+            case TrainingCompleted():
+                self.training_completed(event.training_id, event.result)
+            case TrainingFailed():
+                self.training_failed(event.training_id, event.message)
+            case TrainingStopped():
+                self.training_stopped(event.training_id)
 
     def training_status(self, training_id: str, status: str) -> None:
         with self._make_session.begin() as session:
@@ -126,15 +146,3 @@ def fail_interrupted(make_session: sessionmaker[Session]) -> int:
                                "resp": {"status": "Failed", "error_msg": RESTART_MESSAGE, "raw_resp": RESTART_MESSAGE}}
             training.job_status = "Failed"
     return len(interrupted)
-
-
-class EngineEventsWithTrainings:
-    """One EngineEvents for the engine: `training_*` go to the training reporter, the rest to `base`."""
-
-    def __init__(self, base: Any, trainings: TrainingReporter):
-        self._base = base
-        self._trainings = trainings
-
-    def __getattr__(self, name: str) -> Any:
-        target = self._trainings if name.startswith("training_") else self._base
-        return getattr(target, name)

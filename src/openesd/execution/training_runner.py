@@ -1,9 +1,9 @@
 """Trainings on this machine: one spawned worker process per training, on a GPU when there is one.
 
 The worker fetches the base model and the dataset from the object store into a work folder, trains,
-uploads the LoRA files and says so over its pipe; a reader thread per training turns what it says
-into EngineEvents. A stop is cooperative (the trainer polls an event between batches) and becomes a
-kill when the worker does not end within STOP_GRACE_S.
+uploads the LoRA files and says so over its pipe with TrainingEvents; a reader thread per training
+hands them to the trainings' consumer. A stop is cooperative (the trainer polls an event between
+batches) and becomes a kill when the worker does not end within STOP_GRACE_S.
 """
 
 from __future__ import annotations
@@ -18,7 +18,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openesd.execution.base import EngineEvents, TrainingSpec, report
+from openesd.execution.base import TrainingSpec, report
+from openesd.execution.events import (
+    TrainingCompleted,
+    TrainingEvent,
+    TrainingEvents,
+    TrainingFailed,
+    TrainingProgress,
+    TrainingStatus,
+    TrainingStopped,
+)
 
 log = logging.getLogger("openesd.execution.training")
 _SPAWN = multiprocessing.get_context("spawn")
@@ -44,7 +53,7 @@ class _Run:
 class TrainingRunner:
     """Runs trainings as worker processes and reports them through `events`."""
 
-    def __init__(self, settings_values: dict, events: EngineEvents, gpus: int):
+    def __init__(self, settings_values: dict, events: TrainingEvents, gpus: int):
         self._values = settings_values
         self._events = events
         self._gpus = gpus
@@ -68,7 +77,7 @@ class TrainingRunner:
         gpu = self._pick_gpu(spec.instance_type)
         parent, child = _SPAWN.Pipe()
         stop = _SPAWN.Event()
-        process = _SPAWN.Process(target=main, args=(child, stop, self._values, asdict(spec),
+        process = _SPAWN.Process(target=main, args=(child, stop, self._values, spec,
                                                     "cpu" if gpu is None else "cuda"),
                                  name="openesd-trainer", daemon=True)
         start_pinned(process, gpu)
@@ -79,7 +88,7 @@ class TrainingRunner:
         with self._lock:
             run = self._runs.get(training_id)
         if run is None:  # not running here (finished, or never started): the row can say Stopped at once
-            self._emit("training_stopped", training_id)
+            self._emit(TrainingStopped(training_id))
             return
         run.stop_asked = True
         run.stop.set()
@@ -128,12 +137,12 @@ class TrainingRunner:
         finally:
             run.process.join(10.0)
             if not run.ended and run.closing:
-                self._emit("training_failed", run.spec.id, SHUTDOWN_MESSAGE)
+                self._emit(TrainingFailed(run.spec.id, SHUTDOWN_MESSAGE))
             elif not run.ended:
                 if run.stop_asked:
-                    self._emit("training_stopped", run.spec.id)
+                    self._emit(TrainingStopped(run.spec.id))
                 else:
-                    self._emit("training_failed", run.spec.id, self._lost(run))
+                    self._emit(TrainingFailed(run.spec.id, self._lost(run)))
             run.conn.close()
             with self._lock:
                 self._runs.pop(run.spec.id, None)
@@ -143,51 +152,44 @@ class TrainingRunner:
         """Why a worker that ended without a last word failed its training."""
         return f"the training process exited with code {run.process.exitcode} before it finished"
 
-    def _forward(self, run: _Run, message: tuple) -> bool:
+    def _forward(self, run: _Run, message: TrainingEvent) -> bool:
         """Emit one message; True when it was the last one."""
-        kind, training_id = message[0], run.spec.id
-        if kind == "status":
-            self._emit("training_status", training_id, message[1])
-        elif kind == "progress":
-            self._emit("training_progress", training_id, message[1])
-        elif kind in ("done", "failed", "stopped"):
-            if kind == "stopped" and run.closing:
+        match message:
+            case TrainingStatus() | TrainingProgress():
+                self._emit(message)
+            case TrainingStopped() if run.closing:
                 return True  # reported as a shutdown by the caller
-            run.ended = True
-            if kind == "done":
-                self._emit("training_completed", training_id, message[1])
-            elif kind == "failed":
-                self._emit("training_failed", training_id, message[1])
-            else:
-                self._emit("training_stopped", training_id)
-            return True
+            case TrainingCompleted() | TrainingFailed() | TrainingStopped():
+                run.ended = True
+                self._emit(message)
+                return True
         return False
 
-    def _emit(self, event: str, *args: object) -> None:
-        report(self._events, event, *args)
+    def _emit(self, event: TrainingEvent) -> None:
+        report(self._events.on_training, event)
 
 
 # -- the worker process ---------------------------------------------------------------------------
 
 
-def main(conn: Any, stop: Any, settings_values: dict, spec: dict, device: str) -> None:
+def main(conn: Any, stop: Any, settings_values: dict, spec: TrainingSpec, device: str) -> None:
     """Entry point of the spawned trainer process: one training, then exit."""
     from openesd.errors import OpenESDError
 
     try:
         result = _run(conn, stop, settings_values, spec, device)
     except OpenESDError as error:
-        conn.send(("failed", error.message))
+        conn.send(TrainingFailed(spec.id, error.message))
     except BaseException as error:  # a bug or a broken file: the user still learns what happened
-        log.exception("training %s failed", spec["id"])
-        conn.send(("failed", f"the trainer failed: {type(error).__name__}: {error}"))
+        log.exception("training %s failed", spec.id)
+        conn.send(TrainingFailed(spec.id, f"the trainer failed: {type(error).__name__}: {error}"))
     else:
-        conn.send(("stopped",) if result is None else ("done", result))
+        conn.send(TrainingStopped(spec.id) if result is None else TrainingCompleted(spec.id, result))
     finally:
         conn.close()
 
 
-def _run(conn: Any, stop: Any, settings_values: dict, spec: dict, device: str) -> dict | None:
+def _run(conn: Any, stop: Any, settings_values: dict, spec: TrainingSpec, device: str) -> dict | None:
     from openesd.settings import Settings
     from openesd.storage import open_store
     from openesd.trainer import TrainingConfig, TrainingJob, train
@@ -196,19 +198,20 @@ def _run(conn: Any, stop: Any, settings_values: dict, spec: dict, device: str) -
     store = open_store(settings.resolved_object_store_url, settings)
     work_root = settings.data_dir / "work"
     work_root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"training-{spec['id'][:8]}-", dir=work_root))
+    work = Path(tempfile.mkdtemp(prefix=f"training-{spec.id[:8]}-", dir=work_root))
     try:
-        conn.send(("status", "Downloading"))
-        base_model = _fetch_model(store, spec["model"], settings.data_dir / "cache" / "models")
-        dataset_dir = _fetch_dataset(store, spec["dataset_prefix"], work / "dataset")
-        config = TrainingConfig.from_kohya(spec["config"])
-        job = TrainingJob(base_model=base_model, model_type=spec["model_type"], dataset_dir=dataset_dir,
+        conn.send(TrainingStatus(spec.id, "Downloading"))
+        base_model = _fetch_model(store, spec.model, settings.data_dir / "cache" / "models")
+        dataset_dir = _fetch_dataset(store, spec.dataset_prefix, work / "dataset")
+        config = TrainingConfig.from_kohya(spec.config)
+        job = TrainingJob(base_model=base_model, model_type=spec.model_type, dataset_dir=dataset_dir,
                           output_dir=work / "output", config=config, device=device)
-        conn.send(("status", "Training"))
-        result = train(job, progress=lambda p: conn.send(("progress", asdict(p))), should_stop=stop.is_set)
+        conn.send(TrainingStatus(spec.id, "Training"))
+        result = train(job, progress=lambda p: conn.send(TrainingProgress(spec.id, asdict(p))),
+                       should_stop=stop.is_set)
         if result.stopped:
             return None
-        conn.send(("status", "Uploading"))
+        conn.send(TrainingStatus(spec.id, "Uploading"))
         files = [result.files[-1], *result.files[:-1]] if result.files else []
         hashes = {path.name: _upload(store, path, spec) for path in files}
         return {"files": [p.name for p in files], "hashes": hashes, "steps": result.steps,
@@ -236,12 +239,12 @@ def _fetch_dataset(store: Any, prefix: str, dest: Path) -> Path:
     return dest
 
 
-def _upload(store: Any, path: Path, spec: dict) -> str:
+def _upload(store: Any, path: Path, spec: TrainingSpec) -> str:
     """Store the LoRA under the training's output folder and the output checkpoint's folder; its sha256."""
     digest = hashlib.sha256()
     with path.open("rb") as stream:
         for chunk in iter(lambda: stream.read(1024 * 1024), b""):
             digest.update(chunk)
-    for prefix in (spec["output_prefix"], spec["checkpoint_folder"]):
+    for prefix in (spec.output_prefix, spec.checkpoint_folder):
         store.put_file(f"{prefix}/{path.name}", path)
     return digest.hexdigest()

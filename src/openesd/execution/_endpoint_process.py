@@ -1,6 +1,6 @@
-"""The main of one endpoint instance: load a Generator once, then run the jobs the engine sends.
+"""The main of one endpoint instance's process: load a Generator once, then run the jobs the engine sends.
 
-Speaks to the engine over one pipe with plain tuples; it never touches the metadata tables.
+Speaks to the engine over one pipe with the types of `events.py`; it never touches the metadata tables.
 """
 
 from __future__ import annotations
@@ -10,6 +10,17 @@ import os
 import time
 from pathlib import Path
 from typing import Any
+
+from openesd.execution.base import JobSpec
+from openesd.execution.events import (
+    InstanceReady,
+    InstanceStartFailed,
+    JobFailed,
+    JobProgress,
+    JobStarted,
+    JobSucceeded,
+    StopInstance,
+)
 
 log = logging.getLogger("openesd.execution.worker")
 PROGRESS_EVERY_S = 0.25
@@ -26,53 +37,54 @@ def main(conn: Any, settings_values: dict, device: str) -> None:
         store = open_store(settings.resolved_object_store_url, settings)
         generator = Generator(device=device)
     except BaseException as error:  # the engine reports this on the endpoint
-        conn.send(("startup_failed", f"{type(error).__name__}: {error}"))
+        conn.send(InstanceStartFailed(f"{type(error).__name__}: {error}"))
         return
-    conn.send(("ready", os.getpid()))
+    conn.send(InstanceReady(os.getpid()))
     models_dir = settings.data_dir / "cache" / "models"
     while True:
         try:
             message = conn.recv()
         except (EOFError, OSError):
             return
-        if message[0] == "stop":
-            return
-        _serve(conn, message[1], generator, store, models_dir)
+        match message:
+            case StopInstance():
+                return
+            case JobSpec():
+                _serve(conn, message, generator, store, models_dir)
 
 
-def _serve(conn: Any, job: dict, generator: Any, store: Any, models_dir: Path) -> None:
+def _serve(conn: Any, job: JobSpec, generator: Any, store: Any, models_dir: Path) -> None:
     from openesd.errors import OpenESDError
 
-    job_id = job["id"]
-    conn.send(("started", job_id))
+    conn.send(JobStarted(job.id, job.attempt))
     try:
         result = _run(conn, job, generator, store, models_dir)
     except OpenESDError as error:
-        conn.send(("failed", job_id, error.message))
+        conn.send(JobFailed(job.id, error.message))
         return
     except Exception as error:  # a bug or a broken model file: the user still learns what happened
-        log.exception("job %s failed", job_id)
-        conn.send(("failed", job_id, f"the worker failed: {type(error).__name__}: {error}"))
+        log.exception("job %s failed", job.id)
+        conn.send(JobFailed(job.id, f"the worker failed: {type(error).__name__}: {error}"))
         return
-    conn.send(("done", job_id, result))
+    conn.send(JobSucceeded(job.id, result))
 
 
-def _run(conn: Any, job: dict, generator: Any, store: Any, models_dir: Path) -> dict:
+def _run(conn: Any, job: JobSpec, generator: Any, store: Any, models_dir: Path) -> dict:
     from openesd.generation import GenerationRequest, parse_payload
 
-    payload = parse_payload(job["payload_string"] if job.get("payload_string") is not None
-                            else _read_payload(store, job["param_key"]))
-    models = fetch_models(store, job.get("models") or {}, models_dir)
+    payload = parse_payload(job.payload_string if job.payload_string is not None
+                            else _read_payload(store, job.param_key))
+    models = fetch_models(store, job.models or {}, models_dir)
     last = [0.0]
 
     def progress(step: int, total: int) -> None:
         now = time.monotonic()
         if now - last[0] >= PROGRESS_EVERY_S or step >= total:
             last[0] = now
-            conn.send(("progress", job["id"], step, total))
+            conn.send(JobProgress(job.id, step, total))
 
     loads, hits = _cache_counts(generator)
-    result = generator.run(GenerationRequest(job["task"], payload, models), progress)
+    result = generator.run(GenerationRequest(job.task, payload, models), progress)
     loaded, hit = _cache_counts(generator)
     return {"images": list(result.images), "parameters": result.parameters, "info": result.info,
             "html_info": result.html_info, "worker": {"model_loads": loaded - loads, "cache_hits": hit - hits}}
