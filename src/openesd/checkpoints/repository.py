@@ -6,9 +6,9 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from openesd.metadata.models import Checkpoint, CheckpointName
+from openesd.metadata.repository import Repository
 
 
 class NameTaken(Exception):
@@ -17,15 +17,8 @@ class NameTaken(Exception):
         self.name = name
 
 
-class CheckpointRepository:
-    def __init__(self, session: Session):
-        self.session = session
-
-    def get(self, checkpoint_id: str) -> Checkpoint | None:
-        return self.session.get(Checkpoint, checkpoint_id)
-
-    def get_for_update(self, checkpoint_id: str) -> Checkpoint | None:
-        return self.session.get(Checkpoint, checkpoint_id, with_for_update=True)
+class CheckpointRepository(Repository[Checkpoint]):
+    model = Checkpoint
 
     def taken(self, names: Iterable[str]) -> str | None:
         """The first of `names` some checkpoint already uses, or None."""
@@ -35,8 +28,7 @@ class CheckpointRepository:
 
     def add(self, checkpoint: Checkpoint) -> Checkpoint:
         """Insert the record and reserve its names; NameTaken when another record holds one."""
-        self.session.add(checkpoint)
-        self.session.flush()
+        super().add(checkpoint)
         self.reserve(checkpoint.id, checkpoint.names)
         return checkpoint
 

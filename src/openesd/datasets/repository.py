@@ -5,25 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
 
 from openesd.metadata.models import Dataset, DatasetItem
+from openesd.metadata.repository import Repository
 
 
-class DatasetRepository:
-    def __init__(self, session: Session):
-        self.session = session
-
-    def get(self, name: str) -> Dataset | None:
-        return self.session.get(Dataset, name)
-
-    def get_for_update(self, name: str) -> Dataset | None:
-        return self.session.get(Dataset, name, with_for_update=True)
-
-    def add(self, dataset: Dataset) -> Dataset:
-        self.session.add(dataset)
-        self.session.flush()
-        return dataset
+class DatasetRepository(Repository[Dataset]):
+    model = Dataset
 
     def newest_first(self, status: str | None) -> Sequence[Dataset]:
         query = select(Dataset).order_by(Dataset.created.desc(), Dataset.name.desc())

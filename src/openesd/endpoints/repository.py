@@ -5,19 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from openesd.metadata.models import Endpoint
+from openesd.metadata.repository import Repository
 
 SCHEDULABLE = ("InService", "Updating")
 
 
-class EndpointRepository:
-    def __init__(self, session: Session):
-        self.session = session
-
-    def get(self, endpoint_id: str) -> Endpoint | None:
-        return self.session.get(Endpoint, endpoint_id)
+class EndpointRepository(Repository[Endpoint]):
+    model = Endpoint
 
     def by_name(self, name: str) -> Endpoint | None:
         return self.session.scalars(select(Endpoint).where(Endpoint.endpoint_name == name)).first()
@@ -43,11 +39,6 @@ class EndpointRepository:
         """Endpoints a server should be running after a restart."""
         query = select(Endpoint).where(Endpoint.endpoint_status.in_(("Creating", *SCHEDULABLE)))
         return self.session.scalars(query).all()
-
-    def add(self, endpoint: Endpoint) -> Endpoint:
-        self.session.add(endpoint)
-        self.session.flush()
-        return endpoint
 
     def delete(self, endpoint: Endpoint) -> None:
         self.session.delete(endpoint)

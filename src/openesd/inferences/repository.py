@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import or_, select, tuple_, update
-from sqlalchemy.orm import Session
 
 from openesd.inferences.schemas import TERMINAL
 from openesd.metadata.models import InferenceJob
+from openesd.metadata.repository import Repository
 
 _MOST_ROWS = 2**31  # a `limit` past any table's size (the databases refuse one past 64 bits)
 _UNFINISHED = (InferenceJob.queued.is_(True), InferenceJob.status.not_in(TERMINAL))
@@ -27,20 +27,8 @@ def _shared(job: InferenceJob, audiences: list[frozenset[str]]) -> bool:
     return all(names.intersection(job.owner_group_or_role) for names in audiences)
 
 
-class InferenceRepository:
-    def __init__(self, session: Session):
-        self.session = session
-
-    def get(self, job_id: str) -> InferenceJob | None:
-        return self.session.get(InferenceJob, job_id)
-
-    def get_for_update(self, job_id: str) -> InferenceJob | None:
-        return self.session.get(InferenceJob, job_id, with_for_update=True)
-
-    def add(self, job: InferenceJob) -> InferenceJob:
-        self.session.add(job)
-        self.session.flush()
-        return job
+class InferenceRepository(Repository[InferenceJob]):
+    model = InferenceJob
 
     def page(self, task_type: str, audiences: Iterable[frozenset[str]], after: tuple[float, str] | None,
              size: int) -> list[InferenceJob]:

@@ -5,17 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
 
 from openesd.metadata.models import Role, User
+from openesd.metadata.repository import Repository
 
 
-class RoleRepository:
-    def __init__(self, session: Session):
-        self.session = session
-
-    def get(self, name: str) -> Role | None:
-        return self.session.get(Role, name)
+class RoleRepository(Repository[Role]):
+    model = Role
 
     def list(self, names: Iterable[str] | None = None) -> Sequence[Role]:
         query = select(Role).order_by(Role.name.desc())

@@ -8,16 +8,11 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from openesd.metadata.models import LoginFailure, PersonalToken
+from openesd.metadata.repository import Repository
 
 
-class TokenRepository:
-    def __init__(self, session: Session):
-        self.session = session
-
-    def add(self, token: PersonalToken) -> PersonalToken:
-        self.session.add(token)
-        self.session.flush()
-        return token
+class TokenRepository(Repository[PersonalToken]):
+    model = PersonalToken
 
     def list_for(self, username: str) -> Sequence[PersonalToken]:
         query = select(PersonalToken).where(PersonalToken.username == username)

@@ -5,26 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from openesd.metadata.models import Checkpoint, CheckpointName, Training
+from openesd.metadata.repository import Repository
 from openesd.trainings.schemas import RUNNING
 
 
-class TrainingRepository:
-    def __init__(self, session: Session):
-        self.session = session
-
-    def get(self, training_id: str) -> Training | None:
-        return self.session.get(Training, training_id)
-
-    def get_for_update(self, training_id: str) -> Training | None:
-        return self.session.get(Training, training_id, with_for_update=True)
-
-    def add(self, training: Training) -> Training:
-        self.session.add(training)
-        self.session.flush()
-        return training
+class TrainingRepository(Repository[Training]):
+    model = Training
 
     def newest_first(self) -> Sequence[Training]:
         return self.session.scalars(select(Training).order_by(Training.created.desc(), Training.id.desc())).all()

@@ -5,18 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
 
 from openesd.auth.passwords import StoredPassword
 from openesd.metadata.models import User
+from openesd.metadata.repository import Repository
 
 
-class UserRepository:
-    def __init__(self, session: Session):
-        self.session = session
-
-    def get(self, username: str) -> User | None:
-        return self.session.get(User, username)
+class UserRepository(Repository[User]):
+    model = User
 
     def list(self) -> Sequence[User]:
         return self.session.scalars(select(User).order_by(User.username.desc())).all()
