@@ -25,9 +25,7 @@ from openesd.legacy.responses import fastapi_error, unauthorized
 from openesd.metadata.models import Checkpoint, Dataset, InferenceJob
 from openesd.settings import Settings
 from openesd.storage.base import ObjectStore
-from openesd.storage.layout import CHECKPOINT_FILE, DATASET_FILE, JOB_PARAM, checkpoint_file
-
-WEBUI_CONFIG = "config/aigc.json"
+from openesd.storage.layout import CHECKPOINT_FILE, DATASET_FILE, JOB_PARAM, WEBUI_CONFIG, checkpoint_file
 
 
 def store_bucket(store: ObjectStore) -> str:

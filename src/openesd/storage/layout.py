@@ -10,6 +10,7 @@ import re
 JOB_PARAM = re.compile(r"(?P<task>[^/]+)/infer_v2/(?P<id>[^/]+)/api_param\.json")
 CHECKPOINT_FILE = re.compile(r"(?P<type>[^/]+)/checkpoint/custom/(?P<id>[^/]+)/(?P<name>[^/]+)")
 DATASET_FILE = re.compile(r"dataset/(?P<name>[^/]+)/.+")
+WEBUI_CONFIG = "config/aigc.json"  # the old WebUI's settings file, uploaded by it; nothing on the server reads it
 
 
 def checkpoint_folder(checkpoint_type: str, checkpoint_id: str) -> str:
