@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from openesd.endpoints.routes import get_engine
+from openesd.api.deps import get_engine
 from tests.api.conftest import API_KEY, ESDClient, esd, make_client  # noqa: F401  (shared fixtures)
 from tests.checkpoints.conftest import file_server  # noqa: F401
 

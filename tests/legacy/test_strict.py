@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from openesd.endpoints.routes import get_engine
+from openesd.api.deps import get_engine
 from tests.checkpoints.conftest import put_part
 from tests.legacy.conftest import RecordingEngine, set_endpoint_status
 from tests.support.model_files import model_file_bytes

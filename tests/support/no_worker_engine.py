@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from openesd.endpoints.routes import get_engine
+from openesd.api.deps import get_engine
 from openesd.execution.base import EndpointSpec, JobSpec
 from openesd.inferences.reporter import EngineReporter
 

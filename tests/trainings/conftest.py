@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from openesd.endpoints.routes import get_engine
+from openesd.api.deps import get_engine
 from tests.api.conftest import ESDClient, esd, make_client  # noqa: F401  (shared fixtures)
 from tests.checkpoints.conftest import upload_file
 from tests.datasets.conftest import kohya_files, upload_dataset

@@ -1,23 +1,30 @@
 """The composition root: every piece a route needs, as an `Annotated` dependency.
 
-The pieces are built once in `server/app.py` (lifespan) and kept on `app.state`; tests swap them
-with `app.dependency_overrides`.
+The pieces are built once in `server/app.py` (lifespan) and kept on `app.state`; no route reads
+`app.state`, it asks for a piece here. Tests swap them with `app.dependency_overrides`. The types of
+the pieces the domains own are named for the type checker only: `api/` sits under the domains.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, Request
-from sqlalchemy.orm import Session
+from fastapi import BackgroundTasks, Depends, Request
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from openesd.metadata.db import KEEP_DESPITE_ERROR
+from openesd.execution.base import Engine
+from openesd.keys import PasswordCipher
+from openesd.metadata.db import AFTER_COMMIT, KEEP_DESPITE_ERROR, after_commit
 from openesd.settings import Settings
 
 if TYPE_CHECKING:
+    from openesd.checkpoints.importer import CheckpointImporter
+    from openesd.inferences.reporter import JobWaiter
     from openesd.storage.base import ObjectStore
+    from openesd.trainings.reporter import TrainingReporter
 
 
 # The dependencies that do no I/O are `async def`: FastAPI runs a plain `def` one in the thread pool, and
@@ -30,10 +37,44 @@ async def get_store(request: Request) -> ObjectStore:
     return request.app.state.store
 
 
-async def get_session(request: Request) -> AsyncIterator[Session]:
+async def get_sessionmaker(request: Request) -> sessionmaker[Session]:
+    """For work that outlives the request's transaction (a login throttle's own writes)."""
+    return request.app.state.sessionmaker
+
+
+async def get_password_cipher(request: Request) -> PasswordCipher:
+    return request.app.state.password_cipher
+
+
+async def get_engine(request: Request) -> Engine:
+    """The execution engine; opened on first use."""
+    return request.app.state.runtime.execution
+
+
+async def get_importer(request: Request) -> CheckpointImporter:
+    return request.app.state.runtime.importer
+
+
+async def get_waiter(request: Request) -> JobWaiter:
+    return request.app.state.runtime.waiter
+
+
+async def get_replica(request: Request) -> str:
+    """The owner of the job leases this process takes."""
+    return request.app.state.runtime.replica
+
+
+async def get_training_reporter(request: Request) -> TrainingReporter:
+    """Writes a training's failure when the engine refuses it."""
+    return request.app.state.runtime.training_reporter()
+
+
+async def get_session(request: Request, background: BackgroundTasks) -> AsyncIterator[Session]:
     """One transaction per request: commit when the route returns, roll back when it raises (unless a
     service marked a failure to keep, `keep_despite_error`). Opening a session reads nothing; its end
-    (commit, close) runs in the thread pool: one hop there, not two."""
+    (commit, close) runs in the thread pool: one hop there, not two. What was registered with
+    `after_commit` runs once the commit succeeded, after the response is sent; a request that answers an
+    error runs none of it."""
     session: Session = request.app.state.sessionmaker()
     try:
         yield session
@@ -41,6 +82,8 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         await run_in_threadpool(_end, session, commit=session.info.pop(KEEP_DESPITE_ERROR, False))
         raise
     await run_in_threadpool(_end, session, commit=True)
+    for action, args in session.info.pop(AFTER_COMMIT, ()):
+        background.add_task(action, *args)
 
 
 def _end(session: Session, *, commit: bool) -> None:
@@ -57,3 +100,18 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 StoreDep = Annotated["ObjectStore", Depends(get_store)]
 # scope="function": the commit happens before the response is sent, so a 2xx means it is stored.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+async def get_after_commit(session: SessionDep) -> Callable[..., None]:
+    """`on_commit(action, *args)`: hand work to the engine once the request's rows are committed."""
+    return partial(after_commit, session)
+
+
+AfterCommitDep = Annotated[Callable[..., None], Depends(get_after_commit)]
+SessionmakerDep = Annotated[sessionmaker[Session], Depends(get_sessionmaker)]
+PasswordCipherDep = Annotated[PasswordCipher, Depends(get_password_cipher)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+ImporterDep = Annotated["CheckpointImporter", Depends(get_importer)]
+WaiterDep = Annotated["JobWaiter", Depends(get_waiter)]
+ReplicaDep = Annotated[str, Depends(get_replica)]
+TrainingReporterDep = Annotated["TrainingReporter", Depends(get_training_reporter)]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
-from openesd.api.deps import SessionDep, SettingsDep, StoreDep
+from openesd.api.deps import AfterCommitDep, ImporterDep, SessionDep, SettingsDep, StoreDep
 from openesd.api.envelope import esd_response
 from openesd.api.gateway import esd_body
 from openesd.api.identity import AccessDep, permitted, permitted_in_strict
@@ -49,13 +49,12 @@ def create_checkpoint(
     body: CreateBody,
     requester: Annotated[Principal, permitted("checkpoint:all", "checkpoint:create")],
     checkpoints: Checkpoints,
-    request: Request,
-    background: BackgroundTasks,
+    importer: ImporterDep,
+    on_commit: AfterCommitDep,
 ):
     status, data, message, imports = checkpoints.create(requester, body)
-    importer = request.app.state.runtime.importer
     for checkpoint_id in imports:  # after the response: the records are committed by then
-        background.add_task(importer.submit, checkpoint_id)
+        on_commit(importer.submit, checkpoint_id)
     return esd_response(status, data, message)
 
 

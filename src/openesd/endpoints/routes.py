@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi import APIRouter, Depends, Request
 
-from openesd.api.deps import SessionDep, SettingsDep
+from openesd.api.deps import AfterCommitDep, EngineDep, SessionDep, SettingsDep
 from openesd.api.envelope import esd_response
 from openesd.api.gateway import esd_body
 from openesd.api.identity import AccessDep, AuthDep, permitted, permitted_in_strict
@@ -15,16 +15,8 @@ from openesd.endpoints.schemas import (
     CREATE_ENDPOINT_SCHEMA, DELETE_ENDPOINTS_SCHEMA, CreateEndpoint, DeleteEndpoints,
 )
 from openesd.endpoints.service import EndpointService
-from openesd.execution.base import Engine
 
 router = APIRouter(tags=["endpoints"])
-
-
-async def get_engine(request: Request) -> Engine:
-    return request.app.state.runtime.execution
-
-
-EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 def get_endpoint_service(session: SessionDep, settings: SettingsDep, engine: EngineDep) -> EndpointService:
@@ -38,10 +30,10 @@ DeleteBody = Annotated[DeleteEndpoints, esd_body(DELETE_ENDPOINTS_SCHEMA, Delete
 
 @router.post("/endpoints")
 def create_endpoint(body: CreateBody, request: Request, auth: AuthDep, endpoints: Endpoints, engine: EngineDep,
-                    background: BackgroundTasks):
+                    on_commit: AfterCommitDep):
     # Identity is asked for inside: the permission check is step 2 of §7.2, after the extensions check.
     data, spec = endpoints.create(body, lambda: auth.identify(request.headers))
-    background.add_task(engine.deploy, spec)
+    on_commit(engine.deploy, spec)
     return esd_response(202, data, f"Endpoint deployment started: {data['endpoint_name']}")
 
 
@@ -64,8 +56,8 @@ def delete_endpoints(
     access: AccessDep,
     endpoints: Endpoints,
     engine: EngineDep,
-    background: BackgroundTasks,
+    on_commit: AfterCommitDep,
 ):
     for endpoint_id in endpoints.delete(body.endpoint_name_list, access):
-        background.add_task(engine.undeploy, endpoint_id)
+        on_commit(engine.undeploy, endpoint_id)
     return esd_response(204)

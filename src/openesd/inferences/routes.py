@@ -6,12 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from openesd.api.deps import SessionDep, SettingsDep, StoreDep
+from openesd.api.deps import EngineDep, ReplicaDep, SessionDep, SettingsDep, StoreDep, WaiterDep
 from openesd.api.envelope import esd_response, gateway_response
 from openesd.api.gateway import esd_body
 from openesd.api.identity import AccessDep, AuthDep, identify, permitted, permitted_in_strict
 from openesd.auth.principal import Principal
-from openesd.endpoints.routes import EngineDep
 from openesd.errors import GatewayTimeout
 from openesd.inferences.schemas import (
     CREATE_INFERENCE_SCHEMA, DELETE_INFERENCES_SCHEMA, CreateInference, DeleteInferences,
@@ -21,10 +20,9 @@ from openesd.inferences.service import InferenceService
 router = APIRouter(tags=["inferences"])
 
 
-async def get_inference_service(request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep,
-                                engine: EngineDep) -> InferenceService:
-    runtime = request.app.state.runtime
-    return InferenceService(session, store, settings, engine, runtime.waiter, runtime.replica)
+async def get_inference_service(session: SessionDep, store: StoreDep, settings: SettingsDep, engine: EngineDep,
+                                waiter: WaiterDep, replica: ReplicaDep) -> InferenceService:
+    return InferenceService(session, store, settings, engine, waiter, replica)
 
 
 Inferences = Annotated[InferenceService, Depends(get_inference_service)]

@@ -23,6 +23,7 @@ from openesd.inferences.errors import ModelsNotFound, NoEndpointAvailable
 from openesd.inferences.reporter import JobWaiter
 from openesd.inferences.repository import InferenceRepository
 from openesd.inferences.schemas import DIFFUSION_TASKS, EXTRAS_MODEL_TYPES, EXTRAS_TASKS, CreateInference
+from openesd.metadata.db import after_commit
 from openesd.metadata.models import Endpoint, InferenceJob
 from openesd.settings import Settings
 from openesd.storage.base import ObjectStore
@@ -179,12 +180,17 @@ class InferenceService:
         job.lease_owner, job.lease_expires = self.replica, time.time() + self.settings.job_lease_s
         self._seal_payload(job)
         spec = job_spec(job)
-        self.session.commit()  # the row (and its lease) is the truth: the engine sees only committed jobs
-        self.engine.submit(spec)
+        # The row (and its lease) is the truth: the engine sees only committed jobs.
         if job.inference_type != "Real-time":
+            after_commit(self.session, self.engine.submit, spec)
             data = {"inference_id": job.id, "status": "inprogress", "endpoint_name": endpoint.endpoint_name,
                     "output_path": job.params["output_path"]}
             return 202, {"inference": data}, None
+        # Real-time answers with the result, so the job must reach the engine inside this request: the one
+        # place a service commits the request's transaction itself (the session dependency then commits
+        # what the wait read, which is nothing).
+        self.session.commit()
+        self.engine.submit(spec)
         return self._wait(job_id)
 
     def _seal_payload(self, job: InferenceJob) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from openesd.api.deps import SessionDep
+from openesd.api.deps import ImporterDep, SessionDep
 from openesd.api.validation import validate
 from openesd.auth.access import Access
 from openesd.checkpoints.repository import CheckpointRepository
@@ -164,9 +164,9 @@ def legacy_item(item: dict) -> dict:
     return view
 
 
-def get_legacy_checkpoints(request: Request, service: Checkpoints, session: SessionDep,
-                           requesters: RequestersDep) -> LegacyCheckpoints:
-    return LegacyCheckpoints(service, session, requesters, request.app.state.runtime.importer)
+def get_legacy_checkpoints(service: Checkpoints, session: SessionDep, requesters: RequestersDep,
+                           importer: ImporterDep) -> LegacyCheckpoints:
+    return LegacyCheckpoints(service, session, requesters, importer)
 
 
 LegacyCheckpointsDep = Annotated[LegacyCheckpoints, Depends(get_legacy_checkpoints)]

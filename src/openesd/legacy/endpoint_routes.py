@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks
+from fastapi import APIRouter
 
+from openesd.api.deps import AfterCommitDep, EngineDep
 from openesd.auth.access import Access
-from openesd.endpoints.routes import EngineDep
 from openesd.legacy.endpoints import LegacyEndpointsDep
 from openesd.legacy.identity import access_in_strict
 from openesd.legacy.responses import answer
@@ -21,28 +21,28 @@ colliding = APIRouter(tags=["legacy endpoints"])
 Lister = Annotated[Access, access_in_strict("sagemaker_endpoint:all", "sagemaker_endpoint:list")]
 
 
-def _create(body: dict, endpoints, engine, background: BackgroundTasks):
+def _create(body: dict, endpoints, engine, on_commit):
     data, spec = endpoints.create(body)
-    background.add_task(engine.deploy, spec)  # after the response: the record is committed by then
+    on_commit(engine.deploy, spec)  # after the response: the record is committed by then
     return answer(data)
 
 
-def _delete(body: dict, endpoints, engine, background: BackgroundTasks, done: str):
+def _delete(body: dict, endpoints, engine, on_commit, done: str):
     for endpoint_id in endpoints.delete(body):
-        background.add_task(engine.undeploy, endpoint_id)
+        on_commit(engine.undeploy, endpoint_id)
     return answer(done)
 
 
 @router.post("/inference/deploy-sagemaker-endpoint")
 def deploy_endpoint(body: CreateEndpointBody, endpoints: LegacyEndpointsDep, engine: EngineDep,
-                    background: BackgroundTasks):
-    return _create(body, endpoints, engine, background)
+                    on_commit: AfterCommitDep):
+    return _create(body, endpoints, engine, on_commit)
 
 
 @router.post("/inference/delete-sagemaker-endpoint")
 def delete_endpoint(body: DeleteEndpointsBody, endpoints: LegacyEndpointsDep, engine: EngineDep,
-                    background: BackgroundTasks):
-    return _delete(body, endpoints, engine, background, "Endpoint delete completed")
+                    on_commit: AfterCommitDep):
+    return _delete(body, endpoints, engine, on_commit, "Endpoint delete completed")
 
 
 @router.get("/inference/list-endpoint-deployment-jobs")
@@ -58,17 +58,17 @@ def get_deployment_job(endpoints: LegacyEndpointsDep, access: Lister,
 
 @colliding.post("/endpoints")
 def post_endpoints(body: PostEndpointsBody, endpoints: LegacyEndpointsDep, engine: EngineDep,
-                   background: BackgroundTasks):
+                   on_commit: AfterCommitDep):
     # The seed's own examples POST a delete body here (§3.2).
     if "delete_endpoint_list" in body:
-        return _delete(body, endpoints, engine, background, "Endpoint deleted")
-    return _create(body, endpoints, engine, background)
+        return _delete(body, endpoints, engine, on_commit, "Endpoint deleted")
+    return _create(body, endpoints, engine, on_commit)
 
 
 @colliding.delete("/endpoints")
 def delete_endpoints(body: DeleteEndpointsBody, endpoints: LegacyEndpointsDep, engine: EngineDep,
-                     background: BackgroundTasks):
-    return _delete(body, endpoints, engine, background, "Endpoint deleted")
+                     on_commit: AfterCommitDep):
+    return _delete(body, endpoints, engine, on_commit, "Endpoint deleted")
 
 
 @colliding.get("/endpoints")

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request
+from fastapi import APIRouter, Query
 
+from openesd.api.deps import AfterCommitDep, EngineDep, TrainingReporterDep
 from openesd.auth.access import Access
-from openesd.endpoints.routes import EngineDep
 from openesd.legacy.datasets import LegacyDatasetsDep
 from openesd.legacy.dreambooth import LegacyModelsDep
 from openesd.legacy.identity import access_in_strict
@@ -24,7 +24,6 @@ from openesd.legacy.schemas import (
     UpdateDatasetBody,
 )
 from openesd.legacy.trainings import LegacyTrainingsDep
-from openesd.trainings.reporter import TrainingReporter
 from openesd.trainings.routes import submit
 
 router = APIRouter(tags=["legacy training"])
@@ -58,11 +57,10 @@ def create_train(body: CreateTrainBody, trainings: LegacyTrainingsDep):
 
 @router.put("/train")
 def start_train(body: StartTrainBody, trainings: LegacyTrainingsDep, access: Trainer, engine: EngineDep,
-                request: Request, background: BackgroundTasks):
+                reporter: TrainingReporterDep, on_commit: AfterCommitDep):
     data, spec = trainings.start(body, access)
     if spec is not None:  # after the response: the rows are committed by then
-        reporter = TrainingReporter(request.app.state.sessionmaker, request.app.state.store)
-        background.add_task(submit, engine, spec, reporter)
+        on_commit(submit, engine, spec, reporter)
     return answer(data)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -43,9 +44,17 @@ def create_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 KEEP_DESPITE_ERROR = "openesd_keep_despite_error"
+AFTER_COMMIT = "openesd_after_commit"
 
 
 def keep_despite_error(session: Session) -> None:
     """Commit this request's changes even though it answers an error: a failure the record must remember
     (an upload found bad after its parts were joined); the request's session dependency honours it."""
     session.info[KEEP_DESPITE_ERROR] = True
+
+
+def after_commit(session: Session, action: Callable[..., object], *args: object) -> None:
+    """Run `action(*args)` once this request's transaction is committed, after the response is sent;
+    dropped when it rolls back. How work reaches the engine: it sees only committed rows. The request's
+    session dependency (`api/deps.py`) runs the list."""
+    session.info.setdefault(AFTER_COMMIT, []).append((action, args))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,6 +21,9 @@ from openesd.metadata.db import create_db_engine, create_sessionmaker
 from openesd.metadata.migrate import upgrade_to_head
 from openesd.settings import Settings
 from openesd.users.service import UserService
+
+if TYPE_CHECKING:
+    from openesd.trainings.reporter import TrainingReporter
 
 log = logging.getLogger("openesd.server.runtime")
 COMPAT_WARNING = (
@@ -61,6 +65,12 @@ class Runtime:
                                      trainings=TrainingReporter(self.sessionmaker, self.store))
             self._execution = open_engine(self.engine_url, self.settings, events)
         return self._execution
+
+    def training_reporter(self) -> TrainingReporter:
+        """For a route: writes a training's failure when the engine refuses it."""
+        from openesd.trainings.reporter import TrainingReporter
+
+        return TrainingReporter(self.sessionmaker, self.store)
 
     def start_background(self) -> None:
         """Pick up work a previous process left unfinished."""

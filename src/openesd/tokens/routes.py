@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from openesd.api.deps import SessionDep, SettingsDep
+from openesd.api.deps import PasswordCipherDep, SessionDep, SessionmakerDep, SettingsDep
 from openesd.api.envelope import esd_response
 from openesd.api.gateway import esd_body
 from openesd.api.identity import AuthDep, Requester
@@ -20,10 +20,11 @@ from openesd.tokens.throttle import LoginThrottle
 router = APIRouter(tags=["tokens"])
 
 
-def get_token_service(request: Request, session: SessionDep, settings: SettingsDep, auth: AuthDep) -> TokenService:
-    passwords = Passwords(request.app.state.password_cipher, settings.auth_mode)
+def get_token_service(session: SessionDep, settings: SettingsDep, auth: AuthDep, cipher: PasswordCipherDep,
+                      make_session: SessionmakerDep) -> TokenService:
+    passwords = Passwords(cipher, settings.auth_mode)
     strict = settings.auth_mode == "strict"
-    throttle = LoginThrottle(request.app.state.sessionmaker, settings) if strict else None
+    throttle = LoginThrottle(make_session, settings) if strict else None
     return TokenService(session, auth, passwords, throttle)
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi import APIRouter, Depends
 
-from openesd.api.deps import SessionDep, SettingsDep, StoreDep
+from openesd.api.deps import AfterCommitDep, EngineDep, SessionDep, SettingsDep, StoreDep, TrainingReporterDep
 from openesd.api.envelope import esd_response
 from openesd.api.gateway import esd_body
 from openesd.api.identity import AccessDep, permitted
 from openesd.auth.principal import Principal
-from openesd.endpoints.routes import EngineDep
 from openesd.execution.base import Engine, TrainingSpec
 from openesd.trainings.reporter import TrainingReporter
 from openesd.trainings.schemas import (
@@ -42,10 +41,9 @@ def submit(engine: Engine, spec: TrainingSpec, reporter: TrainingReporter) -> No
 
 @router.post("/trainings")
 def create_training(body: CreateBody, requester: Trainer, trainings: Trainings, engine: EngineDep,
-                    request: Request, background: BackgroundTasks):
+                    reporter: TrainingReporterDep, on_commit: AfterCommitDep):
     data, spec = trainings.create(requester, body)
-    reporter = TrainingReporter(request.app.state.sessionmaker, request.app.state.store)
-    background.add_task(submit, engine, spec, reporter)
+    on_commit(submit, engine, spec, reporter)
     return esd_response(201, data)
 
 
@@ -62,15 +60,15 @@ def get_training(training_id: str, _: Trainer, access: AccessDep, trainings: Tra
 
 @router.put("/trainings/{training_id}/stop")
 def stop_training(training_id: str, _: Trainer, access: AccessDep, trainings: Trainings, engine: EngineDep,
-                  background: BackgroundTasks):
+                  on_commit: AfterCommitDep):
     data = trainings.stop(training_id, access)
-    background.add_task(engine.stop_training, training_id)
+    on_commit(engine.stop_training, training_id)
     return esd_response(200, data, f"training {training_id} is stopping")
 
 
 @router.delete("/trainings")
 def delete_trainings(body: DeleteBody, _: Trainer, access: AccessDep, trainings: Trainings, engine: EngineDep,
-                     background: BackgroundTasks):
+                     on_commit: AfterCommitDep):
     for training_id in trainings.delete(body.training_id_list, access):
-        background.add_task(engine.stop_training, training_id)
+        on_commit(engine.stop_training, training_id)
     return esd_response(204)

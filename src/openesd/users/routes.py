@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from openesd.api.deps import SessionDep, SettingsDep
+from openesd.api.deps import PasswordCipherDep, SessionDep, SettingsDep
 from openesd.api.envelope import esd_response
 from openesd.api.gateway import esd_body
 from openesd.api.identity import AuthDep, permitted
@@ -19,8 +19,8 @@ from openesd.users.service import UserService
 router = APIRouter(tags=["users"])
 
 
-def get_user_service(request: Request, session: SessionDep, settings: SettingsDep) -> UserService:
-    return UserService(session, Passwords(request.app.state.password_cipher, settings.auth_mode), settings)
+def get_user_service(session: SessionDep, settings: SettingsDep, cipher: PasswordCipherDep) -> UserService:
+    return UserService(session, Passwords(cipher, settings.auth_mode), settings)
 
 
 Users = Annotated[UserService, Depends(get_user_service)]
