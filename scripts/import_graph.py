@@ -38,7 +38,6 @@ LAYERS: list[tuple[str, list[str]]] = [
     ]),
     # The HTTP kit every resource's routes use: gateway, envelope, errors, validation, identity stages.
     # It sits under the resources, or every route would import upward (issue 14: `api/` is the kit).
-    # (`api/app.py` and `api/runtime.py` still assemble the app here until they move to `server/`.)
     ("http", ["api"]),
     # Identity and access: principals, permissions, passwords, the ownership policy, and reading who the
     # caller is. Every resource and the HTTP identity stages use it, so it imports none of them.
