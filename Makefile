@@ -21,6 +21,7 @@ run: $(STAMP)
 	$(BIN)/openesd serve
 
 test: $(STAMP)
+	$(BIN)/ruff check src tests bench scripts
 	bash scripts/test-services.sh start
 	$(BIN)/python -m pytest
 

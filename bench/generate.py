@@ -35,8 +35,6 @@ def parse_args() -> argparse.Namespace:
 
 def build_checkpoint(sdxl: bool, folder: Path, half: bool) -> tuple[dict, Path]:
     """Random full-size components, and the same weights as an A1111 `.safetensors` file."""
-    import torch
-
     from openesd.modeltools.export import pipeline_to_ldm
     from safetensors.torch import save_file
     from tests.support import tiny_models as tm

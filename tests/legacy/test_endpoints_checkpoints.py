@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.checkpoints.conftest import put_part, upload_file
+from tests.checkpoints.conftest import put_part
 from tests.legacy.conftest import legacy_create
 from tests.support.model_files import model_file_bytes
 
