@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from functools import partial
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 from fastapi import BackgroundTasks, Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from openesd.execution.base import Engine
 from openesd.keys import PasswordCipher
-from openesd.metadata.db import AFTER_COMMIT, KEEP_DESPITE_ERROR, after_commit
+from openesd.metadata.db import AFTER_COMMIT, KEEP_DESPITE_ERROR, after_commit, reads_in_place
 from openesd.settings import Settings
 
 if TYPE_CHECKING:
@@ -72,18 +72,36 @@ async def get_training_reporter(request: Request) -> TrainingReporter:
 async def get_session(request: Request, background: BackgroundTasks) -> AsyncIterator[Session]:
     """One transaction per request: commit when the route returns, roll back when it raises (unless a
     service marked a failure to keep, `keep_despite_error`). Opening a session reads nothing; its end
-    (commit, close) runs in the thread pool: one hop there, not two. What was registered with
+    (commit, close) runs in the thread pool, one hop, or in place when it has nothing to write on SQLite. What was registered with
     `after_commit` runs once the commit succeeded, after the response is sent; a request that answers an
     error runs none of it."""
     session: Session = request.app.state.sessionmaker()
     try:
         yield session
     except BaseException:
-        await run_in_threadpool(_end, session, commit=session.info.pop(KEEP_DESPITE_ERROR, False))
+        await _in_place_or_pool(session, _end, session, commit=session.info.pop(KEEP_DESPITE_ERROR, False))
         raise
-    await run_in_threadpool(_end, session, commit=True)
+    await _in_place_or_pool(session, _end, session, commit=True)
     for action, args in session.info.pop(AFTER_COMMIT, ()):
         background.add_task(action, *args)
+
+
+Params = ParamSpec("Params")
+Result = TypeVar("Result")
+
+
+async def read(session: Session, call: Callable[Params, Result], *args: Params.args,
+               **kwargs: Params.kwargs) -> Result:
+    """Run a service call that only reads, from an `async def` route: in place on SQLite, in the thread
+    pool on PostgreSQL (`reads_in_place`). The job listing under load: bench/listing.py."""
+    return await _in_place_or_pool(session, call, *args, **kwargs)
+
+
+async def _in_place_or_pool(session: Session, call: Callable[Params, Result], *args: Params.args,
+                            **kwargs: Params.kwargs) -> Result:
+    if reads_in_place(session):
+        return call(*args, **kwargs)
+    return await run_in_threadpool(call, *args, **kwargs)
 
 
 def _end(session: Session, *, commit: bool) -> None:

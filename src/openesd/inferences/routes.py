@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from openesd.api.deps import EngineDep, ReplicaDep, SessionDep, SettingsDep, StoreDep, WaiterDep
+from openesd.api.deps import EngineDep, ReplicaDep, SessionDep, SettingsDep, StoreDep, WaiterDep, read
 from openesd.api.envelope import esd_response, gateway_response
 from openesd.api.gateway import esd_body
 from openesd.api.identity import AccessDep, AuthDep, identify, permitted, permitted_in_strict
@@ -62,16 +62,18 @@ def get_inference(job_id: str, _: Annotated[Principal | None, permitted_in_stric
 
 
 @router.get("/inferences")
-def list_inferences(
+async def list_inferences(
     _: Annotated[Principal | None, permitted_in_strict("inference:all", "inference:list")],
     access: AccessDep,
+    session: SessionDep,
     inferences: Inferences,
     type: str = "txt2img",  # noqa: A002 (ESD's query name)
     username: str | None = None,
     limit: int = 10,
     exclusive_start_key: str | None = None,
 ):
-    return esd_response(200, inferences.list(type, username, limit, exclusive_start_key, access))
+    page = await read(session, inferences.list, type, username, limit, exclusive_start_key, access)
+    return esd_response(200, page)
 
 
 @router.delete("/inferences")
