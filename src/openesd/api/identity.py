@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from starlette.concurrency import run_in_threadpool
-
-from openesd.api.deps import SessionDep, SettingsDep
+from openesd.api.deps import SessionDep, SettingsDep, read
 from openesd.auth.access import Access
 from openesd.auth.principal import Principal
 from openesd.auth.service import AuthService, authorize
 
 
-# These stages are `async def` and send only the database reads of `identify` to the thread pool: a plain
-# `def` dependency costs a thread hop per request even in compat mode, where nothing is read.
+# These stages are `async def` and run only the database reads of `identify` through `read` (in place on
+# SQLite, in the thread pool on PostgreSQL): a plain `def` dependency costs a thread hop per request even in
+# compat mode, where nothing is read.
 async def get_auth(session: SessionDep, settings: SettingsDep) -> AuthService:
     return AuthService(session, settings.auth_mode)
 
@@ -31,9 +30,10 @@ def identify(request: Request, auth: AuthService) -> Principal:
 
 
 async def identified(request: Request, auth: AuthService) -> Principal:
-    """`identify` from a coroutine: its reads run in the thread pool, once per request."""
+    """`identify` from a coroutine, once per request. Its reads run through `read`; a token's `last_used`
+    step it may set is written with the request's commit, in the thread pool."""
     principal = getattr(request.state, "principal", None)
-    return principal if principal is not None else await run_in_threadpool(identify, request, auth)
+    return principal if principal is not None else await read(auth.session, identify, request, auth)
 
 
 async def get_requester(request: Request, auth: AuthDep) -> Principal:

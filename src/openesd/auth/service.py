@@ -27,6 +27,7 @@ def hash_token(token: str) -> str:
 
 class AuthService:
     def __init__(self, session: Session, mode: str):
+        self.session = session
         self.identities = IdentityRepository(session)
         self.mode = mode
 
