@@ -15,9 +15,17 @@ from openesd.checkpoints.schemas import (
     CREATE_CHECKPOINT_SCHEMA, DELETE_CHECKPOINTS_SCHEMA, UPDATE_CHECKPOINT_SCHEMA,
     CreateCheckpoint, DeleteCheckpoints, UpdateCheckpoint,
 )
-from openesd.checkpoints.service import CheckpointService
+from openesd.checkpoints.service import Change, CheckpointService
 
 router = APIRouter(tags=["checkpoints"])
+
+# (status, message) of each kind of update, as ESD answers them
+UPDATE_ANSWERS = {
+    Change.NOTHING: (200, None),
+    Change.STATUS: (200, None),
+    Change.SAME_NAME: (200, "no need to update"),
+    Change.RENAMED: (202, "rename is processing, please wait"),
+}
 
 
 def get_checkpoint_service(session: SessionDep, store: StoreDep, settings: SettingsDep) -> CheckpointService:
@@ -52,10 +60,12 @@ def create_checkpoint(
     importer: ImporterDep,
     on_commit: AfterCommitDep,
 ):
-    status, data, message, imports = checkpoints.create(requester, body)
-    for checkpoint_id in imports:  # after the response: the records are committed by then
+    created = checkpoints.create(requester, body)
+    if created.upload is not None:
+        return esd_response(201, created.upload)
+    for checkpoint_id in created.imports:  # after the response: the records are committed by then
         on_commit(importer.submit, checkpoint_id)
-    return esd_response(status, data, message)
+    return esd_response(202, message="Checkpoint creation in progress, please check later")
 
 
 @router.put("/checkpoints/{checkpoint_id}")
@@ -66,7 +76,9 @@ def update_checkpoint(
     access: AccessDep,
     checkpoints: Checkpoints,
 ):
-    return esd_response(*checkpoints.update(checkpoint_id, body, access))
+    updated = checkpoints.update(checkpoint_id, body, access)
+    status, message = UPDATE_ANSWERS[updated.change]
+    return esd_response(status, updated.data, message)
 
 
 @router.delete("/checkpoints")

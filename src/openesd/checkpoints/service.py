@@ -6,7 +6,9 @@ import json
 import math
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 
 from sqlalchemy.orm import Session
 
@@ -54,6 +56,32 @@ def _part_number(name: str, value: object) -> int:
     return value
 
 
+@dataclass(frozen=True)
+class NewCheckpoint:
+    """What `create` made: an upload record (`upload`: its view and part URLs), or, for URLs, import records
+    (`imports`: their ids, for the importer once they are committed)."""
+
+    upload: dict | None = None
+    imports: list[str] = field(default_factory=list)
+
+
+class Change(Enum):
+    """What `update` changed."""
+
+    NOTHING = "nothing"
+    STATUS = "status"
+    RENAMED = "renamed"  # the file is moving to the new name
+    SAME_NAME = "same_name"  # a rename to the name it already has
+
+
+@dataclass(frozen=True)
+class UpdatedCheckpoint:
+    """What `update` did; `data` is the ESD `data` a status change answers with."""
+
+    change: Change
+    data: dict | None = None  # {"checkpoint": the record's view} after a status change
+
+
 class CheckpointService:
     def __init__(self, session: Session, store: ObjectStore, settings: Settings):
         self.checkpoints = CheckpointRepository(session)
@@ -62,15 +90,14 @@ class CheckpointService:
         self.settings = settings
 
     # --- create -----------------------------------------------------------------------------
-    def create(self, requester: Principal, body: CreateCheckpoint) -> tuple[int, dict | None, str | None, list[str]]:
-        """(status, data, message, ids of URL imports to start once committed)."""
+    def create(self, requester: Principal, body: CreateCheckpoint) -> NewCheckpoint:
         if body.params is None:
             raise BadRequest("CreateCheckPointEvent.__init__() missing 1 required positional argument: 'params'")
         if body.urls:
-            return 202, None, "Checkpoint creation in progress, please check later", self._create_imports(requester, body)
+            return NewCheckpoint(imports=self._create_imports(requester, body))
         if not body.filenames:
             raise BadRequest("no checkpoint name (file names) detected")
-        return 201, self._create_upload(requester, body), None, []
+        return NewCheckpoint(upload=self._create_upload(requester, body))
 
     def _new_record(self, requester: Principal, body: CreateCheckpoint, names: list[str], params: dict,
                     checkpoint_id: str | None = None) -> Checkpoint:
@@ -124,15 +151,16 @@ class CheckpointService:
 
     # --- update -----------------------------------------------------------------------------
     def update(self, checkpoint_id: str, body: UpdateCheckpoint, access: Access,
-               require_tags: bool = True) -> tuple[int, dict | None, str | None]:
+               require_tags: bool = True) -> UpdatedCheckpoint:
         """`require_tags=False`: a status change alone (the legacy `PUT /checkpoint` allows it)."""
         checkpoint = access.changeable(self.checkpoints.get_for_update(checkpoint_id),
                                        NotFound(f"checkpoint not found with id {checkpoint_id}"))
         if body.status is not None:
-            return 200, {"checkpoint": self._set_status(checkpoint, body, require_tags)}, None
+            view = self._set_status(checkpoint, body, require_tags)
+            return UpdatedCheckpoint(Change.STATUS, {"checkpoint": view})
         if body.name is not None:
-            return self._rename(checkpoint, body.name)
-        return 200, None, None
+            return UpdatedCheckpoint(self._rename(checkpoint, body.name))
+        return UpdatedCheckpoint(Change.NOTHING)
 
     def _set_status(self, checkpoint: Checkpoint, body: UpdateCheckpoint, require_tags: bool = True) -> dict:
         if require_tags and not body.multi_parts_tags:
@@ -208,12 +236,12 @@ class CheckpointService:
             if twin is not None:
                 checkpoint.params = {**checkpoint.params, "duplicate_of": twin.id}
 
-    def _rename(self, checkpoint: Checkpoint, new_name: str) -> tuple[int, dict | None, str]:
+    def _rename(self, checkpoint: Checkpoint, new_name: str) -> Change:
         if checkpoint.status != "Active":
             raise BadRequest("only active can update name")
         old_name = checkpoint.names[0]
         if new_name == old_name:
-            return 200, None, "no need to update"
+            return Change.SAME_NAME
         if self.checkpoints.taken([new_name]):
             raise already_exists(new_name)
         self.checkpoints.release([old_name])
@@ -226,7 +254,7 @@ class CheckpointService:
         checkpoint.hashes = hashes
         kind = checkpoint.checkpoint_type
         self.store.move(checkpoint_file(kind, checkpoint.id, old_name), checkpoint_file(kind, checkpoint.id, new_name))
-        return 202, None, "rename is processing, please wait"
+        return Change.RENAMED
 
     # --- delete -----------------------------------------------------------------------------
     def delete(self, ids: list[str], access: Access) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from openesd.api.deps import EngineDep, ReplicaDep, SessionDep, SettingsDep, StoreDep, WaiterDep, read
 from openesd.api.envelope import esd_response, gateway_response
@@ -15,9 +15,11 @@ from openesd.errors import GatewayTimeout
 from openesd.inferences.schemas import (
     CREATE_INFERENCE_SCHEMA, DELETE_INFERENCES_SCHEMA, CreateInference, DeleteInferences,
 )
-from openesd.inferences.service import InferenceService
+from openesd.inferences.service import InferenceService, JobOutcome, Stage
 
 router = APIRouter(tags=["inferences"])
+
+STAGE_STATUS = {Stage.CREATED: 201, Stage.QUEUED: 202, Stage.FINISHED: 200}
 
 
 async def get_inference_service(session: SessionDep, store: StoreDep, settings: SettingsDep, engine: EngineDep,
@@ -30,6 +32,10 @@ CreateBody = Annotated[CreateInference, esd_body(CREATE_INFERENCE_SCHEMA, Create
 DeleteBody = Annotated[DeleteInferences, esd_body(DELETE_INFERENCES_SCHEMA, DeleteInferences)]
 
 
+def _answer(outcome: JobOutcome) -> Response:
+    return esd_response(STAGE_STATUS[outcome.stage], outcome.data)
+
+
 def _timed_out():
     return gateway_response(504, GatewayTimeout().message)
 
@@ -37,7 +43,7 @@ def _timed_out():
 @router.post("/inferences")
 def create_inference(body: CreateBody, request: Request, auth: AuthDep, inferences: Inferences):
     try:  # identity comes after the payload_string check (§8.2 step 1), so the service asks for it
-        return esd_response(*inferences.create(body, lambda: identify(request, auth)))
+        return _answer(inferences.create(body, lambda: identify(request, auth)))
     except GatewayTimeout:
         return _timed_out()
 
@@ -50,7 +56,7 @@ def start_inference(
     inferences: Inferences,
 ):
     try:
-        return esd_response(*inferences.start(job_id, access))
+        return _answer(inferences.start(job_id, access))
     except GatewayTimeout:
         return _timed_out()
 

@@ -7,7 +7,9 @@ import random
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 
 from sqlalchemy.orm import Session
 
@@ -61,6 +63,22 @@ def job_spec(job: InferenceJob) -> JobSpec:
                    models=models, attempt=job.attempts)
 
 
+class Stage(Enum):
+    """Where a job stands when `create` or `start` returns."""
+
+    CREATED = "created"  # waits for its payload upload and a start call
+    QUEUED = "queued"  # asynchronous: on its endpoint's queue once committed
+    FINISHED = "finished"  # real-time: ran to its end inside the request
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """`data` is the ESD `data`: {"inference": ...} when created or queued, the job's view when finished."""
+
+    stage: Stage
+    data: dict
+
+
 class InferenceService:
     def __init__(self, session: Session, store: ObjectStore, settings: Settings, engine: Engine, waiter: JobWaiter,
                  replica: str):
@@ -72,8 +90,8 @@ class InferenceService:
         self.store, self.settings, self.engine, self.waiter = store, settings, engine, waiter
 
     # --- create -----------------------------------------------------------------------------
-    def create(self, body: CreateInference, identify: Callable[[], Principal]) -> tuple[int, dict, str | None]:
-        """(status, data, message): 201 with an upload URL, or the start response for `payload_string`."""
+    def create(self, body: CreateInference, identify: Callable[[], Principal]) -> JobOutcome:
+        """A created job with its upload URL, or, with `payload_string`, a started one."""
         if body.payload_string is not None:
             try:
                 json.loads(body.payload_string)  # Python's parser takes Infinity and NaN, as ESD's does
@@ -97,7 +115,7 @@ class InferenceService:
         if job.task_type in DIFFUSION_TASKS:
             view["models"] = [{"id": m["id"], "name": [m["model_name"]], "type": kind}
                               for kind, entries in used.items() for m in entries]
-        return 201, {"inference": view}, None
+        return JobOutcome(Stage.CREATED, {"inference": view})
 
     def _schedule(self, requester: Principal, body: CreateInference, access: Access) -> Endpoint:
         if body.sagemaker_endpoint_name:
@@ -163,7 +181,7 @@ class InferenceService:
         ))
 
     # --- start ------------------------------------------------------------------------------
-    def start(self, job_id: str, access: Access) -> tuple[int, dict, str | None]:
+    def start(self, job_id: str, access: Access) -> JobOutcome:
         """Queue the job on its endpoint once committed; real-time waits for the result (§8.4)."""
         job = access.changeable(self.jobs_repo.get_for_update(job_id), BadRequest(f"InferenceJobId {job_id} not found"))
         endpoint = self.endpoints.get(job.endpoint_id or "")
@@ -185,7 +203,7 @@ class InferenceService:
             after_commit(self.session, self.engine.submit, spec)
             data = {"inference_id": job.id, "status": "inprogress", "endpoint_name": endpoint.endpoint_name,
                     "output_path": job.params["output_path"]}
-            return 202, {"inference": data}, None
+            return JobOutcome(Stage.QUEUED, {"inference": data})
         # Real-time answers with the result, so the job must reach the engine inside this request: the one
         # place a service commits the request's transaction itself (the session dependency then commits
         # what the wait read, which is nothing).
@@ -199,7 +217,7 @@ class InferenceService:
         if job.payload_string is None and self.store.stat(uploaded) is not None:
             self.store.move(uploaded, started_job_param(job.task_type, job.id))
 
-    def _wait(self, job_id: str) -> tuple[int, dict, str | None]:
+    def _wait(self, job_id: str) -> JobOutcome:
         if not self.waiter.wait(job_id, self.settings.realtime_timeout_s):
             raise GatewayTimeout()
         self.session.expire_all()
@@ -208,7 +226,7 @@ class InferenceService:
             raise BadRequest(f"InferenceJobId {job_id} was deleted while it ran")
         if job.status == "failed":
             raise BadRequest(job.sagemaker_raw or "the job failed")
-        return 200, self.view(job), None
+        return JobOutcome(Stage.FINISHED, self.view(job))
 
     # --- read / list / delete ---------------------------------------------------------------
     def get(self, job_id: str, access: Access) -> dict:

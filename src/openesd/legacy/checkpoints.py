@@ -67,7 +67,7 @@ class LegacyCheckpoints:
             if not 1 <= upload.parts_number <= MAX_PARTS:
                 raise checkpoint_error(500, "error", f"parts_number of {upload.filename} must be 1 to {MAX_PARTS}")
         try:
-            _, data, _, _ = self.service.create(requester, event)
+            data = self.service.create(requester, event).upload
         except OpenESDError as error:
             raise checkpoint_error(500, "error", error.message) from None
         return {"statusCode": 200, "headers": BODY_HEADERS, **data}
@@ -87,8 +87,8 @@ class LegacyCheckpoints:
             raise checkpoint_error(500, "msg", "checkpoint_id and status (strings) and multi_parts_tags (an object) "
                                                "are required")
         try:
-            _, data, _ = self.service.update(checkpoint_id, UpdateCheckpoint(status=status, multi_parts_tags=tags),
-                                             access, require_tags=False)
+            data = self.service.update(checkpoint_id, UpdateCheckpoint(status=status, multi_parts_tags=tags),
+                                       access, require_tags=False).data
             # §1.7: the WebUI uploads a tar archive under the model's own name
             unpack_checkpoint(self.service.store, self.service.checkpoints, self.service.checkpoints.get(checkpoint_id))
         except NotFound as error:
@@ -126,8 +126,8 @@ class LegacyCheckpoints:
         if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and u.strip() for u in urls):
             raise checkpoint_error(500, "error", "modelUrl must be a non-empty list of URLs")
         try:
-            _, _, _, ids = self.service.create(requester, CreateCheckpoint(checkpoint_type=kind, params=params,
-                                                                           urls=urls))
+            ids = self.service.create(requester, CreateCheckpoint(checkpoint_type=kind, params=params,
+                                                                  urls=urls)).imports
         except OpenESDError as error:
             raise checkpoint_error(500, "error", error.message) from None
         self.session.commit()  # the importer reads the records from its own sessions

@@ -93,7 +93,7 @@ class LegacyModels:
             if not 1 <= upload.parts_number <= MAX_PARTS:
                 raise lambda_error(500, "error", f"parts_number of {upload.filename} must be 1 to {MAX_PARTS}")
         try:
-            _, data, _, _ = self.checkpoints.create(requester, event)
+            data = self.checkpoints.create(requester, event).upload
         except OpenESDError as error:
             raise lambda_error(500, "error", error.message) from None
         return self.checkpoints.checkpoints.get(data["checkpoint"]["id"]), data["s3PresignUrl"]

@@ -65,7 +65,7 @@ class LegacyInferences:
             event = CreateInference(task_type=task_type, inference_type=kind, models=models,
                                     sagemaker_endpoint_name=name)
             try:
-                return self.inferences.create(event, lambda: requester)[1]["inference"], requester
+                return self.inferences.create(event, lambda: requester).data["inference"], requester
             except OpenESDError as error:
                 if not (error.code == NoEndpointAvailable.code and kind != kinds[-1]):
                     raise _prepare_failure(error, requester) from None
@@ -116,7 +116,7 @@ class LegacyInferences:
         """The 1.5.0 start (its permission stage is the route's, strict mode only); a real-time job answers
         with its final state. Someone else's job is refused with `statusCode` "403", a hidden one is absent."""
         try:
-            _, data, _ = self.inferences.start(job_id, access)
+            data = self.inferences.start(job_id, access).data
         except GatewayTimeout:
             data = {}
         except OpenESDError as error:
