@@ -1,4 +1,4 @@
-"""The engine contract suite (tests/execution/test_endpoints.py, test_jobs.py) run against the Ray engine on
+"""The engine contract suite (tests/execution/test_endpoints.py, test_jobs.py, test_merges.py) run against the Ray engine on
 a local CPU-only Ray instance: the same tests, imported, with this folder's `engine` fixture."""
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ from tests.execution.test_jobs import (  # noqa: F401
     test_a_job_reports_started_progress_and_its_images,
     test_a_killed_workers_job_is_retried_once_and_succeeds,
     test_undeploy_fails_the_running_and_queued_jobs,
+)
+from tests.execution.test_merges import (  # noqa: F401
+    test_a_merge_stores_its_output_and_reports_the_files_hash,
+    test_a_merge_that_cannot_run_fails_with_the_reason_and_stores_nothing,
 )
 
 # Left to the local engine's run: a rejected payload (the same `_endpoint_process._serve` code answers it), the exit

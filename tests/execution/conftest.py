@@ -32,12 +32,12 @@ EVENT_NAMES = {
     ev.JobStarted: "job_started", ev.JobProgress: "job_progress", ev.JobSucceeded: "job_succeeded",
     ev.JobFailed: "job_failed", ev.TrainingStatus: "training_status", ev.TrainingProgress: "training_progress",
     ev.TrainingCompleted: "training_completed", ev.TrainingFailed: "training_failed",
-    ev.TrainingStopped: "training_stopped",
+    ev.TrainingStopped: "training_stopped", ev.MergeSucceeded: "merge_succeeded", ev.MergeFailed: "merge_failed",
 }
 
 
 class RecordingEvents:
-    """The endpoint, job and training consumers in one, keeping every event in order, for tests to wait on
+    """The endpoint, job, training and merge consumers in one, keeping every event in order, for tests to wait on
     and read."""
 
     def __init__(self):
@@ -46,14 +46,14 @@ class RecordingEvents:
 
     @property
     def consumers(self) -> ev.EngineConsumers:
-        return ev.EngineConsumers(endpoints=self, jobs=self, trainings=self)
+        return ev.EngineConsumers(endpoints=self, jobs=self, trainings=self, merges=self)
 
     def record(self, event) -> None:
         with self._changed:
             self.calls.append((EVENT_NAMES[type(event)], *(getattr(event, f.name) for f in fields(event))))
             self._changed.notify_all()
 
-    on_endpoint = on_job = on_training = record
+    on_endpoint = on_job = on_training = on_merge = record
 
     def of(self, name: str, subject: str | None = None) -> list[tuple]:
         """The calls of one kind, for one endpoint or job when `subject` is given (arguments only)."""

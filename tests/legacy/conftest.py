@@ -16,7 +16,7 @@ class RecordingEngine:
     """Stands in for the local engine: remembers what it was asked to run."""
 
     def __init__(self):
-        self.deployed, self.undeployed, self.submitted, self.trainings = [], [], [], []
+        self.deployed, self.undeployed, self.submitted, self.trainings, self.merges = [], [], [], [], []
 
     def deploy(self, spec):
         self.deployed.append(spec)
@@ -32,6 +32,9 @@ class RecordingEngine:
 
     def stop_training(self, training_id):
         pass
+
+    def submit_merge(self, spec):
+        self.merges.append(spec)
 
     def instance_count(self, endpoint_id):
         return 0

@@ -1,4 +1,4 @@
-"""§7.2 model merge: the merge math (generation/merge.py) and the route that runs it off the API process."""
+"""§7.2 model merge: the merge math (modeltools/merge.py) and the route that runs it through the engine."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from openesd.api.deps import get_engine
+from tests.legacy.conftest import RecordingEngine
 from tests.legacy.test_endpoints_checkpoints import legacy_upload
 
 torch = pytest.importorskip("torch")
@@ -93,6 +95,12 @@ def wait_checkpoint(client, checkpoint_id: str, timeout: float = 120) -> dict:
         time.sleep(0.2)
 
 
+@pytest.fixture
+def legacy(make_client):
+    """An app with its real engine (not the conftest's recording one): merges run in its worker process."""
+    return make_client(allow_private_url_imports=True, legacy_upload_wait_seconds=10)
+
+
 def test_merge_route_validates_with_the_webui_texts(legacy):
     upload_model(legacy, "a.safetensors", 1)
     cases = [({}, "Failed: Missing Primary Model"),
@@ -131,20 +139,11 @@ def test_merge_route_registers_an_active_checkpoint_with_the_merged_tensors(lega
     assert any(c["id"] == record["id"] and c["status"] == "Active" and c["hash"] for c in modern)
 
 
-class _StoppedRunner:
-    """A runner that dies with the server before it starts the merge."""
-
-    def submit(self, job):
-        pass
-
-
 def test_a_merge_interrupted_by_a_restart_runs_again_when_the_server_starts(make_client):
-    from openesd.legacy.checkpoint_routes import get_merge_runner
-
     first = make_client(allow_private_url_imports=True, legacy_upload_wait_seconds=10)
     upload_model(first, "a.safetensors", 1)
     upload_model(first, "b.safetensors", 2)
-    first.http.app.dependency_overrides[get_merge_runner] = _StoppedRunner
+    first.http.app.dependency_overrides[get_engine] = RecordingEngine  # stops with the server before it merges
     body = first.post("/legacy/inference/run-model-merge", json={
         "primary_model_name": "a.safetensors", "secondary_model_name": "b.safetensors", "multiplier": 0.5}).json()
     listed = first.get("/legacy/checkpoints").json()["checkpoints"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from openesd.api.deps import get_engine
-from openesd.execution.base import EndpointSpec, JobSpec
+from openesd.execution.base import EndpointSpec, JobSpec, MergeSpec
 from openesd.inferences.reporter import EngineReporter
 
 
@@ -17,6 +17,7 @@ class NoWorkerEngine:
         self.undeployed: list[str] = []
         self.submitted: list[JobSpec] = []
         self.stopped_trainings: list[str] = []
+        self.merges: list[MergeSpec] = []
 
     def deploy(self, endpoint: EndpointSpec) -> None:
         self.deployed.append(endpoint)
@@ -31,6 +32,9 @@ class NoWorkerEngine:
 
     def stop_training(self, training_id: str) -> None:
         self.stopped_trainings.append(training_id)
+
+    def submit_merge(self, merge: MergeSpec) -> None:
+        self.merges.append(merge)
 
     def instance_count(self, endpoint_id: str) -> int:
         return 0

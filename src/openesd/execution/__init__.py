@@ -6,7 +6,7 @@ from collections.abc import Callable
 from urllib.parse import urlparse
 
 from openesd.errors import ConfigurationError
-from openesd.execution.base import EndpointSpec, Engine, JobSpec, TrainingSpec
+from openesd.execution.base import EndpointSpec, Engine, JobSpec, MergeSpec, TrainingSpec
 from openesd.execution.events import EngineConsumers
 from openesd.settings import Settings
 
@@ -35,4 +35,4 @@ def open_engine(url: str, settings: Settings, events: EngineConsumers) -> Engine
     return _REGISTRY[scheme](url, settings, events)
 
 
-__all__ = ["EndpointSpec", "Engine", "EngineConsumers", "JobSpec", "TrainingSpec", "open_engine"]
+__all__ = ["EndpointSpec", "Engine", "EngineConsumers", "JobSpec", "MergeSpec", "TrainingSpec", "open_engine"]

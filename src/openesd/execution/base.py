@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from openesd.execution.events import EndpointEvent, EngineConsumers, EngineEvent, JobEvent, TrainingEvent
+from openesd.execution.events import (
+    EndpointEvent,
+    EngineConsumers,
+    EngineEvent,
+    JobEvent,
+    MergeEvent,
+    TrainingEvent,
+)
 
 log = logging.getLogger("openesd.execution")
 
@@ -54,6 +61,24 @@ class TrainingSpec:
     checkpoint_folder: str  # the output Lora checkpoint's folder; files are copied there too
 
 
+@dataclass(frozen=True)
+class MergeSpec:
+    """One model merge (the legacy `run-model-merge`) as it crosses to its worker: object-store keys of
+    the inputs and of the output, and the WebUI merger's options; plain values only."""
+
+    checkpoint_id: str  # the output checkpoint, `Initial` until the merge reports
+    output_key: str
+    primary_key: str
+    secondary_key: str | None
+    tertiary_key: str | None
+    vae_key: str | None
+    interp_method: str
+    multiplier: float
+    save_as_half: bool
+    discard_weights: str
+    metadata: dict
+
+
 def report(deliver: Callable[[Any], None], event: EngineEvent) -> None:
     """Hand one event to `deliver` (a consumer's method); its errors are logged, never raised into the engine."""
     try:
@@ -70,6 +95,8 @@ def _subject(event: EngineEvent) -> str:
             return event.job_id
         case TrainingEvent():
             return event.training_id
+        case MergeEvent():
+            return event.checkpoint_id
 
 
 class EventOutbox:
@@ -111,6 +138,9 @@ class Engine(Protocol):
 
     def stop_training(self, training_id: str) -> None:
         """Ask a running training to stop (it reports `TrainingStopped`); unknown ids report it at once."""
+
+    def submit_merge(self, merge: MergeSpec) -> None:
+        """Run a committed model merge off the API's threads, one at a time; its end comes back as a MergeEvent."""
 
     def close(self) -> None:
         """Stop every instance."""

@@ -1,5 +1,5 @@
 """What crosses between the API and the engine, as types: events an engine reports (one consumer per
-family: endpoints, jobs, trainings) and the messages its worker processes exchange with it.
+family: endpoints, jobs, trainings, merges) and the messages its worker processes exchange with it.
 
 Every type is a plain frozen dataclass at module level: they cross process boundaries by pickling
 (multiprocessing pipes, Ray), so this module imports nothing heavy.
@@ -110,7 +110,28 @@ class TrainingStopped(TrainingEvent):
     """The training ended early because a stop was asked for."""
 
 
-EngineEvent = EndpointEvent | JobEvent | TrainingEvent
+# -- engine -> API: model merges -------------------------------------------------------------------
+@dataclass(frozen=True)
+class MergeEvent:
+    checkpoint_id: str  # the merge's output checkpoint
+
+
+@dataclass(frozen=True)
+class MergeSucceeded(MergeEvent):
+    """The merged file is stored at `key` (the spec's `output_key`); `sha256` is its hash."""
+
+    key: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class MergeFailed(MergeEvent):
+    """The merge cannot finish; `message` is shown to the user."""
+
+    message: str
+
+
+EngineEvent = EndpointEvent | JobEvent | TrainingEvent | MergeEvent
 
 
 # -- the consumers ---------------------------------------------------------------------------------
@@ -135,6 +156,13 @@ class TrainingEvents(Protocol):
         """One training event; implementations dispatch on its type."""
 
 
+class MergeEvents(Protocol):
+    """Where an engine reports the model merges it runs."""
+
+    def on_merge(self, event: MergeEvent) -> None:
+        """One merge event; implementations dispatch on its type."""
+
+
 @dataclass(frozen=True)
 class EngineConsumers:
     """The one way an engine changes what users see: each event goes to the consumer of its family."""
@@ -142,6 +170,7 @@ class EngineConsumers:
     endpoints: EndpointEvents
     jobs: JobEvents
     trainings: TrainingEvents
+    merges: MergeEvents
 
     def deliver(self, event: EngineEvent) -> None:
         match event:
@@ -151,6 +180,8 @@ class EngineConsumers:
                 self.jobs.on_job(event)
             case TrainingEvent():
                 self.trainings.on_training(event)
+            case MergeEvent():
+                self.merges.on_merge(event)
 
 
 # -- engine <-> worker process ---------------------------------------------------------------------

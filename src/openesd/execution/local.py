@@ -16,7 +16,7 @@ import time
 from multiprocessing.connection import wait
 
 from openesd.execution._pool import Instance, Pool, spawn_instance, stop_instance
-from openesd.execution.base import EndpointSpec, EventOutbox, JobSpec, TrainingSpec
+from openesd.execution.base import EndpointSpec, EventOutbox, JobSpec, MergeSpec, TrainingSpec
 from openesd.execution.events import (
     EndpointFailed,
     EndpointReady,
@@ -29,6 +29,7 @@ from openesd.execution.events import (
     JobStarted,
     JobSucceeded,
 )
+from openesd.execution.merge_runner import MergeRunner
 from openesd.execution.training_runner import TrainingRunner
 from openesd.settings import Settings
 
@@ -77,6 +78,7 @@ class LocalEngine:
         self._wake_reader.setblocking(False)
         self._wake_writer.setblocking(False)
         self._trainings = TrainingRunner(self._values, events.trainings, self._gpus)
+        self._merges = MergeRunner(self._values, events.merges)
         self._thread = threading.Thread(target=self._supervise, name="openesd-engine", daemon=True)
         self._thread.start()
 
@@ -122,8 +124,12 @@ class LocalEngine:
     def stop_training(self, training_id: str) -> None:
         self._trainings.stop(training_id)
 
+    def submit_merge(self, merge: MergeSpec) -> None:
+        self._merges.submit(merge)
+
     def close(self) -> None:
         self._trainings.close()
+        self._merges.close()
         self._closed.set()
         self._thread.join(5.0)
         self._wake_reader.close()

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from openesd.execution._ray_apps import DEPLOYMENT, app_name, endpoint_deployment, live_replicas, running_replicas
+from openesd.execution._ray_merge import RayMergeRunner
 from openesd.execution._ray_training import RayTrainingRunner
-from openesd.execution.base import EndpointSpec, EventOutbox, JobSpec, TrainingSpec
+from openesd.execution.base import EndpointSpec, EventOutbox, JobSpec, MergeSpec, TrainingSpec
 from openesd.execution.events import (
     EndpointFailed,
     EndpointReady,
@@ -86,6 +87,8 @@ class RayEngine:
         self._closed = threading.Event()
         # Trainings are Ray actors owned by this process: they end with it, as local trainer processes do.
         self._trainings = RayTrainingRunner(self._values, events.trainings)
+        # Merges are Ray tasks; one left unfinished at close runs again on the next start (its record says so).
+        self._merges = RayMergeRunner(self._values, events.merges)
         self._watcher = threading.Thread(target=self._watch, name="openesd-ray-watch", daemon=True)
         self._watcher.start()
 
@@ -136,12 +139,16 @@ class RayEngine:
     def stop_training(self, training_id: str) -> None:
         self._trainings.stop(training_id)
 
+    def submit_merge(self, merge: MergeSpec) -> None:
+        self._merges.submit(merge)
+
     def close(self) -> None:
         """Stop watching and dispatching; the Serve applications keep running for the other API replicas
         (the jobs this process was carrying stay queued in the database and are re-dispatched on start)."""
         import ray
 
         self._trainings.close()
+        self._merges.close()
         self._closed.set()
         self._watcher.join(5.0)
         with self._lock:

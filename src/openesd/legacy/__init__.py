@@ -47,16 +47,3 @@ def install(app: FastAPI, settings: Settings) -> None:
         app.add_middleware(ListMirror, paths={f"{p}/{key}": key for p in prefixes
                                               for key in ("endpoints", "checkpoints", "datasets")})
 
-
-def start(app: FastAPI) -> None:
-    """After start-up: run again the merges a previous process left unfinished."""
-    if app.state.settings.legacy_enabled:
-        from openesd.legacy.checkpoint_routes import merge_runner
-
-        merge_runner(app.state).resume_pending()
-
-
-def stop(app: FastAPI) -> None:
-    runner = getattr(app.state, "legacy_merge_runner", None)
-    if runner is not None:
-        runner.shutdown()

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
+from fastapi import APIRouter, Query
 
-from openesd.api.deps import SettingsDep
+from openesd.api.deps import AfterCommitDep, EngineDep, SettingsDep
 from openesd.auth.access import Access
-from openesd.legacy._merge_runner import MergeRunner
 from openesd.legacy.checkpoints import LegacyCheckpointsDep, checkpoint_error
 from openesd.legacy.identity import access_in_strict
 from openesd.legacy.merges import LegacyMergesDep
@@ -24,18 +23,6 @@ router = APIRouter(tags=["legacy checkpoints"])
 colliding = APIRouter(tags=["legacy checkpoints"])
 
 
-def merge_runner(state) -> MergeRunner:
-    """One runner per app, made on first use (the store and database exist only after start-up)."""
-    if getattr(state, "legacy_merge_runner", None) is None:
-        state.legacy_merge_runner = MergeRunner(state.sessionmaker, state.store, state.settings)
-    return state.legacy_merge_runner
-
-
-def get_merge_runner(request: Request) -> MergeRunner:
-    return merge_runner(request.app.state)
-
-
-Runner = Annotated[MergeRunner, Depends(get_merge_runner)]
 # `PUT /checkpoint` had no identity in ESD: in strict mode, 1.5.0's `PUT /checkpoints/{id}` permission.
 Changer = Annotated[Access, access_in_strict("checkpoint:all", refuse=lambda m: checkpoint_error(403, "error", m))]
 
@@ -66,7 +53,7 @@ def list_checkpoints(
 
 
 @router.post("/inference/run-model-merge")
-def run_model_merge(body: ModelMergeBody, merges: LegacyMergesDep, runner: Runner, background: BackgroundTasks):
-    started, job = merges.start(body)
-    background.add_task(runner.submit, job)  # after the response: the reserved record is committed by then
+def run_model_merge(body: ModelMergeBody, merges: LegacyMergesDep, engine: EngineDep, on_commit: AfterCommitDep):
+    started, spec = merges.start(body)
+    on_commit(engine.submit_merge, spec)  # the engine sees only the committed output record
     return answer(started)

@@ -1,12 +1,13 @@
 """`POST /inference/run-model-merge` (esd-legacy-api.md §7.2): validate, reserve the output checkpoint
-(`Initial`), and describe the merge for the runner; the runner makes it `Active` or `Disabled`."""
+(`Initial`), and describe the merge for the engine; its report (merge_reporter.py) makes the output
+`Active` or `Disabled`."""
 
 from __future__ import annotations
 
 import re
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import Depends
@@ -15,7 +16,9 @@ from openesd.api.deps import SessionDep, StoreDep
 from openesd.auth.access import Access
 from openesd.checkpoints.repository import CheckpointRepository, NameTaken
 from openesd.checkpoints.service import already_exists, esd_now
+from openesd.execution.base import MergeSpec
 from openesd.legacy.identity import Requesters, RequestersDep, holds
+from openesd.legacy.merge_reporter import PENDING
 from openesd.legacy.responses import fastapi_error
 from openesd.metadata.models import Checkpoint
 from openesd.storage.base import ObjectStore
@@ -27,30 +30,14 @@ MODEL = "Stable-diffusion"
 _HASH_SUFFIX = re.compile(r"\s*\[[0-9a-fA-F]+\]$")  # WebUI dropdown titles: "name.safetensors [abcd1234]"
 
 
-@dataclass
-class MergeJob:
-    """What the runner needs, plain values only: it crosses into a spawned process."""
-
-    checkpoint_id: str
-    output_key: str
-    primary_key: str
-    secondary_key: str | None
-    tertiary_key: str | None
-    vae_key: str | None
-    interp_method: str
-    multiplier: float
-    save_as_half: bool
-    discard_weights: str
-    metadata: dict
-
-
 class LegacyMerges:
     def __init__(self, session, store: ObjectStore, requesters: Requesters):
         self.checkpoints = CheckpointRepository(session)
         self.store = store
         self.requesters = requesters
 
-    def start(self, body: dict) -> tuple[dict, MergeJob]:
+    def start(self, body: dict) -> tuple[dict, MergeSpec]:
+        """The answer, and the merge to submit once the output record is committed."""
         options = _options(body)
         requester = self.requesters.resolve()
         if not holds(requester, "checkpoint:all", "checkpoint:create"):
@@ -69,18 +56,18 @@ class LegacyMerges:
         output_name = f"{options['custom_name'] or _derived_name(options, used)}.safetensors"
         checkpoint = self._reserve(requester, output_name, {**options, **{f"{r}_model_name": n for r, n in used.items()}})
         metadata = {"sd_merge_recipe": _recipe(options, used)} if options["save_metadata"] else {}
-        job = MergeJob(
+        spec = MergeSpec(
             checkpoint_id=checkpoint.id, output_key=checkpoint_file(MODEL, checkpoint.id, output_name),
             primary_key=keys["primary"], secondary_key=keys.get("secondary"), tertiary_key=keys.get("tertiary"),
             vae_key=vae_key, interp_method=options["interp_method"], multiplier=options["multiplier"],
             save_as_half=options["save_as_half"], discard_weights=options["discard_weights"], metadata=metadata,
         )
         # Kept on the record so a merge the server was running when it stopped runs again on boot.
-        checkpoint.params = {**checkpoint.params, "merge_job": asdict(job)}
+        checkpoint.params = {**checkpoint.params, PENDING: asdict(spec)}
         answer = {**{f"{r}_model_name": body.get(f"{r}_model_name") or "" for r in ("primary", "secondary", "tertiary")},
                   "merge_id": checkpoint.id, "checkpoint_id": checkpoint.id, "output_name": output_name,
                   "status": "inprogress"}
-        return answer, job
+        return answer, spec
 
     def _key(self, kind: str, name: str, access: Access) -> str:
         """The file of an Active checkpoint the requester may see (another's private model looks absent)."""

@@ -1,8 +1,8 @@
 """DreamBooth-era trainings (esd-legacy-api.md §10) mapped onto 1.5.0 LoRA trainings (§10.4).
 
 `POST /train` stores a 1.5.0 training row in `Initial` with its output checkpoint and the legacy body;
-`PUT /train` translates that body into a 1.5.0 request and starts it under the same id. What cannot
-map (full DreamBooth fine-tuning) is refused with a message that says what to change."""
+`PUT /train` translates that body into a 1.5.0 request and starts that same row, its output checkpoint kept.
+What cannot map (full DreamBooth fine-tuning) is refused with a message that says what to change."""
 
 from __future__ import annotations
 
@@ -130,19 +130,15 @@ class LegacyTrainings:
         if training.job_status != "Initial" or not legacy:
             return {"statusCode": 200, "job": self._job(training)}, None
         request = self._translate(training)
-        created = training.created
         prompt = _first_concept(training.params["config_params"]).get("instance_prompt") or ""
-        self._drop_placeholder(training)
         requester = self.requesters.auth.principal_for(legacy["creator"])
-        try:
-            _, spec = self.service.create(requester, request, training_id=training_id)
+        try:  # the stored row and its output checkpoint become the 1.5.0 training (undone with the request)
+            _, spec = self.service.create(requester, request, reserved=training)
         except OpenESDError as error:
             raise lambda_error(500, "error", error.message) from None
-        started = self.trainings.get(training_id)
-        started.created = created
-        started.params = {**started.params, "legacy": legacy}
+        training.params = {**training.params, "legacy": legacy}
         spec.dataset_prefix = self._kohya_dataset(request.params["training_params"]["dataset"], training_id, prompt)
-        return {"statusCode": 200, "job": self._job(started)}, spec
+        return {"statusCode": 200, "job": self._job(training)}, spec
 
     def _translate(self, training: Training) -> CreateTraining:
         """§10.4's table: the stored legacy body as a 1.5.0 `POST /trainings` request."""
@@ -177,14 +173,6 @@ class LegacyTrainings:
             return "sd_1_5"
         sdxl = any(k.startswith("conditioner.embedders.1.") for k in header) if isinstance(header, dict) else False
         return "sd_xl" if sdxl else "sd_1_5"
-
-    def _drop_placeholder(self, training: Training) -> None:
-        """Free the id and the output name for the 1.5.0 create (undone with the request on failure)."""
-        checkpoint = self.checkpoints.get(training.checkpoint_id)
-        if checkpoint is not None:
-            self.checkpoints.release(checkpoint.names)
-            self.checkpoints.delete(checkpoint)
-        self.trainings.delete(training)
 
     def _kohya_dataset(self, name: str, training_id: str, prompt: str) -> str:
         """A plain legacy dataset laid out as one kohya folder `1_<concept>` in the training's input, each

@@ -50,9 +50,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.api_keys = state.api_keys
         app.state.password_cipher = state.password_cipher
         state.start_background()
-        legacy.start(app)
         yield
-        legacy.stop(app)
         if runtime is None:
             state.close()
 

@@ -58,11 +58,13 @@ class Runtime:
         if self._execution is None:
             from openesd.execution import open_engine
             from openesd.execution.events import EngineConsumers
+            from openesd.legacy.merge_reporter import MergeReporter
             from openesd.trainings.reporter import TrainingReporter
 
             reporter = EngineReporter(self.sessionmaker, self.store, self.waiter, self.metrics)
             events = EngineConsumers(endpoints=reporter, jobs=reporter,
-                                     trainings=TrainingReporter(self.sessionmaker, self.store))
+                                     trainings=TrainingReporter(self.sessionmaker, self.store),
+                                     merges=MergeReporter(self.sessionmaker, self.store, self.settings))
             self._execution = open_engine(self.engine_url, self.settings, events)
         return self._execution
 
@@ -81,6 +83,10 @@ class Runtime:
         fail_interrupted(self.sessionmaker)
         lease_s = self.settings.job_lease_s
         resume(self.sessionmaker, self.execution, self.replica, lease_s)
+        if self.settings.legacy_enabled:  # the legacy model merges (run-model-merge) left unfinished
+            from openesd.legacy.merge_reporter import resume_pending
+
+            resume_pending(self.sessionmaker, self.execution)
         self._leases = LeaseKeeper(self.sessionmaker, self.execution, self.replica, lease_s)
         self._leases.start()
 

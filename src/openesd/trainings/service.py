@@ -61,9 +61,9 @@ class TrainingService:
 
     # --- create -----------------------------------------------------------------------------
     def create(self, requester: Principal, body: CreateTraining,
-               training_id: str | None = None) -> tuple[dict, TrainingSpec]:
+               reserved: Training | None = None) -> tuple[dict, TrainingSpec]:
         """The 201 data and the spec to run once the rows are committed (checks in ESD's order).
-        `training_id`: the id a legacy `POST /train` handed out before the job started."""
+        `reserved`: the `Initial` row (and output checkpoint) a legacy `POST /train` stored, started in place."""
         if body.lora_train_type.lower() != "kohya":
             raise BadRequest(f"Invalid lora train type: {body.lora_train_type}, the valid value is kohya.")
         request = _read_request(body.params)
@@ -76,11 +76,16 @@ class TrainingService:
         tables = kohya.merged(fm_type, request.config_params)
         config = _config(tables)
         output = check_file_name(f"{config.output_name}.safetensors")
-        if self.checkpoints.taken([output]):
+        if self.checkpoints.taken([output]) and not self._reserved_for(reserved, output):
             raise already_exists(output)
         self._check_quota(request.instance_type)
         return self._store(requester, request, fm_type, tables, config.ignored_keys, model, dataset, output,
-                           training_id)
+                           reserved)
+
+    def _reserved_for(self, reserved: Training | None, name: str) -> bool:
+        """Whether `name` is held by the output checkpoint of the reserved training itself."""
+        checkpoint = self.checkpoints.get(reserved.checkpoint_id) if reserved is not None else None
+        return checkpoint is not None and name in checkpoint.names
 
     def _model(self, reference: str, access: Access) -> Checkpoint:
         name = reference.rstrip("/").rsplit("/", 1)[-1]  # an s3_model_path names the file last
@@ -111,14 +116,11 @@ class TrainingService:
 
     def _store(self, requester: Principal, request: _Request, fm_type: str, tables: dict, ignored: list[str],
                model: Checkpoint, dataset: str, output: str,
-               training_id: str | None = None) -> tuple[dict, TrainingSpec]:
-        training_id, now = training_id or str(uuid.uuid4()), time.time()
+               reserved: Training | None = None) -> tuple[dict, TrainingSpec]:
+        training_id = reserved.id if reserved is not None else str(uuid.uuid4())
+        now = reserved.created if reserved is not None else time.time()
         toml_key = f"{training_input(training_id)}/{kohya.TOML_NAMES[fm_type]}"
-        checkpoint = output_checkpoint(training_id, now, output, requester)
-        try:
-            self.checkpoints.add(checkpoint)
-        except NameTaken as taken:
-            raise already_exists(taken.name) from None
+        self._output(training_id, now, output, requester, reserved is not None)
         params = {
             "training_params": {
                 "training_instance_type": request.instance_type, "fm_type": fm_type,
@@ -128,11 +130,16 @@ class TrainingService:
             },
             "config_params": request.config_params, "training_type": "kohya", "ignored_keys": ignored,
         }
-        training = self.trainings.add(Training(
-            id=training_id, created=now, job_status="Training", checkpoint_id=training_id,
-            instance_type=request.instance_type, sagemaker_train_name=f"kohya-{training_id[:8]}", params=params,
-            allowed_roles_or_users=[requester.username], progress=None, runner_host=socket.gethostname(),
-        ))
+        started = {"job_status": "Training", "instance_type": request.instance_type, "params": params,
+                   "sagemaker_train_name": f"kohya-{training_id[:8]}", "progress": None,
+                   "runner_host": socket.gethostname()}
+        if reserved is None:
+            training = self.trainings.add(Training(id=training_id, created=now, checkpoint_id=training_id,
+                                                   allowed_roles_or_users=[requester.username], **started))
+        else:
+            training = reserved
+            for key, value in started.items():
+                setattr(training, key, value)
         self.store.put_bytes(toml_key, kohya.to_toml(tables).encode())
         spec = TrainingSpec(
             id=training_id, instance_type=request.instance_type, model_type=fm_type,
@@ -143,6 +150,20 @@ class TrainingService:
         view = {"id": training_id, "status": training.job_status, "created": str(now), "params": params,
                 **self._locations(training_id)}
         return view, spec
+
+    def _output(self, training_id: str, now: float, output: str, requester: Principal, reserved: bool) -> None:
+        """The output checkpoint `Initial` under the training's id: a new record, or the one reserved with the
+        training, renamed when its name differs."""
+        checkpoint = self.checkpoints.get(training_id) if reserved else None
+        try:
+            if checkpoint is None:
+                self.checkpoints.add(output_checkpoint(training_id, now, output, requester))
+            elif checkpoint.names != [output]:
+                self.checkpoints.release(checkpoint.names)
+                checkpoint.names = [output]
+                self.checkpoints.reserve(training_id, [output])
+        except NameTaken as taken:
+            raise already_exists(taken.name) from None
 
     def _locations(self, training_id: str) -> dict:
         return {"input_location": self.store.uri(training_input(training_id)),
