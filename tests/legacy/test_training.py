@@ -160,6 +160,7 @@ def test_post_then_put_train_runs_a_lora_training_on_the_same_id(legacy, tmp_pat
         "id": job["id"], "modelName": "hanmodel", "status": "Initial", "trainType": "Stable-diffusion",
         "created": legacy.get("/trains").json()["trainJobs"][0]["created"], "sagemakerTrainName": None}]}
     assert legacy.engine.trainings == []  # created, not started
+    reserved = next(c for c in modern_checkpoints(legacy) if c["id"] == job["id"])
 
     started = legacy.put("/train", json={"train_job_id": job["id"], "status": "Training"}).json()
     assert started["statusCode"] == 200 and started["job"]["id"] == job["id"]
@@ -180,6 +181,7 @@ def test_post_then_put_train_runs_a_lora_training_on_the_same_id(legacy, tmp_pat
     assert modern["job_status"] == "Training" and modern["params"]["training_params"]["dataset_name"] == "hanportrait"
     output = next(c for c in modern_checkpoints(legacy) if c["id"] == job["id"])
     assert (output["type"], output["status"], output["name"]) == ("Lora", "Initial", ["hanlora.safetensors"])
+    assert output["created"] == reserved["created"]  # the output checkpoint POST stored, kept by the start
     again = legacy.put("/train", json={"train_job_id": job["id"], "status": "Training"}).json()
     assert again["job"]["status"] == "Training" and len(legacy.engine.trainings) == 1
     [listed] = legacy.get("/trains", params={"status": "Training", "types": "Stable-diffusion"}).json()["trainJobs"]
