@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 from pathlib import Path
+from types import TracebackType
 from typing import IO
 
 CHUNK = 1024 * 1024
@@ -54,6 +55,8 @@ class AtomicWriter:
     def commit(self, dest: Path | None = None) -> Path:
         """Flush to disk and rename into place (at `dest` if given), replacing any file there."""
         dest = dest or self.dest
+        if dest is None:
+            raise ValueError(f"no destination to commit {self._temp} to")
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
@@ -68,7 +71,9 @@ class AtomicWriter:
     def __enter__(self) -> AtomicWriter:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         # Committing is explicit; leaving the block any other way throws the bytes away.
         if not self._file.closed:
             self.discard()

@@ -33,7 +33,7 @@ def bare_etag(etag: str) -> str:
 
 def _part_number(key: str, number: object) -> int:
     try:
-        value = int(number)  # type: ignore[call-overload]
+        value: int = int(number)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         raise BadPart(f"part number {number!r} of {key} is not an integer") from None
     if not 1 <= value <= MAX_PARTS:

@@ -11,6 +11,7 @@ import hmac
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,7 +55,7 @@ def load_or_create_secret(path: Path) -> bytes:
 class UrlSigner:
     """Builds and checks `{base_url}/objects/{key}?...&signature=...` URLs."""
 
-    def __init__(self, secret: bytes, base_url: str, clock=time.time):
+    def __init__(self, secret: bytes, base_url: str, clock: Callable[[], float] = time.time):
         self._secret = secret
         self._base_url = base_url.rstrip("/")
         self._clock = clock

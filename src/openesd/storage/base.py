@@ -6,6 +6,7 @@ layout ESD uses in its S3 bucket (esd-api.md §1.10), whichever implementation h
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +79,7 @@ class ObjectStore(Protocol):
         """Open a multipart upload to `key` and return its upload id."""
         ...
 
-    def signed_part_urls(self, key: str, upload_id: str, parts: int, expires_in: int) -> list[str]:
+    def signed_part_urls(self, key: str, upload_id: str, parts: int, expires_in: int) -> builtins.list[str]:
         """Signed PUT URLs for parts 1..`parts`; each PUT answers with the part's quoted `ETag`."""
         ...
 

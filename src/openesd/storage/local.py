@@ -6,6 +6,7 @@ a key; multipart parts wait in a staging folder inside the root until the upload
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import uuid
@@ -31,7 +32,7 @@ _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 class ObjectWriter:
     """Bytes on their way into the store; `commit` puts them in place and returns the quoted ETag."""
 
-    def __init__(self, writer: AtomicWriter, place: Callable[[AtomicWriter], None]):
+    def __init__(self, writer: AtomicWriter, place: Callable[[AtomicWriter], object]):
         self._writer = writer
         self._place = place
 
@@ -159,7 +160,7 @@ class LocalObjectStore:
         (folder / "key").write_text(key)
         return upload_id
 
-    def signed_part_urls(self, key: str, upload_id: str, parts: int, expires_in: int) -> list[str]:
+    def signed_part_urls(self, key: str, upload_id: str, parts: int, expires_in: int) -> builtins.list[str]:
         self._upload_folder(key, upload_id)
         check_part_count(parts)
         return [

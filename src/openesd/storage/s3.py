@@ -6,6 +6,7 @@ turned into storage errors at this boundary with the table in `errors.py`.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -80,7 +81,8 @@ class S3ObjectStore:
 
     def open(self, key: str) -> IO[bytes]:
         with _s3_errors(self.bucket, key):
-            return self._client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"]
+            body: IO[bytes] = self._client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"]
+            return body
 
     def get_bytes(self, key: str) -> bytes:
         with self.open(key) as body, _s3_errors(self.bucket, key):
@@ -148,15 +150,17 @@ class S3ObjectStore:
             params |= {"ResponseContentType": serving.content_type, "ResponseContentDisposition": serving.disposition}
         with _s3_errors(self.bucket, key):
             operation = _PRESIGN_OPERATION[method]
-            return self._client.generate_presigned_url(operation, Params=params, ExpiresIn=expires_in)
+            url: str = self._client.generate_presigned_url(operation, Params=params, ExpiresIn=expires_in)
+            return url
 
     # -- multipart ------------------------------------------------------------------------
 
     def create_multipart(self, key: str) -> str:
         with _s3_errors(self.bucket, key):
-            return self._client.create_multipart_upload(Bucket=self.bucket, Key=self._full(key))["UploadId"]
+            upload_id: str = self._client.create_multipart_upload(Bucket=self.bucket, Key=self._full(key))["UploadId"]
+            return upload_id
 
-    def signed_part_urls(self, key: str, upload_id: str, parts: int, expires_in: int) -> list[str]:
+    def signed_part_urls(self, key: str, upload_id: str, parts: int, expires_in: int) -> builtins.list[str]:
         check_part_count(parts)
         base = {"Bucket": self.bucket, "Key": self._full(key), "UploadId": upload_id}
         with _s3_errors(self.bucket, key):
@@ -194,7 +198,7 @@ class S3ObjectStore:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _check_parts(self, key: str, upload_id: str, ordered: list[tuple[int, str]]) -> None:
+    def _check_parts(self, key: str, upload_id: str, ordered: builtins.list[tuple[int, str]]) -> None:
         uploaded = self._uploaded_parts(key, upload_id)
         for number, etag in ordered:
             if number not in uploaded:
@@ -205,7 +209,7 @@ class S3ObjectStore:
 
     def _uploaded_parts(self, key: str, upload_id: str) -> dict[int, str]:
         paginator = self._client.get_paginator("list_parts")
-        uploaded = {}
+        uploaded: dict[int, str] = {}
         with _s3_errors(self.bucket, key):
             for page in paginator.paginate(Bucket=self.bucket, Key=self._full(key), UploadId=upload_id):
                 uploaded |= {part["PartNumber"]: bare_etag(part["ETag"]) for part in page.get("Parts", [])}
