@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, validates
@@ -69,9 +70,9 @@ class Checkpoint(Base):
     names: Mapped[list[str]] = mapped_column(JSON, default=list)
     created: Mapped[float] = mapped_column(Float, index=True)
     allowed_roles_or_users: Mapped[list[str]] = mapped_column(JSON, default=list)
-    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # sha256 per file name, filled in when the file's content is complete.
-    hashes: Mapped[dict] = mapped_column(JSON, default=dict)
+    hashes: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     # sha256 of the first file: finds the same content uploaded twice under one type.
     content_hash: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
     version: Mapped[str] = mapped_column(String(16), default="v1.0")
@@ -139,12 +140,12 @@ class InferenceJob(Base):
     inference_info_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     sagemaker_raw: Mapped[str | None] = mapped_column(Text, nullable=True)
     payload_string: Mapped[str | None] = mapped_column(Text, nullable=True)
-    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     endpoint_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
     # Handed to the engine and not finished yet: dispatched again after a server restart.
     queued: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    progress: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # The API replica that carries the job (`host:pid:uuid`) renews this lease; a lapsed one is claimed by
     # another replica, which dispatches the job again (inferences/leases.py).
     lease_owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
@@ -171,7 +172,7 @@ class Dataset(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     created: Mapped[float] = mapped_column(Float, index=True)  # ESD's `timestamp`
     prefix: Mapped[str] = mapped_column(String(255), default="")
-    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     allowed_roles_or_users: Mapped[list[str]] = mapped_column(JSON, default=list)
     creator: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
@@ -187,7 +188,7 @@ class DatasetItem(Base):
     name: Mapped[str] = mapped_column(String(512))
     item_type: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
-    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     allowed_roles_or_users: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
@@ -202,9 +203,9 @@ class Training(Base):
     checkpoint_id: Mapped[str] = mapped_column(String(36))
     instance_type: Mapped[str] = mapped_column(String(64), index=True)
     sagemaker_train_name: Mapped[str] = mapped_column(String(255))
-    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     allowed_roles_or_users: Mapped[list[str]] = mapped_column(JSON, default=list)
-    progress: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # The machine whose engine runs it: after a restart there, a running training is failed.
     runner_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
@@ -220,6 +221,6 @@ class LegacyModel(Base):
     model_type: Mapped[str] = mapped_column(String(32))
     job_status: Mapped[str] = mapped_column(String(16), index=True)
     output_s3_location: Mapped[str] = mapped_column(String(1024))
-    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created: Mapped[float] = mapped_column(Float, index=True)
     allowed_roles_or_users: Mapped[list[str]] = mapped_column(JSON, default=list)
