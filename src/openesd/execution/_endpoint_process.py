@@ -9,9 +9,9 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from openesd.execution.base import JobSpec
+from openesd.execution.base import JobSpec, ModelFile
 from openesd.execution.events import (
     InstanceReady,
     InstanceStartFailed,
@@ -22,11 +22,14 @@ from openesd.execution.events import (
     StopInstance,
 )
 
+if TYPE_CHECKING:
+    from openesd.storage.base import ObjectStore
+
 log = logging.getLogger("openesd.execution.worker")
 PROGRESS_EVERY_S = 0.25
 
 
-def main(conn: Any, settings_values: dict, device: str) -> None:
+def main(conn: Any, settings_values: dict[str, Any], device: str) -> None:
     """Entry point in the spawned process; returns when told to stop or when the pipe closes."""
     try:
         from openesd.generation import Generator
@@ -69,7 +72,7 @@ def _serve(conn: Any, job: JobSpec, generator: Any, store: Any, models_dir: Path
     conn.send(JobSucceeded(job.id, result))
 
 
-def _run(conn: Any, job: JobSpec, generator: Any, store: Any, models_dir: Path) -> dict:
+def _run(conn: Any, job: JobSpec, generator: Any, store: ObjectStore, models_dir: Path) -> dict[str, Any]:
     from openesd.generation import GenerationRequest, parse_payload
 
     payload = parse_payload(job.payload_string if job.payload_string is not None
@@ -96,7 +99,7 @@ def _cache_counts(generator: Any) -> tuple[int, int]:
     return (cache.loads, cache.hits) if cache is not None else (0, 0)
 
 
-def _read_payload(store: Any, key: str) -> bytes:
+def _read_payload(store: ObjectStore, key: str) -> bytes:
     from openesd.errors import BadRequest
 
     if store.stat(key) is None:
@@ -105,16 +108,17 @@ def _read_payload(store: Any, key: str) -> bytes:
     return store.get_bytes(key)
 
 
-def fetch_models(store: Any, models: dict[str, list[dict]], root: Path) -> dict[str, list[Path]]:
+def fetch_models(store: ObjectStore, models: dict[str, list[ModelFile]], root: Path) -> dict[str, list[Path]]:
     """Local paths of the job's model files, downloaded once per node into `<root>/<id>/<file>`."""
     local: dict[str, list[Path]] = {}
     for kind, entries in models.items():
         for entry in entries:
-            if not entry.get("key"):  # virtual models (VAE `Automatic`/`None`) have no file
+            key = entry.get("key")
+            if not key:  # virtual models (VAE `Automatic`/`None`) have no file
                 continue
             path = root / entry["id"] / entry["model_name"]
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
-                store.download(entry["key"], path)  # atomic: a crash never leaves half a file
+                store.download(key, path)  # atomic: a crash never leaves half a file
             local.setdefault(kind, []).append(path)
     return local

@@ -35,7 +35,7 @@ class Instance:
         return self.job is not None
 
 
-def spawn_instance(settings_values: dict, gpu: int | None) -> Instance:
+def spawn_instance(settings_values: dict[str, Any], gpu: int | None) -> Instance:
     """Start one worker process, pinned to `gpu` (or to the CPU when None)."""
     from openesd.execution import _endpoint_process
 

@@ -30,7 +30,7 @@ def floor_and_ceiling(endpoint: EndpointSpec) -> tuple[int, int]:
     return floor, ceiling
 
 
-def autoscaling_config(endpoint: EndpointSpec, settings: Settings) -> dict:
+def autoscaling_config(endpoint: EndpointSpec, settings: Settings) -> dict[str, Any]:
     """Serve's autoscaler does the scaling: out on backlog per replica, in after the idle period."""
     floor, ceiling = floor_and_ceiling(endpoint)
     initial = max(endpoint.initial, 1 if endpoint.endpoint_type == "Real-time" else 0)

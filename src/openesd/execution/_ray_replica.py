@@ -21,7 +21,7 @@ _END = object()  # the job's last message was sent
 class _Pipe:
     """Stands in for the worker's pipe: messages go to a queue the streaming method yields from."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.messages: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     def send(self, message: object) -> None:
@@ -31,7 +31,7 @@ class _Pipe:
 class EndpointInstance:
     """Serve deployment class; one replica holds one GPU (or runs on the CPU) and one job at a time."""
 
-    def __init__(self, settings_values: dict, device: str):
+    def __init__(self, settings_values: dict[str, Any], device: str):
         from openesd.generation import Generator
         from openesd.settings import Settings
         from openesd.storage import open_store

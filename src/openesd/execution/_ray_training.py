@@ -36,7 +36,7 @@ def actor_name(training_id: str) -> str:
 class _Pipe:
     """The trainer's end of the pipe, inside the actor: what `main` sends waits in a queue for `poll`."""
 
-    def __init__(self, messages: queue.SimpleQueue):
+    def __init__(self, messages: queue.SimpleQueue[TrainingEvent | _Closed]):
         self._messages = messages
 
     def send(self, message: TrainingEvent) -> None:
@@ -49,7 +49,7 @@ class _Pipe:
 class TrainerActor:
     """Ray actor class: one training (`training_runner.main`) in a thread of its own, from creation on."""
 
-    def __init__(self, settings_values: dict, spec: TrainingSpec, device: str):
+    def __init__(self, settings_values: dict[str, Any], spec: TrainingSpec, device: str):
         self._messages: queue.SimpleQueue[TrainingEvent | _Closed] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=main, name="openesd-trainer", daemon=True,
@@ -142,7 +142,7 @@ class _ActorWorker:
 class RayTrainingRunner(TrainingRunner):
     """Trainings as Ray actors: `num_gpus=1` for a GPU instance type when the cluster has GPUs, else one CPU."""
 
-    def __init__(self, settings_values: dict, events: TrainingEvents):
+    def __init__(self, settings_values: dict[str, Any], events: TrainingEvents):
         super().__init__(settings_values, events, gpus=0)
 
     def _start(self, spec: TrainingSpec) -> _Run:
@@ -166,7 +166,7 @@ class RayTrainingRunner(TrainingRunner):
         if not here:
             try:
                 ray.get_actor(actor_name(training_id), namespace=NAMESPACE).stop.remote()
-                return
+                return  # type: ignore[unreachable]  # ray types ActorHandle.__getattr__ (actor methods) as Never
             except ValueError:  # no such actor: the training is not running anywhere
                 pass
         super().stop(training_id)

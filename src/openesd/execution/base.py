@@ -6,7 +6,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from openesd.execution.events import (
     EndpointEvent,
@@ -33,6 +33,14 @@ class EndpointSpec:
     autoscaling: bool
 
 
+class ModelFile(TypedDict):
+    """One model file a worker fetches; `key` is its object-store key, None for a virtual model (VAE `Automatic`)."""
+
+    id: str
+    model_name: str
+    key: str | None
+
+
 @dataclass
 class JobSpec:
     """One job as it crosses to a worker: plain values only (it is pickled to the worker)."""
@@ -42,8 +50,8 @@ class JobSpec:
     task: str
     param_key: str
     payload_string: str | None = None
-    # ESD checkpoint type -> [{"id", "model_name", "key"}]; `key` is the file's object-store key.
-    models: dict[str, list[dict]] = field(default_factory=dict)
+    # ESD checkpoint type -> the files of that type the job uses.
+    models: dict[str, list[ModelFile]] = field(default_factory=dict)
     attempt: int = 0
 
 
@@ -54,9 +62,9 @@ class TrainingSpec:
     id: str
     instance_type: str
     model_type: str  # fm_type: "sd_1_5" | "sd_xl"
-    model: dict  # {"id", "model_name", "key"} of the base checkpoint file
+    model: ModelFile  # the base checkpoint file
     dataset_prefix: str  # `dataset/<name>/`: every object under it is the kohya dataset folder
-    config: dict  # the kohya tables (template merged with config_params)
+    config: dict[str, Any]  # the kohya tables (template merged with config_params)
     output_prefix: str  # `kohya/train/<id>/output`
     checkpoint_folder: str  # the output Lora checkpoint's folder; files are copied there too
 

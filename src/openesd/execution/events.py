@@ -8,7 +8,7 @@ Every type is a plain frozen dataclass at module level: they cross process bound
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 # -- engine -> API: endpoints ----------------------------------------------------------------------
@@ -61,7 +61,7 @@ class JobProgress(JobEvent):
 class JobSucceeded(JobEvent):
     """The worker's result: `images` (PNG bytes), `parameters`, `info`, `html_info`, `worker`."""
 
-    result: dict
+    result: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -88,14 +88,14 @@ class TrainingStatus(TrainingEvent):
 class TrainingProgress(TrainingEvent):
     """step, total_steps, epoch, total_epochs, loss, eta_seconds of a running training."""
 
-    progress: dict
+    progress: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class TrainingCompleted(TrainingEvent):
     """Stored output `files` (final first) with their `hashes`, `steps`, `warnings`."""
 
-    result: dict
+    result: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ class ReplicaOfJob:
     """Ray replica -> engine, first for each job: the process and actor running it."""
 
     pid: int
-    actor_name: str
+    actor_name: str | None  # Ray's answer outside an actor; a Serve replica always has one
 
 
 @dataclass(frozen=True)

@@ -251,6 +251,8 @@ class RayEngine:
             _cancel(job)
             self._outbox.emit(JobFailed(
                 job.spec.id, f"the job ran longer than the deadline of {deadline:g} s and was stopped"))
+            if job.worker_actor is None:
+                continue  # the replica never said who it is: ray.get_actor would refuse the None anyway
             try:  # the replica is busy with it for good: Serve replaces a killed one
                 ray.kill(ray.get_actor(job.worker_actor, namespace="serve"))
             except (ValueError, TypeError):

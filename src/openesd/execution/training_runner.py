@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openesd.execution.base import TrainingSpec, report
+from openesd.execution.base import ModelFile, TrainingSpec, report
 from openesd.execution.events import (
     TrainingCompleted,
     TrainingEvent,
@@ -53,7 +53,7 @@ class _Run:
 class TrainingRunner:
     """Runs trainings as worker processes and reports them through `events`."""
 
-    def __init__(self, settings_values: dict, events: TrainingEvents, gpus: int):
+    def __init__(self, settings_values: dict[str, Any], events: TrainingEvents, gpus: int):
         self._values = settings_values
         self._events = events
         self._gpus = gpus
@@ -172,7 +172,7 @@ class TrainingRunner:
 # -- the worker process ---------------------------------------------------------------------------
 
 
-def main(conn: Any, stop: Any, settings_values: dict, spec: TrainingSpec, device: str) -> None:
+def main(conn: Any, stop: Any, settings_values: dict[str, Any], spec: TrainingSpec, device: str) -> None:
     """Entry point of the spawned trainer process: one training, then exit."""
     from openesd.errors import OpenESDError
 
@@ -189,7 +189,7 @@ def main(conn: Any, stop: Any, settings_values: dict, spec: TrainingSpec, device
         conn.close()
 
 
-def _run(conn: Any, stop: Any, settings_values: dict, spec: TrainingSpec, device: str) -> dict | None:
+def _run(conn: Any, stop: Any, settings_values: dict[str, Any], spec: TrainingSpec, device: str) -> dict[str, Any] | None:
     from openesd.settings import Settings
     from openesd.storage import open_store
     from openesd.trainer import TrainingConfig, TrainingJob, train
@@ -220,7 +220,7 @@ def _run(conn: Any, stop: Any, settings_values: dict, spec: TrainingSpec, device
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _fetch_model(store: Any, model: dict, root: Path) -> Path:
+def _fetch_model(store: Any, model: ModelFile, root: Path) -> Path:
     """The base checkpoint, downloaded once per machine into `<root>/<id>/<file>` (shared with inference)."""
     path = root / model["id"] / model["model_name"]
     if not path.exists():
