@@ -27,46 +27,56 @@ if TYPE_CHECKING:
     from openesd.trainings.reporter import TrainingReporter
 
 
+# `app.state` is untyped (Starlette): each piece is bound to its type once, here.
 # The dependencies that do no I/O are `async def`: FastAPI runs a plain `def` one in the thread pool, and
 # a hop there per dependency cost more than a listing page (bench/listing.py).
 async def get_app_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 async def get_store(request: Request) -> ObjectStore:
-    return request.app.state.store
+    store: ObjectStore = request.app.state.store
+    return store
 
 
 async def get_sessionmaker(request: Request) -> sessionmaker[Session]:
     """For work that outlives the request's transaction (a login throttle's own writes)."""
-    return request.app.state.sessionmaker
+    factory: sessionmaker[Session] = request.app.state.sessionmaker
+    return factory
 
 
 async def get_password_cipher(request: Request) -> PasswordCipher:
-    return request.app.state.password_cipher
+    cipher: PasswordCipher = request.app.state.password_cipher
+    return cipher
 
 
 async def get_engine(request: Request) -> Engine:
     """The execution engine; opened on first use."""
-    return request.app.state.runtime.execution
+    engine: Engine = request.app.state.runtime.execution
+    return engine
 
 
 async def get_importer(request: Request) -> CheckpointImporter:
-    return request.app.state.runtime.importer
+    importer: CheckpointImporter = request.app.state.runtime.importer
+    return importer
 
 
 async def get_waiter(request: Request) -> JobWaiter:
-    return request.app.state.runtime.waiter
+    waiter: JobWaiter = request.app.state.runtime.waiter
+    return waiter
 
 
 async def get_replica(request: Request) -> str:
     """The owner of the job leases this process takes."""
-    return request.app.state.runtime.replica
+    replica: str = request.app.state.runtime.replica
+    return replica
 
 
 async def get_training_reporter(request: Request) -> TrainingReporter:
     """Writes a training's failure when the engine refuses it."""
-    return request.app.state.runtime.training_reporter()
+    reporter: TrainingReporter = request.app.state.runtime.training_reporter()
+    return reporter
 
 
 async def get_session(request: Request, background: BackgroundTasks) -> AsyncIterator[Session]:

@@ -64,5 +64,5 @@ def esd_body(schema: dict[str, Any], model: type[Model]) -> Any:
             where = ".".join(str(part) for part in first["loc"]) or "body"
             raise OpenESDError(f"{where}: {first['msg']}") from None
 
-    dependency.request_schema = schema  # published as the route's requestBody (api/openapi.py)
+    setattr(dependency, "request_schema", schema)  # published as the route's requestBody (api/openapi.py)
     return Depends(dependency)

@@ -11,6 +11,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openesd.api.envelope import gateway_response
@@ -31,7 +32,7 @@ class BodyTooLarge(Exception):
         super().__init__(limit, setting)
         self.limit, self.setting = limit, setting
 
-    def response(self):
+    def response(self) -> Response:
         env = f"OPENESD_{self.setting.upper()}"
         return gateway_response(
             413, f"Request body is larger than {self.limit} bytes, the limit of this route; "

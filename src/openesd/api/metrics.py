@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter as Tally
+from collections.abc import Iterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -18,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openesd.metadata.models import Endpoint, InferenceJob
 
@@ -47,7 +49,7 @@ class Metrics:
                                     ["kind"], registry=self.registry)
         self.registry.register(StoredState(make_session))
 
-    def job_finished(self, endpoint: str, status: str, seconds: float, worker: dict | None = None) -> None:
+    def job_finished(self, endpoint: str, status: str, seconds: float, worker: dict[str, int] | None = None) -> None:
         """A job reached `status`; `worker` is what its worker counted: {"model_loads", "cache_hits"}."""
         self.job_seconds.labels(endpoint, status).observe(max(0.0, seconds))
         if worker:
@@ -61,7 +63,7 @@ class StoredState(Collector):
     def __init__(self, make_session: sessionmaker[Session]):
         self._make_session = make_session
 
-    def collect(self):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         with self._make_session() as session:
             names = dict(session.execute(select(Endpoint.id, Endpoint.endpoint_name)).all())
             yield self._jobs(session, names)
@@ -111,22 +113,22 @@ def _endpoint_label(names: dict[str, str], endpoint_id: str | None) -> str:
 class MetricsMiddleware:
     """Counts every answer by its route's path template; bytes of successful PUTs to `/objects`."""
 
-    def __init__(self, app):
+    def __init__(self, app: ASGIApp):
         self.app = app
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         metrics = _metrics_of(scope)
         if scope["type"] != "http" or metrics is None:
             await self.app(scope, receive, send)
             return
         started, status, received = time.perf_counter(), [500], [0]
 
-        async def counting_receive():
+        async def counting_receive() -> Message:
             message = await receive()
             received[0] += len(message.get("body", b""))
             return message
 
-        async def recording_send(message):
+        async def recording_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
             await send(message)
@@ -137,7 +139,7 @@ class MetricsMiddleware:
             self._record(metrics, scope, status[0], received[0], time.perf_counter() - started)
 
     @staticmethod
-    def _record(metrics: Metrics, scope, status: int, received: int, seconds: float) -> None:
+    def _record(metrics: Metrics, scope: Scope, status: int, received: int, seconds: float) -> None:
         route = _route_label(scope)
         metrics.requests.labels(scope["method"], route, str(status)).inc()
         metrics.request_seconds.labels(scope["method"], route).observe(seconds)
@@ -146,13 +148,13 @@ class MetricsMiddleware:
             metrics.upload_bytes.labels(kind).inc(received)
 
 
-def _route_label(scope) -> str:
+def _route_label(scope: Scope) -> str:
     """The matched route's template under the prefix it was included with (`/prod`, `/legacy`).
 
     FastAPI hands the route as declared (`/inferences/{id}`); the prefix is the path's leading segments
     beyond the template's: literal, because only a registered prefix can have matched.
     """
-    template = getattr(scope.get("route"), "path", None)
+    template: str | None = getattr(scope.get("route"), "path", None)
     if not template:
         return UNMATCHED
     if ":path}" in template:  # spans segments, so its prefix cannot be told; no such route is prefixed
@@ -162,7 +164,7 @@ def _route_label(scope) -> str:
     return "/".join(segments[: extra + 1]) + template if extra > 0 else template
 
 
-def _metrics_of(scope) -> Metrics | None:
+def _metrics_of(scope: Scope) -> Metrics | None:
     """The app's runtime metrics; None before the lifespan built the runtime (or for other scope types)."""
     app = scope.get("app")
     runtime = getattr(getattr(app, "state", None), "runtime", None)

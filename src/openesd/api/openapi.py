@@ -7,12 +7,13 @@ generated document gets a `requestBody` for every route that depends on one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.routing import BaseRoute
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -21,14 +22,16 @@ def install_openapi(app: FastAPI) -> None:
     generate = app.openapi  # FastAPI's own: builds the document once and keeps it in app.openapi_schema
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            add_request_bodies(generate(), app.routes)
-        return app.openapi_schema
+        document = app.openapi_schema
+        if document is None:
+            document = generate()  # also kept in app.openapi_schema, so the bodies are added once
+            add_request_bodies(document, app.routes)
+        return document
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the document
 
 
-def add_request_bodies(document: dict[str, Any], routes: list) -> None:
+def add_request_bodies(document: dict[str, Any], routes: Sequence[BaseRoute]) -> None:
     # Included routers are expanded lazily; iter_route_contexts yields each route with its full path.
     for route in iter_route_contexts(routes):
         if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
@@ -37,7 +40,7 @@ def add_request_bodies(document: dict[str, Any], routes: list) -> None:
         if schema is None:
             continue
         operations = document["paths"].get(route.path_format, {})
-        for method in route.methods:
+        for method in route.methods or ():  # an APIRoute always has its methods
             if method.lower() in operations:
                 operations[method.lower()]["requestBody"] = _request_body(schema)
 
@@ -45,7 +48,7 @@ def add_request_bodies(document: dict[str, Any], routes: list) -> None:
 def request_schema(dependant: Dependant) -> dict[str, Any] | None:
     """The body schema of the first body-reading dependency of a route, if it has one."""
     for child in _dependencies(dependant):
-        schema = getattr(child.call, "request_schema", None)
+        schema: dict[str, Any] | None = getattr(child.call, "request_schema", None)
         if schema is not None:
             return schema
     return None

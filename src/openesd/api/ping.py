@@ -1,6 +1,6 @@
 """`GET /ping` (esd-api.md §3)."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from openesd.api.envelope import esd_response
 
@@ -8,5 +8,5 @@ router = APIRouter(tags=["ping"])
 
 
 @router.get("/ping")
-def ping():
+def ping() -> Response:
     return esd_response(200, message="pong")

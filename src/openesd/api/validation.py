@@ -110,7 +110,7 @@ def _check_number(value: float, schema: dict[str, Any], errors: list[str]) -> No
         )
 
 
-def _check_array(value: list, schema: dict[str, Any], errors: list[str]) -> None:
+def _check_array(value: list[Any], schema: dict[str, Any], errors: list[str]) -> None:
     if "minItems" in schema and len(value) < schema["minItems"]:
         errors.append(
             f"array is too short: must have at least {schema['minItems']} elements "
@@ -126,7 +126,7 @@ def _check_array(value: list, schema: dict[str, Any], errors: list[str]) -> None
             _check(item, schema["items"], errors)
 
 
-def _check_object(value: dict, schema: dict[str, Any], errors: list[str]) -> None:
+def _check_object(value: dict[str, Any], schema: dict[str, Any], errors: list[str]) -> None:
     missing = sorted(name for name in schema.get("required", []) if name not in value)
     if missing:
         errors.append(f"object has missing required properties ({_quote(missing)})")
@@ -149,7 +149,7 @@ def string(min_length: int | None = 1, **extra: Any) -> dict[str, Any]:
     return schema
 
 
-def array(items: dict[str, Any], min_items: int | None = None, max_items: int | None = None) -> dict:
+def array(items: dict[str, Any], min_items: int | None = None, max_items: int | None = None) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "array", "items": items}
     if min_items is not None:
         schema["minItems"] = min_items
