@@ -84,7 +84,7 @@ class MergeSpec:
     multiplier: float
     save_as_half: bool
     discard_weights: str
-    metadata: dict
+    metadata: dict[str, str]
 
 
 def report(deliver: Callable[[Any], None], event: EngineEvent) -> None:

@@ -17,10 +17,13 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openesd.execution.base import MergeSpec, report
 from openesd.execution.events import MergeEvent, MergeEvents, MergeFailed, MergeSucceeded
+
+if TYPE_CHECKING:
+    from openesd.storage.base import ObjectStore
 
 log = logging.getLogger("openesd.execution.merge")
 _SPAWN = multiprocessing.get_context("spawn")
@@ -29,7 +32,7 @@ _SPAWN = multiprocessing.get_context("spawn")
 class MergeRunner:
     """Runs merges in submit order, each in a worker process, and reports them through `events`."""
 
-    def __init__(self, settings_values: dict, events: MergeEvents):
+    def __init__(self, settings_values: dict[str, Any], events: MergeEvents):
         self._values = settings_values
         self._events = events
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="openesd-merge")
@@ -65,7 +68,8 @@ class MergeRunner:
         child.close()
         self._running = process
         try:
-            return parent.recv()
+            event: MergeEvent = parent.recv()
+            return event
         except (EOFError, OSError):
             process.join(10.0)
             return MergeFailed(spec.checkpoint_id,
@@ -84,7 +88,7 @@ class MergeRunner:
 # -- the worker -----------------------------------------------------------------------------------
 
 
-def main(conn: Any, settings_values: dict, spec: MergeSpec) -> None:
+def main(conn: Any, settings_values: dict[str, Any], spec: MergeSpec) -> None:
     """Entry point of the spawned merge process: one merge, its event, then exit."""
     try:
         conn.send(run(settings_values, spec))
@@ -92,7 +96,7 @@ def main(conn: Any, settings_values: dict, spec: MergeSpec) -> None:
         conn.close()
 
 
-def run(settings_values: dict, spec: MergeSpec) -> MergeEvent:
+def run(settings_values: dict[str, Any], spec: MergeSpec) -> MergeEvent:
     """The whole merge where it runs (process or Ray task); never raises: the event says how it ended."""
     try:
         return MergeSucceeded(spec.checkpoint_id, spec.output_key, _merge(settings_values, spec))
@@ -101,7 +105,7 @@ def run(settings_values: dict, spec: MergeSpec) -> MergeEvent:
         return MergeFailed(spec.checkpoint_id, str(getattr(error, "message", error)) or type(error).__name__)
 
 
-def _merge(settings_values: dict, spec: MergeSpec) -> str:
+def _merge(settings_values: dict[str, Any], spec: MergeSpec) -> str:
     """Fetch, merge, store; the sha256 of the stored file."""
     from openesd.modeltools.merge import MergeOptions, merge_checkpoints
     from openesd.settings import Settings
@@ -113,20 +117,20 @@ def _merge(settings_values: dict, spec: MergeSpec) -> str:
     scratch.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="merge-", dir=scratch))
     try:
+        primary = _fetch(store, spec.primary_key, work, "primary")
         inputs = {role: _fetch(store, key, work, role) if key else None for role, key in (
-            ("primary", spec.primary_key), ("secondary", spec.secondary_key),
-            ("tertiary", spec.tertiary_key), ("vae", spec.vae_key))}
+            ("secondary", spec.secondary_key), ("tertiary", spec.tertiary_key), ("vae", spec.vae_key))}
         options = MergeOptions(spec.interp_method, spec.multiplier, spec.save_as_half, spec.discard_weights,
                                spec.metadata)
         output = work / "out.safetensors"
-        merge_checkpoints(inputs["primary"], output, options, inputs["secondary"], inputs["tertiary"], inputs["vae"])
+        merge_checkpoints(primary, output, options, inputs["secondary"], inputs["tertiary"], inputs["vae"])
         store.put_file(spec.output_key, output)
         return _sha256(output)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _fetch(store: Any, key: str, work: Path, role: str) -> Path:
+def _fetch(store: ObjectStore, key: str, work: Path, role: str) -> Path:
     suffix = Path(key).suffix.lower()  # the reader picks safetensors or weights-only torch by suffix
     return store.download(key, work / f"{role}{suffix}")
 

@@ -76,7 +76,10 @@ def reads_in_place(session: Session) -> bool:
     under load also waits for the GIL. Never on PostgreSQL: every statement is a network round trip."""
     if session.get_bind().dialect.name != "sqlite" or session.new or session.dirty or session.deleted:
         return False
-    return not session.in_transaction() or not session.connection().connection.dbapi_connection.in_transaction
+    if not session.in_transaction():
+        return True
+    dbapi = session.connection().connection.dbapi_connection  # None only once the pool invalidated it
+    return dbapi is not None and not dbapi.in_transaction
 
 
 def after_commit(session: Session, action: Callable[..., object], *args: object) -> None:
