@@ -34,8 +34,17 @@ from tests.support.server import ServerProcess  # noqa: E402  (the server the te
 KEY = "bench0123456789ABCDE"
 HEADERS = {"x-api-key": KEY, "username": "api"}
 MODEL = "bench-tiny-sd15.safetensors"
-PAYLOAD = {"prompt": "a red fox", "seed": 1, "steps": 1, "width": 64, "height": 64, "sampler_name": "Euler",
-           "cfg_scale": 7, "batch_size": 1, "n_iter": 1}
+PAYLOAD = {
+    "prompt": "a red fox",
+    "seed": 1,
+    "steps": 1,
+    "width": 64,
+    "height": 64,
+    "sampler_name": "Euler",
+    "cfg_scale": 7,
+    "batch_size": 1,
+    "n_iter": 1,
+}
 
 
 # -- direct: the Generator in this process ---------------------------------------------------------
@@ -50,7 +59,8 @@ class Direct:
         diffusers_logging.set_verbosity_error()  # per-job warnings would be timed too
         generator, text = Generator(device="cpu"), json.dumps(PAYLOAD)
         self._one = lambda: generator.run(
-            GenerationRequest("txt2img", parse_payload(text), {"Stable-diffusion": [model]}))
+            GenerationRequest("txt2img", parse_payload(text), {"Stable-diffusion": [model]})
+        )
         self._one()  # load the model once, as a warm worker has
 
     def job(self) -> float:
@@ -71,19 +81,37 @@ class Api:
         self.http = httpx.Client(base_url=f"{base}/prod", headers=HEADERS, timeout=600)
 
     def upload_model(self, path: Path) -> None:
-        created = self.http.post("/checkpoints", json={
-            "checkpoint_type": "Stable-diffusion", "params": {},
-            "filenames": [{"filename": path.name, "parts_number": 1}]}).json()["data"]
+        created = self.http.post(
+            "/checkpoints",
+            json={
+                "checkpoint_type": "Stable-diffusion",
+                "params": {},
+                "filenames": [{"filename": path.name, "parts_number": 1}],
+            },
+        ).json()["data"]
         put = httpx.put(created["s3PresignUrl"][path.name][0], content=path.read_bytes(), timeout=600)
         put.raise_for_status()
-        self.http.put(f"/checkpoints/{created['checkpoint']['id']}", json={
-            "status": "Active", "multi_parts_tags": {path.name: [{"ETag": put.headers["ETag"], "PartNumber": 1}]},
-        }).raise_for_status()
+        self.http.put(
+            f"/checkpoints/{created['checkpoint']['id']}",
+            json={
+                "status": "Active",
+                "multi_parts_tags": {path.name: [{"ETag": put.headers["ETag"], "PartNumber": 1}]},
+            },
+        ).raise_for_status()
 
     def endpoint(self, endpoint_type: str, role: str) -> str:
-        answer = self.http.post("/endpoints", json={
-            "endpoint_type": endpoint_type, "instance_type": "cpu", "initial_instance_count": 1,
-            "autoscaling_enabled": False, "assign_to_roles": [role], "creator": "api", "endpoint_name": "bench"})
+        answer = self.http.post(
+            "/endpoints",
+            json={
+                "endpoint_type": endpoint_type,
+                "instance_type": "cpu",
+                "initial_instance_count": 1,
+                "autoscaling_enabled": False,
+                "assign_to_roles": [role],
+                "creator": "api",
+                "endpoint_name": "bench",
+            },
+        )
         name = answer.json()["data"]["endpoint_name"]
         for _ in range(6000):
             listed = self.http.get("/endpoints", params={"limit": 100}).json()["data"]["endpoints"]
@@ -96,9 +124,16 @@ class Api:
         raise SystemExit(f"endpoint {name} never became InService")
 
     def run(self, endpoint: str, inference_type: str) -> httpx.Response:
-        return self.http.post("/inferences", json={
-            "task_type": "txt2img", "inference_type": inference_type, "sagemaker_endpoint_name": endpoint,
-            "models": {"Stable-diffusion": [MODEL]}, "payload_string": json.dumps(PAYLOAD)})
+        return self.http.post(
+            "/inferences",
+            json={
+                "task_type": "txt2img",
+                "inference_type": inference_type,
+                "sagemaker_endpoint_name": endpoint,
+                "models": {"Stable-diffusion": [MODEL]},
+                "payload_string": json.dumps(PAYLOAD),
+            },
+        )
 
     def job(self, job_id: str) -> dict:
         return self.http.get(f"/inferences/{job_id}").json()["data"]
@@ -149,9 +184,11 @@ def measure(model: Path, data_dir: Path, jobs: int, batch: int) -> dict:
         direct = Direct(model)
         pairs = [(direct.job(), api.real_time(real_time)) for _ in range(jobs)]
         return {
-            "direct": [d for d, _ in pairs], "real_time": [r for _, r in pairs],
+            "direct": [d for d, _ in pairs],
+            "real_time": [r for _, r in pairs],
             "dispatch": [api.dispatch(async_) for _ in range(jobs)],
-            "direct_rate": direct.throughput(batch), "api_rate": api.throughput(async_, batch),
+            "direct_rate": direct.throughput(batch),
+            "api_rate": api.throughput(async_, batch),
         }
     finally:
         server.stop()
@@ -170,15 +207,23 @@ def main() -> None:
         got = measure(model, Path(scratch) / "data", args.jobs, args.batch)
     med = statistics.median
     direct_s, real_time_s = med(got["direct"]), med(got["real_time"])
-    print(f"job: txt2img, 1 step, 64x64, tiny SD 1.5 model, CPU, one warm worker; {args.jobs} timed jobs, "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    print(
+        f"job: txt2img, 1 step, 64x64, tiny SD 1.5 model, CPU, one warm worker; {args.jobs} timed jobs, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
+    )
     print(f"direct Generator.run       : {direct_s * 1000:8.1f} ms/job (median)")
-    print(f"API real-time start        : {real_time_s * 1000:8.1f} ms/job (median)  "
-          f"ratio {real_time_s / direct_s:.2f}x, adds {(real_time_s - direct_s) * 1000:.1f} ms")
-    print(f"API async start -> worker  : {med(got['dispatch']) * 1000:8.1f} ms (median, p90 "
-          f"{statistics.quantiles(got['dispatch'], n=10)[-1] * 1000:.1f} ms)")
-    print(f"{args.batch} jobs back to back: direct {got['direct_rate']:6.2f} jobs/s, API async (all started at once) "
-          f"{got['api_rate']:6.2f} jobs/s  ratio {got['direct_rate'] / got['api_rate']:.2f}x")
+    print(
+        f"API real-time start        : {real_time_s * 1000:8.1f} ms/job (median)  "
+        f"ratio {real_time_s / direct_s:.2f}x, adds {(real_time_s - direct_s) * 1000:.1f} ms"
+    )
+    print(
+        f"API async start -> worker  : {med(got['dispatch']) * 1000:8.1f} ms (median, p90 "
+        f"{statistics.quantiles(got['dispatch'], n=10)[-1] * 1000:.1f} ms)"
+    )
+    print(
+        f"{args.batch} jobs back to back: direct {got['direct_rate']:6.2f} jobs/s, API async (all started at once) "
+        f"{got['api_rate']:6.2f} jobs/s  ratio {got['direct_rate'] / got['api_rate']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -73,8 +73,11 @@ def measure(sides: dict, batches: list[int], repeats: int) -> dict[str, dict]:
         throughput = {b: b / t for b, t in times.items()}
         top = max(throughput, key=throughput.get)
         per_image = times.get(1, float("nan"))
-        print(f"{name:10s} batch 1: {per_image:8.3f} s/image | best batch {top}: {throughput[top]:7.3f} images/s "
-              f"| all: " + ", ".join(f"{b}: {v:.3f}" for b, v in throughput.items()), flush=True)
+        print(
+            f"{name:10s} batch 1: {per_image:8.3f} s/image | best batch {top}: {throughput[top]:7.3f} images/s "
+            f"| all: " + ", ".join(f"{b}: {v:.3f}" for b, v in throughput.items()),
+            flush=True,
+        )
         results[name] = {"per_image": per_image, "throughput": throughput[top]}
     return results
 
@@ -96,9 +99,17 @@ def ours(path: Path, args, size: tuple[int, int]):
 
 
 def _payload(args, size: tuple[int, int], batch: int, steps: int | None = None) -> dict:
-    return {"prompt": "a photograph of an astronaut riding a horse", "negative_prompt": "", "seed": 1,
-            "sampler_name": "Euler a", "steps": steps or args.steps, "cfg_scale": 7, "width": size[0],
-            "height": size[1], "batch_size": batch}
+    return {
+        "prompt": "a photograph of an astronaut riding a horse",
+        "negative_prompt": "",
+        "seed": 1,
+        "sampler_name": "Euler a",
+        "steps": steps or args.steps,
+        "cfg_scale": 7,
+        "width": size[0],
+        "height": size[1],
+        "batch_size": batch,
+    }
 
 
 def plain_diffusers(components: dict, args, size: tuple[int, int], device: str, dtype):
@@ -114,8 +125,16 @@ def plain_diffusers(components: dict, args, size: tuple[int, int], device: str, 
         def run():
             generator = torch.Generator("cpu").manual_seed(1)
             with torch.inference_mode():
-                pipe(_payload(args, size, batch)["prompt"], num_inference_steps=args.steps, guidance_scale=7,
-                     width=size[0], height=size[1], num_images_per_prompt=batch, generator=generator)
+                pipe(
+                    _payload(args, size, batch)["prompt"],
+                    num_inference_steps=args.steps,
+                    guidance_scale=7,
+                    width=size[0],
+                    height=size[1],
+                    num_images_per_prompt=batch,
+                    generator=generator,
+                )
+
         return run
 
     return make_run
@@ -144,20 +163,26 @@ def main() -> None:
     default = 1024 if args.sdxl else 512
     size = (args.width or default, args.height or default)
     batches = [int(b) for b in args.batches.split(",")]
-    print(f"{'SDXL' if args.sdxl else 'SD 1.5'} architecture, random weights, {size[0]}x{size[1]}, "
-          f"{args.steps} steps, Euler a, device {spec.device}, dtype {spec.dtype}, torch {torch.__version__}",
-          flush=True)
+    print(
+        f"{'SDXL' if args.sdxl else 'SD 1.5'} architecture, random weights, {size[0]}x{size[1]}, "
+        f"{args.steps} steps, Euler a, device {spec.device}, dtype {spec.dtype}, torch {torch.__version__}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         components, path = build_checkpoint(args.sdxl, Path(tmp), half=spec.is_cuda)
-        print(f"built and saved {path.stat().st_size / 2**30:.2f} GiB in {time.perf_counter() - start:.1f} s",
-              flush=True)
+        print(
+            f"built and saved {path.stat().st_size / 2**30:.2f} GiB in {time.perf_counter() - start:.1f} s", flush=True
+        )
         generator, make_ours = ours(path, args, size)
         make_theirs = plain_diffusers(components, args, size, spec.device, spec.dtype)
         results = measure({"ours": make_ours, "diffusers": make_theirs}, batches, args.repeats)
     ours_result, theirs = results["ours"], results["diffusers"]
-    print(f"ratio ours/diffusers: {ours_result['per_image'] / theirs['per_image']:.3f}x time per image (batch 1), "
-          f"{ours_result['throughput'] / theirs['throughput']:.3f}x best throughput", flush=True)
+    print(
+        f"ratio ours/diffusers: {ours_result['per_image'] / theirs['per_image']:.3f}x time per image (batch 1), "
+        f"{ours_result['throughput'] / theirs['throughput']:.3f}x best throughput",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -48,8 +48,15 @@ def seed(data_dir: Path, jobs: int) -> None:
         session.add(Role(name="team", creator="api", permissions=["inference:all", "endpoint:all"]))
         session.add_all(User(username=name, creator="api", roles=["team"]) for name in USERS)
         session.flush()  # the token refers to its user
-        session.add(PersonalToken(id=str(uuid.uuid4()), username=READER, name="bench", prefix=READER_TOKEN[:12],
-                                  token_hash=hashlib.sha256(READER_TOKEN.encode()).hexdigest()))
+        session.add(
+            PersonalToken(
+                id=str(uuid.uuid4()),
+                username=READER,
+                name="bench",
+                prefix=READER_TOKEN[:12],
+                token_hash=hashlib.sha256(READER_TOKEN.encode()).hexdigest(),
+            )
+        )
         session.add_all(_job(number) for number in range(jobs))
         session.commit()
     engine.dispose()
@@ -60,18 +67,36 @@ def _job(number: int):
 
     job_id, created = str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench-job-{number}")), EPOCH + number * 7.25
     moment = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(created)) + ".123456"
-    model = {"id": "3f6a8c1e-0000-4000-8000-000000000001", "model_name": "v1-5-pruned-emaonly.safetensors",
-             "s3": "file:///data/objects/Stable-diffusion/checkpoint/custom/3f6a8c1e", "type": "Stable-diffusion"}
+    model = {
+        "id": "3f6a8c1e-0000-4000-8000-000000000001",
+        "model_name": "v1-5-pruned-emaonly.safetensors",
+        "s3": "file:///data/objects/Stable-diffusion/checkpoint/custom/3f6a8c1e",
+        "type": "Stable-diffusion",
+    }
     return InferenceJob(
-        id=job_id, task_type="txt2img", inference_type="Async", status="succeed",
-        owner_group_or_role=[USERS[number % len(USERS)]], create_time=moment, created=created, start_time=moment,
-        complete_time=moment, image_names=[f"{job_id}_0.png"], inference_info_name=f"{job_id}_param.json",
-        payload_string=None, endpoint_id="e0e0e0e0-0000-4000-8000-000000000001", queued=False, attempts=1,
-        params={"input_body_s3": f"file:///data/objects/txt2img/infer_v2/{job_id}/api_param.json",
-                "sagemaker_inference_endpoint_id": "e0e0e0e0-0000-4000-8000-000000000001",
-                "sagemaker_inference_instance_type": "cpu", "sagemaker_inference_endpoint_name": "bench",
-                "used_models": {"Stable-diffusion": [model]},
-                "output_path": f"file:///data/objects/sagemaker_output/{job_id}.out"},
+        id=job_id,
+        task_type="txt2img",
+        inference_type="Async",
+        status="succeed",
+        owner_group_or_role=[USERS[number % len(USERS)]],
+        create_time=moment,
+        created=created,
+        start_time=moment,
+        complete_time=moment,
+        image_names=[f"{job_id}_0.png"],
+        inference_info_name=f"{job_id}_param.json",
+        payload_string=None,
+        endpoint_id="e0e0e0e0-0000-4000-8000-000000000001",
+        queued=False,
+        attempts=1,
+        params={
+            "input_body_s3": f"file:///data/objects/txt2img/infer_v2/{job_id}/api_param.json",
+            "sagemaker_inference_endpoint_id": "e0e0e0e0-0000-4000-8000-000000000001",
+            "sagemaker_inference_instance_type": "cpu",
+            "sagemaker_inference_endpoint_name": "bench",
+            "used_models": {"Stable-diffusion": [model]},
+            "output_path": f"file:///data/objects/sagemaker_output/{job_id}.out",
+        },
     )
 
 
@@ -131,8 +156,10 @@ async def load(base: str, path: str, headers: dict, clients: int, seconds: float
 def figures(name: str, latencies: list[float], failures: int, seconds: float) -> float:
     rate = len(latencies) / seconds
     cuts = statistics.quantiles(latencies, n=100)
-    print(f"{name:32s}: {rate:7.1f} requests/s  p50 {cuts[49] * 1000:7.1f} ms  p99 {cuts[98] * 1000:7.1f} ms"
-          f"  ({len(latencies)} requests, {failures} not 200)")
+    print(
+        f"{name:32s}: {rate:7.1f} requests/s  p50 {cuts[49] * 1000:7.1f} ms  p99 {cuts[98] * 1000:7.1f} ms"
+        f"  ({len(latencies)} requests, {failures} not 200)"
+    )
     return rate
 
 
@@ -158,8 +185,10 @@ def main() -> None:
             listed = asyncio.run(load(server.base, listing, headers, args.clients, args.seconds))
         finally:
             server.stop()
-    print(f"{args.jobs} txt2img jobs of {len(USERS)} users, {args.clients} clients, {args.seconds:g} s each, "
-          f"auth mode {args.auth_mode}")
+    print(
+        f"{args.jobs} txt2img jobs of {len(USERS)} users, {args.clients} clients, {args.seconds:g} s each, "
+        f"auth mode {args.auth_mode}"
+    )
     ping_rate = figures("GET /ping", *ping, args.seconds)
     list_rate = figures("GET /inferences?limit=10", *listed, args.seconds)
     print(f"listing / ping requests/s: {list_rate / ping_rate:.2f}")

@@ -80,12 +80,27 @@ def run_ours(checkpoint: Path, dataset: Path, args: dict, batch: int) -> dict:
 
     _quiet()
     cuda = torch.cuda.is_available()
-    config = TrainingConfig.from_kohya({"training": {
-        "network_dim": RANK, "network_alpha": ALPHA, "learning_rate": LR, "network_train_unet_only": True,
-        "optimizer_type": "AdamW", "lr_scheduler": "constant", "resolution": args["size"],
-        "train_batch_size": batch, "max_train_steps": args["steps"], "cache_latents": True,
-        "mixed_precision": "fp16" if cuda else "no", "seed": 0, "output_name": "bench",
-        "gradient_checkpointing": args["gradient_checkpointing"]}}, {})
+    config = TrainingConfig.from_kohya(
+        {
+            "training": {
+                "network_dim": RANK,
+                "network_alpha": ALPHA,
+                "learning_rate": LR,
+                "network_train_unet_only": True,
+                "optimizer_type": "AdamW",
+                "lr_scheduler": "constant",
+                "resolution": args["size"],
+                "train_batch_size": batch,
+                "max_train_steps": args["steps"],
+                "cache_latents": True,
+                "mixed_precision": "fp16" if cuda else "no",
+                "seed": 0,
+                "output_name": "bench",
+                "gradient_checkpointing": args["gradient_checkpointing"],
+            }
+        },
+        {},
+    )
     marks: list[tuple[int, float]] = []
 
     def progress(p):
@@ -120,8 +135,11 @@ def run_reference(checkpoint: Path, dataset: Path, args: dict, batch: int) -> di
     unet.to(device, dtype=dtype)
     vae.to(device)
     text.to(device, dtype=dtype)
-    unet.add_adapter(LoraConfig(r=RANK, lora_alpha=ALPHA, init_lora_weights="gaussian",
-                                target_modules=["to_k", "to_q", "to_v", "to_out.0"]))
+    unet.add_adapter(
+        LoraConfig(
+            r=RANK, lora_alpha=ALPHA, init_lora_weights="gaussian", target_modules=["to_k", "to_q", "to_v", "to_out.0"]
+        )
+    )
     params = [p for p in unet.parameters() if p.requires_grad]
     for p in params:
         p.data = p.data.float()
@@ -164,8 +182,13 @@ def _precompute(images, vae, text, tok, device, dtype, size):
             pixels = np.asarray(Image.open(path).convert("RGB").resize((size, size)), dtype=np.float32) / 127.5 - 1
             tensor = torch.from_numpy(pixels.transpose(2, 0, 1).copy())[None].to(device)
             latents.append(vae.encode(tensor).latent_dist.sample() * vae.config.scaling_factor)
-            ids = tok([path.with_suffix(".txt").read_text()],
-                      padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+            ids = tok(
+                [path.with_suffix(".txt").read_text()],
+                padding="max_length",
+                max_length=77,
+                truncation=True,
+                return_tensors="pt",
+            ).input_ids
             embeds.append(text(ids.to(device))[0])
     return torch.cat(latents), torch.cat(embeds)
 
@@ -199,8 +222,11 @@ def main() -> None:
     args = {"size": options.size, "steps": options.steps, "gradient_checkpointing": options.gradient_checkpointing}
     batches = [int(b) for b in options.batches.split(",")]
     cuda = torch.cuda.is_available()
-    print(f"SD 1.5 architecture, random weights, {options.size}x{options.size}, {options.steps} steps, "
-          f"LoRA dim {RANK}, {'cuda fp16 autocast' if cuda else 'cpu fp32'}, torch {torch.__version__}", flush=True)
+    print(
+        f"SD 1.5 architecture, random weights, {options.size}x{options.size}, {options.steps} steps, "
+        f"LoRA dim {RANK}, {'cuda fp16 autocast' if cuda else 'cpu fp32'}, torch {torch.__version__}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         components, checkpoint = build_checkpoint(False, Path(tmp), half=cuda)
         del components
@@ -216,8 +242,11 @@ def main() -> None:
                     print(f"batch {batch:3d}  {side:9s}  does not fit: {results[0]['error']}", flush=True)
                     continue
                 result = max(fitted, key=lambda r: r["it_s"])
-                print(f"batch {batch:3d}  {side:9s}  {result['it_s']:.3f} it/s  "
-                      f"{result['it_s'] * batch:.3f} images/s  peak {result['peak_gib']:.2f} GiB", flush=True)
+                print(
+                    f"batch {batch:3d}  {side:9s}  {result['it_s']:.3f} it/s  "
+                    f"{result['it_s'] * batch:.3f} images/s  peak {result['peak_gib']:.2f} GiB",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

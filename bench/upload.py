@@ -45,9 +45,16 @@ def upload(base: str, path: Path, parts: int, workers: int) -> str:
     headers = {"x-api-key": KEY, "username": "api"}
     size = path.stat().st_size
     chunk = -(-size // parts)
-    created = httpx.post(f"{base}/prod/checkpoints", headers=headers, timeout=60, json={
-        "checkpoint_type": "Stable-diffusion", "params": {},
-        "filenames": [{"filename": path.name, "parts_number": parts}]}).json()["data"]
+    created = httpx.post(
+        f"{base}/prod/checkpoints",
+        headers=headers,
+        timeout=60,
+        json={
+            "checkpoint_type": "Stable-diffusion",
+            "params": {},
+            "filenames": [{"filename": path.name, "parts_number": parts}],
+        },
+    ).json()["data"]
     urls = created["s3PresignUrl"][path.name]
 
     def send(number: int) -> dict:
@@ -62,8 +69,12 @@ def upload(base: str, path: Path, parts: int, workers: int) -> str:
     with ThreadPoolExecutor(workers) as pool:
         tags = list(pool.map(send, range(1, parts + 1)))
     parts_s = time.perf_counter() - started
-    done = httpx.put(f"{base}/prod/checkpoints/{created['checkpoint']['id']}", headers=headers, timeout=600,
-                     json={"status": "Active", "multi_parts_tags": {path.name: tags}})
+    done = httpx.put(
+        f"{base}/prod/checkpoints/{created['checkpoint']['id']}",
+        headers=headers,
+        timeout=600,
+        json={"status": "Active", "multi_parts_tags": {path.name: tags}},
+    )
     done.raise_for_status()
     print(f"  part PUTs {parts_s:.2f} s, completion (join + sha256) {time.perf_counter() - started - parts_s:.2f} s")
     listed = httpx.get(f"{base}/prod/checkpoints", headers=headers).json()["data"]["checkpoints"]

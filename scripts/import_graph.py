@@ -32,10 +32,20 @@ LAYERS: list[tuple[str, list[str]]] = [
     # The application: assembles every domain into the ASGI app, the CLI and the console.
     ("server", ["server", "cli", "__main__"]),
     # The ESD resources: routes, services, repositories, schemas (legacy is the ESD 1.4 adapter).
-    ("resources", [
-        "roles", "users", "tokens", "checkpoints", "endpoints", "inferences", "datasets", "trainings",
-        "legacy",
-    ]),
+    (
+        "resources",
+        [
+            "roles",
+            "users",
+            "tokens",
+            "checkpoints",
+            "endpoints",
+            "inferences",
+            "datasets",
+            "trainings",
+            "legacy",
+        ],
+    ),
     # The HTTP kit every resource's routes use: gateway, envelope, errors, validation, identity stages.
     # It sits under the resources, or every route would import upward (issue 14: `api/` is the kit).
     ("http", ["api"]),

@@ -102,18 +102,24 @@ class PostgresServer:
     def start(self) -> None:
         self._run(self.initdb, "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
         options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -F -c max_connections=200"
-        self._run(self.pg_ctl, "-D", self.data, "-l", self.folder / "server.log", "-o", options, "-w", "-t", "60", "start")
+        self._run(
+            self.pg_ctl, "-D", self.data, "-l", self.folder / "server.log", "-o", options, "-w", "-t", "60", "start"
+        )
 
     def stop(self) -> None:
-        subprocess.run([*self._as_user, self.pg_ctl, "-D", str(self.data), "-m", "immediate", "stop"],
-                       capture_output=True, check=False)
+        subprocess.run(
+            [*self._as_user, self.pg_ctl, "-D", str(self.data), "-m", "immediate", "stop"],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def admin(self, sql: str) -> None:
         import psycopg
 
-        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres",
-                             autocommit=True) as connection:
+        with psycopg.connect(
+            host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", autocommit=True
+        ) as connection:
             connection.execute(sql)
 
     def url(self, database: str) -> str:
@@ -174,8 +180,12 @@ def s3_endpoint() -> Iterator[str]:
     # Real S3 wants parts of 5 MiB but the last; tests upload small files in several parts.
     env = os.environ | {"S3_UPLOAD_PART_MIN_SIZE": "1", "AWS_DEFAULT_REGION": "us-east-1"}
     log = tempfile.TemporaryFile()
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=log, stderr=subprocess.STDOUT, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_answering(f"{url}/moto-api/", process, log)
@@ -206,8 +216,9 @@ def _wait_until_answering(url: str, process: subprocess.Popen, log) -> None:
 @pytest.fixture
 def s3_settings(settings_factory, s3_endpoint) -> Settings:
     """Settings pointing at the moto server (dummy credentials: moto accepts any)."""
-    return settings_factory(s3_endpoint_url=s3_endpoint, s3_access_key_id="test",
-                            s3_secret_access_key="test", s3_region="us-east-1")
+    return settings_factory(
+        s3_endpoint_url=s3_endpoint, s3_access_key_id="test", s3_secret_access_key="test", s3_region="us-east-1"
+    )
 
 
 # -- object stores ------------------------------------------------------------------------------
@@ -228,10 +239,14 @@ def object_store(request, tmp_path, store_settings):
         yield open_store((tmp_path / "objects").as_uri(), store_settings)
         return
     endpoint = request.getfixturevalue("s3_endpoint")
-    settings = store_settings.model_copy(update={
-        "s3_endpoint_url": endpoint, "s3_access_key_id": "test", "s3_secret_access_key": "test",
-        "s3_region": "us-east-1",
-    })
+    settings = store_settings.model_copy(
+        update={
+            "s3_endpoint_url": endpoint,
+            "s3_access_key_id": "test",
+            "s3_secret_access_key": "test",
+            "s3_region": "us-east-1",
+        }
+    )
     store = open_store(f"s3://test-{uuid.uuid4().hex[:16]}/objects?create_bucket=true", settings)
     yield store
     store.delete_prefix("")

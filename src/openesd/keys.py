@@ -63,9 +63,11 @@ class PasswordCipher:
             try:
                 self._fernet = Fernet(key.encode())
             except ValueError:
-                raise ConfigurationError("OPENESD_PASSWORD_KEY must be 32 url-safe base64-encoded bytes, as "
-                                 "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'` "
-                                 "prints") from None
+                raise ConfigurationError(
+                    "OPENESD_PASSWORD_KEY must be 32 url-safe base64-encoded bytes, as "
+                    "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'` "
+                    "prints"
+                ) from None
             return
         path = data_dir / PASSWORD_KEY_FILE
         if not path.exists():

@@ -26,8 +26,17 @@ class ESDClient:
     def __init__(self, client: TestClient):
         self.http = client
 
-    def call(self, method: str, path: str, *, user: str | None = None, key: str | None = API_KEY,
-             json=None, headers: dict | None = None, **kwargs):
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        user: str | None = None,
+        key: str | None = API_KEY,
+        json=None,
+        headers: dict | None = None,
+        **kwargs,
+    ):
         sent = dict(headers or {})
         if key is not None:
             sent["x-api-key"] = key

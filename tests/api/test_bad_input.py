@@ -11,14 +11,35 @@ import pytest
 BODIES = [
     ("POST", "/prod/roles", {"role_name": "r", "permissions": ["train:all"]}, "role_name"),
     ("POST", "/prod/users", {"username": "u", "password": "p", "roles": ["IT Operator"]}, "password"),
-    ("POST", "/prod/inferences", {"task_type": "txt2img", "inference_type": "Async", "models": {},
-                                  "payload_string": "{}"}, "payload_string"),
-    ("POST", "/prod/datasets", {"dataset_name": "d", "creator": "api", "params": {}, "prefix": "p",
-                                "content": [{"filename": "a.png", "name": "a", "type": "image", "params": {}}]},
-     "prefix"),
-    ("POST", "/legacy/dataset", {"dataset_name": "d", "creator": "api", "params": {},
-                                 "content": [{"filename": "a.png", "name": "a", "type": "image", "params": {}}]},
-     "dataset_name"),
+    (
+        "POST",
+        "/prod/inferences",
+        {"task_type": "txt2img", "inference_type": "Async", "models": {}, "payload_string": "{}"},
+        "payload_string",
+    ),
+    (
+        "POST",
+        "/prod/datasets",
+        {
+            "dataset_name": "d",
+            "creator": "api",
+            "params": {},
+            "prefix": "p",
+            "content": [{"filename": "a.png", "name": "a", "type": "image", "params": {}}],
+        },
+        "prefix",
+    ),
+    (
+        "POST",
+        "/legacy/dataset",
+        {
+            "dataset_name": "d",
+            "creator": "api",
+            "params": {},
+            "content": [{"filename": "a.png", "name": "a", "type": "image", "params": {}}],
+        },
+        "dataset_name",
+    ),
     ("POST", "/prod/endpoints", {"instance_type": "ml.g5.xlarge", "initial_instance_count": "1"}, "instance_type"),
     ("POST", "/legacy/inference-api/inference", {"task_type": "txt2img", "prompt": "a cat"}, "prompt"),
 ]
@@ -37,17 +58,26 @@ def with_raw(body: dict, field: str, raw_json: str) -> bytes:
 def test_a_lone_surrogate_is_a_400_naming_the_field(esd, method, path, body, field):
     response = send(esd, method, path, with_raw(body, field, '"x\\ud800y"'))
     assert response.status_code == 400
-    assert response.json() == {"statusCode": 400, "message": f"[instance.{field} is not valid Unicode: it holds "
-                                                            "the lone UTF-16 surrogate \\ud800 (at index 1)]"}
+    assert response.json() == {
+        "statusCode": 400,
+        "message": f"[instance.{field} is not valid Unicode: it holds the lone UTF-16 surrogate \\ud800 (at index 1)]",
+    }
 
 
-@pytest.mark.parametrize(("params", "filename", "named"), [
-    ({}, "a\ud800.png", "instance.content[0].filename is not valid Unicode"),
-    ({"x\udfff": 1}, "a.png", 'instance.params key "x\\udfff" is not valid Unicode'),
-])
+@pytest.mark.parametrize(
+    ("params", "filename", "named"),
+    [
+        ({}, "a\ud800.png", "instance.content[0].filename is not valid Unicode"),
+        ({"x\udfff": 1}, "a.png", 'instance.params key "x\\udfff" is not valid Unicode'),
+    ],
+)
 def test_a_surrogate_deep_inside_or_in_a_key_is_named_by_its_place(esd, params, filename, named):
-    body = {"dataset_name": "d", "creator": "api", "params": params,
-            "content": [{"filename": filename, "name": "a", "type": "image", "params": {}}]}
+    body = {
+        "dataset_name": "d",
+        "creator": "api",
+        "params": params,
+        "content": [{"filename": filename, "name": "a", "type": "image", "params": {}}],
+    }
     response = send(esd, "POST", "/prod/datasets", json.dumps(body).encode())  # dumps writes \udfff escapes
     assert response.status_code == 400
     assert named in response.json()["message"]
@@ -62,16 +92,21 @@ def test_nul_in_a_string_is_a_400_naming_the_field(esd, method, path, body, fiel
 
 @pytest.mark.parametrize("value", ["1e400", "Infinity", "-Infinity", "1.5", "1.0", "true", '"1"'])
 def test_parts_number_must_be_a_json_integer(esd, value):
-    raw = ('{"checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": "a.safetensors", '
-           f'"parts_number": {value}}}]}}').encode()
+    raw = (
+        '{"checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": "a.safetensors", '
+        f'"parts_number": {value}}}]}}'
+    ).encode()
     response = send(esd, "POST", "/prod/checkpoints", raw)
     assert response.status_code == 400
-    assert "does not match any allowed primitive type (allowed: [\"integer\"])" in response.json()["message"]
+    assert 'does not match any allowed primitive type (allowed: ["integer"])' in response.json()["message"]
 
 
 def created_checkpoint(esd) -> str:
-    created = esd.post("/prod/checkpoints", user="api", json={
-        "checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": "a.safetensors", "parts_number": 1}]})
+    created = esd.post(
+        "/prod/checkpoints",
+        user="api",
+        json={"checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": "a.safetensors", "parts_number": 1}]},
+    )
     assert created.status_code == 201, created.json()
     return created.json()["data"]["checkpoint"]["id"]
 
@@ -79,8 +114,9 @@ def created_checkpoint(esd) -> str:
 @pytest.mark.parametrize("value", ["1e400", "Infinity", "1.5", "true", '"1"'])
 def test_part_number_in_multi_parts_tags_must_be_an_integer(esd, value):
     checkpoint_id = created_checkpoint(esd)
-    raw = ('{"status": "Active", "multi_parts_tags": {"a.safetensors": '
-           f'[{{"ETag": "e", "PartNumber": {value}}}]}}}}').encode()
+    raw = (
+        f'{{"status": "Active", "multi_parts_tags": {{"a.safetensors": [{{"ETag": "e", "PartNumber": {value}}}]}}}}'
+    ).encode()
     response = send(esd, "PUT", f"/prod/checkpoints/{checkpoint_id}", raw)
     assert response.status_code == 400
     assert 'allowed: ["integer"]' in response.json()["message"]
@@ -89,8 +125,10 @@ def test_part_number_in_multi_parts_tags_must_be_an_integer(esd, value):
 @pytest.mark.parametrize("value", ["1e400", "Infinity", "1.5", "true"])
 def test_legacy_part_number_must_be_an_integer(esd, value):
     checkpoint_id = created_checkpoint(esd)
-    raw = (f'{{"checkpoint_id": "{checkpoint_id}", "status": "Active", "multi_parts_tags": {{"a.safetensors": '
-           f'[{{"ETag": "e", "PartNumber": {value}}}]}}}}').encode()
+    raw = (
+        f'{{"checkpoint_id": "{checkpoint_id}", "status": "Active", "multi_parts_tags": {{"a.safetensors": '
+        f'[{{"ETag": "e", "PartNumber": {value}}}]}}}}'
+    ).encode()
     response = send(esd, "PUT", "/legacy/checkpoint", raw)
     assert response.status_code < 500
     assert "is not an integer" in json.dumps(response.json())
@@ -100,8 +138,7 @@ def test_legacy_part_number_must_be_an_integer(esd, value):
 def test_deep_nesting_is_a_400_naming_the_limit(esd, method, path, body, field):
     response = send(esd, method, path, b"[" * 100_000 + b"]" * 100_000)
     assert response.status_code == 400
-    assert response.json()["message"] == \
-        "[instance nests objects and arrays deeper than allowed (maximum depth: 64)]"
+    assert response.json()["message"] == "[instance nests objects and arrays deeper than allowed (maximum depth: 64)]"
 
 
 def test_nesting_up_to_the_limit_is_read(esd):
@@ -123,12 +160,14 @@ def small(make_client):
     return make_client(max_body_bytes=4096, max_payload_body_bytes=16384)
 
 
-LIMIT_MESSAGE = ("Request body is larger than {} bytes, the limit of this route; the server's operator sets it "
-                 "with OPENESD_{}")
+LIMIT_MESSAGE = (
+    "Request body is larger than {} bytes, the limit of this route; the server's operator sets it with OPENESD_{}"
+)
 
 
-@pytest.mark.parametrize("path", ["/prod/roles", "/prod/endpoints", "/legacy/dataset", "/prod/inferences",
-                                  "/legacy/inference/v2"])
+@pytest.mark.parametrize(
+    "path", ["/prod/roles", "/prod/endpoints", "/legacy/dataset", "/prod/inferences", "/legacy/inference/v2"]
+)
 def test_a_body_over_the_route_limit_is_a_413_naming_the_setting(small, path):
     payload = path.endswith(("/inferences", "/inference/v2"))
     limit, setting = (16384, "MAX_PAYLOAD_BODY_BYTES") if payload else (4096, "MAX_BODY_BYTES")
@@ -148,8 +187,13 @@ def test_a_chunked_body_is_cut_off_at_the_limit(small):
 
 
 def test_a_payload_route_takes_a_body_over_the_default_limit(small):
-    body = {"task_type": "txt2img", "inference_type": "Async", "models": {}, "sagemaker_endpoint_name": "none",
-            "payload_string": json.dumps({"init_images": ["a" * 8000]})}
+    body = {
+        "task_type": "txt2img",
+        "inference_type": "Async",
+        "models": {},
+        "sagemaker_endpoint_name": "none",
+        "payload_string": json.dumps({"init_images": ["a" * 8000]}),
+    }
     response = small.post("/prod/inferences", user="api", json=body)
     assert response.status_code != 413
 
@@ -159,8 +203,14 @@ def test_default_limits_are_1_mib_and_64_mib_for_payloads(settings_factory):
     assert (settings.max_body_bytes, settings.max_payload_body_bytes) == (1024**2, 64 * 1024**2)
 
 
-@pytest.mark.parametrize("url", ["/prod/datasets/x%00y", "/prod/inferences?exclusive_start_key=x%00y",
-                                 "/legacy/inference/get-inference-job?jobID=a%00"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/prod/datasets/x%00y",
+        "/prod/inferences?exclusive_start_key=x%00y",
+        "/legacy/inference/get-inference-job?jobID=a%00",
+    ],
+)
 def test_nul_in_the_path_or_query_is_a_400(esd, url):
     response = esd.get(url, user="api")
     assert response.status_code == 400
@@ -169,9 +219,15 @@ def test_nul_in_the_path_or_query_is_a_400(esd, url):
 
 @pytest.mark.parametrize("field", ["part", "expires"])
 def test_a_unicode_digit_in_a_signed_url_is_refused_not_a_500(esd, field):
-    url = esd.post("/prod/checkpoints", user="api", json={
-        "checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": "b.safetensors", "parts_number": 1}],
-    }).json()["data"]["s3PresignUrl"]["b.safetensors"][0]
+    url = esd.post(
+        "/prod/checkpoints",
+        user="api",
+        json={
+            "checkpoint_type": "Lora",
+            "params": {},
+            "filenames": [{"filename": "b.safetensors", "parts_number": 1}],
+        },
+    ).json()["data"]["s3PresignUrl"]["b.safetensors"][0]
     path = url.removeprefix("http://testserver")
     query = dict(part.split("=", 1) for part in path.split("?", 1)[1].split("&"))
     tampered = path.replace(f"{field}={query[field]}", f"{field}=%C2%B2")  # "²": isdigit(), but not for int()
@@ -184,23 +240,40 @@ LONG = "é" * 128 + ".png"  # 260 bytes in UTF-8, 132 characters
 
 
 def test_a_file_name_over_255_bytes_is_refused_at_create(esd):
-    response = esd.post("/prod/checkpoints", user="api", json={
-        "checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": LONG, "parts_number": 1}]})
+    response = esd.post(
+        "/prod/checkpoints",
+        user="api",
+        json={"checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": LONG, "parts_number": 1}]},
+    )
     assert response.status_code == 400
     assert "is longer than 255 bytes (UTF-8)" in response.json()["message"]
 
 
 @pytest.mark.parametrize(("prefix", "filename"), [("é" * 128, "a.png"), ("10_cat", LONG)])
 def test_a_dataset_prefix_or_file_name_over_255_bytes_is_refused_at_create(esd, prefix, filename):
-    response = esd.post("/prod/datasets", user="api", json={
-        "dataset_name": "d", "creator": "api", "params": {}, "prefix": prefix,
-        "content": [{"filename": filename, "name": "a", "type": "image", "params": {}}]})
+    response = esd.post(
+        "/prod/datasets",
+        user="api",
+        json={
+            "dataset_name": "d",
+            "creator": "api",
+            "params": {},
+            "prefix": prefix,
+            "content": [{"filename": filename, "name": "a", "type": "image", "params": {}}],
+        },
+    )
     assert response.status_code == 400
     assert "is longer than 255 bytes (UTF-8)" in response.json()["message"]
 
 
 def test_a_name_of_255_bytes_is_still_taken(esd):
-    response = esd.post("/prod/checkpoints", user="api", json={
-        "checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": "a" * 243 + ".safetensors",
-                                                                "parts_number": 1}]})
+    response = esd.post(
+        "/prod/checkpoints",
+        user="api",
+        json={
+            "checkpoint_type": "Lora",
+            "params": {},
+            "filenames": [{"filename": "a" * 243 + ".safetensors", "parts_number": 1}],
+        },
+    )
     assert response.status_code == 201

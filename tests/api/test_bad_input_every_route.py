@@ -1,9 +1,9 @@
 """The hand cases of issue 13 against every POST and PUT route that takes a body: each answers 4xx.
 
-`test_bad_input.py` checks the exact messages on one route per family; this sweeps all of them. A lone UTF-16 surrogate in a string field, `1e400` and `Infinity` in a numeric field, JSON nested
-100k levels deep, and a body past the route's size limit. Routes and fields come from the published
-`/openapi.json`, so a new route is covered as soon as it is served.
-"""
+`test_bad_input.py` checks the exact messages on one route per family; this sweeps all of them. A lone UTF-16
+surrogate in a string field, `1e400` and `Infinity` in a numeric field, JSON nested 100k levels deep, and a body
+past the route's size limit. Routes and fields come from the published `/openapi.json`, so a new route is covered as
+soon as it is served."""
 
 from __future__ import annotations
 
@@ -64,8 +64,9 @@ DEEP = "[" * 100_000 + "]" * 100_000
 def _cases():
     for method, path, schema in ROUTES:
         label = f"{method} {path}"
-        yield pytest.param(method, path, _body_with(_field(schema, ("string",)), '"x\\ud800y"'),
-                           id=f"{label} lone surrogate")
+        yield pytest.param(
+            method, path, _body_with(_field(schema, ("string",)), '"x\\ud800y"'), id=f"{label} lone surrogate"
+        )
         numeric = _field(schema, ("integer", "number"))
         for raw in ("1e400", "Infinity"):
             if numeric:

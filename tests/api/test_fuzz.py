@@ -52,13 +52,20 @@ def test_no_generated_request_answers_5xx(api_schema, operation):
     # Valid and invalid requests alike: legacy bodies reach their handlers unchecked by any gateway stage.
     cases = st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE))
 
-    @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=DERANDOMIZE, database=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        derandomize=DERANDOMIZE,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=cases)
     def call(case):
         response = case.call(headers=AUTH)
         assert response.status_code < 500, (
             f"{case.method} {case.formatted_path} answered {response.status_code}: {response.text[:500]}\n"
-            f"query={case.query} body={case.body!r:.500}")
+            f"query={case.query} body={case.body!r:.500}"
+        )
 
     call()

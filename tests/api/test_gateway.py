@@ -26,8 +26,13 @@ def test_missing_or_wrong_key_is_forbidden_without_handler_headers(esd, key):
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/prod/nothing-here"), ("GET", "/prod/"), ("PATCH", "/prod/roles"),
-     ("GET", "/prod/inference"), ("PUT", "/prod/ping")],  # test-connection is a legacy route now (tests/legacy)
+    [
+        ("GET", "/prod/nothing-here"),
+        ("GET", "/prod/"),
+        ("PATCH", "/prod/roles"),
+        ("GET", "/prod/inference"),
+        ("PUT", "/prod/ping"),
+    ],  # test-connection is a legacy route now (tests/legacy)
 )
 @pytest.mark.parametrize("key", [None, "0123456789abcdefABCD"])
 def test_unmapped_route_is_missing_authentication_token_even_without_key(esd, method, path, key):
@@ -62,7 +67,7 @@ def test_empty_string_in_list_reports_required_minimum(esd):
     response = esd.delete("/prod/users", json={"user_name_list": [""]}, user="api")
     assert response.status_code == 400
     assert "required minimum: 1" in response.json()["message"]
-    assert response.json()["message"].startswith("[string \"\" is too short")
+    assert response.json()["message"].startswith('[string "" is too short')
 
 
 def test_good_body_without_identity_is_unauthorized(esd):
@@ -87,21 +92,22 @@ def test_too_many_items_message(esd):
 
 
 def test_unparsable_json_is_a_400_not_a_500(esd):
-    response = esd.call("POST", "/prod/roles", user="api", content=b"{not json",
-                        headers={"content-type": "application/json"})
+    response = esd.call(
+        "POST", "/prod/roles", user="api", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.json()["message"].startswith("[Unable to parse request body as JSON")
 
 
 def test_missing_content_type_is_read_as_json(esd):
-    response = esd.call("POST", "/prod/roles", user="api",
-                        content=b'{"role_name": "r1", "permissions": ["train:all"]}')
+    response = esd.call("POST", "/prod/roles", user="api", content=b'{"role_name": "r1", "permissions": ["train:all"]}')
     assert response.status_code == 201
 
 
 def test_unknown_body_keys_are_ignored(esd):
-    response = esd.post("/prod/roles", user="api",
-                        json={"role_name": "r1", "permissions": ["train:all"], "colour": "blue"})
+    response = esd.post(
+        "/prod/roles", user="api", json={"role_name": "r1", "permissions": ["train:all"], "colour": "blue"}
+    )
     assert response.status_code == 201
 
 

@@ -17,8 +17,11 @@ ENDPOINT = "esd-async-test"
 def scrape(esd) -> dict[tuple[str, frozenset], float]:
     answer = esd.http.get("/metrics")  # no x-api-key: outside the ESD surface, like /healthz
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
-    return {(sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(answer.text) for sample in family.samples}
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+    }
 
 
 def value(samples: dict, name: str, **labels: str) -> float | None:
@@ -35,9 +38,17 @@ def esd(make_client):
 
 
 def start_job(esd) -> str:
-    answer = esd.post("/prod/inferences", user="api", json={
-        "task_type": "rembg", "inference_type": "Async", "models": {}, "sagemaker_endpoint_name": ENDPOINT,
-        "payload_string": json.dumps({"image": "aGk=", "model": "u2net"})})
+    answer = esd.post(
+        "/prod/inferences",
+        user="api",
+        json={
+            "task_type": "rembg",
+            "inference_type": "Async",
+            "models": {},
+            "sagemaker_endpoint_name": ENDPOINT,
+            "payload_string": json.dumps({"image": "aGk=", "model": "u2net"}),
+        },
+    )
     assert answer.status_code in (201, 202), answer.json()
     inference = answer.json()["data"]["inference"]
     return inference.get("id") or inference["inference_id"]
@@ -65,9 +76,15 @@ def test_a_finished_job_shows_in_counts_durations_and_model_loads(esd):
 
 
 def test_requests_are_counted_by_route_template_and_uploads_by_bytes(esd):
-    created = esd.post("/prod/checkpoints", user="api", json={
-        "checkpoint_type": "Lora", "params": {"message": "m"},
-        "filenames": [{"filename": "l.safetensors", "parts_number": 2}]})
+    created = esd.post(
+        "/prod/checkpoints",
+        user="api",
+        json={
+            "checkpoint_type": "Lora",
+            "params": {"message": "m"},
+            "filenames": [{"filename": "l.safetensors", "parts_number": 2}],
+        },
+    )
     assert created.status_code == 201, created.json()
     for url, data in zip(created.json()["data"]["s3PresignUrl"]["l.safetensors"], (b"a" * 1000, b"b" * 234)):
         assert put_part(esd, url, data).status_code == 200

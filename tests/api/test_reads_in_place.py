@@ -47,7 +47,6 @@ def test_postgresql_never_in_place(postgres_url):
 
 
 def test_json_columns_read_what_the_standard_library_reads():
-    assert read_json('{"steps": 20, "cfg": 7.5, "names": ["a", "é"]}') == {"steps": 20, "cfg": 7.5,
-                                                                           "names": ["a", "é"]}
+    assert read_json('{"steps": 20, "cfg": 7.5, "names": ["a", "é"]}') == {"steps": 20, "cfg": 7.5, "names": ["a", "é"]}
     assert math.isnan(read_json('{"loss": NaN}')["loss"])  # written by json.dumps, refused by orjson
     assert read_json("[18446744073709551616]") == [2**64]

@@ -28,7 +28,9 @@ def test_seeded_roles_listed_descending(esd):
 
 
 def test_role_query_filters_by_exact_name(esd):
-    assert [r["role_name"] for r in esd.get("/prod/roles", user="api", params={"role": "byoc"}).json()["data"]["roles"]] == ["byoc"]
+    assert [
+        r["role_name"] for r in esd.get("/prod/roles", user="api", params={"role": "byoc"}).json()["data"]["roles"]
+    ] == ["byoc"]
     assert esd.get("/prod/roles", user="api", params={"role": "nope"}).json()["data"]["roles"] == []
 
 
@@ -51,8 +53,9 @@ def test_role_list_sees_own_and_created_roles_only(esd):
 
 
 def test_create_returns_role_created_and_creator_is_the_requester(esd):
-    response = esd.post("/prod/roles", user="api",
-                        json={"role_name": "r1", "permissions": ["train:all"], "creator": "someone"})
+    response = esd.post(
+        "/prod/roles", user="api", json={"role_name": "r1", "permissions": ["train:all"], "creator": "someone"}
+    )
     assert response.status_code == 201
     assert response.json() == {"statusCode": 201, "message": "role created"}
     role = esd.get("/prod/roles", user="api", params={"role": "r1"}).json()["data"]["roles"][0]
@@ -79,7 +82,9 @@ def test_role_create_may_only_grant_what_it_holds(esd):
     make_role(esd, "ok", ["train:list"], user="dan")
     response = esd.post("/prod/roles", user="dan", json={"role_name": "bad", "permissions": ["checkpoint:all"]})
     assert response.status_code == 400
-    assert response.json()["message"] == "creator dan have not permission to create role with permission: [checkpoint:all]"
+    assert (
+        response.json()["message"] == "creator dan have not permission to create role with permission: [checkpoint:all]"
+    )
 
 
 def test_role_create_may_not_overwrite_someone_elses_role(esd):
@@ -93,10 +98,17 @@ def test_role_create_may_not_overwrite_someone_elses_role(esd):
 def test_initial_skips_the_permission_check_but_needs_identity(esd):
     make_role(esd, "trainer", ["train:all"])
     make_user(esd, "bob", ["trainer"])
-    response = esd.post("/prod/roles", user="bob", json={"role_name": "t2", "permissions": ["train:all"], "initial": True})
+    response = esd.post(
+        "/prod/roles", user="bob", json={"role_name": "t2", "permissions": ["train:all"], "initial": True}
+    )
     assert response.status_code == 201
-    assert esd.post("/prod/roles", json={"role_name": "t3", "permissions": ["train:all"], "initial": True}).status_code == 401
-    response = esd.post("/prod/roles", user="ghost", json={"role_name": "t3", "permissions": ["train:all"], "initial": True})
+    assert (
+        esd.post("/prod/roles", json={"role_name": "t3", "permissions": ["train:all"], "initial": True}).status_code
+        == 401
+    )
+    response = esd.post(
+        "/prod/roles", user="ghost", json={"role_name": "t3", "permissions": ["train:all"], "initial": True}
+    )
     assert response.status_code == 400
     assert response.json()["message"] == 'user: "ghost" not exist'
 

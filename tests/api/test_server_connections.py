@@ -28,8 +28,7 @@ def test_a_declared_oversized_body_is_refused_without_reading_it(server):
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     started = time.monotonic()
     connection.putrequest("POST", "/prod/roles")
-    for name, value in {**HEADERS, "content-type": "application/json",
-                        "content-length": str(300 * 1024**2)}.items():
+    for name, value in {**HEADERS, "content-type": "application/json", "content-length": str(300 * 1024**2)}.items():
         connection.putheader(name, value)
     connection.endheaders(b'{"role_name": ')  # the other 300 MiB never come
     response = connection.getresponse()

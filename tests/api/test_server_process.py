@@ -25,7 +25,10 @@ class Server:
         env.update(OPENESD_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "openesd", "serve", "--port", str(port)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         self.base = f"http://127.0.0.1:{port}"
         self.banner = self._read_banner()
@@ -63,8 +66,11 @@ def test_first_start_prints_the_key_once_and_restart_keeps_data(tmp_path):
         for path in ("/prod/ping", "/ping"):
             response = httpx.get(server.base + path, headers={"x-api-key": key})
             assert response.json() == {"statusCode": 200, "message": "pong"}
-        created = httpx.post(server.base + "/prod/users", headers={"x-api-key": key},
-                             json={"username": "admin", "password": "pw", "initial": True})
+        created = httpx.post(
+            server.base + "/prod/users",
+            headers={"x-api-key": key},
+            json={"username": "admin", "password": "pw", "initial": True},
+        )
         assert created.status_code == 201
     finally:
         server.stop()

@@ -14,19 +14,33 @@ def users_of(esd, user="api", **params):
 def test_seeded_api_user_has_no_password_and_admin_permissions(esd):
     data = users_of(esd)
     assert data["previous_evaluated_key"] == data["last_evaluated_key"] == "not_applicable"
-    assert data["users"] == [{
-        "username": "api", "roles": ["IT Operator"], "creator": "ESD",
-        "permissions": ["checkpoint:all", "inference:all", "role:all", "sagemaker_endpoint:all", "train:all", "user:all"],
-        "password": "*",
-    }]
+    assert data["users"] == [
+        {
+            "username": "api",
+            "roles": ["IT Operator"],
+            "creator": "ESD",
+            "permissions": [
+                "checkpoint:all",
+                "inference:all",
+                "role:all",
+                "sagemaker_endpoint:all",
+                "train:all",
+                "user:all",
+            ],
+            "password": "*",
+        }
+    ]
 
 
 def test_bootstrap_with_initial_needs_only_the_key_and_repeats(esd):
     for _ in range(2):
-        response = esd.post("/prod/users", json={"username": "admin", "password": "s3cret", "initial": True, "roles": ["byoc"]})
+        response = esd.post(
+            "/prod/users", json={"username": "admin", "password": "s3cret", "initial": True, "roles": ["byoc"]}
+        )
         assert response.status_code == 201
         assert response.json() == {
-            "statusCode": 201, "message": "Created",
+            "statusCode": 201,
+            "message": "Created",
             "data": {"user": {"username": "admin", "roles": ["IT Operator"]}, "all_roles": ["IT Operator", "byoc"]},
         }
     admin = users_of(esd, username="admin")["users"][0]
@@ -59,7 +73,9 @@ def test_unknown_username_query_is_a_400(esd):
 
 
 def test_missing_role_is_named(esd):
-    response = esd.post("/prod/users", user="api", json={"username": "x", "password": "p", "roles": ["byoc", "nope", "nada"]})
+    response = esd.post(
+        "/prod/users", user="api", json={"username": "x", "password": "p", "roles": ["byoc", "nope", "nada"]}
+    )
     assert response.status_code == 400
     assert response.json()["message"] == 'user roles "nope" not exist'
 

@@ -23,8 +23,22 @@ from tests.support.server import ServerProcess
 API_KEY = "workerFreeKey0123456789"
 # Import names of the `worker` extra's distributions (pyproject.toml), and Ray. All of `safetensors`, not only
 # `safetensors.torch`: the package itself comes with the worker extra, so model files are read in pure Python.
-BLOCKED = ("torch", "torchvision", "PIL", "numpy", "diffusers", "transformers", "safetensors", "cv2", "ray",
-           "spandrel", "rembg", "peft", "accelerate", "onnxruntime")
+BLOCKED = (
+    "torch",
+    "torchvision",
+    "PIL",
+    "numpy",
+    "diffusers",
+    "transformers",
+    "safetensors",
+    "cv2",
+    "ray",
+    "spandrel",
+    "rembg",
+    "peft",
+    "accelerate",
+    "onnxruntime",
+)
 SITECUSTOMIZE = f'''
 import sys
 
@@ -71,60 +85,95 @@ def server(tmp_path_factory, blocked_env):
 
 @pytest.mark.parametrize("module", ["PIL", "numpy", "torch.nn", "safetensors.torch", "ray"])
 def test_the_blocker_makes_the_worker_stack_unimportable(blocked_env, module):
-    probe = subprocess.run([sys.executable, "-c", f"import {module}"], env={**os.environ, **blocked_env},
-                           capture_output=True, text=True, timeout=60)
+    probe = subprocess.run(
+        [sys.executable, "-c", f"import {module}"],
+        env={**os.environ, **blocked_env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert probe.returncode == 1 and "blocked: the API runs without the worker extra" in probe.stderr
 
 
 def test_every_route_family_answers_without_the_worker_stack(server):
-    with httpx.Client(base_url=server.base + "/prod", headers={"x-api-key": API_KEY, "username": "api"},
-                      timeout=60) as http:
+    with httpx.Client(
+        base_url=server.base + "/prod", headers={"x-api-key": API_KEY, "username": "api"}, timeout=60
+    ) as http:
         answers = [http.get("/ping")]
         answers += _users_and_roles(http)
         answers += _checkpoint(http)
         answers += [http.get("/endpoints"), http.get("/inferences"), http.get("/trainings")]
         answers += _dataset(http)
-    failed = [f"{r.request.method} {r.request.url.path} -> {r.status_code} {r.text[:200]}"
-              for r in answers if r.status_code >= 500]
+    failed = [
+        f"{r.request.method} {r.request.url.path} -> {r.status_code} {r.text[:200]}"
+        for r in answers
+        if r.status_code >= 500
+    ]
     assert not failed, "\n".join(failed) + "\n" + _log_tail(server.log)
-    refused = [f"{r.request.method} {r.request.url.path} -> {r.status_code} {r.text[:200]}"
-               for r in answers if r.status_code >= 400]
+    refused = [
+        f"{r.request.method} {r.request.url.path} -> {r.status_code} {r.text[:200]}"
+        for r in answers
+        if r.status_code >= 400
+    ]
     assert not refused, "\n".join(refused)
 
 
 def _users_and_roles(http: httpx.Client) -> list[httpx.Response]:
     role = http.post("/roles", json={"role_name": "painter", "permissions": ["inference:all"], "creator": "api"})
-    user = http.post("/users", json={"username": "ann", "password": "pw-ann-123", "roles": ["painter"],
-                                     "creator": "api"})
+    user = http.post(
+        "/users", json={"username": "ann", "password": "pw-ann-123", "roles": ["painter"], "creator": "api"}
+    )
     return [role, http.get("/roles"), user, http.get("/users")]
 
 
 def _checkpoint(http: httpx.Client) -> list[httpx.Response]:
     """An ESD multipart upload of a small kohya LoRA file: create, PUT the part, complete."""
-    data = _safetensors({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": 4,
-                         "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": 4})
-    created = http.post("/checkpoints", json={"checkpoint_type": "Lora", "params": {"message": "no worker"},
-                                              "filenames": [{"filename": "tiny.safetensors", "parts_number": 1}]})
+    data = _safetensors(
+        {
+            "lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": 4,
+            "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": 4,
+        }
+    )
+    created = http.post(
+        "/checkpoints",
+        json={
+            "checkpoint_type": "Lora",
+            "params": {"message": "no worker"},
+            "filenames": [{"filename": "tiny.safetensors", "parts_number": 1}],
+        },
+    )
     if created.status_code != 201:
         return [created]
     checkpoint = created.json()["data"]["checkpoint"]
     part = httpx.put(created.json()["data"]["s3PresignUrl"]["tiny.safetensors"][0], content=data, timeout=60)
-    done = http.put(f"/checkpoints/{checkpoint['id']}", json={
-        "status": "Active", "multi_parts_tags": {"tiny.safetensors": [{"ETag": part.headers.get("ETag"),
-                                                                       "PartNumber": 1}]}})
+    done = http.put(
+        f"/checkpoints/{checkpoint['id']}",
+        json={
+            "status": "Active",
+            "multi_parts_tags": {"tiny.safetensors": [{"ETag": part.headers.get("ETag"), "PartNumber": 1}]},
+        },
+    )
     return [created, part, done, http.get("/checkpoints")]
 
 
 def _dataset(http: httpx.Client) -> list[httpx.Response]:
     """ESD's client flow: images (one without caption) into `10_technic/`, then Enabled."""
     files = {"0.png": _png(8, 6), "0.txt": b"a technic photo", "1.png": _png(6, 8)}
-    created = http.post("/datasets", json={
-        "dataset_name": "technic", "prefix": "10_technic", "params": {"description": "d"}, "creator": "api",
-        "content": [{"filename": f, "name": f, "type": "image", "params": {}} for f in files]})
+    created = http.post(
+        "/datasets",
+        json={
+            "dataset_name": "technic",
+            "prefix": "10_technic",
+            "params": {"description": "d"},
+            "creator": "api",
+            "content": [{"filename": f, "name": f, "type": "image", "params": {}} for f in files],
+        },
+    )
     if created.status_code != 201:
         return [created]
-    uploads = [httpx.put(url, content=files[name], timeout=60)
-               for name, url in created.json()["data"]["s3PresignUrl"].items()]
+    uploads = [
+        httpx.put(url, content=files[name], timeout=60) for name, url in created.json()["data"]["s3PresignUrl"].items()
+    ]
     enabled = http.put("/datasets/technic", json={"status": "Enabled"})
     return [created, *uploads, enabled, http.get("/datasets/technic"), http.get("/datasets")]
 
@@ -142,12 +191,17 @@ def _safetensors(tensors: dict[str, int]) -> bytes:
 
 def _png(width: int, height: int) -> bytes:
     """A grey RGB PNG, written without Pillow."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     rows = b"".join(b"\x00" + b"\x80" * 3 * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _log_tail(log: Path) -> str:

@@ -17,8 +17,9 @@ TEAM = ["train:all", "checkpoint:all", "inference:all", "sagemaker_endpoint:all"
 
 def lora_file() -> bytes:
     """A minimal valid safetensors file with one kohya LoRA tensor."""
-    header = json.dumps({"lora_unet_down_blocks_0.lora_down.weight":
-                         {"dtype": "F32", "shape": [1, 1], "data_offsets": [0, 4]}}).encode()
+    header = json.dumps(
+        {"lora_unet_down_blocks_0.lora_down.weight": {"dtype": "F32", "shape": [1, 1], "data_offsets": [0, 4]}}
+    ).encode()
     return struct.pack("<Q", len(header)) + header + b"\0\0\0\0"
 
 
@@ -47,13 +48,21 @@ class Member:
         return self.call("DELETE", path, **kw)
 
     def upload(self, name: str, data: bytes, checkpoint_type: str = "Lora") -> dict:
-        created = self.post("/prod/checkpoints", json={"checkpoint_type": checkpoint_type, "params": {},
-                                                       "filenames": [{"filename": name, "parts_number": 1}]})
+        created = self.post(
+            "/prod/checkpoints",
+            json={
+                "checkpoint_type": checkpoint_type,
+                "params": {},
+                "filenames": [{"filename": name, "parts_number": 1}],
+            },
+        )
         assert created.status_code == 201, created.json()
         checkpoint = created.json()["data"]["checkpoint"]
         part = put_part(self.esd, created.json()["data"]["s3PresignUrl"][name][0], data)
-        done = self.put(f"/prod/checkpoints/{checkpoint['id']}", json={
-            "status": "Active", "multi_parts_tags": {name: [{"ETag": part.headers["ETag"], "PartNumber": 1}]}})
+        done = self.put(
+            f"/prod/checkpoints/{checkpoint['id']}",
+            json={"status": "Active", "multi_parts_tags": {name: [{"ETag": part.headers["ETag"], "PartNumber": 1}]}},
+        )
         assert done.status_code == 200, done.json()
         return checkpoint
 

@@ -21,9 +21,15 @@ def live_endpoint(member: Member, role: str) -> str:
 
 
 def new_job(member: Member, endpoint: str) -> dict:
-    answer = member.post("/prod/inferences", json={"task_type": "txt2img", "inference_type": "Async",
-                                                   "models": {"Lora": ["a.safetensors"]},
-                                                   "sagemaker_endpoint_name": endpoint})
+    answer = member.post(
+        "/prod/inferences",
+        json={
+            "task_type": "txt2img",
+            "inference_type": "Async",
+            "models": {"Lora": ["a.safetensors"]},
+            "sagemaker_endpoint_name": endpoint,
+        },
+    )
     assert answer.status_code == 201, answer.json()
     return answer.json()["data"]["inference"]
 
@@ -92,10 +98,13 @@ def test_checkpoints_are_seen_by_the_role_and_changed_by_the_creator(team: Team)
     assert team.bob.put(f"/prod/checkpoints/{checkpoint_id}", json={"name": "b_renamed"}).status_code == 404
     assert team.bob.delete("/prod/checkpoints", json={"checkpoint_id_list": [checkpoint_id]}).status_code == 204
     # carol sees it (and may use it) but may not change it
-    for answer in (team.carol.put(f"/prod/checkpoints/{checkpoint_id}", json={"name": "c_renamed"}),
-                   team.carol.put(f"/prod/checkpoints/{checkpoint_id}",
-                                  json={"status": "Disabled", "multi_parts_tags": {"x": []}}),
-                   team.carol.delete("/prod/checkpoints", json={"checkpoint_id_list": [checkpoint_id]})):
+    for answer in (
+        team.carol.put(f"/prod/checkpoints/{checkpoint_id}", json={"name": "c_renamed"}),
+        team.carol.put(
+            f"/prod/checkpoints/{checkpoint_id}", json={"status": "Disabled", "multi_parts_tags": {"x": []}}
+        ),
+        team.carol.delete("/prod/checkpoints", json={"checkpoint_id_list": [checkpoint_id]}),
+    ):
         assert answer.status_code == 403, answer.json()
         assert "belongs to alice" in answer.json()["message"]
     listed = team.alice.get("/prod/checkpoints").json()["data"]["checkpoints"]
@@ -108,21 +117,31 @@ def test_checkpoints_are_seen_by_the_role_and_changed_by_the_creator(team: Team)
 def test_a_job_can_only_use_models_its_creator_may_see(team: Team):
     team.alice.upload("a.safetensors", lora_file())
     endpoint = live_endpoint(team.bob, "team-b")
-    answer = team.bob.post("/prod/inferences", json={"task_type": "txt2img", "inference_type": "Async",
-                                                     "models": {"Lora": ["a.safetensors"]},
-                                                     "sagemaker_endpoint_name": endpoint})
+    answer = team.bob.post(
+        "/prod/inferences",
+        json={
+            "task_type": "txt2img",
+            "inference_type": "Async",
+            "models": {"Lora": ["a.safetensors"]},
+            "sagemaker_endpoint_name": endpoint,
+        },
+    )
     assert answer.status_code == 400
     assert answer.json()["message"] == "checkpoint with name a.safetensors, type Lora is not found"
 
 
 def test_an_endpoint_is_used_by_its_roles_and_deleted_by_its_creator(team: Team):
     name = live_endpoint(team.alice, "team-a")
-    seen = {m.name: [e["endpoint_name"] for e in m.get("/prod/endpoints").json()["data"]["endpoints"]]
-            for m in (team.alice, team.carol, team.bob)}
+    seen = {
+        m.name: [e["endpoint_name"] for e in m.get("/prod/endpoints").json()["data"]["endpoints"]]
+        for m in (team.alice, team.carol, team.bob)
+    }
     assert seen == {"alice": [name], "carol": [name], "bob": []}
     team.alice.upload("a.safetensors", lora_file())
-    bobs = team.bob.post("/prod/inferences", json={"task_type": "txt2img", "inference_type": "Async",
-                                                   "models": {}, "sagemaker_endpoint_name": name})
+    bobs = team.bob.post(
+        "/prod/inferences",
+        json={"task_type": "txt2img", "inference_type": "Async", "models": {}, "sagemaker_endpoint_name": name},
+    )
     assert (bobs.status_code, bobs.json()["message"]) == (400, f"sagemaker endpoint with name {name} is not found")
     assert team.bob.delete("/prod/endpoints", json={"endpoint_name_list": [name]}).status_code == 204
     refused = team.carol.delete("/prod/endpoints", json={"endpoint_name_list": [name]})
@@ -133,9 +152,15 @@ def test_an_endpoint_is_used_by_its_roles_and_deleted_by_its_creator(team: Team)
 
 
 def dataset(member: Member, name: str = "cats"):
-    return member.post("/prod/datasets", json={"dataset_name": name, "content": [
-        {"filename": "1.png", "name": "1.png", "type": "image", "params": {}}], "params": {},
-        "creator": member.name})
+    return member.post(
+        "/prod/datasets",
+        json={
+            "dataset_name": name,
+            "content": [{"filename": "1.png", "name": "1.png", "type": "image", "params": {}}],
+            "params": {},
+            "creator": member.name,
+        },
+    )
 
 
 def test_a_dataset_name_is_never_taken_over(team: Team):
@@ -143,15 +168,19 @@ def test_a_dataset_name_is_never_taken_over(team: Team):
     for other in (team.bob, team.carol):
         answer = dataset(other)
         assert answer.status_code == 400
-        assert answer.json()["message"] == "dataset cats already exists and belongs to another user: choose another name"
+        assert (
+            answer.json()["message"] == "dataset cats already exists and belongs to another user: choose another name"
+        )
     assert dataset(team.alice).status_code == 201  # the creator may add to it, as in ESD
     assert team.bob.get("/prod/datasets/cats").status_code == 404
     assert team.bob.put("/prod/datasets/cats", json={"status": "Disabled"}).status_code == 404
     assert team.bob.get("/prod/datasets").json()["data"] == {"datasets": []}
     assert team.bob.delete("/prod/datasets", json={"dataset_name_list": ["cats"]}).status_code == 204
     assert team.carol.get("/prod/datasets/cats").status_code == 200
-    for answer in (team.carol.put("/prod/datasets/cats", json={"status": "Disabled"}),
-                   team.carol.delete("/prod/datasets", json={"dataset_name_list": ["cats"]})):
+    for answer in (
+        team.carol.put("/prod/datasets/cats", json={"status": "Disabled"}),
+        team.carol.delete("/prod/datasets", json={"dataset_name_list": ["cats"]}),
+    ):
         assert answer.status_code == 403 and "belongs to alice" in answer.json()["message"]
     assert team.alice.get("/prod/datasets/cats").json()["data"]["status"] == "Initialed"
     assert team.root.delete("/prod/datasets", json={"dataset_name_list": ["cats"]}).status_code == 204
@@ -161,9 +190,18 @@ def test_a_dataset_name_is_never_taken_over(team: Team):
 def alices_training(team: Team) -> str:
     """A running training of alice's, written as the service writes one (no trainer process needed)."""
     with team.esd.http.app.state.sessionmaker.begin() as session:
-        session.add(Training(id="t-1", created=time.time(), job_status="Training", checkpoint_id="t-1",
-                             instance_type="cpu", sagemaker_train_name="kohya-t-1", params={"creator": "alice"},
-                             allowed_roles_or_users=["alice"]))
+        session.add(
+            Training(
+                id="t-1",
+                created=time.time(),
+                job_status="Training",
+                checkpoint_id="t-1",
+                instance_type="cpu",
+                sagemaker_train_name="kohya-t-1",
+                params={"creator": "alice"},
+                allowed_roles_or_users=["alice"],
+            )
+        )
     return "t-1"
 
 
@@ -184,17 +222,38 @@ def test_a_training_is_its_creators_alone(team: Team):
 
 
 def test_every_route_needs_a_token(team: Team):
-    routes = [("GET", "/prod/inferences"), ("GET", "/prod/inferences/x"), ("PUT", "/prod/inferences/x/start"),
-              ("DELETE", "/prod/inferences"), ("GET", "/prod/checkpoints"), ("PUT", "/prod/checkpoints/x"),
-              ("DELETE", "/prod/checkpoints"), ("GET", "/prod/endpoints"), ("DELETE", "/prod/endpoints"),
-              ("GET", "/prod/datasets"), ("GET", "/prod/datasets/x"), ("PUT", "/prod/datasets/x"),
-              ("DELETE", "/prod/datasets"), ("GET", "/prod/trainings"), ("GET", "/prod/trainings/x"),
-              ("PUT", "/prod/trainings/x/stop"), ("DELETE", "/prod/trainings"), ("GET", "/prod/users"),
-              ("GET", "/prod/roles"), ("DELETE", "/prod/roles")]
-    bodies = {"/prod/inferences": {"inference_id_list": ["x"]}, "/prod/checkpoints": {"checkpoint_id_list": ["x"]},
-              "/prod/endpoints": {"endpoint_name_list": ["x"]}, "/prod/datasets": {"dataset_name_list": ["x"]},
-              "/prod/trainings": {"training_id_list": ["x"]}, "/prod/roles": {"role_name_list": ["x"]},
-              "/prod/checkpoints/x": {"name": "y"}, "/prod/datasets/x": {"status": "Enabled"}}
+    routes = [
+        ("GET", "/prod/inferences"),
+        ("GET", "/prod/inferences/x"),
+        ("PUT", "/prod/inferences/x/start"),
+        ("DELETE", "/prod/inferences"),
+        ("GET", "/prod/checkpoints"),
+        ("PUT", "/prod/checkpoints/x"),
+        ("DELETE", "/prod/checkpoints"),
+        ("GET", "/prod/endpoints"),
+        ("DELETE", "/prod/endpoints"),
+        ("GET", "/prod/datasets"),
+        ("GET", "/prod/datasets/x"),
+        ("PUT", "/prod/datasets/x"),
+        ("DELETE", "/prod/datasets"),
+        ("GET", "/prod/trainings"),
+        ("GET", "/prod/trainings/x"),
+        ("PUT", "/prod/trainings/x/stop"),
+        ("DELETE", "/prod/trainings"),
+        ("GET", "/prod/users"),
+        ("GET", "/prod/roles"),
+        ("DELETE", "/prod/roles"),
+    ]
+    bodies = {
+        "/prod/inferences": {"inference_id_list": ["x"]},
+        "/prod/checkpoints": {"checkpoint_id_list": ["x"]},
+        "/prod/endpoints": {"endpoint_name_list": ["x"]},
+        "/prod/datasets": {"dataset_name_list": ["x"]},
+        "/prod/trainings": {"training_id_list": ["x"]},
+        "/prod/roles": {"role_name_list": ["x"]},
+        "/prod/checkpoints/x": {"name": "y"},
+        "/prod/datasets/x": {"status": "Enabled"},
+    }
     for method, path in routes:
         body = bodies.get(path) if method in ("PUT", "DELETE") else None
         answer = team.esd.call(method, path, user="alice", json=body)

@@ -27,24 +27,29 @@ def get_url(esd: ESDClient, url: str) -> httpx.Response:
     return httpx.get(url, timeout=60)
 
 
-def upload_file(esd: ESDClient, name: str, data: bytes, parts: int, checkpoint_type: str = "Lora",
-                user: str = "api") -> dict:
+def upload_file(
+    esd: ESDClient, name: str, data: bytes, parts: int, checkpoint_type: str = "Lora", user: str = "api"
+) -> dict:
     """The whole ESD client flow: create, PUT each chunk, complete with the collected ETags."""
-    created = esd.post("/prod/checkpoints", user=user, json={
-        "checkpoint_type": checkpoint_type, "params": {"message": "test"},
-        "filenames": [{"filename": name, "parts_number": parts}],
-    })
+    created = esd.post(
+        "/prod/checkpoints",
+        user=user,
+        json={
+            "checkpoint_type": checkpoint_type,
+            "params": {"message": "test"},
+            "filenames": [{"filename": name, "parts_number": parts}],
+        },
+    )
     assert created.status_code == 201, created.json()
     checkpoint = created.json()["data"]["checkpoint"]
     urls = created.json()["data"]["s3PresignUrl"][name]
     size = -(-len(data) // parts)
     tags = []
     for number, url in enumerate(urls, start=1):
-        response = put_part(esd, url, data[(number - 1) * size: number * size])
+        response = put_part(esd, url, data[(number - 1) * size : number * size])
         assert response.status_code == 200, response.text
         tags.append({"ETag": response.headers["ETag"], "PartNumber": number})
-    done = esd.put(f"/prod/checkpoints/{checkpoint['id']}",
-                   json={"status": "Active", "multi_parts_tags": {name: tags}})
+    done = esd.put(f"/prod/checkpoints/{checkpoint['id']}", json={"status": "Active", "multi_parts_tags": {name: tags}})
     assert done.status_code == 200, done.json()
     return done.json()["data"]["checkpoint"]
 
@@ -96,8 +101,11 @@ class FileServer:
 @pytest.fixture
 def file_server() -> Iterator[FileServer]:
     tiny = model_file_bytes("lora", "sd1", padding=50_000, salt="tiny")
-    payloads = {"tiny.safetensors": tiny, "half.safetensors": model_file_bytes("lora", padding=200_000, salt="half"),
-                "truncated.safetensors": tiny[: len(tiny) // 2]}  # served whole: a truncated file, not a cut download
+    payloads = {
+        "tiny.safetensors": tiny,
+        "half.safetensors": model_file_bytes("lora", padding=200_000, salt="half"),
+        "truncated.safetensors": tiny[: len(tiny) // 2],
+    }  # served whole: a truncated file, not a cut download
     server = FileServer(payloads)
     server.payloads = payloads
     yield server

@@ -28,8 +28,11 @@ def wait_for(esd, predicate, timeout=60.0):
 
 
 def import_(esd, url, checkpoint_type="Lora"):
-    return esd.post("/prod/checkpoints", user="api",
-                    json={"checkpoint_type": checkpoint_type, "params": {"creator": "api"}, "urls": [url]})
+    return esd.post(
+        "/prod/checkpoints",
+        user="api",
+        json={"checkpoint_type": checkpoint_type, "params": {"creator": "api"}, "urls": [url]},
+    )
 
 
 def test_import_reaches_active_with_the_right_hash(make_client, file_server):
@@ -50,7 +53,9 @@ def test_import_reaches_active_with_the_right_hash(make_client, file_server):
 def test_private_addresses_are_refused_by_default(esd, file_server):
     response = import_(esd, f"{file_server.url}/models/tiny.safetensors")
     assert response.status_code == 400
-    assert "127.0.0.1" in response.json()["message"] and "OPENESD_ALLOW_PRIVATE_URL_IMPORTS" in response.json()["message"]
+    assert (
+        "127.0.0.1" in response.json()["message"] and "OPENESD_ALLOW_PRIVATE_URL_IMPORTS" in response.json()["message"]
+    )
     for url in ("http://169.254.169.254/latest/meta-data/x.safetensors", "file:///etc/passwd", "http://[::1]/a.pt"):
         assert import_(esd, url).status_code == 400
     assert esd.get("/prod/checkpoints", user="api").json()["data"]["total"] == 0
@@ -81,11 +86,19 @@ def test_a_pending_import_is_resumed_after_a_restart(make_client, file_server, t
     settings = make_settings(tmp_path, allow_private_url_imports=True, database_url=database_url)
     runtime = boot(settings)
     with runtime.sessionmaker.begin() as session:  # as a process that died right after the 202 leaves it
-        session.add(Checkpoint(
-            id="00000000-0000-0000-0000-000000000001", checkpoint_type="Lora", status="Initial",
-            names=["tiny.safetensors"], created=time.time(), allowed_roles_or_users=["IT Operator"],
-            params={"import": {"url": f"{file_server.url}/m/tiny.safetensors", "state": "running"}},
-            hashes={}, version="v1.0"))
+        session.add(
+            Checkpoint(
+                id="00000000-0000-0000-0000-000000000001",
+                checkpoint_type="Lora",
+                status="Initial",
+                names=["tiny.safetensors"],
+                created=time.time(),
+                allowed_roles_or_users=["IT Operator"],
+                params={"import": {"url": f"{file_server.url}/m/tiny.safetensors", "state": "running"}},
+                hashes={},
+                version="v1.0",
+            )
+        )
     runtime.close()
     esd = make_client(allow_private_url_imports=True)
     done = wait_for(esd, lambda c: c["status"] == "Active")
@@ -160,8 +173,14 @@ def test_a_rebinding_dns_never_lets_the_probe_reach_the_private_host(esd, file_s
 def test_a_rebinding_dns_never_lets_the_download_reach_the_private_host(file_server, network, tmp_path):
     network.answers["rebind.test"] = ["93.184.215.14", "127.0.0.1"]
     with pytest.raises(DownloadError):
-        download(private_host_url(file_server), tmp_path, allow_private=False, max_bytes=10**6, timeout=5,
-                 progress=lambda done, total: None)
+        download(
+            private_host_url(file_server),
+            tmp_path,
+            allow_private=False,
+            max_bytes=10**6,
+            timeout=5,
+            progress=lambda done, total: None,
+        )
     assert file_server.requests == []
     assert list(tmp_path.iterdir()) == []
 
@@ -171,16 +190,24 @@ def test_a_redirect_to_a_private_host_is_refused_before_any_request_to_it(esd, f
     network.answers["inside.test"] = ["93.184.215.15", "127.0.0.1"]
     network.answers["models.test"] = ["93.184.215.14"]
     network.internet["93.184.215.14"] = (
-        f"HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
+        f"HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+    )
     response = import_(esd, "http://models.test/tiny.safetensors")
     assert response.status_code == 400
     assert len(network.internet_requests) == 1 and file_server.requests == [], response.json()
 
 
-@pytest.mark.parametrize("host", [
-    "[::127.0.0.1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::]", "[::ffff:127.0.0.1]", "[::ffff:0:7f00:1]",
-    "[2001:0:4136:e378:8000:63bf:80ff:fffe]",  # Teredo, client 127.0.0.1
-])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "[::127.0.0.1]",
+        "[64:ff9b::7f00:1]",
+        "[2002:7f00:1::]",
+        "[::ffff:127.0.0.1]",
+        "[::ffff:0:7f00:1]",
+        "[2001:0:4136:e378:8000:63bf:80ff:fffe]",  # Teredo, client 127.0.0.1
+    ],
+)
 def test_ipv6_forms_carrying_a_private_ipv4_address_are_refused(esd, file_server, network, host):
     response = import_(esd, private_host_url(file_server, host=host))
     assert response.status_code == 400
@@ -190,11 +217,28 @@ def test_ipv6_forms_carrying_a_private_ipv4_address_are_refused(esd, file_server
     assert file_server.requests == []
 
 
-@pytest.mark.parametrize("address", [
-    "0.0.0.0", "0.1.2.3", "100.64.0.1", "100.100.100.200", "127.0.0.2", "10.0.0.1", "169.254.169.254",
-    "224.0.0.1", "240.0.0.1", "168.63.129.16", "[::1]", "[fe80::1]", "[fec0::1]", "[fd00:ec2::254]",
-    "[ff02::1]", "[64:ff9b:1::a00:1]", "[64:ff9b::a00:1]",
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "0.0.0.0",
+        "0.1.2.3",
+        "100.64.0.1",
+        "100.100.100.200",
+        "127.0.0.2",
+        "10.0.0.1",
+        "169.254.169.254",
+        "224.0.0.1",
+        "240.0.0.1",
+        "168.63.129.16",
+        "[::1]",
+        "[fe80::1]",
+        "[fec0::1]",
+        "[fd00:ec2::254]",
+        "[ff02::1]",
+        "[64:ff9b:1::a00:1]",
+        "[64:ff9b::a00:1]",
+    ],
+)
 def test_every_non_public_range_is_refused_naming_the_address(esd, network, address):
     response = import_(esd, f"http://{address}:9/a.safetensors")
     assert response.status_code == 400
@@ -218,15 +262,22 @@ def https_file_server(tmp_path, cert_host: str, payload: bytes) -> http.server.T
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cert_host)])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(cert_host)]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(cert_host)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "key.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -248,14 +299,17 @@ def https_file_server(tmp_path, cert_host: str, payload: bytes) -> http.server.T
 
 @pytest.mark.parametrize("cert_host, works", [("files.test", True), ("elsewhere.test", False)])
 def test_https_connects_to_the_resolved_address_and_checks_the_host_name(
-        tmp_path, network, monkeypatch, cert_host, works):
+    tmp_path, network, monkeypatch, cert_host, works
+):
     server = https_file_server(tmp_path, cert_host, b"weights" * 100)
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
     network.answers["files.test"] = ["127.0.0.1"]
     url = f"https://files.test:{server.server_address[1]}/m/a.safetensors"
+
     def fetch():
-        return download(url, tmp_path / "in", allow_private=True, max_bytes=10**6, timeout=5,
-                        progress=lambda done, total: None)
+        return download(
+            url, tmp_path / "in", allow_private=True, max_bytes=10**6, timeout=5, progress=lambda done, total: None
+        )
 
     try:
         if works:

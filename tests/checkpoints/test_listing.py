@@ -32,8 +32,11 @@ def test_empty_listing(esd):
 def test_status_and_type_filters_are_repeatable_parameters(esd):
     upload_file(esd, "l.safetensors", model_file_bytes("lora"), parts=1, checkpoint_type="Lora")
     upload_file(esd, "v.safetensors", model_file_bytes("vae", "unknown"), parts=1, checkpoint_type="VAE")
-    esd.post("/prod/checkpoints", user="api", json={"checkpoint_type": "Lora", "params": {},
-                                                    "filenames": [{"filename": "i.safetensors", "parts_number": 1}]})
+    esd.post(
+        "/prod/checkpoints",
+        user="api",
+        json={"checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": "i.safetensors", "parts_number": 1}]},
+    )
     assert set(names(esd, types=["Lora", "VAE"], status=["Active"])) == {"l.safetensors", "v.safetensors"}
     assert names(esd, types="VAE") == ["v.safetensors"]
     assert names(esd, status="Initial") == ["i.safetensors"]
@@ -47,8 +50,8 @@ def test_visibility_follows_owner_roles(esd):
     make_role(esd, "viewers", ["checkpoint:list"])
     make_user(esd, "ann", ["artists"])
     make_user(esd, "vic", ["viewers"])
-    upload_file(esd, "admin.safetensors", model_file_bytes("lora", salt="a"), parts=1)             # owned by IT Operator
-    upload_file(esd, "ann.safetensors", model_file_bytes("lora", salt="b"), parts=1, user="ann")   # owned by artists
+    upload_file(esd, "admin.safetensors", model_file_bytes("lora", salt="a"), parts=1)  # owned by IT Operator
+    upload_file(esd, "ann.safetensors", model_file_bytes("lora", salt="b"), parts=1, user="ann")  # owned by artists
     # no username query: R = {"*"}: only ownerless or '*'-owned ones, unless user:all
     assert names(esd, user="vic") == []
     assert set(names(esd, user="api")) == {"admin.safetensors", "ann.safetensors"}  # user:all

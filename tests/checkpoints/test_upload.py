@@ -24,8 +24,10 @@ def store_esd(request, make_client):
         return make_client()
     endpoint = request.getfixturevalue("s3_endpoint")
     return make_client(
-        object_store_url="s3://openesd-test/models?create_bucket=true", s3_endpoint_url=endpoint,
-        s3_access_key_id="testing", s3_secret_access_key="testing",
+        object_store_url="s3://openesd-test/models?create_bucket=true",
+        s3_endpoint_url=endpoint,
+        s3_access_key_id="testing",
+        s3_secret_access_key="testing",
     )
 
 
@@ -44,10 +46,18 @@ def test_a_31_mib_file_in_four_parts_comes_back_byte_for_byte(store_esd):
 
 
 def test_create_answers_with_one_signed_url_per_part(esd):
-    response = esd.post("/prod/checkpoints", user="api", json={
-        "checkpoint_type": "Stable-diffusion", "params": {"message": "m", "creator": "someone-else"},
-        "filenames": [{"filename": "a.safetensors", "parts_number": 3}, {"filename": "b.safetensors", "parts_number": 1}],
-    })
+    response = esd.post(
+        "/prod/checkpoints",
+        user="api",
+        json={
+            "checkpoint_type": "Stable-diffusion",
+            "params": {"message": "m", "creator": "someone-else"},
+            "filenames": [
+                {"filename": "a.safetensors", "parts_number": 3},
+                {"filename": "b.safetensors", "parts_number": 1},
+            ],
+        },
+    )
     assert response.status_code == 201
     body = response.json()
     assert body["message"] == "Created"
@@ -62,13 +72,23 @@ def test_create_answers_with_one_signed_url_per_part(esd):
 
 
 def test_wrong_etag_is_a_400_naming_the_part(esd):
-    created = esd.post("/prod/checkpoints", user="api", json={
-        "checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": "w.safetensors", "parts_number": 2}]})
+    created = esd.post(
+        "/prod/checkpoints",
+        user="api",
+        json={"checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": "w.safetensors", "parts_number": 2}]},
+    )
     checkpoint_id = created.json()["data"]["checkpoint"]["id"]
     urls = created.json()["data"]["s3PresignUrl"]["w.safetensors"]
     etags = [put_part(esd, url, os.urandom(1000)).headers["ETag"] for url in urls]
-    response = esd.put(f"/prod/checkpoints/{checkpoint_id}", json={"status": "Active", "multi_parts_tags": {
-        "w.safetensors": [{"ETag": etags[0], "PartNumber": 1}, {"ETag": '"0000"', "PartNumber": 2}]}})
+    response = esd.put(
+        f"/prod/checkpoints/{checkpoint_id}",
+        json={
+            "status": "Active",
+            "multi_parts_tags": {
+                "w.safetensors": [{"ETag": etags[0], "PartNumber": 1}, {"ETag": '"0000"', "PartNumber": 2}]
+            },
+        },
+    )
     assert response.status_code == 400
     assert "2" in response.json()["message"]
     still = esd.get("/prod/checkpoints", user="api").json()["data"]["checkpoints"][0]
@@ -76,10 +96,15 @@ def test_wrong_etag_is_a_400_naming_the_part(esd):
 
 
 def test_activation_without_the_files_content_is_refused(esd):
-    created = esd.post("/prod/checkpoints", user="api", json={
-        "checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": "n.safetensors", "parts_number": 1}]})
+    created = esd.post(
+        "/prod/checkpoints",
+        user="api",
+        json={"checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": "n.safetensors", "parts_number": 1}]},
+    )
     checkpoint_id = created.json()["data"]["checkpoint"]["id"]
-    response = esd.put(f"/prod/checkpoints/{checkpoint_id}", json={"status": "Active", "multi_parts_tags": {"other": []}})
+    response = esd.put(
+        f"/prod/checkpoints/{checkpoint_id}", json={"status": "Active", "multi_parts_tags": {"other": []}}
+    )
     assert response.status_code == 400
     assert "n.safetensors" in response.json()["message"]
 
@@ -102,8 +127,15 @@ def test_update_messages(esd):
 
 def test_same_name_twice_is_refused(esd):
     upload_file(esd, "dup.safetensors", model_file_bytes("lora", salt="dup"), parts=1)
-    response = esd.post("/prod/checkpoints", user="api", json={
-        "checkpoint_type": "VAE", "params": {}, "filenames": [{"filename": " dup.safetensors ", "parts_number": 1}]})
+    response = esd.post(
+        "/prod/checkpoints",
+        user="api",
+        json={
+            "checkpoint_type": "VAE",
+            "params": {},
+            "filenames": [{"filename": " dup.safetensors ", "parts_number": 1}],
+        },
+    )
     assert response.status_code == 400
     assert response.json()["message"] == "dup.safetensors already exists, please use another or rename/delete exists"
 
@@ -117,23 +149,38 @@ def test_same_content_under_the_same_type_is_reported(esd):
 
 @pytest.mark.parametrize("name", ["../evil.safetensors", "a/b.safetensors", "..", "c\\d.pt"])
 def test_file_names_with_path_parts_are_refused(esd, name):
-    response = esd.post("/prod/checkpoints", user="api", json={
-        "checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": name, "parts_number": 1}]})
+    response = esd.post(
+        "/prod/checkpoints",
+        user="api",
+        json={"checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": name, "parts_number": 1}]},
+    )
     assert response.status_code == 400
     assert "not allowed" in response.json()["message"]
 
 
 def test_create_messages(esd):
-    no_params = esd.post("/prod/checkpoints", user="api", json={"checkpoint_type": "Lora", "filenames": [{"filename": "a", "parts_number": 1}]})
-    assert no_params.json()["message"] == "CreateCheckPointEvent.__init__() missing 1 required positional argument: 'params'"
+    no_params = esd.post(
+        "/prod/checkpoints",
+        user="api",
+        json={"checkpoint_type": "Lora", "filenames": [{"filename": "a", "parts_number": 1}]},
+    )
+    assert (
+        no_params.json()["message"]
+        == "CreateCheckPointEvent.__init__() missing 1 required positional argument: 'params'"
+    )
     no_files = esd.post("/prod/checkpoints", user="api", json={"checkpoint_type": "Lora", "params": {}})
     assert no_files.json()["message"] == "no checkpoint name (file names) detected"
     bad_type = esd.post("/prod/checkpoints", user="api", json={"checkpoint_type": "Loras", "params": {}})
     assert bad_type.status_code == 400
     assert 'instance value ("Loras") not found in enum' in bad_type.json()["message"]
-    too_many = esd.post("/prod/checkpoints", user="api", json={
-        "checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": "a", "parts_number": 101}]})
-    assert "numeric instance is greater than the required maximum (maximum: 100, found: 101)" in too_many.json()["message"]
+    too_many = esd.post(
+        "/prod/checkpoints",
+        user="api",
+        json={"checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": "a", "parts_number": 101}]},
+    )
+    assert (
+        "numeric instance is greater than the required maximum (maximum: 100, found: 101)" in too_many.json()["message"]
+    )
     assert esd.post("/prod/checkpoints", json={"checkpoint_type": "Lora", "params": {}}).status_code == 401
 
 
@@ -158,8 +205,11 @@ def test_rename_moves_the_file_and_keeps_the_hash(esd):
 
 
 def test_rename_needs_active(esd):
-    created = esd.post("/prod/checkpoints", user="api", json={
-        "checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": "i.safetensors", "parts_number": 1}]})
+    created = esd.post(
+        "/prod/checkpoints",
+        user="api",
+        json={"checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": "i.safetensors", "parts_number": 1}]},
+    )
     checkpoint_id = created.json()["data"]["checkpoint"]["id"]
     response = esd.put(f"/prod/checkpoints/{checkpoint_id}", json={"name": "newname"})
     assert response.json() == {"statusCode": 400, "message": "only active can update name"}
@@ -167,8 +217,11 @@ def test_rename_needs_active(esd):
 
 def test_delete_removes_records_and_stored_files(esd):
     checkpoint = upload_file(esd, "del.safetensors", model_file_bytes("lora", salt="bytes"), parts=1)
-    pending = esd.post("/prod/checkpoints", user="api", json={
-        "checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": "p.safetensors", "parts_number": 1}]})
+    pending = esd.post(
+        "/prod/checkpoints",
+        user="api",
+        json={"checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": "p.safetensors", "parts_number": 1}]},
+    )
     pending_id = pending.json()["data"]["checkpoint"]["id"]
     put_part(esd, pending.json()["data"]["s3PresignUrl"]["p.safetensors"][0], b"half-uploaded")
     bad = esd.delete("/prod/checkpoints", json={})

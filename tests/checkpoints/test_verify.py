@@ -21,13 +21,21 @@ def store_esd(request, make_client):
     return make_client(
         object_store_url="s3://openesd-test/verify?create_bucket=true",
         s3_endpoint_url=request.getfixturevalue("s3_endpoint"),
-        s3_access_key_id="testing", s3_secret_access_key="testing",
+        s3_access_key_id="testing",
+        s3_secret_access_key="testing",
     )
 
 
 def start(esd, name: str, parts: int = 1, checkpoint_type: str = "Stable-diffusion") -> tuple[str, list[str]]:
-    created = esd.post("/prod/checkpoints", user="api", json={
-        "checkpoint_type": checkpoint_type, "params": {}, "filenames": [{"filename": name, "parts_number": parts}]})
+    created = esd.post(
+        "/prod/checkpoints",
+        user="api",
+        json={
+            "checkpoint_type": checkpoint_type,
+            "params": {},
+            "filenames": [{"filename": name, "parts_number": parts}],
+        },
+    )
     assert created.status_code == 201, created.json()
     return created.json()["data"]["checkpoint"]["id"], created.json()["data"]["s3PresignUrl"][name]
 
@@ -36,10 +44,13 @@ def send(esd, name: str, data: bytes, checkpoint_type: str = "Stable-diffusion",
     """Upload `data` in `parts` parts and complete it: the answer of the completing PUT, and the id."""
     checkpoint_id, urls = start(esd, name, parts, checkpoint_type)
     size = -(-len(data) // parts)
-    tags = [{"ETag": put_part(esd, url, data[i * size:(i + 1) * size]).headers["ETag"], "PartNumber": i + 1}
-            for i, url in enumerate(urls)]
-    return esd.put(f"/prod/checkpoints/{checkpoint_id}",
-                   json={"status": "Active", "multi_parts_tags": {name: tags}}), checkpoint_id
+    tags = [
+        {"ETag": put_part(esd, url, data[i * size : (i + 1) * size]).headers["ETag"], "PartNumber": i + 1}
+        for i, url in enumerate(urls)
+    ]
+    return esd.put(
+        f"/prod/checkpoints/{checkpoint_id}", json={"status": "Active", "multi_parts_tags": {name: tags}}
+    ), checkpoint_id
 
 
 def record(esd, checkpoint_id: str) -> dict:
@@ -50,8 +61,10 @@ def record(esd, checkpoint_id: str) -> dict:
 def test_completing_part_1_of_2_is_refused_and_the_client_can_send_both(esd):
     data = model_file_bytes(padding=20_000)
     checkpoint_id, urls = start(esd, "two.safetensors", parts=2)
-    tags = [{"ETag": put_part(esd, url, chunk).headers["ETag"], "PartNumber": number}
-            for number, (url, chunk) in enumerate(zip(urls, (data[:10_000], data[10_000:])), start=1)]
+    tags = [
+        {"ETag": put_part(esd, url, chunk).headers["ETag"], "PartNumber": number}
+        for number, (url, chunk) in enumerate(zip(urls, (data[:10_000], data[10_000:])), start=1)
+    ]
     path = f"/prod/checkpoints/{checkpoint_id}"
     refused = esd.put(path, json={"status": "Active", "multi_parts_tags": {"two.safetensors": tags[:1]}})
     assert refused.status_code == 400
@@ -88,8 +101,9 @@ def test_a_header_pointing_past_the_end_of_the_file_is_refused(esd):
     assert record(esd, checkpoint_id)["status"] == "Disabled"
 
 
-@pytest.mark.parametrize("data", [b"not a model at all", struct.pack("<Q", 10**12) + b"{}", b""],
-                         ids=["junk", "huge-header", "empty"])
+@pytest.mark.parametrize(
+    "data", [b"not a model at all", struct.pack("<Q", 10**12) + b"{}", b""], ids=["junk", "huge-header", "empty"]
+)
 def test_files_that_are_not_safetensors_are_refused(esd, data):
     response, checkpoint_id = send(esd, "junk.safetensors", data)
     assert response.status_code == 400 and "junk.safetensors" in response.json()["message"]
@@ -103,12 +117,15 @@ def test_dtype_and_shape_must_match_the_byte_range(esd):
     assert "needs 64 bytes but its data_offsets span 32" in response.json()["message"]
 
 
-@pytest.mark.parametrize(("declared", "kind", "family", "said"), [
-    ("Stable-diffusion", "lora", "sd1", "LoRA (SD 1.x)"),
-    ("Lora", "checkpoint", "sdxl", "full Stable Diffusion model (SDXL)"),
-    ("VAE", "controlnet", "sd1", "ControlNet"),
-    ("ControlNet", "vae", "unknown", "VAE"),
-])
+@pytest.mark.parametrize(
+    ("declared", "kind", "family", "said"),
+    [
+        ("Stable-diffusion", "lora", "sd1", "LoRA (SD 1.x)"),
+        ("Lora", "checkpoint", "sdxl", "full Stable Diffusion model (SDXL)"),
+        ("VAE", "controlnet", "sd1", "ControlNet"),
+        ("ControlNet", "vae", "unknown", "VAE"),
+    ],
+)
 def test_a_file_of_another_type_is_refused_naming_both(esd, declared, kind, family, said):
     response, checkpoint_id = send(esd, "wrong.safetensors", model_file_bytes(kind, family), declared)
     assert response.status_code == 400
@@ -117,19 +134,27 @@ def test_a_file_of_another_type_is_refused_naming_both(esd, declared, kind, fami
     assert record(esd, checkpoint_id)["status"] == "Disabled"
 
 
-@pytest.mark.parametrize(("kind", "family", "declared"), [
-    ("checkpoint", "sd2", "Stable-diffusion"), ("checkpoint", "sdxl_refiner", "Stable-diffusion"),
-    ("checkpoint", "flux", "Stable-diffusion"), ("checkpoint", "sd3", "Stable-diffusion"),
-    ("lora", "sd1", "Lora"), ("lora", "sdxl", "Lora"), ("vae", "unknown", "VAE"),
-])
+@pytest.mark.parametrize(
+    ("kind", "family", "declared"),
+    [
+        ("checkpoint", "sd2", "Stable-diffusion"),
+        ("checkpoint", "sdxl_refiner", "Stable-diffusion"),
+        ("checkpoint", "flux", "Stable-diffusion"),
+        ("checkpoint", "sd3", "Stable-diffusion"),
+        ("lora", "sd1", "Lora"),
+        ("lora", "sdxl", "Lora"),
+        ("vae", "unknown", "VAE"),
+    ],
+)
 def test_the_family_is_recorded_also_for_ones_the_worker_cannot_run(esd, kind, family, declared):
     response, checkpoint_id = send(esd, "m.safetensors", model_file_bytes(kind, family), declared)
     assert response.status_code == 200, response.json()
     assert record(esd, checkpoint_id)["params"]["model_family"] == family
 
 
-@pytest.mark.parametrize(("family", "writer"), [("sd1", "write_tiny_sd15_checkpoint"),
-                                                 ("sdxl", "write_tiny_sdxl_checkpoint")])
+@pytest.mark.parametrize(
+    ("family", "writer"), [("sd1", "write_tiny_sd15_checkpoint"), ("sdxl", "write_tiny_sdxl_checkpoint")]
+)
 def test_real_tiny_checkpoints_get_their_family(store_esd, tmp_path, family, writer):
     from tests.support import tiny_models
 
@@ -155,8 +180,12 @@ class NotWeights:
 def test_ckpt_files_go_through_the_weights_only_loader(store_esd):
     import torch
 
-    state = {"state_dict": {"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(2, 2),
-                            "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight": torch.zeros(2)}}
+    state = {
+        "state_dict": {
+            "model.diffusion_model.input_blocks.0.0.weight": torch.zeros(2, 2),
+            "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight": torch.zeros(2),
+        }
+    }
     good, good_id = send(store_esd, "good.ckpt", _torch_file(state))
     assert good.status_code == 200, good.json()
     assert record(store_esd, good_id)["params"]["model_family"] == "sd1"

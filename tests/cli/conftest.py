@@ -25,8 +25,9 @@ class Cli:
     def __call__(self, *args: str, ok: bool = True):
         result = self.runner.invoke(app, [str(a) for a in args])
         if ok and result.exit_code != 0:
-            raise AssertionError(f"openesd {' '.join(map(str, args))} exited {result.exit_code}:\n{result.output}"
-                                 f"\n{result.exception!r}")
+            raise AssertionError(
+                f"openesd {' '.join(map(str, args))} exited {result.exit_code}:\n{result.output}\n{result.exception!r}"
+            )
         return result
 
     def json(self, *args: str):

@@ -21,7 +21,9 @@ SEND = Transport.put_object  # the real one, before any test wraps it
 @pytest.fixture
 def model_file(tmp_path):
     path = tmp_path / "tiny-model.safetensors"
-    path.write_bytes(model_file_bytes("lora", padding=5 * MiB + 12345, salt="cli"))  # 6 parts of 1 MiB, the last one short
+    path.write_bytes(
+        model_file_bytes("lora", padding=5 * MiB + 12345, salt="cli")
+    )  # 6 parts of 1 MiB, the last one short
     return path
 
 
@@ -64,8 +66,9 @@ def test_upload_sends_parts_in_parallel_and_the_checkpoint_becomes_active(logged
 
 def test_an_interrupted_upload_resumes_without_resending_finished_parts(logged_in, model_file, monkeypatch):
     first = count_puts(monkeypatch, fail_after=2)
-    broken = logged_in("checkpoints", "upload", model_file, "-t", "Lora", "--part-size-mb", "1", "--parallel", "1",
-                       ok=False)
+    broken = logged_in(
+        "checkpoints", "upload", model_file, "-t", "Lora", "--part-size-mb", "1", "--parallel", "1", ok=False
+    )
     assert broken.exit_code == 1
     assert "part 3 failed: simulated: connection lost" in broken.stderr
     assert "--resume` sends only the missing parts" in broken.stderr

@@ -30,8 +30,22 @@ def test_upload_a_model_and_generate_images_to_files(logged_in, tiny_model, tmp_
     assert endpoint["endpoint_status"] == "InService"
     try:
         out = tmp_path / "out"
-        made = cli("txt2img", "a cat", "--model", "tiny-sd15.safetensors", "--steps", "2", "--width", "64",
-                   "--height", "64", "--seed", "3", "-o", out)
+        made = cli(
+            "txt2img",
+            "a cat",
+            "--model",
+            "tiny-sd15.safetensors",
+            "--steps",
+            "2",
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--seed",
+            "3",
+            "-o",
+            out,
+        )
         assert "2/2" in made.stderr  # the step bar, full when the job is done
         files = sorted(out.glob("*.png"))
         assert len(files) == 1 and str(files[0]) in made.stdout
@@ -42,8 +56,23 @@ def test_upload_a_model_and_generate_images_to_files(logged_in, tiny_model, tmp_
         assert shown["status"] == "succeed" and shown["taskType"] == "txt2img"
         assert job_id in [j["InferenceJobId"] for j in cli.json("jobs", "list")]
 
-        again = cli.json("img2img", files[0], "a dog", "--model", "tiny-sd15.safetensors", "--steps", "2",
-                         "--width", "64", "--height", "64", "--denoise", "0.5", "-o", out)
+        again = cli.json(
+            "img2img",
+            files[0],
+            "a dog",
+            "--model",
+            "tiny-sd15.safetensors",
+            "--steps",
+            "2",
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--denoise",
+            "0.5",
+            "-o",
+            out,
+        )
         assert again["status"] == "succeed" and png_size(Path(again["files"][0])) == (64, 64)
 
         cli("jobs", "rm", job_id, again["InferenceJobId"])

@@ -25,10 +25,30 @@ def test_every_command_has_a_one_line_help():
     root = typer.main.get_command(app)
     commands = list(all_commands(root))
     names = {" ".join(path) for path, _ in commands}
-    assert {"serve", "login", "txt2img", "img2img", "train", "checkpoints upload", "checkpoints import",
-            "checkpoints rename", "checkpoints rm", "endpoints wait", "jobs show", "datasets upload",
-            "trainings stop", "tokens create", "users rm", "roles list", "datasets list", "datasets show",
-            "datasets rm", "trainings list", "trainings show", "trainings rm"} <= names
+    assert {
+        "serve",
+        "login",
+        "txt2img",
+        "img2img",
+        "train",
+        "checkpoints upload",
+        "checkpoints import",
+        "checkpoints rename",
+        "checkpoints rm",
+        "endpoints wait",
+        "jobs show",
+        "datasets upload",
+        "trainings stop",
+        "tokens create",
+        "users rm",
+        "roles list",
+        "datasets list",
+        "datasets show",
+        "datasets rm",
+        "trainings list",
+        "trainings show",
+        "trainings rm",
+    } <= names
     runner = CliRunner()
     for path, command in commands:
         assert command.help and "\n" not in command.help.strip(), f"openesd {' '.join(path)}: {command.help!r}"
@@ -48,8 +68,8 @@ def readme_commands() -> list[str]:
     from pathlib import Path
 
     text = (Path(__file__).parents[2] / "README.md").read_text()
-    section = text[text.index("## Quick start with the CLI"):]
-    section = section[:section.index("\n## ", 5)]
+    section = text[text.index("## Quick start with the CLI") :]
+    section = section[: section.index("\n## ", 5)]
     lines = [line for block in re.findall(r"```bash\n(.*?)```", section, re.S) for line in block.splitlines()]
     inline = re.findall(r"`(openesd [^`|]+)`", section)
     return [line for line in lines + inline if line.startswith("openesd ")]

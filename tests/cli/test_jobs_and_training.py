@@ -22,8 +22,9 @@ def fake(monkeypatch, cli) -> FakeESD:
 
 def test_txt2img_shows_step_progress_and_prints_where_the_images_went(cli, fake, tmp_path):
     out = tmp_path / "out"
-    result = cli("txt2img", "a cat", "--model", "m.safetensors", "--steps", "4", "--seed", "1", "--lora", "cat:0.5",
-                 "-o", out)
+    result = cli(
+        "txt2img", "a cat", "--model", "m.safetensors", "--steps", "4", "--seed", "1", "--lora", "cat:0.5", "-o", out
+    )
     job_id = next(iter(fake.jobs))
     assert f"job {job_id} succeeded; images:" in result.stdout
     assert str(out / f"{job_id}_image_0.png") in result.stdout
@@ -74,9 +75,25 @@ def test_dataset_upload_then_train_with_live_progress(cli, fake, tmp_path):
     (folder / "a.txt").write_text("cat")
     assert "dataset cat is Enabled" in cli("datasets", "upload", folder).stdout
 
-    result = cli("train", "--model", "base.safetensors", "--dataset", "cat", "--output-name", "cat_lora",
-                 "--epochs", "2", "--set", "training.resolution=32,32", "--set", "network_dim=4",
-                 "--set", "training.enable_bucket=false", "--set", "additional_network.unet_lr=5e-2")
+    result = cli(
+        "train",
+        "--model",
+        "base.safetensors",
+        "--dataset",
+        "cat",
+        "--output-name",
+        "cat_lora",
+        "--epochs",
+        "2",
+        "--set",
+        "training.resolution=32,32",
+        "--set",
+        "network_dim=4",
+        "--set",
+        "training.enable_bucket=false",
+        "--set",
+        "additional_network.unet_lr=5e-2",
+    )
     assert "Completed: LoRA cat_lora.safetensors is ready" in result.stdout
     assert "loss 0.25" in result.stderr
     training = next(iter(fake.trainings.values()))
@@ -87,7 +104,8 @@ def test_dataset_upload_then_train_with_live_progress(cli, fake, tmp_path):
 
 
 def test_a_kohya_setting_without_a_value_is_a_usage_error(cli, fake):
-    result = cli("train", "--model", "b.safetensors", "--dataset", "cat", "--output-name", "x", "--set", "network_dim",
-                 ok=False)
+    result = cli(
+        "train", "--model", "b.safetensors", "--dataset", "cat", "--output-name", "x", "--set", "network_dim", ok=False
+    )
     assert result.exit_code == 2 and "'network_dim' is not KEY=VALUE" in result.output
     assert fake.trainings == {}

@@ -14,10 +14,30 @@ from tests.datasets.conftest import png
 from tests.support.tiny_models import write_tiny_sd15_checkpoint
 
 # Small and fast on a CPU, strong enough that the LoRA visibly changes a 1-step image (tests/trainings).
-TINY = ["--set", "training.resolution=32,32", "--set", "training.enable_bucket=false", "--set", "network_dim=4",
-        "--set", "network_alpha=4", "--set", "unet_lr=5e-2", "--set", "text_encoder_lr=2e-2",
-        "--set", "optimizer_type=AdamW", "--set", "lr_scheduler=constant", "--set", "seed=3",
-        "--set", "mixed_precision=no", "--set", "save_precision=float"]
+TINY = [
+    "--set",
+    "training.resolution=32,32",
+    "--set",
+    "training.enable_bucket=false",
+    "--set",
+    "network_dim=4",
+    "--set",
+    "network_alpha=4",
+    "--set",
+    "unet_lr=5e-2",
+    "--set",
+    "text_encoder_lr=2e-2",
+    "--set",
+    "optimizer_type=AdamW",
+    "--set",
+    "lr_scheduler=constant",
+    "--set",
+    "seed=3",
+    "--set",
+    "mixed_precision=no",
+    "--set",
+    "save_precision=float",
+]
 IMAGE = ["--steps", "1", "--width", "64", "--height", "64", "--seed", "5"]
 
 
@@ -51,8 +71,20 @@ def test_train_a_lora_on_a_folder_and_generate_with_it(logged_in, tiny_model, tm
     files = sorted(item["name"] for item in cli.json("datasets", "show", "pets")["data"])
     assert files == ["0.png", "0.png", "0.txt", "0.txt", "1.png", "1.txt"]
 
-    trained = cli("train", "--model", "tiny-sd15.safetensors", "--dataset", "pets", "--output-name", "sks_pet",
-                  "--instance-type", "cpu", "--epochs", "2", *TINY)
+    trained = cli(
+        "train",
+        "--model",
+        "tiny-sd15.safetensors",
+        "--dataset",
+        "pets",
+        "--output-name",
+        "sks_pet",
+        "--instance-type",
+        "cpu",
+        "--epochs",
+        "2",
+        *TINY,
+    )
     training_id = trained.stderr.split("training ", 1)[1].split()[0]
     assert f"training {training_id} Completed: LoRA sks_pet.safetensors is ready" in trained.stdout
     # The bar is fed by the server's progress record: steps, epoch, loss and its ETA (0 s at the end).
@@ -73,8 +105,17 @@ def test_train_a_lora_on_a_folder_and_generate_with_it(logged_in, tiny_model, tm
     cli("endpoints", "create", "--name", "train", "--instance-type", "cpu", "--wait")
     try:
         plain = cli.json("txt2img", "sks cat", "--model", "tiny-sd15.safetensors", *IMAGE, "-o", tmp_path / "plain")
-        made = cli("txt2img", "sks cat", "--model", "tiny-sd15.safetensors", "--lora", "sks_pet:1", *IMAGE,
-                   "-o", tmp_path / "lora")
+        made = cli(
+            "txt2img",
+            "sks cat",
+            "--model",
+            "tiny-sd15.safetensors",
+            "--lora",
+            "sks_pet:1",
+            *IMAGE,
+            "-o",
+            tmp_path / "lora",
+        )
         [image] = sorted((tmp_path / "lora").glob("*.png"))
         assert str(image) in made.stdout and png_size(image) == (64, 64)
         assert image.read_bytes() != open(plain["files"][0], "rb").read()  # the LoRA changed the image
@@ -99,8 +140,7 @@ def test_server_refusals_reach_the_user_as_its_message(logged_in, tmp_path):
     assert "dataset broken cannot be Enabled" in refused.stderr and "0.png" in refused.stderr
     logged_in("datasets", "rm", "broken")
 
-    missing = logged_in("train", "--model", "nothing.safetensors", "--dataset", "pets", "--output-name", "x",
-                        ok=False)
+    missing = logged_in("train", "--model", "nothing.safetensors", "--dataset", "pets", "--output-name", "x", ok=False)
     assert missing.exit_code == 1 and "Error: Model not found (HTTP 400)" in missing.stderr
 
 
@@ -108,11 +148,34 @@ def test_a_training_started_without_waiting_can_be_stopped(logged_in, tiny_model
     cli = logged_in
     base_id = cli.json("checkpoints", "upload", tiny_model, "--type", "Stable-diffusion")["id"]
     cli("datasets", "upload", kohya_folder(tmp_path / "cats", {"1_cat": 1}))  # named `cats` after its folder
-    bad = cli("train", "--model", "tiny-sd15.safetensors", "--dataset", "cats", "--output-name", "long",
-              "--set", "optimizer_type=Adamm", ok=False)
+    bad = cli(
+        "train",
+        "--model",
+        "tiny-sd15.safetensors",
+        "--dataset",
+        "cats",
+        "--output-name",
+        "long",
+        "--set",
+        "optimizer_type=Adamm",
+        ok=False,
+    )
     assert bad.exit_code == 1 and "optimizer_type" in bad.stderr and "'Adamm'" in bad.stderr, bad.stderr
-    started = cli.json("train", "--model", "tiny-sd15.safetensors", "--dataset", "cats", "--output-name", "long",
-                       "--instance-type", "cpu", "--epochs", "500", "--no-wait", *TINY)
+    started = cli.json(
+        "train",
+        "--model",
+        "tiny-sd15.safetensors",
+        "--dataset",
+        "cats",
+        "--output-name",
+        "long",
+        "--instance-type",
+        "cpu",
+        "--epochs",
+        "500",
+        "--no-wait",
+        *TINY,
+    )
     training_id = started["id"]
     deadline = time.monotonic() + 60
     while not (cli.json("trainings", "show", training_id).get("progress") or {}).get("step"):

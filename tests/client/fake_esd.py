@@ -64,10 +64,17 @@ class FakeESD:
         name = f"esd-{body['endpoint_type'].lower()}-{body.get('endpoint_name') or 'abc1234'}"
         if name in self.endpoints:
             return envelope(400, message="Cannot create already existing model")
-        record = {"EndpointDeploymentJobId": str(uuid.uuid4()), "endpoint_name": name, "endpoint_status": "Creating",
-                  "endpoint_type": body["endpoint_type"], "instance_type": body["instance_type"],
-                  "current_instance_count": "0", "owner_group_or_role": body["assign_to_roles"], "error": None,
-                  "polls": 0}
+        record = {
+            "EndpointDeploymentJobId": str(uuid.uuid4()),
+            "endpoint_name": name,
+            "endpoint_status": "Creating",
+            "endpoint_type": body["endpoint_type"],
+            "instance_type": body["instance_type"],
+            "current_instance_count": "0",
+            "owner_group_or_role": body["assign_to_roles"],
+            "error": None,
+            "polls": 0,
+        }
         self.endpoints[name] = record
         return envelope(202, record, f"Endpoint deployment started: {name}")
 
@@ -90,14 +97,24 @@ class FakeESD:
     # -- inferences -----------------------------------------------------------------------
     def post_inferences(self, _, body, request):
         job_id = str(uuid.uuid4())
-        job = {"InferenceJobId": job_id, "taskType": body["task_type"], "inference_type": body["inference_type"],
-               "status": "created", "polls": 0, "models": body["models"], "payload": body.get("payload_string")}
+        job = {
+            "InferenceJobId": job_id,
+            "taskType": body["task_type"],
+            "inference_type": body["inference_type"],
+            "status": "created",
+            "polls": 0,
+            "models": body["models"],
+            "payload": body.get("payload_string"),
+        }
         self.jobs[job_id] = job
         if body.get("payload_string") is not None:
             return self.put_inferences([job_id, "start"], None, request)
         upload = f"http://testserver/objects/{job_id}/api_param.json"
-        return envelope(201, {"inference": {"id": job_id, "type": body["task_type"],
-                                            "api_params_s3_upload_url": upload, "models": []}}, "Created")
+        return envelope(
+            201,
+            {"inference": {"id": job_id, "type": body["task_type"], "api_params_s3_upload_url": upload, "models": []}},
+            "Created",
+        )
 
     def put_inferences(self, parts, body, request):
         job = self.jobs[parts[0]]
@@ -121,8 +138,11 @@ class FakeESD:
             view.update(status="failed", sagemakerRaw="Sampler 'Nope' is not one of: Euler, DDIM")
         else:
             self.objects[f"/objects/out/{job['InferenceJobId']}/image_0.png"] = b"\x89PNG fake image"
-            view.update(status="succeed", image_names=["image_0.png"],
-                        img_presigned_urls=[f"http://testserver/objects/out/{job['InferenceJobId']}/image_0.png"])
+            view.update(
+                status="succeed",
+                image_names=["image_0.png"],
+                img_presigned_urls=[f"http://testserver/objects/out/{job['InferenceJobId']}/image_0.png"],
+            )
         return envelope(200, view)
 
     # -- datasets -------------------------------------------------------------------------
@@ -143,8 +163,12 @@ class FakeESD:
     # -- trainings ------------------------------------------------------------------------
     def post_trainings(self, _, body, request):
         training_id = str(uuid.uuid4())
-        self.trainings[training_id] = {"id": training_id, "job_status": "Training", "params": body["params"],
-                                       "polls": 0}
+        self.trainings[training_id] = {
+            "id": training_id,
+            "job_status": "Training",
+            "params": body["params"],
+            "polls": 0,
+        }
         return envelope(201, {"id": training_id, "status": "Training", "params": body["params"]}, "Created")
 
     def get_trainings(self, parts, body, request):

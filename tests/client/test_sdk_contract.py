@@ -63,8 +63,14 @@ def test_wait_for_an_endpoint_gives_up_at_the_timeout(client, fake):
 
 def test_generate_async_sends_the_payload_inline_follows_progress_and_downloads(client, fake, tmp_path):
     seen = []
-    result = client.generate(prompt="a cat", models={"Stable-diffusion": ["m.safetensors"]}, steps=4, seed=7,
-                             out_dir=tmp_path / "out", progress=lambda job: seen.append(job.get("progress")))
+    result = client.generate(
+        prompt="a cat",
+        models={"Stable-diffusion": ["m.safetensors"]},
+        steps=4,
+        seed=7,
+        out_dir=tmp_path / "out",
+        progress=lambda job: seen.append(job.get("progress")),
+    )
     job = fake.jobs[result.id]
     assert json.loads(job["payload"]) == txt2img_payload("a cat", steps=4, seed=7)
     assert [p["step"] for p in seen if p] == [1, 2]
@@ -74,8 +80,9 @@ def test_generate_async_sends_the_payload_inline_follows_progress_and_downloads(
 
 def test_real_time_generate_uploads_the_payload_and_tolerates_a_504_start(client, fake, tmp_path):
     fake.start_answer = 504
-    result = client.generate(prompt="a dog", models={"Stable-diffusion": ["m.safetensors"]},
-                             inference_type="Real-time", out_dir=tmp_path)
+    result = client.generate(
+        prompt="a dog", models={"Stable-diffusion": ["m.safetensors"]}, inference_type="Real-time", out_dir=tmp_path
+    )
     assert json.loads(fake.jobs[result.id]["payload"])["prompt"] == "a dog"  # PUT to the signed URL
     assert [r.method for r in fake.requests][:3] == ["POST", "PUT", "PUT"]
     assert result.job["status"] == "succeed" and len(result.files) == 1
@@ -102,17 +109,23 @@ def test_dataset_upload_from_a_kohya_folder(client, fake, tmp_path):
 
 
 def test_training_is_created_in_the_clients_shape_and_waited_for(client, fake):
-    created = client.trainings.create("base.safetensors", "my_cats", "cat_lora", epochs=2,
-                                      config_params={"training": {"network_dim": 4}})
+    created = client.trainings.create(
+        "base.safetensors", "my_cats", "cat_lora", epochs=2, config_params={"training": {"network_dim": 4}}
+    )
     params = fake.trainings[created["id"]]["params"]
-    assert params["training_params"] == {"training_instance_type": "ml.g5.2xlarge", "model": "base.safetensors",
-                                         "dataset": "my_cats", "fm_type": "sd_1_5"}
+    assert params["training_params"] == {
+        "training_instance_type": "ml.g5.2xlarge",
+        "model": "base.safetensors",
+        "dataset": "my_cats",
+        "fm_type": "sd_1_5",
+    }
     assert params["config_params"]["saving_arguments"] == {"output_name": "cat_lora", "save_every_n_epochs": 1}
     assert params["config_params"]["training_arguments"] == {"max_train_epochs": 2}
     assert params["config_params"]["training"] == {"network_dim": 4}
     losses = []
-    done = client.trainings.wait_for(created["id"], interval=0.01,
-                                     on_update=lambda t: losses.append((t.get("progress") or {}).get("loss")))
+    done = client.trainings.wait_for(
+        created["id"], interval=0.01, on_update=lambda t: losses.append((t.get("progress") or {}).get("loss"))
+    )
     assert done["job_status"] == "Completed" and 0.25 in losses
 
 

@@ -49,8 +49,9 @@ def test_a_failed_part_is_retried_and_progress_reaches_the_size(server, model):
     transport = FlakyParts({2})
     seen = []
     with Client(server.base, API_KEY, transport=transport) as client:
-        done = client.checkpoints.upload(model, "Lora", part_size=MiB, parallel=2, backoff=0.01,
-                                         progress=lambda n, total: seen.append((n, total)))
+        done = client.checkpoints.upload(
+            model, "Lora", part_size=MiB, parallel=2, backoff=0.01, progress=lambda n, total: seen.append((n, total))
+        )
         assert sorted(transport.puts) == [1, 2, 2, 3, 4]
         assert seen[-1] == (model.stat().st_size, model.stat().st_size)
         assert listed(client, done.checkpoint["id"])["hash"] == hashlib.sha256(model.read_bytes()).hexdigest()
@@ -93,7 +94,9 @@ def test_a_changed_file_starts_a_new_upload_instead_of_resuming(server, model, t
         with pytest.raises(ESDError):
             client.checkpoints.upload(model, "Lora", part_size=MiB, parallel=1, retries=0, resume_state=state)
         first = json.loads(state.read_text())["checkpoint_id"]
-        model.write_bytes(model_file_bytes("lora", padding=MiB - 4096, salt="edited"))  # edited since: the old parts must not be reused
+        model.write_bytes(
+            model_file_bytes("lora", padding=MiB - 4096, salt="edited")
+        )  # edited since: the old parts must not be reused
         os.utime(model, (1, 1))
         with pytest.raises(ESDError, match="already exists"):  # the interrupted record still holds the name
             client.checkpoints.upload(model, "Lora", resume_state=state)

@@ -31,8 +31,13 @@ def ray_address() -> Iterator[str]:
     ray = pytest.importorskip("ray", reason="the `cluster` extra (ray[serve]) is not installed")
     from ray import serve
 
-    ray.init(num_cpus=RAY_CPUS, include_dashboard=False, object_store_memory=200 * 1024**2,
-             logging_level="WARNING", log_to_driver=False)
+    ray.init(
+        num_cpus=RAY_CPUS,
+        include_dashboard=False,
+        object_store_memory=200 * 1024**2,
+        logging_level="WARNING",
+        log_to_driver=False,
+    )
     try:
         yield ray.get_runtime_context().gcs_address
     finally:

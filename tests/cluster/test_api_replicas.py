@@ -16,8 +16,12 @@ from tests.support.esd_jobs import create_endpoint, create_job, find_endpoint, i
 from tests.support.generation_jobs import txt2img_payload
 from tests.support.server import ServerProcess
 
-pytestmark = [pytest.mark.ray, pytest.mark.postgres, pytest.mark.s3,
-              pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.postgres,
+    pytest.mark.s3,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+]
 SD = {"Stable-diffusion": ["tiny-sd15.safetensors"]}
 
 
@@ -29,10 +33,17 @@ def replicas(ray_address, postgres_server, s3_endpoint, tmp_path, monkeypatch) -
     database = f"test_{uuid.uuid4().hex[:16]}"
     postgres_server.admin(f'CREATE DATABASE "{database}"')
     monkeypatch.setenv("RAY_ADDRESS", ray_address)  # the servers' `ray.init()` joins the session's instance
-    settings = {"database_url": postgres_server.url(database), "engine_url": "ray", "api_keys": API_KEY,
-                "object_store_url": f"s3://cluster-{uuid.uuid4().hex[:12]}/objects?create_bucket=true",
-                "s3_endpoint_url": s3_endpoint, "s3_access_key_id": "test", "s3_secret_access_key": "test",
-                "s3_region": "us-east-1", "endpoint_idle_s": "1.0"}
+    settings = {
+        "database_url": postgres_server.url(database),
+        "engine_url": "ray",
+        "api_keys": API_KEY,
+        "object_store_url": f"s3://cluster-{uuid.uuid4().hex[:12]}/objects?create_bucket=true",
+        "s3_endpoint_url": s3_endpoint,
+        "s3_access_key_id": "test",
+        "s3_secret_access_key": "test",
+        "s3_region": "us-east-1",
+        "endpoint_idle_s": "1.0",
+    }
     servers = []  # started one after the other: the second finds the tables the first migrated
     try:
         for name in ("a", "b"):
@@ -46,7 +57,8 @@ def replicas(ray_address, postgres_server, s3_endpoint, tmp_path, monkeypatch) -
 
 
 def test_a_job_created_through_one_replica_is_started_watched_and_downloaded_through_the_other(
-        replicas, tiny_checkpoint):
+    replicas, tiny_checkpoint
+):
     a, b = replicas
     upload_file(a, "tiny-sd15.safetensors", tiny_checkpoint, 2, "Stable-diffusion")
     endpoint = create_endpoint(a, endpoint_name="cluster")

@@ -1,5 +1,5 @@
-"""The engine contract suite (tests/execution/test_endpoints.py, test_jobs.py, test_merges.py) run against the Ray engine on
-a local CPU-only Ray instance: the same tests, imported, with this folder's `engine` fixture."""
+"""The engine contract suite (tests/execution/test_endpoints.py, test_jobs.py, test_merges.py) run against the
+Ray engine on a local CPU-only Ray instance: the same tests, imported, with this folder's `engine` fixture."""
 
 from __future__ import annotations
 

@@ -26,13 +26,24 @@ def training(engine, training_id: str, epochs: int) -> TrainingSpec:
     store = open_store(settings.resolved_object_store_url, settings)
     for name, data in kohya_files(2).items():
         store.put_bytes(f"dataset/cats/2_cat/{name}", data)
-    config = merged("sd_1_5", {"saving_arguments": {"output_name": "sks_cat", "save_every_n_epochs": 1},
-                               "training_arguments": {"max_train_epochs": epochs}, **TINY})
-    return TrainingSpec(id=training_id, instance_type="ml.g5.2xlarge", model_type="sd_1_5",
-                        model={"id": "tiny", "model_name": "tiny-sd15.safetensors", "key": MODEL_KEY},
-                        dataset_prefix="dataset/cats/", config=config,
-                        output_prefix=f"kohya/train/{training_id}/output",
-                        checkpoint_folder=f"Lora/checkpoint/custom/{training_id}")
+    config = merged(
+        "sd_1_5",
+        {
+            "saving_arguments": {"output_name": "sks_cat", "save_every_n_epochs": 1},
+            "training_arguments": {"max_train_epochs": epochs},
+            **TINY,
+        },
+    )
+    return TrainingSpec(
+        id=training_id,
+        instance_type="ml.g5.2xlarge",
+        model_type="sd_1_5",
+        model={"id": "tiny", "model_name": "tiny-sd15.safetensors", "key": MODEL_KEY},
+        dataset_prefix="dataset/cats/",
+        config=config,
+        output_prefix=f"kohya/train/{training_id}/output",
+        checkpoint_folder=f"Lora/checkpoint/custom/{training_id}",
+    )
 
 
 def ended(events, training_id: str) -> list[tuple]:
@@ -73,7 +84,7 @@ def test_a_training_runs_as_a_ray_actor_and_stores_its_lora(engine):
     store = open_store(tested.engine._settings.resolved_object_store_url, tested.engine._settings)
     stored = store.get_bytes(f"{spec.checkpoint_folder}/sks_cat.safetensors")
     assert stored == store.get_bytes(f"{spec.output_prefix}/sks_cat.safetensors")
-    header = json.loads(stored[8:8 + int.from_bytes(stored[:8], "little")])  # a safetensors file of LoRA weights
+    header = json.loads(stored[8 : 8 + int.from_bytes(stored[:8], "little")])  # a safetensors file of LoRA weights
     assert any("lora" in key for key in header)
     wait_actor_gone(spec.id)
     assert tested.engine._trainings.running() == []

@@ -27,18 +27,33 @@ def kohya_files(count: int = 2) -> dict[str, bytes]:
     return files
 
 
-def create_dataset(esd: ESDClient, name: str, files: dict[str, bytes], prefix: str = "10_cat", user: str = "api",
-                   params: dict | None = None):
-    content = [{"filename": f, "name": f, "type": "image" if f.endswith(".png") else "text", "params": {}}
-               for f in files]
-    return esd.post("/prod/datasets", user=user, json={
-        "dataset_name": name, "content": content, "params": params or {"description": "cats"}, "prefix": prefix,
-        "creator": user,
-    })
+def create_dataset(
+    esd: ESDClient,
+    name: str,
+    files: dict[str, bytes],
+    prefix: str = "10_cat",
+    user: str = "api",
+    params: dict | None = None,
+):
+    content = [
+        {"filename": f, "name": f, "type": "image" if f.endswith(".png") else "text", "params": {}} for f in files
+    ]
+    return esd.post(
+        "/prod/datasets",
+        user=user,
+        json={
+            "dataset_name": name,
+            "content": content,
+            "params": params or {"description": "cats"},
+            "prefix": prefix,
+            "creator": user,
+        },
+    )
 
 
-def upload_dataset(esd: ESDClient, name: str, files: dict[str, bytes], prefix: str = "10_cat", enable: bool = True,
-                   user: str = "api") -> dict:
+def upload_dataset(
+    esd: ESDClient, name: str, files: dict[str, bytes], prefix: str = "10_cat", enable: bool = True, user: str = "api"
+) -> dict:
     """The ESD client flow: create, PUT each file to its signed URL, set `Enabled`."""
     created = create_dataset(esd, name, files, prefix, user)
     assert created.status_code == 201, created.json()

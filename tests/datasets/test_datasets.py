@@ -14,7 +14,12 @@ def test_upload_enable_and_read_back_through_preview_urls(esd):
     response = esd.get("/prod/datasets/cats", user="api")
     assert response.status_code == 200
     data = response.json()["data"]
-    assert (data["dataset_name"], data["datasetName"], data["prefix"], data["status"]) == ("cats", "cats", "10_cat", "Enabled")
+    assert (data["dataset_name"], data["datasetName"], data["prefix"], data["status"]) == (
+        "cats",
+        "cats",
+        "10_cat",
+        "Enabled",
+    )
     assert data["description"] == "cats" and data["s3"].endswith("dataset/cats/10_cat")
     assert float(data["timestamp"]) > 0 and isinstance(data["timestamp"], str)
     by_name = {item["name"]: item for item in data["data"]}
@@ -32,13 +37,22 @@ def test_create_answers_201_with_one_put_url_per_file_and_initialed_status(esd):
     assert body["message"] == "Created" and body["data"]["datasetName"] == "cats"
     assert set(body["data"]["s3PresignUrl"]) == {"0.png", "0.txt"}
     listed = esd.get("/prod/datasets", user="api").json()["data"]
-    assert [(d["datasetName"], d["status"], d["description"]) for d in listed["datasets"]] == [("cats", "Initialed", "cats")]
+    assert [(d["datasetName"], d["status"], d["description"]) for d in listed["datasets"]] == [
+        ("cats", "Initialed", "cats")
+    ]
     assert listed["last_evaluated_key"] is None
 
 
 def test_enabling_lists_every_problem_and_changes_nothing(esd):
-    files = {"0.png": png(seed=0), "0.txt": b"cat", "1.png": png(seed=1), "2.png": b"not an image", "2.txt": b"x",
-             "3.png": png(seed=3), "3.txt": b"never uploaded"}
+    files = {
+        "0.png": png(seed=0),
+        "0.txt": b"cat",
+        "1.png": png(seed=1),
+        "2.png": b"not an image",
+        "2.txt": b"x",
+        "3.png": png(seed=3),
+        "3.txt": b"never uploaded",
+    }
     created = create_dataset(esd, "bad", files)
     urls = created.json()["data"]["s3PresignUrl"]
     for name in ("0.png", "0.txt", "1.png", "2.png", "2.txt", "3.png"):
@@ -47,8 +61,9 @@ def test_enabling_lists_every_problem_and_changes_nothing(esd):
         put_part(esd, urls[name], files[name])
     response = esd.put("/prod/datasets/bad", user="api", json={"status": "Enabled"})
     assert response.status_code == 400
-    assert response.json()["message"] == ("dataset bad cannot be Enabled: 1 file(s) were never uploaded to their "
-                                          "signed URL: 3.txt")
+    assert response.json()["message"] == (
+        "dataset bad cannot be Enabled: 1 file(s) were never uploaded to their signed URL: 3.txt"
+    )
     from tests.checkpoints.conftest import put_part
 
     put_part(esd, urls["3.txt"], files["3.txt"])
@@ -62,8 +77,10 @@ def test_esd_client_flow_without_captions_is_enabled_with_a_note(esd):
     """ESD's client test suite uploads bare images into `10_technic/`; kohya captions them `technic`."""
     files = {f"{n}.png": png(seed=n) for n in range(3)}
     enabled = upload_dataset(esd, "technic", files, prefix="10_technic")
-    note = ("3 image(s) in 10_technic have no .txt caption file: they are trained with their folder's concept "
-            "name `technic`")
+    note = (
+        "3 image(s) in 10_technic have no .txt caption file: they are trained with their folder's concept "
+        "name `technic`"
+    )
     assert enabled == {"datasetName": "technic", "status": "Enabled", "notes": [note]}
     data = esd.get("/prod/datasets/technic", user="api").json()["data"]
     assert (data["status"], data["notes"], data["description"]) == ("Enabled", [note], "cats")
@@ -81,7 +98,10 @@ def test_a_truncated_upload_cannot_be_enabled(esd):
     upload_dataset(esd, "cut", files, enable=False)
     response = esd.put("/prod/datasets/cut", user="api", json={"status": "Enabled"})
     assert response.status_code == 400
-    assert "10_cat/0.png cannot be read as an image (PNG cut short (no IEND chunk at its end))" in response.json()["message"]
+    assert (
+        "10_cat/0.png cannot be read as an image (PNG cut short (no IEND chunk at its end))"
+        in response.json()["message"]
+    )
 
 
 def test_images_outside_a_kohya_folder_cannot_be_enabled(esd):
@@ -94,33 +114,77 @@ def test_images_outside_a_kohya_folder_cannot_be_enabled(esd):
 
 def test_status_rules_and_messages(esd):
     assert esd.put("/prod/datasets/nope", user="api", json={"status": "Enabled"}).json() == {
-        "statusCode": 404, "message": "dataset nope is not found"}
+        "statusCode": 404,
+        "message": "dataset nope is not found",
+    }
     upload_dataset(esd, "cats", kohya_files(1), enable=False)
     assert esd.put("/prod/datasets/cats", user="api", json={"status": "Foo"}).json() == {
-        "statusCode": 400, "message": "'Foo'"}
+        "statusCode": 400,
+        "message": "'Foo'",
+    }
     missing = esd.put("/prod/datasets/cats", user="api", json={})
-    assert missing.status_code == 400 and "object has missing required properties ([\"status\"])" in missing.json()["message"]
+    assert (
+        missing.status_code == 400
+        and 'object has missing required properties (["status"])' in missing.json()["message"]
+    )
     assert esd.put("/prod/datasets/cats", user="api", json={"status": "Disabled"}).json()["data"] == {
-        "datasetName": "cats", "status": "Disabled"}
+        "datasetName": "cats",
+        "status": "Disabled",
+    }
     items = esd.get("/prod/datasets/cats", user="api").json()["data"]["data"]
     assert {i["dataStatus"] for i in items} == {"Disabled"}
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ({"content": [], "creator": "api"}, 'object has missing required properties (["dataset_name"])'),
-    ({"dataset_name": "1cats", "content": [{"filename": "a"}], "creator": "api"},
-     'ECMA 262 regex "^[A-Za-z][A-Za-z0-9_-]*$" does not match input string "1cats"'),
-    ({"dataset_name": "cats", "content": [], "creator": "api"},
-     "array is too short: must have at least 1 elements but instance has 0 elements"),
-    ({"dataset_name": "cats", "content": [{"filename": "a.png", "name": "a", "type": "image", "params": {}}],
-      "creator": "api"}, "DatasetCreateEvent.__init__() missing 1 required positional argument: 'params'"),
-    ({"dataset_name": "cats", "content": [{"filename": "a.png", "name": "a", "type": "image"}], "creator": "api",
-      "params": {}}, "DataUploadEvent.__init__() missing 1 required positional argument: 'params'"),
-    ({"dataset_name": "cats", "content": [{"filename": "../a.png", "name": "a", "type": "image", "params": {}}],
-      "creator": "api", "params": {}}, "file name '../a.png' is not allowed"),
-    ({"dataset_name": "cats", "content": [{"filename": "a.png", "name": "a", "type": "image", "params": {}}],
-      "creator": "api", "params": {}, "prefix": "10_cat/../../x"}, "prefix '10_cat/../../x' is not allowed"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"content": [], "creator": "api"}, 'object has missing required properties (["dataset_name"])'),
+        (
+            {"dataset_name": "1cats", "content": [{"filename": "a"}], "creator": "api"},
+            'ECMA 262 regex "^[A-Za-z][A-Za-z0-9_-]*$" does not match input string "1cats"',
+        ),
+        (
+            {"dataset_name": "cats", "content": [], "creator": "api"},
+            "array is too short: must have at least 1 elements but instance has 0 elements",
+        ),
+        (
+            {
+                "dataset_name": "cats",
+                "content": [{"filename": "a.png", "name": "a", "type": "image", "params": {}}],
+                "creator": "api",
+            },
+            "DatasetCreateEvent.__init__() missing 1 required positional argument: 'params'",
+        ),
+        (
+            {
+                "dataset_name": "cats",
+                "content": [{"filename": "a.png", "name": "a", "type": "image"}],
+                "creator": "api",
+                "params": {},
+            },
+            "DataUploadEvent.__init__() missing 1 required positional argument: 'params'",
+        ),
+        (
+            {
+                "dataset_name": "cats",
+                "content": [{"filename": "../a.png", "name": "a", "type": "image", "params": {}}],
+                "creator": "api",
+                "params": {},
+            },
+            "file name '../a.png' is not allowed",
+        ),
+        (
+            {
+                "dataset_name": "cats",
+                "content": [{"filename": "a.png", "name": "a", "type": "image", "params": {}}],
+                "creator": "api",
+                "params": {},
+                "prefix": "10_cat/../../x",
+            },
+            "prefix '10_cat/../../x' is not allowed",
+        ),
+    ],
+)
 def test_bad_create_bodies_get_400_naming_the_problem(esd, body, message):
     response = esd.post("/prod/datasets", user="api", json=body)
     assert response.status_code == 400
@@ -128,8 +192,12 @@ def test_bad_create_bodies_get_400_naming_the_problem(esd, body, message):
 
 
 def test_identity_and_permission_come_after_the_body(esd):
-    body = {"dataset_name": "cats", "content": [{"filename": "a.png", "name": "a", "type": "image", "params": {}}],
-            "creator": "x", "params": {}}
+    body = {
+        "dataset_name": "cats",
+        "content": [{"filename": "a.png", "name": "a", "type": "image", "params": {}}],
+        "creator": "x",
+        "params": {},
+    }
     assert esd.post("/prod/datasets", json=body).status_code == 401
     assert esd.post("/prod/datasets", key=None, json=body).json() == {"message": "Forbidden"}
     esd.post("/prod/roles", user="api", json={"role_name": "viewer", "permissions": ["checkpoint:list"]})
@@ -143,8 +211,14 @@ def test_visibility_follows_the_creators_roles(esd):
     esd.post("/prod/users", user="api", json={"username": "bob", "password": "pw", "roles": ["team"]})
     upload_dataset(esd, "mine", kohya_files(1), enable=False)  # owned by IT Operator
     assert esd.get("/prod/datasets", user="bob").json()["data"] == {"datasets": []}
-    assert esd.get("/prod/datasets/mine", user="bob").json() == {"statusCode": 403, "message": "no permission to view dataset"}
-    assert esd.get("/prod/datasets/nope", user="bob").json() == {"statusCode": 404, "message": "dataset nope is not found"}
+    assert esd.get("/prod/datasets/mine", user="bob").json() == {
+        "statusCode": 403,
+        "message": "no permission to view dataset",
+    }
+    assert esd.get("/prod/datasets/nope", user="bob").json() == {
+        "statusCode": 404,
+        "message": "dataset nope is not found",
+    }
     upload_dataset(esd, "bobs", kohya_files(1), enable=False, user="bob")
     assert [d["datasetName"] for d in esd.get("/prod/datasets", user="bob").json()["data"]["datasets"]] == ["bobs"]
 
@@ -154,7 +228,9 @@ def test_listing_pages_filters_by_status_and_delete_removes_the_objects(esd):
         upload_dataset(esd, name, kohya_files(1), enable=name != "a2")
     first = esd.get("/prod/datasets", user="api", params={"limit": 2}).json()["data"]
     assert [d["datasetName"] for d in first["datasets"]] == ["a3", "a2"] and first["last_evaluated_key"]
-    rest = esd.get("/prod/datasets", user="api", params={"limit": 2, "exclusive_start_key": first["last_evaluated_key"]})
+    rest = esd.get(
+        "/prod/datasets", user="api", params={"limit": 2, "exclusive_start_key": first["last_evaluated_key"]}
+    )
     assert [d["datasetName"] for d in rest.json()["data"]["datasets"]] == ["a1"]
     enabled = esd.get("/prod/datasets", user="api", params={"dataset_status": "Enabled"}).json()["data"]["datasets"]
     assert [d["datasetName"] for d in enabled] == ["a3", "a1"]
@@ -163,7 +239,10 @@ def test_listing_pages_filters_by_status_and_delete_removes_the_objects(esd):
     bad = esd.delete("/prod/datasets", json={"dataset_name_list": []})
     assert bad.status_code == 400 and "array is too short" in bad.json()["message"]
     missing = esd.delete("/prod/datasets", json={})
-    assert "object has missing required properties" in missing.json()["message"] and "dataset_name_list" in missing.json()["message"]
+    assert (
+        "object has missing required properties" in missing.json()["message"]
+        and "dataset_name_list" in missing.json()["message"]
+    )
     assert esd.delete("/prod/datasets", json={"dataset_name_list": ["a1", "a1", "nope"]}).status_code == 204
     assert store.list("dataset/a1/") == []
     assert esd.get("/prod/datasets/a1", user="api").status_code == 404
@@ -178,5 +257,10 @@ def test_a_second_post_adds_files_under_another_prefix_and_replaces_same_keys(es
     assert data["prefix"] == "5_dog" and len(data["data"]) == 6
     store = esd.http.app.state.store
     assert sorted(o.key for o in store.list("dataset/cats/")) == [
-        "dataset/cats/10_cat/0.png", "dataset/cats/10_cat/0.txt", "dataset/cats/5_dog/0.png",
-        "dataset/cats/5_dog/0.txt", "dataset/cats/5_dog/1.png", "dataset/cats/5_dog/1.txt"]
+        "dataset/cats/10_cat/0.png",
+        "dataset/cats/10_cat/0.txt",
+        "dataset/cats/5_dog/0.png",
+        "dataset/cats/5_dog/0.txt",
+        "dataset/cats/5_dog/1.png",
+        "dataset/cats/5_dog/1.txt",
+    ]

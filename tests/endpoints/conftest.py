@@ -32,4 +32,3 @@ def listed(esd: ESDClient, user: str = "api", **params) -> list[dict]:
 def message(response) -> str:
     assert 400 <= response.status_code < 500, (response.status_code, response.text)
     return response.json()["message"]
-

@@ -15,16 +15,30 @@ CREATE_PERMISSIONS = "['sagemaker_endpoint:all', 'sagemaker_endpoint:create']"
 
 
 def test_created_endpoint_answers_202_with_the_creating_record(esd):
-    answer = create(esd, endpoint_name="test", autoscaling_enabled=True, max_instance_number=2,
-                    assign_to_roles=["IT Operator"])
+    answer = create(
+        esd, endpoint_name="test", autoscaling_enabled=True, max_instance_number=2, assign_to_roles=["IT Operator"]
+    )
     assert answer.status_code == 202, answer.json()
     body = answer.json()
     assert body["message"] == "Endpoint deployment started: esd-async-test"
     data = body["data"]
-    assert set(data) == {"EndpointDeploymentJobId", "autoscaling", "max_instance_number", "startTime", "status",
-                         "instance_type", "current_instance_count", "endTime", "endpoint_status", "endpoint_name",
-                         "error", "endpoint_type", "owner_group_or_role", "min_instance_number",
-                         "custom_extensions"}
+    assert set(data) == {
+        "EndpointDeploymentJobId",
+        "autoscaling",
+        "max_instance_number",
+        "startTime",
+        "status",
+        "instance_type",
+        "current_instance_count",
+        "endTime",
+        "endpoint_status",
+        "endpoint_name",
+        "error",
+        "endpoint_type",
+        "owner_group_or_role",
+        "min_instance_number",
+        "custom_extensions",
+    }
     assert data["endpoint_status"] == "Creating" and data["current_instance_count"] == "0"
     assert (data["status"], data["endTime"], data["error"]) == (None, None, None)
     assert data["max_instance_number"] == 2  # echoed with the type the client sent
@@ -45,24 +59,29 @@ def test_names_are_esd_type_and_suffix(esd):
 def test_missing_required_fields_are_listed(esd):
     answer = esd.post("/prod/endpoints", user="api", json={"none": "none"})
     assert answer.status_code == 400
-    assert message(answer) == ('[object has missing required properties (["assign_to_roles","autoscaling_enabled",'
-                               '"creator","endpoint_type","initial_instance_count","instance_type"])]')
+    assert message(answer) == (
+        '[object has missing required properties (["assign_to_roles","autoscaling_enabled",'
+        '"creator","endpoint_type","initial_instance_count","instance_type"])]'
+    )
 
 
-@pytest.mark.parametrize("overrides, expected", [
-    ({"endpoint_type": "Batch"},
-     '[instance value ("Batch") not found in enum (possible values: ["Real-time","Serverless","Async"])]'),
-    ({"initial_instance_count": 0},
-     "[numeric instance is lower than the required minimum (minimum: 1, found: 0)]"),
-    ({"initial_instance_count": "1"},
-     '[instance type (string) does not match any allowed primitive type (allowed: ["integer","number"])]'),
-    ({"endpoint_name": "a" * 21},
-     f'[string "{"a" * 21}" is too long (length: 21, maximum allowed: 20)]'),
-    ({"assign_to_roles": []},
-     "[array is too short: must have at least 1 elements but instance has 0 elements]"),
-    ({"min_instance_number": -1},
-     "[numeric instance is lower than the required minimum (minimum: 0, found: -1)]"),
-])
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (
+            {"endpoint_type": "Batch"},
+            '[instance value ("Batch") not found in enum (possible values: ["Real-time","Serverless","Async"])]',
+        ),
+        ({"initial_instance_count": 0}, "[numeric instance is lower than the required minimum (minimum: 1, found: 0)]"),
+        (
+            {"initial_instance_count": "1"},
+            '[instance type (string) does not match any allowed primitive type (allowed: ["integer","number"])]',
+        ),
+        ({"endpoint_name": "a" * 21}, f'[string "{"a" * 21}" is too long (length: 21, maximum allowed: 20)]'),
+        ({"assign_to_roles": []}, "[array is too short: must have at least 1 elements but instance has 0 elements]"),
+        ({"min_instance_number": -1}, "[numeric instance is lower than the required minimum (minimum: 0, found: -1)]"),
+    ],
+)
 def test_gateway_validation_messages(esd, overrides, expected):
     assert message(create(esd, **overrides)) == expected
 
@@ -92,8 +111,12 @@ def test_serverless_is_not_supported(esd):
 def test_real_time_autoscaling_needs_at_least_one_instance(esd):
     answer = create(esd, endpoint_type="Real-time", endpoint_name="rt", autoscaling_enabled=True)
     assert message(answer) == "min_instance_number should be at least 1 for real-time endpoint: esd-real-time-rt"
-    assert create(esd, endpoint_type="Real-time", endpoint_name="rt", autoscaling_enabled=True,
-                  min_instance_number=1).status_code == 202
+    assert (
+        create(
+            esd, endpoint_type="Real-time", endpoint_name="rt", autoscaling_enabled=True, min_instance_number=1
+        ).status_code
+        == 202
+    )
 
 
 def test_max_below_min_is_refused_naming_both(esd):
@@ -112,7 +135,8 @@ def test_at_most_two_distinct_extensions(esd):
 def test_endpoint_names_must_be_usable_in_urls(esd, name):
     assert message(create(esd, endpoint_name=name)) == (
         f"endpoint_name {name!r} may only hold letters, digits and single inner hyphens, "
-        "like ESD's model names (e.g. test-1)")
+        "like ESD's model names (e.g. test-1)"
+    )
 
 
 def test_one_live_endpoint_per_role(esd):
@@ -121,8 +145,10 @@ def test_one_live_endpoint_per_role(esd):
     again = create(esd, endpoint_type="Real-time", endpoint_name="other", assign_to_roles=["sales", "byoc"])
     assert message(again) == "role [byoc] has a valid endpoint already, not allow to have another one"
     assert esd.delete("/prod/endpoints", json={"endpoint_name_list": ["esd-async-first"]}).status_code == 204
-    assert create(esd, endpoint_type="Real-time", endpoint_name="other",
-                  assign_to_roles=["sales", "byoc"]).status_code == 202
+    assert (
+        create(esd, endpoint_type="Real-time", endpoint_name="other", assign_to_roles=["sales", "byoc"]).status_code
+        == 202
+    )
 
 
 def test_same_name_twice_is_an_existing_model(esd):
@@ -148,12 +174,14 @@ def test_over_quota_gives_the_aws_limit_message(make_client):
     esd = make_client(instance_quotas={"cpu": 3})
     without_workers(esd)
     assert create(esd, initial_instance_count=2, assign_to_roles=["a"]).status_code == 202
-    text = message(create(esd, endpoint_name="more", autoscaling_enabled=True, max_instance_number=2,
-                          assign_to_roles=["b"]))
+    text = message(
+        create(esd, endpoint_name="more", autoscaling_enabled=True, max_instance_number=2, assign_to_roles=["b"])
+    )
     assert text.startswith(
         "An error occurred (ResourceLimitExceeded) when calling the CreateEndpoint operation: The account-level "
         "service limit 'cpu for endpoint usage' is 3 Instances, with current utilization of 2 Instances and a "
-        "request delta of 2 Instances.")
+        "request delta of 2 Instances."
+    )
     assert "OPENESD_INSTANCE_QUOTAS" in text  # says how to raise it here
     assert create(esd, endpoint_name="fits", assign_to_roles=["b"]).status_code == 202
     assert [e["endpoint_name"] for e in listed(esd)][0] == "esd-async-fits"
@@ -177,7 +205,8 @@ def test_cool_down_time_and_unknown_keys_are_ignored(esd):
     answer = create(esd, cool_down_time="1 hour", colour="blue")
     assert answer.status_code == 202, answer.json()
     assert message(create(esd, cool_down_time="1 week", assign_to_roles=["x"])).startswith(
-        '[instance value ("1 week") not found in enum')
+        '[instance value ("1 week") not found in enum'
+    )
 
 
 def test_a_running_training_holds_an_instance_of_its_type(make_client):
@@ -186,8 +215,19 @@ def test_a_running_training_holds_an_instance_of_its_type(make_client):
     esd = make_client(instance_quotas={"cpu": 2})
     without_workers(esd)
     with esd.http.app.state.sessionmaker.begin() as session:
-        session.add(Training(id="t-1", created=0.0, job_status="Training", checkpoint_id="t-1", instance_type="cpu",
-                             sagemaker_train_name="t-1", params={}, allowed_roles_or_users=["a"]))
+        session.add(
+            Training(
+                id="t-1",
+                created=0.0,
+                job_status="Training",
+                checkpoint_id="t-1",
+                instance_type="cpu",
+                sagemaker_train_name="t-1",
+                params={},
+                allowed_roles_or_users=["a"],
+            )
+        )
     assert "current utilization of 1 Instances and a request delta of 2 Instances" in message(
-        create(esd, initial_instance_count=2, assign_to_roles=["a"]))
+        create(esd, initial_instance_count=2, assign_to_roles=["a"])
+    )
     assert create(esd, initial_instance_count=1, assign_to_roles=["a"]).status_code == 202

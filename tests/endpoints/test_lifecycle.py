@@ -34,7 +34,16 @@ def test_endpoint_whose_workers_cannot_start_is_failed_with_the_reason(make_clie
     assert endpoint["current_instance_count"] == "0" and endpoint["endTime"] is None
     # a failed endpoint still holds its role (only deletion frees it) and takes no jobs
     assert message(create(esd, endpoint_name="again")) == (
-        "role [IT Operator] has a valid endpoint already, not allow to have another one")
-    job = esd.post("/prod/inferences", user="api", json={
-        "task_type": "rembg", "inference_type": "Async", "models": {}, "sagemaker_endpoint_name": "esd-async-broken"})
+        "role [IT Operator] has a valid endpoint already, not allow to have another one"
+    )
+    job = esd.post(
+        "/prod/inferences",
+        user="api",
+        json={
+            "task_type": "rembg",
+            "inference_type": "Async",
+            "models": {},
+            "sagemaker_endpoint_name": "esd-async-broken",
+        },
+    )
     assert message(job) == "sagemaker endpoint is not ready with status: Failed"

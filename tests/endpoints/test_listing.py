@@ -76,8 +76,9 @@ def test_listing_needs_a_permission(esd):
 def test_delete_removes_records_at_once_and_stops_instances(esd):
     kept = create(esd, endpoint_name="kept", assign_to_roles=["a"]).json()["data"]
     gone = create(esd, endpoint_name="gone", assign_to_roles=["b"]).json()["data"]
-    answer = esd.delete("/prod/endpoints", json={"endpoint_name_list": ["esd-async-gone", "esd-async-nothere"],
-                                                 "username": "ignored"})
+    answer = esd.delete(
+        "/prod/endpoints", json={"endpoint_name_list": ["esd-async-gone", "esd-async-nothere"], "username": "ignored"}
+    )
     assert answer.status_code == 204 and answer.content == b""
     assert names(esd) == ["esd-async-kept"]
     assert esd.engine.undeployed == [gone["EndpointDeploymentJobId"]]
@@ -86,6 +87,8 @@ def test_delete_removes_records_at_once_and_stops_instances(esd):
 
 def test_delete_needs_a_list_of_names(esd):
     assert message(esd.delete("/prod/endpoints", json={})) == (
-        '[object has missing required properties (["endpoint_name_list"])]')
+        '[object has missing required properties (["endpoint_name_list"])]'
+    )
     assert message(esd.delete("/prod/endpoints", json={"endpoint_name_list": [""]})) == (
-        '[string "" is too short (length: 0, required minimum: 1)]')
+        '[string "" is too short (length: 0, required minimum: 1)]'
+    )

@@ -28,11 +28,20 @@ FAST = {"endpoint_idle_s": 1.0, "scale_out_backlog": 1.0, "job_deadline_s": 120.
 
 # Each event recorded as (name, *its fields), the name in the reporters' words.
 EVENT_NAMES = {
-    ev.EndpointReady: "endpoint_ready", ev.EndpointFailed: "endpoint_failed", ev.InstancesChanged: "instances_changed",
-    ev.JobStarted: "job_started", ev.JobProgress: "job_progress", ev.JobSucceeded: "job_succeeded",
-    ev.JobFailed: "job_failed", ev.TrainingStatus: "training_status", ev.TrainingProgress: "training_progress",
-    ev.TrainingCompleted: "training_completed", ev.TrainingFailed: "training_failed",
-    ev.TrainingStopped: "training_stopped", ev.MergeSucceeded: "merge_succeeded", ev.MergeFailed: "merge_failed",
+    ev.EndpointReady: "endpoint_ready",
+    ev.EndpointFailed: "endpoint_failed",
+    ev.InstancesChanged: "instances_changed",
+    ev.JobStarted: "job_started",
+    ev.JobProgress: "job_progress",
+    ev.JobSucceeded: "job_succeeded",
+    ev.JobFailed: "job_failed",
+    ev.TrainingStatus: "training_status",
+    ev.TrainingProgress: "training_progress",
+    ev.TrainingCompleted: "training_completed",
+    ev.TrainingFailed: "training_failed",
+    ev.TrainingStopped: "training_stopped",
+    ev.MergeSucceeded: "merge_succeeded",
+    ev.MergeFailed: "merge_failed",
 }
 
 
@@ -60,8 +69,9 @@ class RecordingEvents:
         with self._changed:
             return [c[1:] for c in self.calls if c[0] == name and (subject is None or c[1] == subject)]
 
-    def wait_for(self, name: str, subject: str, until: Callable[[list[tuple]], bool] = bool,
-                 timeout: float = EVENT_WAIT_S) -> list[tuple]:
+    def wait_for(
+        self, name: str, subject: str, until: Callable[[list[tuple]], bool] = bool, timeout: float = EVENT_WAIT_S
+    ) -> list[tuple]:
         deadline = time.monotonic() + timeout
         with self._changed:
             while not until(found := [c[1:] for c in self.calls if c[0] == name and c[1] == subject]):
@@ -88,19 +98,37 @@ class EngineUnderTest:
     kill_worker_of: Callable[[str], int]  # kills the worker running a job, returns its pid
     specs: list[EndpointSpec] = field(default_factory=list)
 
-    def deploy(self, name: str = "test", endpoint_type: str = "Async", initial: int = 1, min: int = 0,
-               max: int = 1, autoscaling: bool = False) -> EndpointSpec:
-        spec = EndpointSpec(id=f"id-{name}", name=f"esd-{endpoint_type.lower()}-{name}", endpoint_type=endpoint_type,
-                            initial=initial, min=min, max=max, autoscaling=autoscaling)
+    def deploy(
+        self,
+        name: str = "test",
+        endpoint_type: str = "Async",
+        initial: int = 1,
+        min: int = 0,
+        max: int = 1,
+        autoscaling: bool = False,
+    ) -> EndpointSpec:
+        spec = EndpointSpec(
+            id=f"id-{name}",
+            name=f"esd-{endpoint_type.lower()}-{name}",
+            endpoint_type=endpoint_type,
+            initial=initial,
+            min=min,
+            max=max,
+            autoscaling=autoscaling,
+        )
         self.engine.deploy(spec)
         self.specs.append(spec)
         return spec
 
     def submit(self, endpoint: EndpointSpec, job_id: str, steps: int = 1, **payload) -> JobSpec:
-        job = JobSpec(id=job_id, endpoint_id=endpoint.id, task="txt2img", param_key=f"txt2img/infer_v2/{job_id}/x",
-                      payload_string=json.dumps(txt2img_payload(steps=steps, **payload)),
-                      models={"Stable-diffusion": [{"id": "tiny", "model_name": "tiny-sd15.safetensors",
-                                                    "key": MODEL_KEY}]})
+        job = JobSpec(
+            id=job_id,
+            endpoint_id=endpoint.id,
+            task="txt2img",
+            param_key=f"txt2img/infer_v2/{job_id}/x",
+            payload_string=json.dumps(txt2img_payload(steps=steps, **payload)),
+            models={"Stable-diffusion": [{"id": "tiny", "model_name": "tiny-sd15.safetensors", "key": MODEL_KEY}]},
+        )
         self.engine.submit(job)
         return job
 
@@ -113,8 +141,12 @@ def _local_killer(engine) -> Callable[[str], int]:
         deadline = time.monotonic() + EVENT_WAIT_S
         while time.monotonic() < deadline:
             with engine._lock:
-                pids = [i.process.pid for p in engine._pools.values() for i in p.instances
-                        if i.job is not None and i.job.id == job_id]
+                pids = [
+                    i.process.pid
+                    for p in engine._pools.values()
+                    for i in p.instances
+                    if i.job is not None and i.job.id == job_id
+                ]
             if pids:
                 os.kill(pids[0], signal.SIGKILL)
                 return pids[0]

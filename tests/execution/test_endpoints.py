@@ -55,11 +55,18 @@ def test_an_endpoint_whose_workers_cannot_start_fails_with_the_error(engine):
     endpoint = under.deploy()
     under.submit(endpoint, "waiting")
     assert under.events.wait_for("endpoint_failed", endpoint.id) == [
-        (endpoint.id, "the worker did not load its runtime within 0.01 s")]
+        (endpoint.id, "the worker did not load its runtime within 0.01 s")
+    ]
     assert under.events.finished("waiting") == (
-        "job_failed", "waiting", "endpoint esd-async-test failed: the worker did not load its runtime within 0.01 s")
+        "job_failed",
+        "waiting",
+        "endpoint esd-async-test failed: the worker did not load its runtime within 0.01 s",
+    )
     under.submit(endpoint, "later")
     assert under.events.finished("later") == (
-        "job_failed", "later", "endpoint esd-async-test is not running; create a new endpoint")
+        "job_failed",
+        "later",
+        "endpoint esd-async-test is not running; create a new endpoint",
+    )
     assert under.events.of("endpoint_ready") == []
     assert under.engine.instance_count(endpoint.id) == 0

@@ -60,7 +60,10 @@ def test_a_job_whose_worker_dies_twice_fails_saying_why(engine):
     under.wait_worker_of("doomed")
     assert under.kill_worker_of("doomed") != first
     assert under.events.finished("doomed") == (
-        "job_failed", "doomed", "the worker process running this job died twice (exit code -9)")
+        "job_failed",
+        "doomed",
+        "the worker process running this job died twice (exit code -9)",
+    )
 
 
 def test_undeploy_fails_the_running_and_queued_jobs(engine):
@@ -72,7 +75,10 @@ def test_undeploy_fails_the_running_and_queued_jobs(engine):
     under.engine.undeploy(endpoint.id)
     for job_id in ("running", "queued-1", "queued-2"):
         assert under.events.finished(job_id) == (
-            "job_failed", job_id, "endpoint esd-async-test was deleted before the job finished")
+            "job_failed",
+            job_id,
+            "endpoint esd-async-test was deleted before the job finished",
+        )
     assert under.engine.instance_count(endpoint.id) == 0
     under.submit(endpoint, "late")
     name, _, text = under.events.finished("late")
@@ -81,8 +87,9 @@ def test_undeploy_fails_the_running_and_queued_jobs(engine):
 
 def test_a_job_for_an_endpoint_the_engine_does_not_run_fails_at_once(engine):
     under = engine()
-    ghost = EndpointSpec(id="ghost", name="esd-async-ghost", endpoint_type="Async", initial=1, min=0, max=1,
-                         autoscaling=False)
+    ghost = EndpointSpec(
+        id="ghost", name="esd-async-ghost", endpoint_type="Async", initial=1, min=0, max=1, autoscaling=False
+    )
     under.submit(ghost, "lost")
     name, _, text = under.events.finished("lost")
     assert name == "job_failed" and "ghost" in text

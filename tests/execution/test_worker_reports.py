@@ -35,10 +35,13 @@ class CachingGenerator:
 
 def test_each_result_carries_the_model_loads_and_cache_hits_of_its_job(tmp_path):
     generator, pipe = CachingGenerator(), Pipe()
-    job = JobSpec(id="job-1", endpoint_id="e", task="txt2img", param_key="unused",
-                  payload_string=json.dumps(txt2img_payload()))
+    job = JobSpec(
+        id="job-1", endpoint_id="e", task="txt2img", param_key="unused", payload_string=json.dumps(txt2img_payload())
+    )
     _endpoint_process._serve(pipe, job, generator, store=None, models_dir=tmp_path)
     _endpoint_process._serve(pipe, replace(job, id="job-2"), generator, store=None, models_dir=tmp_path)
     done = [message for message in pipe.sent if isinstance(message, JobSucceeded)]
     assert [(m.job_id, m.result["worker"]) for m in done] == [
-        ("job-1", {"model_loads": 2, "cache_hits": 0}), ("job-2", {"model_loads": 0, "cache_hits": 2})]
+        ("job-1", {"model_loads": 2, "cache_hits": 0}),
+        ("job-2", {"model_loads": 0, "cache_hits": 2}),
+    ]

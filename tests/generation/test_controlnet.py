@@ -30,18 +30,33 @@ def square_png(size: int = 64, data_url: bool = False) -> str:
 
 
 def unit(**overrides) -> dict:
-    base = {"enabled": True, "module": "canny", "model": "tiny_canny [0123abcd]", "weight": 1.0,
-            "image": square_png(), "resize_mode": "Crop and Resize", "control_mode": "Balanced",
-            "guidance_start": 0.0, "guidance_end": 1.0, "threshold_a": 100, "threshold_b": 200,
-            "processor_res": 64, "pixel_perfect": False}
+    base = {
+        "enabled": True,
+        "module": "canny",
+        "model": "tiny_canny [0123abcd]",
+        "weight": 1.0,
+        "image": square_png(),
+        "resize_mode": "Crop and Resize",
+        "control_mode": "Balanced",
+        "guidance_start": 0.0,
+        "guidance_end": 1.0,
+        "threshold_a": 100,
+        "threshold_b": 200,
+        "processor_res": 64,
+        "pixel_perfect": False,
+    }
     return {**base, **overrides}
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("controlnet")
-    return {"ControlNet": [ta.write_tiny_controlnet(folder / "tiny_canny.safetensors"),
-                           ta.write_tiny_controlnet(folder / "other.safetensors", seed=12)]}
+    return {
+        "ControlNet": [
+            ta.write_tiny_controlnet(folder / "tiny_canny.safetensors"),
+            ta.write_tiny_controlnet(folder / "other.safetensors", seed=12),
+        ]
+    }
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +67,14 @@ def components():
 def render(components, inputs=None, seed=4):
     from diffusers import StableDiffusionControlNetPipeline, StableDiffusionPipeline
 
-    common = {"prompt": "a square", "num_inference_steps": 2, "height": SIZE, "width": SIZE, "output_type": "np",
-              "generator": torch.Generator().manual_seed(seed)}
+    common = {
+        "prompt": "a square",
+        "num_inference_steps": 2,
+        "height": SIZE,
+        "width": SIZE,
+        "output_type": "np",
+        "generator": torch.Generator().manual_seed(seed),
+    }
     if inputs is None:
         return StableDiffusionPipeline(**components)(**common).images[0]
     pipe = StableDiffusionControlNetPipeline(**components, controlnet=inputs.controlnet)
@@ -88,10 +109,14 @@ def test_canny_map_outlines_the_square_at_the_generation_size(models):
     assert control[SIZE // 4 - 1 : SIZE // 4 + 1, SIZE // 2].max() == 255  # its top edge
     assert inputs.kwargs["controlnet_conditioning_scale"] == 1.0
     assert inputs.kwargs["guess_mode"] is False
-    assert inputs.infotext == {"ControlNet 0": (
-        '"Module: canny, Model: tiny_canny [0123abcd], Weight: 1.0, Resize Mode: Crop and Resize, Processor Res: 64, '
-        'Threshold A: 100, Threshold B: 200, Guidance Start: 0.0, Guidance End: 1.0, Pixel Perfect: False, '
-        'Control Mode: Balanced"')}
+    assert inputs.infotext == {
+        "ControlNet 0": (
+            '"Module: canny, Model: tiny_canny [0123abcd], Weight: 1.0, Resize Mode: Crop and Resize, '
+            "Processor Res: 64, "
+            "Threshold A: 100, Threshold B: 200, Guidance Start: 0.0, Guidance End: 1.0, Pixel Perfect: False, "
+            'Control Mode: Balanced"'
+        )
+    }
 
 
 def test_unknown_module_fails_naming_it_and_the_supported_ones(models):
@@ -103,7 +128,9 @@ def test_unknown_module_fails_naming_it_and_the_supported_ones(models):
 
 
 def test_unknown_model_lists_the_available_files(models):
-    with pytest.raises(ModelError, match=r"'control_sd15_depth' \(unit 0\) .*tiny_canny.safetensors, other.safetensors"):
+    with pytest.raises(
+        ModelError, match=r"'control_sd15_depth' \(unit 0\) .*tiny_canny.safetensors, other.safetensors"
+    ):
         prepare([unit(model="control_sd15_depth [fef5e48e]")], models)
     with pytest.raises(PayloadError, match="unit 0 is enabled but names no model"):
         prepare([unit(model="None")], models)
@@ -175,8 +202,13 @@ def test_controlnet_is_loaded_once(models, monkeypatch):
 
 @pytest.mark.parametrize(
     ("family", "layout", "name"),
-    [("sd15", "a1111", "cn.safetensors"), ("sd15", "bare", "control_v11p.pth"), ("sd15", "diffusers", "cn.safetensors"),
-     ("sdxl", "a1111", "cn.safetensors"), ("sdxl", "diffusers", "cn.safetensors")],
+    [
+        ("sd15", "a1111", "cn.safetensors"),
+        ("sd15", "bare", "control_v11p.pth"),
+        ("sd15", "diffusers", "cn.safetensors"),
+        ("sdxl", "a1111", "cn.safetensors"),
+        ("sdxl", "diffusers", "cn.safetensors"),
+    ],
 )
 def test_loaded_weights_match_the_file_in_every_layout(tmp_path, family, layout, name):
     from openesd.generation.adapters._controlnet_loading import load_controlnet
@@ -220,15 +252,25 @@ def test_full_size_configs_are_detected_from_shapes_of_both_key_layouts(family):
     from accelerate import init_empty_weights
     from diffusers import ControlNetModel
 
-    from openesd.generation.adapters._controlnet_loading import _ldm_shapes, controlnet_config, diffusers_controlnet_config
+    from openesd.generation.adapters._controlnet_loading import (
+        _ldm_shapes,
+        controlnet_config,
+        diffusers_controlnet_config,
+    )
 
     config = {"block_out_channels": (320, 640, 1280, 1280), "cross_attention_dim": 768, "attention_head_dim": 8}
     if family == "sdxl":
-        config = {"block_out_channels": (320, 640, 1280), "cross_attention_dim": 2048,
-                  "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-                  "attention_head_dim": (5, 10, 20), "transformer_layers_per_block": (1, 2, 10),
-                  "use_linear_projection": True, "addition_embed_type": "text_time",
-                  "addition_time_embed_dim": 256, "projection_class_embeddings_input_dim": 2816}
+        config = {
+            "block_out_channels": (320, 640, 1280),
+            "cross_attention_dim": 2048,
+            "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+            "attention_head_dim": (5, 10, 20),
+            "transformer_layers_per_block": (1, 2, 10),
+            "use_linear_projection": True,
+            "addition_embed_type": "text_time",
+            "addition_time_embed_dim": 256,
+            "projection_class_embeddings_input_dim": 2816,
+        }
     with init_empty_weights():
         net = ControlNetModel(**config)
     detected = controlnet_config(_ldm_shapes(ta.controlnet_to_ldm(net), "full.safetensors"))
@@ -251,7 +293,10 @@ def test_mask_whitens_what_it_leaves_out_and_old_guessmode_is_understood(models)
     mask = Image.new("L", (8, 8), 0)
     mask.paste(255, (0, 0, 4, 8))  # left half kept
     as_b64 = [base64.b64encode(_png_bytes(i)).decode() for i in (image, mask)]
-    for unit_dict in ({"image": {"image": as_b64[0], "mask": as_b64[1]}}, {"image": as_b64[0], "mask_image": as_b64[1]}):
+    for unit_dict in (
+        {"image": {"image": as_b64[0], "mask": as_b64[1]}},
+        {"image": as_b64[0], "mask_image": as_b64[1]},
+    ):
         rgb = unit_image(unit_dict, 0, None)
         assert rgb[0, 0].tolist() == [10, 20, 30] and rgb[0, 7].tolist() == [255, 255, 255]
     old_style = {k: v for k, v in unit().items() if k != "control_mode"}

@@ -23,9 +23,17 @@ def square() -> Image.Image:
 
 def controlnet_scripts(module: str = "canny", **unit) -> dict:
     disabled = {"enabled": False, "module": "none", "model": "None", "weight": 1, "image": None}
-    enabled = {"enabled": True, "module": module, "model": "tiny_canny [0123abcd]", "weight": 1.0,
-               "image": b64png(square()), "resize_mode": "Crop and Resize", "control_mode": "Balanced",
-               "processor_res": 64, **unit}
+    enabled = {
+        "enabled": True,
+        "module": module,
+        "model": "tiny_canny [0123abcd]",
+        "weight": 1.0,
+        "image": b64png(square()),
+        "resize_mode": "Crop and Resize",
+        "control_mode": "Balanced",
+        "processor_res": 64,
+        **unit,
+    }
     return {"controlnet": {"args": [enabled, disabled, disabled]}}
 
 

@@ -23,8 +23,14 @@ def sd15():
 
 def render(pipe, prompt, embeddings):
     embeds = encode_prompts(pipe, prompt, "", 1, embeddings)
-    out = pipe(**embeds.as_kwargs(), num_inference_steps=2, height=32, width=32, output_type="np",
-               generator=torch.Generator().manual_seed(3))
+    out = pipe(
+        **embeds.as_kwargs(),
+        num_inference_steps=2,
+        height=32,
+        width=32,
+        output_type="np",
+        generator=torch.Generator().manual_seed(3),
+    )
     return out.images[0]
 
 
@@ -36,8 +42,10 @@ def test_pt_and_safetensors_embeddings_load_with_the_file_stem_as_name(tmp_path)
     assert set(loaded) == {"shiny-style", "easyneg", "xlneg"}
     assert torch.equal(loaded["shiny-style"].for_encoder("clip", tm.TEXT_HIDDEN_SIZE), ta.embedding_vectors(3))
     assert loaded["easyneg"].for_encoder("clip", tm.TEXT_HIDDEN_SIZE).shape == (2, tm.TEXT_HIDDEN_SIZE)
-    assert torch.equal(loaded["xlneg"].for_encoder("clip_g", tm.TEXT2_HIDDEN_SIZE),
-                       ta.embedding_vectors(2, tm.TEXT2_HIDDEN_SIZE, seed=4))
+    assert torch.equal(
+        loaded["xlneg"].for_encoder("clip_g", tm.TEXT2_HIDDEN_SIZE),
+        ta.embedding_vectors(2, tm.TEXT2_HIDDEN_SIZE, seed=4),
+    )
 
 
 def test_embedding_named_in_the_prompt_changes_the_image(sd15, tmp_path):

@@ -42,6 +42,7 @@ def test_full_size_sd15_detects_the_real_config_and_generates(full_sd15):
     assert (text["hidden_size"], text["num_hidden_layers"], text["num_attention_heads"]) == (768, 12, 12)
 
     generator = Generator(device="cpu")
-    result = run(generator, "txt2img", txt2img_payload(steps=1, sampler_name="Euler a"),
-                 {"Stable-diffusion": [full_sd15]})
+    result = run(
+        generator, "txt2img", txt2img_payload(steps=1, sampler_name="Euler a"), {"Stable-diffusion": [full_sd15]}
+    )
     assert png(result.images[0]).size == (64, 64)

@@ -23,8 +23,9 @@ def square_mask(size: int = 64, box: tuple[int, int, int, int] = (16, 16, 48, 48
 
 
 def img2img_payload(**overrides) -> dict:
-    payload = txt2img_payload(init_images=["data:image/png;base64," + b64png(init_image())],
-                              denoising_strength=0.5, steps=4)
+    payload = txt2img_payload(
+        init_images=["data:image/png;base64," + b64png(init_image())], denoising_strength=0.5, steps=4
+    )
     payload.update(overrides)
     return payload
 
@@ -82,8 +83,9 @@ def test_broken_init_image_is_a_clear_error(generator, sd15_models):
 @pytest.mark.parametrize("full_res", [False, True])
 def test_inpainting_leaves_unmasked_pixels_nearly_unchanged(generator, sd15_models, full_res):
     mask = square_mask(box=(24, 24, 40, 40))
-    payload = img2img_payload(mask=b64png(mask), mask_blur=2, denoising_strength=0.9, inpaint_full_res=full_res,
-                              inpaint_full_res_padding=4)
+    payload = img2img_payload(
+        mask=b64png(mask), mask_blur=2, denoising_strength=0.9, inpaint_full_res=full_res, inpaint_full_res_padding=4
+    )
     out = pixels(run(generator, "img2img", payload, sd15_models).images[0])
     source = pixels(init_image())
     outside = np.ones((64, 64), bool)
@@ -93,8 +95,7 @@ def test_inpainting_leaves_unmasked_pixels_nearly_unchanged(generator, sd15_mode
 
 
 def test_inverted_mask_repaints_the_outside(generator, sd15_models):
-    payload = img2img_payload(mask=b64png(square_mask()), mask_blur=0, inpainting_mask_invert=1,
-                              denoising_strength=0.9)
+    payload = img2img_payload(mask=b64png(square_mask()), mask_blur=0, inpainting_mask_invert=1, denoising_strength=0.9)
     out, source = pixels(run(generator, "img2img", payload, sd15_models).images[0]), pixels(init_image())
     assert np.abs(out - source)[20:44, 20:44].max() <= 2
     assert np.abs(out - source)[:8].mean() > 10

@@ -35,11 +35,14 @@ def test_same_fixture_call_gives_the_same_bytes(tmp_path, vae_file):
     assert hashlib.sha256(again.read_bytes()).digest() == hashlib.sha256(vae_file.read_bytes()).digest()
 
 
-@pytest.mark.parametrize(("fixture", "family", "components"), [
-    ("sd15_checkpoint", "sd1", tm.tiny_sd15_components),
-    ("sdxl_checkpoint", "sdxl", tm.tiny_sdxl_components),
-    ("sdxl_refiner_checkpoint", "sdxl_refiner", tm.tiny_sdxl_refiner_components),
-])
+@pytest.mark.parametrize(
+    ("fixture", "family", "components"),
+    [
+        ("sd15_checkpoint", "sd1", tm.tiny_sd15_components),
+        ("sdxl_checkpoint", "sdxl", tm.tiny_sdxl_components),
+        ("sdxl_refiner_checkpoint", "sdxl_refiner", tm.tiny_sdxl_refiner_components),
+    ],
+)
 def test_single_file_loads_with_exactly_the_saved_weights(request, fixture, family, components):
     path = request.getfixturevalue(fixture)
     model = loading.load_checkpoint(path, "cpu", torch.float32)

@@ -25,13 +25,21 @@ def pipe():
 @pytest.fixture(scope="module")
 def lora_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lora")
-    return ta.write_kohya_lora(folder / "style.safetensors", seed=5), ta.write_kohya_lora(folder / "other.safetensors", seed=6)
+    return ta.write_kohya_lora(folder / "style.safetensors", seed=5), ta.write_kohya_lora(
+        folder / "other.safetensors", seed=6
+    )
 
 
 def render(pipe, prompt="a photo of a cat"):
     embeds = encode_prompts(pipe, prompt, "", 1, [])
-    out = pipe(**embeds.as_kwargs(), num_inference_steps=2, height=32, width=32, output_type="np",
-               generator=torch.Generator().manual_seed(7))
+    out = pipe(
+        **embeds.as_kwargs(),
+        num_inference_steps=2,
+        height=32,
+        width=32,
+        output_type="np",
+        generator=torch.Generator().manual_seed(7),
+    )
     return out.images[0]
 
 
@@ -91,14 +99,17 @@ def test_missing_or_foreign_lora_fails_clearly(pipe, tmp_path):
     with pytest.raises(ModelError, match="'gone.safetensors' not found"):
         apply_loras(pipe, [(tmp_path / "gone.safetensors", 1.0)])
     # A LoRA made for a wider model (SD 1.5's 320 channels) does not fit the tiny checkpoint.
-    wrong = {"lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight": torch.ones(4, 320),
-             "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_up.weight": torch.ones(320, 4)}
+    wrong = {
+        "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight": torch.ones(4, 320),
+        "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_up.weight": torch.ones(320, 4),
+    }
     path = ta._save_safetensors(tmp_path / "wide.safetensors", wrong)
     with pytest.raises(ModelError, match="'wide.safetensors' does not fit this checkpoint"):
         apply_loras(pipe, [(path, 1.0)])
     key = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q"
-    loha = ta._save_safetensors(tmp_path / "loha.safetensors", {f"{key}.hada_w1_a": torch.ones(32, 4),
-                                                                   f"{key}.hada_w1_b": torch.ones(4, 32)})
+    loha = ta._save_safetensors(
+        tmp_path / "loha.safetensors", {f"{key}.hada_w1_a": torch.ones(32, 4), f"{key}.hada_w1_b": torch.ones(4, 32)}
+    )
     with pytest.raises(ModelError, match="'loha.safetensors' is a LyCORIS LoHa file"):
         apply_loras(pipe, [(loha, 1.0)])
     apply_loras(pipe, [])
@@ -113,8 +124,14 @@ def test_kohya_sdxl_lora_changes_both_text_encoders_and_the_image(tmp_path):
 
     def run():
         embeds = encode_prompts(pipe, "a photo of a cat", "", 1, [])
-        out = pipe(**embeds.as_kwargs(), num_inference_steps=2, height=64, width=64, output_type="np",
-                   generator=torch.Generator().manual_seed(7))
+        out = pipe(
+            **embeds.as_kwargs(),
+            num_inference_steps=2,
+            height=64,
+            width=64,
+            output_type="np",
+            generator=torch.Generator().manual_seed(7),
+        )
         return embeds, out.images[0]
 
     plain_embeds, plain = run()

@@ -31,19 +31,30 @@ def test_non_object_or_broken_json_is_refused(text):
 def test_defaults_follow_the_webui():
     s = read_settings({"prompt": "cat"}, "txt2img")
     assert (s.steps, s.width, s.height, s.cfg_scale, s.sampler_name, s.batch_size, s.n_iter, s.seed) == (
-        20, 512, 512, 7.0, "Euler a", 1, 1, -1)
+        20,
+        512,
+        512,
+        7.0,
+        "Euler a",
+        1,
+        1,
+        -1,
+    )
 
 
 def test_sampler_index_is_the_fallback_name():
     assert read_settings({"sampler_index": "DDIM"}, "txt2img").sampler_name == "DDIM"
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("width", 100, "width must be a multiple of 8, got 100"),
-    ("steps", 0, "steps must be at least 1, got 0"),
-    ("batch_size", "two", "batch_size must be an integer, got 'two'"),
-    ("denoising_strength", 1.5, "denoising_strength must be at most 1.0, got 1.5"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("width", 100, "width must be a multiple of 8, got 100"),
+        ("steps", 0, "steps must be at least 1, got 0"),
+        ("batch_size", "two", "batch_size must be an integer, got 'two'"),
+        ("denoising_strength", 1.5, "denoising_strength must be at most 1.0, got 1.5"),
+    ],
+)
 def test_bad_values_name_the_key_and_value(key, value, message):
     with pytest.raises(GenerationError) as err:
         read_settings({key: value, "init_images": ["x"]}, "img2img")

@@ -24,8 +24,17 @@ torch = pytest.importorskip("torch")
         ("(unnecessary)(parens)", [("unnecessaryparens", 1.1)]),
         (
             "a (((house:1.3)) [on] a (hill:0.5), sun, (((sky))).",
-            [("a ", 1.0), ("house", 1.573), (" ", 1.1), ("on", 1.0), (" a ", 1.1), ("hill", 0.55),
-             (", sun, ", 1.1), ("sky", 1.4641), (".", 1.1)],
+            [
+                ("a ", 1.0),
+                ("house", 1.573),
+                (" ", 1.1),
+                ("on", 1.0),
+                (" a ", 1.1),
+                ("hill", 0.55),
+                (", sun, ", 1.1),
+                ("sky", 1.4641),
+                (".", 1.1),
+            ],
         ),
         ("((word))", [("word", 1.21)]),
         ("[word]", [("word", 1 / 1.1)]),
@@ -121,8 +130,14 @@ def test_clip_skip_out_of_range_fails_clearly(sd15):
 def test_pipeline_accepts_the_embeddings_and_emphasis_changes_the_image(sd15):
     def image(prompt):
         embeds = encode_prompts(sd15, prompt, "", 1, [])
-        out = sd15(**embeds.as_kwargs(), num_inference_steps=2, height=32, width=32, output_type="np",
-                   generator=torch.Generator().manual_seed(1))
+        out = sd15(
+            **embeds.as_kwargs(),
+            num_inference_steps=2,
+            height=32,
+            width=32,
+            output_type="np",
+            generator=torch.Generator().manual_seed(1),
+        )
         return out.images[0]
 
     plain, strong = image("a photo of a cat"), image("a photo of a (cat:1.8)")
@@ -146,7 +161,12 @@ def test_sdxl_uses_both_encoders_and_the_pooled_output_as_diffusers_does(sdxl):
     assert ours.prompt_embeds.shape == (1, 77, tm.SDXL_CROSS_ATTENTION_DIM)
     assert ours.pooled_prompt_embeds.shape == (1, tm.SDXL_POOLED_DIM)
     for mine, reference in zip(
-        (ours.prompt_embeds, ours.negative_prompt_embeds, ours.pooled_prompt_embeds, ours.negative_pooled_prompt_embeds),
+        (
+            ours.prompt_embeds,
+            ours.negative_prompt_embeds,
+            ours.pooled_prompt_embeds,
+            ours.negative_pooled_prompt_embeds,
+        ),
         theirs,
     ):
         assert torch.allclose(mine, reference, atol=1e-6)
@@ -223,13 +243,19 @@ def test_sd2_pads_with_its_own_token_and_ignores_clip_skip_as_the_webui_does():
 def test_sdxl_refiner_uses_its_one_encoder_with_pooled_output():
     from diffusers import StableDiffusionXLImg2ImgPipeline
 
-    pipe = StableDiffusionXLImg2ImgPipeline(**tm.tiny_sdxl_refiner_components(), text_encoder=None, tokenizer=None,
-                                            requires_aesthetics_score=True)
+    pipe = StableDiffusionXLImg2ImgPipeline(
+        **tm.tiny_sdxl_refiner_components(), text_encoder=None, tokenizer=None, requires_aesthetics_score=True
+    )
     ours = encode_prompts(pipe, "a photo of a cat", "blurry", 1, [])
     theirs = pipe.encode_prompt("a photo of a cat", device="cpu", negative_prompt="blurry")
     assert ours.prompt_embeds.shape == (1, 77, tm.TEXT2_HIDDEN_SIZE)
     for mine, reference in zip(
-        (ours.prompt_embeds, ours.negative_prompt_embeds, ours.pooled_prompt_embeds, ours.negative_pooled_prompt_embeds),
+        (
+            ours.prompt_embeds,
+            ours.negative_prompt_embeds,
+            ours.pooled_prompt_embeds,
+            ours.negative_pooled_prompt_embeds,
+        ),
         theirs,
     ):
         assert torch.allclose(mine, reference, atol=1e-6)

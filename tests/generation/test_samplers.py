@@ -9,10 +9,33 @@ from openesd.generation.tasks.samplers import NO_EQUIVALENT, resolve, sampler_na
 from tests.support.generation_jobs import png, run, txt2img_payload
 
 WEBUI_NAMES = [
-    "Euler", "Euler a", "LMS", "Heun", "DPM2", "DPM2 a", "DPM++ 2S a", "DPM++ 2M", "DPM++ SDE", "DPM++ 2M SDE",
-    "DPM++ 2M SDE Heun", "DPM++ 3M SDE", "LMS Karras", "DPM2 Karras", "DPM2 a Karras", "DPM++ 2S a Karras",
-    "DPM++ 2M Karras", "DPM++ SDE Karras", "DPM++ 2M SDE Karras", "DPM++ 2M SDE Exponential",
-    "DPM++ 3M SDE Karras", "DPM++ 3M SDE Exponential", "DDIM", "PLMS", "UniPC", "LCM", "DDPM",
+    "Euler",
+    "Euler a",
+    "LMS",
+    "Heun",
+    "DPM2",
+    "DPM2 a",
+    "DPM++ 2S a",
+    "DPM++ 2M",
+    "DPM++ SDE",
+    "DPM++ 2M SDE",
+    "DPM++ 2M SDE Heun",
+    "DPM++ 3M SDE",
+    "LMS Karras",
+    "DPM2 Karras",
+    "DPM2 a Karras",
+    "DPM++ 2S a Karras",
+    "DPM++ 2M Karras",
+    "DPM++ SDE Karras",
+    "DPM++ 2M SDE Karras",
+    "DPM++ 2M SDE Exponential",
+    "DPM++ 3M SDE Karras",
+    "DPM++ 3M SDE Exponential",
+    "DDIM",
+    "PLMS",
+    "UniPC",
+    "LCM",
+    "DDPM",
 ]
 
 

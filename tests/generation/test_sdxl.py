@@ -31,15 +31,20 @@ def test_refiner_script_hands_off_at_the_switch_point(generator, sdxl_checkpoint
     plain = run(generator, "txt2img", txt2img_payload(steps=4), models)
     refiner = {"refiner": {"args": [True, sdxl_refiner_checkpoint.name, 0.5]}}
     steps = []
-    refined = run(generator, "txt2img", txt2img_payload(steps=4, alwayson_scripts=refiner), models,
-                  lambda s, t: steps.append(s))
+    refined = run(
+        generator, "txt2img", txt2img_payload(steps=4, alwayson_scripts=refiner), models, lambda s, t: steps.append(s)
+    )
     assert refined.images[0] != plain.images[0]
     text = png(refined.images[0]).text["parameters"]
     assert f"Refiner: {sdxl_refiner_checkpoint.stem} [" in text and "Refiner switch at: 0.5" in text
     assert steps[-1] == 4
     # The payload's own keys do the same as the script.
-    keyed = run(generator, "txt2img", txt2img_payload(steps=4, refiner_checkpoint=sdxl_refiner_checkpoint.stem,
-                                                     refiner_switch_at=0.5), models)
+    keyed = run(
+        generator,
+        "txt2img",
+        txt2img_payload(steps=4, refiner_checkpoint=sdxl_refiner_checkpoint.stem, refiner_switch_at=0.5),
+        models,
+    )
     assert keyed.images[0] == refined.images[0]
 
 

@@ -83,11 +83,14 @@ def test_progress_reports_every_step(generator, sd15_models):
     assert seen[-1] == (6, 6)
 
 
-@pytest.mark.parametrize(("overrides", "size"), [
-    ({"hr_scale": 2, "hr_upscaler": "Latent"}, (128, 128)),
-    ({"hr_resize_x": 96, "hr_resize_y": 0, "hr_upscaler": "Latent (bicubic antialiased)"}, (96, 96)),
-    ({"hr_scale": 1.5, "hr_upscaler": "Lanczos", "hr_second_pass_steps": 2, "hr_sampler_name": "DDIM"}, (96, 96)),
-])
+@pytest.mark.parametrize(
+    ("overrides", "size"),
+    [
+        ({"hr_scale": 2, "hr_upscaler": "Latent"}, (128, 128)),
+        ({"hr_resize_x": 96, "hr_resize_y": 0, "hr_upscaler": "Latent (bicubic antialiased)"}, (96, 96)),
+        ({"hr_scale": 1.5, "hr_upscaler": "Lanczos", "hr_second_pass_steps": 2, "hr_sampler_name": "DDIM"}, (96, 96)),
+    ],
+)
 def test_hires_fix_output_size(generator, sd15_models, overrides, size):
     payload = txt2img_payload(enable_hr=True, denoising_strength=0.6, **overrides)
     result = run(generator, "txt2img", payload, sd15_models)
@@ -103,8 +106,9 @@ def test_hires_with_unknown_upscaler_fails_listing_choices(generator, sd15_model
 
 def test_clip_skip_changes_the_image_and_is_reported(generator, sd15_models):
     plain = run(generator, "txt2img", txt2img_payload(), sd15_models).images[0]
-    skipped = run(generator, "txt2img", txt2img_payload(override_settings={"CLIP_stop_at_last_layers": 2}),
-                  sd15_models).images[0]
+    skipped = run(
+        generator, "txt2img", txt2img_payload(override_settings={"CLIP_stop_at_last_layers": 2}), sd15_models
+    ).images[0]
     assert plain != skipped
     assert "Clip skip: 2" in png(skipped).text["parameters"]
 
@@ -121,13 +125,20 @@ def test_vae_override_selects_the_vae_file(generator, sd15_checkpoint, vae_file)
 
 def test_checkpoint_override_picks_among_models(generator, sd15_checkpoint, sdxl_checkpoint):
     models = {"Stable-diffusion": [sd15_checkpoint, sdxl_checkpoint]}
-    result = run(generator, "txt2img",
-                 txt2img_payload(override_settings={"sd_model_checkpoint": f"{sdxl_checkpoint.name} [0123456789]"}),
-                 models)
+    result = run(
+        generator,
+        "txt2img",
+        txt2img_payload(override_settings={"sd_model_checkpoint": f"{sdxl_checkpoint.name} [0123456789]"}),
+        models,
+    )
     assert f"Model: {sdxl_checkpoint.stem}" in png(result.images[0]).text["parameters"]
     with pytest.raises(GenerationError, match="'missing.safetensors' is not among"):
-        run(generator, "txt2img", txt2img_payload(override_settings={"sd_model_checkpoint": "missing.safetensors"}),
-            models)
+        run(
+            generator,
+            "txt2img",
+            txt2img_payload(override_settings={"sd_model_checkpoint": "missing.safetensors"}),
+            models,
+        )
 
 
 def test_unknown_enabled_script_fails_the_job(generator, sd15_models):

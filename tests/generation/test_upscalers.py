@@ -133,6 +133,7 @@ def test_a_model_is_loaded_once_and_again_when_its_file_changes(tmp_path, monkey
 
     loads = []
     real_load = module._load_model
+
     def counting_load(path, device):
         loads.append(path)
         return real_load(path, device)

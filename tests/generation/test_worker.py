@@ -9,8 +9,13 @@ from tests.support.generation_jobs import b64png, png
 
 
 def test_extras_task_runs_through_the_generator(generator):
-    payload = {"image": b64png(Image.new("RGB", (16, 12), (10, 200, 30))), "resize_mode": 0,
-               "upscaling_resize": 2, "upscaler_1": "Lanczos", "upscaler_2": "None"}
+    payload = {
+        "image": b64png(Image.new("RGB", (16, 12), (10, 200, 30))),
+        "resize_mode": 0,
+        "upscaling_resize": 2,
+        "upscaler_1": "Lanczos",
+        "upscaler_2": "None",
+    }
     result = generator.run(GenerationRequest("extra-single-image", payload, {}))
     assert isinstance(result, GenerationResult)
     assert png(result.images[0]).size == (32, 24)

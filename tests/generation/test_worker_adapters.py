@@ -23,8 +23,7 @@ def models_with(sd15_checkpoint, files: dict, *kinds: str) -> dict:
     return {"Stable-diffusion": [sd15_checkpoint], **{k: files[k] for k in kinds}}
 
 
-def test_lora_in_the_prompt_changes_the_image_and_is_switched_off_after(generator, sd15_checkpoint,
-                                                                       adapter_files):
+def test_lora_in_the_prompt_changes_the_image_and_is_switched_off_after(generator, sd15_checkpoint, adapter_files):
     models = models_with(sd15_checkpoint, adapter_files, "Lora")
     plain = run(generator, "txt2img", txt2img_payload(), models).images[0]
     styled = run(generator, "txt2img", txt2img_payload(prompt="a red fox <lora:tiny_style:1>"), models)
@@ -53,9 +52,20 @@ def control_unit(**overrides) -> dict:
 
     square = Image.new("RGB", (64, 64))
     square.paste((255, 255, 255), (16, 16, 48, 48))
-    unit = {"enabled": True, "module": "canny", "model": "tiny_canny", "weight": 1.0, "image": b64png(square),
-            "resize_mode": "Crop and Resize", "control_mode": "Balanced", "guidance_start": 0.0,
-            "guidance_end": 1.0, "threshold_a": 100, "threshold_b": 200, "processor_res": 64}
+    unit = {
+        "enabled": True,
+        "module": "canny",
+        "model": "tiny_canny",
+        "weight": 1.0,
+        "image": b64png(square),
+        "resize_mode": "Crop and Resize",
+        "control_mode": "Balanced",
+        "guidance_start": 0.0,
+        "guidance_end": 1.0,
+        "threshold_a": 100,
+        "threshold_b": 200,
+        "processor_res": 64,
+    }
     return {**unit, **overrides}
 
 

@@ -39,12 +39,21 @@ def server(tmp_path_factory, models_dir) -> Iterator[ESDClient]:
     `esd-real-time-test` (2 instances)."""
     client = open_app(tmp_path_factory.mktemp("server"), endpoint_idle_s=1.0)
     esd_ = ESDClient(client)
-    for name, kind in (("tiny-sd15.safetensors", "Stable-diffusion"), ("tiny-lora.safetensors", "Lora"),
-                       ("u2net_human_seg.onnx", "rembg")):
+    for name, kind in (
+        ("tiny-sd15.safetensors", "Stable-diffusion"),
+        ("tiny-lora.safetensors", "Lora"),
+        ("u2net_human_seg.onnx", "rembg"),
+    ):
         upload_file(esd_, name, (models_dir / name).read_bytes(), 2, kind)
-    for body in ({"endpoint_name": "test"},
-                 {"endpoint_name": "test", "endpoint_type": "Real-time", "initial_instance_count": 2,
-                  "assign_to_roles": ["byoc"]}):
+    for body in (
+        {"endpoint_name": "test"},
+        {
+            "endpoint_name": "test",
+            "endpoint_type": "Real-time",
+            "initial_instance_count": 2,
+            "assign_to_roles": ["byoc"],
+        },
+    ):
         assert create_endpoint(esd_, **body)["endpoint_status"] == "InService"
     yield esd_
     client.__exit__(None, None, None)

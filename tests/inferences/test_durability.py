@@ -77,8 +77,14 @@ def test_a_job_whose_worker_dies_twice_fails_saying_why(server):
 
 
 def test_async_endpoint_scales_to_zero_when_idle_and_back_out_for_a_job(server):
-    created = create_endpoint(server, endpoint_name="scale", autoscaling_enabled=True, min_instance_number=0,
-                              max_instance_number=1, assign_to_roles=["scalers"])
+    created = create_endpoint(
+        server,
+        endpoint_name="scale",
+        autoscaling_enabled=True,
+        min_instance_number=0,
+        max_instance_number=1,
+        assign_to_roles=["scalers"],
+    )
     assert created["endpoint_status"] == "InService"
     wait_endpoint(server, "esd-async-scale", lambda e: e["current_instance_count"] == "0")
     payload = {"image": to_base64(sample_image()), "upscaling_resize": 2, "upscaler_1": "Lanczos"}
@@ -95,11 +101,16 @@ def test_jobs_queued_when_the_server_stops_all_succeed_after_a_restart(tmp_path,
 
     first = open_app(tmp_path)
     esd = ESDClient(first)
-    upload_file(esd, "tiny-sd15.safetensors", (models_dir / "tiny-sd15.safetensors").read_bytes(), 1,
-                "Stable-diffusion")
+    upload_file(
+        esd, "tiny-sd15.safetensors", (models_dir / "tiny-sd15.safetensors").read_bytes(), 1, "Stable-diffusion"
+    )
     create_endpoint(esd, endpoint_name="test")
-    ids = [create_job(esd, "txt2img", ASYNC, txt2img_payload(steps=20, seed=n), SD, one_call=True)
-           .json()["data"]["inference"]["inference_id"] for n in range(3)]
+    ids = [
+        create_job(esd, "txt2img", ASYNC, txt2img_payload(steps=20, seed=n), SD, one_call=True).json()["data"][
+            "inference"
+        ]["inference_id"]
+        for n in range(3)
+    ]
     first.__exit__(None, None, None)  # stops the workers, whatever they were doing
     assert unfinished(tmp_path) > 0, "every job finished before the stop: the test proves nothing"
     second = open_app(tmp_path)
@@ -125,8 +136,9 @@ def test_a_job_past_the_deadline_is_failed_by_the_watchdog(tmp_path, models_dir)
     client = open_app(tmp_path, job_deadline_s=1.0)
     try:
         esd = ESDClient(client)
-        upload_file(esd, "tiny-sd15.safetensors", (models_dir / "tiny-sd15.safetensors").read_bytes(), 1,
-                    "Stable-diffusion")
+        upload_file(
+            esd, "tiny-sd15.safetensors", (models_dir / "tiny-sd15.safetensors").read_bytes(), 1, "Stable-diffusion"
+        )
         create_endpoint(esd, endpoint_name="test")
         job = wait_job(esd, start_long_job(esd))
         assert job["status"] == "failed"

@@ -17,8 +17,13 @@ ASYNC, REALTIME = "esd-async-test", "esd-real-time-test"
 
 
 def extras_payload() -> dict:
-    return {"image": to_base64(sample_image(48, 32)), "resize_mode": 0, "upscaling_resize": 2,
-            "upscaler_1": "Lanczos", "upscaler_2": "None"}
+    return {
+        "image": to_base64(sample_image(48, 32)),
+        "resize_mode": 0,
+        "upscaling_resize": 2,
+        "upscaler_1": "Lanczos",
+        "upscaler_2": "None",
+    }
 
 
 def rembg_payload() -> dict:
@@ -26,8 +31,11 @@ def rembg_payload() -> dict:
 
 
 def img2img_payload() -> dict:
-    return {**txt2img_payload(steps=2), "init_images": [to_base64(sample_image(64, 64), "PNG")],
-            "denoising_strength": 0.75}
+    return {
+        **txt2img_payload(steps=2),
+        "init_images": [to_base64(sample_image(64, 64), "PNG")],
+        "denoising_strength": 0.75,
+    }
 
 
 def run_one_call(server, task: str, payload: dict, models: dict | None = None) -> dict:
@@ -46,12 +54,15 @@ def run_both_ways(server, task: str, payload: dict, models: dict | None = None) 
 IDS = {"endpoint_name", "inference_id"}
 
 
-@pytest.mark.parametrize("task, payload, models, size, names, param_keys", [  # §14.6
-    ("txt2img", txt2img_payload(steps=1), SD, (64, 64), ["image_0.png"], {"parameters", "info", *IDS}),
-    ("img2img", img2img_payload(), SD, (64, 64), ["image_0.png"], {"parameters", "info", *IDS}),
-    ("extra-single-image", extras_payload(), {}, (96, 64), ["image.png"], {"html_info", *IDS}),
-    ("rembg", rembg_payload(), {}, (48, 32), ["image.png"], IDS),
-])
+@pytest.mark.parametrize(
+    "task, payload, models, size, names, param_keys",
+    [  # §14.6
+        ("txt2img", txt2img_payload(steps=1), SD, (64, 64), ["image_0.png"], {"parameters", "info", *IDS}),
+        ("img2img", img2img_payload(), SD, (64, 64), ["image_0.png"], {"parameters", "info", *IDS}),
+        ("extra-single-image", extras_payload(), {}, (96, 64), ["image.png"], {"html_info", *IDS}),
+        ("rembg", rembg_payload(), {}, (48, 32), ["image.png"], IDS),
+    ],
+)
 def test_each_task_produces_downloadable_pngs_both_ways(server, task, payload, models, size, names, param_keys):
     for job in run_both_ways(server, task, payload, models):
         assert job["status"] == "succeed", job.get("sagemakerRaw")
@@ -71,7 +82,9 @@ def test_two_step_create_answers_the_upload_url_and_resolved_models(server):
     inference = created.json()["data"]["inference"]
     assert inference["api_params_s3_location"].endswith(f"txt2img/infer_v2/{inference['id']}/api_param.json")
     assert [(m["type"], m["name"]) for m in inference["models"]] == [
-        ("Stable-diffusion", ["tiny-sd15.safetensors"]), ("VAE", ["Automatic"])]
+        ("Stable-diffusion", ["tiny-sd15.safetensors"]),
+        ("VAE", ["Automatic"]),
+    ]
     stored = server.get(f"/prod/inferences/{inference['id']}").json()["data"]
     assert stored["status"] == "created" and stored["img_presigned_urls"] == []
 
@@ -102,8 +115,9 @@ def test_a_lora_missing_from_the_models_fails_the_job_naming_it(server):
 def test_a_payload_the_worker_rejects_fails_with_its_message(server):
     job = run_one_call(server, "txt2img", txt2img_payload(sampler_name="No Such Sampler"), SD)
     assert job["status"] == "failed" and "No Such Sampler" in job["sagemakerRaw"]
-    answer = create_job(server, "txt2img", REALTIME, txt2img_payload(sampler_name="No Such Sampler"), SD,
-                        "Real-time", one_call=True)
+    answer = create_job(
+        server, "txt2img", REALTIME, txt2img_payload(sampler_name="No Such Sampler"), SD, "Real-time", one_call=True
+    )
     assert answer.status_code == 400 and "No Such Sampler" in answer.json()["message"]
 
 
@@ -118,16 +132,21 @@ def test_models_that_are_not_active_checkpoints_are_named(server):
     models = {"Stable-diffusion": ["nope.safetensors"], "Lora": ["gone.safetensors"]}
     answer = create_job(server, "txt2img", ASYNC, txt2img_payload(), models)
     assert answer.status_code == 400
-    assert answer.json()["message"] == ("checkpoint with name nope.safetensors, type Stable-diffusion is not found "
-                                        "checkpoint with name gone.safetensors, type Lora is not found")
+    assert answer.json()["message"] == (
+        "checkpoint with name nope.safetensors, type Stable-diffusion is not found "
+        "checkpoint with name gone.safetensors, type Lora is not found"
+    )
 
 
 def test_ten_concurrent_real_time_starts_all_succeed(server):
     answers = []
 
     def start():
-        answers.append(create_job(server, "extra-single-image", REALTIME, extras_payload(),
-                                  inference_type="Real-time", one_call=True))
+        answers.append(
+            create_job(
+                server, "extra-single-image", REALTIME, extras_payload(), inference_type="Real-time", one_call=True
+            )
+        )
 
     threads = [threading.Thread(target=start) for _ in range(10)]
     for thread in threads:
@@ -151,7 +170,8 @@ def test_listing_shows_jobs_of_the_type_newest_first_with_every_field(server):
     page = server.get("/prod/inferences", params={"type": "rembg", "limit": 1}).json()["data"]
     assert [j["InferenceJobId"] for j in page["inferences"]] == [second["InferenceJobId"]]
     assert page["inferences"][0]["sagemakerRaw"] is None  # every field, null when unknown
-    rest = server.get("/prod/inferences", params={"type": "rembg", "limit": 100,
-                                                  "exclusive_start_key": page["last_evaluated_key"]}).json()["data"]
+    rest = server.get(
+        "/prod/inferences", params={"type": "rembg", "limit": 100, "exclusive_start_key": page["last_evaluated_key"]}
+    ).json()["data"]
     assert first["InferenceJobId"] in [j["InferenceJobId"] for j in rest["inferences"]]
     assert rest["last_evaluated_key"] is None

@@ -42,8 +42,11 @@ def replica(tmp_path, database_url) -> Iterator[Callable[..., Replica]]:
     def start(job_lease_s: float = LEASE_S) -> Replica:
         settings = make_settings(tmp_path, database_url=database_url, job_lease_s=job_lease_s)
         runtime = boot(settings)
-        engine = NoWorkerEngine(SimpleNamespace(capacity=lambda: {"cpu": 8}),
-                                EngineReporter(runtime.sessionmaker, runtime.store, runtime.waiter), ready=True)
+        engine = NoWorkerEngine(
+            SimpleNamespace(capacity=lambda: {"cpu": 8}),
+            EngineReporter(runtime.sessionmaker, runtime.store, runtime.waiter),
+            ready=True,
+        )
         runtime._execution = engine  # resume, the lease sweep and the routes all use this engine
         client = TestClient(create_app(settings, runtime))
         client.__enter__()

@@ -20,16 +20,39 @@ from tests.api.conftest import ESDClient, esd, make_client  # noqa: F401  (share
 from tests.auth.conftest import Team, team  # noqa: F401  (strict app: root, alice and carol of team-a, bob)
 
 # Owner lists as ESD and older rows may hold them; in practice a job's list is [creator].
-LISTS = [["alice"], ["bob"], ["carol"], ["root"], ["bob", "team-a"], ["bob", "dave"], ["team-a"], ["*"], [],
-         ["bob"], ["alice"], ["dave", "alice"]]
+LISTS = [
+    ["alice"],
+    ["bob"],
+    ["carol"],
+    ["root"],
+    ["bob", "team-a"],
+    ["bob", "dave"],
+    ["team-a"],
+    ["*"],
+    [],
+    ["bob"],
+    ["alice"],
+    ["dave", "alice"],
+]
 
 
 def seed(client: ESDClient, lists: list[list[str]], task_type: str = "txt2img") -> list[str]:
     """One finished job per owner list, created a second apart in the list's order; their ids."""
-    jobs = [InferenceJob(id=str(uuid.uuid4()), task_type=task_type, inference_type="Async", status="succeed",
-                         owner_group_or_role=names, create_time=f"2026-01-01 00:00:{n:02d}", created=1e9 + n,
-                         params={"used_models": {}}, queued=False, attempts=1)
-            for n, names in enumerate(lists)]
+    jobs = [
+        InferenceJob(
+            id=str(uuid.uuid4()),
+            task_type=task_type,
+            inference_type="Async",
+            status="succeed",
+            owner_group_or_role=names,
+            create_time=f"2026-01-01 00:00:{n:02d}",
+            created=1e9 + n,
+            params={"used_models": {}},
+            queued=False,
+            attempts=1,
+        )
+        for n, names in enumerate(lists)
+    ]
     with client.http.app.state.sessionmaker() as session:
         session.add_all(jobs)
         session.commit()
@@ -69,18 +92,24 @@ def test_strict_pages_hold_exactly_the_jobs_each_member_may_see(team: Team, limi
     assert every_page(team.root.get, limit) == newest_first(ids, list(index))  # the administrator sees all
     # ESD's `username` rule on top of the requester's own visibility
     assert every_page(team.alice.get, limit, username="bob") == newest_first(
-        ids, [n for n in shared_with("alice", "team-a") if n in shared_with("bob", "team-b")])
+        ids, [n for n in shared_with("alice", "team-a") if n in shared_with("bob", "team-b")]
+    )
 
 
 def test_compat_username_rule_pages_in_sql_as_it_filtered_before(esd):
     esd.post("/prod/roles", json={"role_name": "team-a", "permissions": ["inference:all"]}, user="api")
-    assert esd.post("/prod/users", json={"username": "carol", "password": "pw", "roles": ["team-a"]},
-                    user="api").status_code == 201
+    assert (
+        esd.post(
+            "/prod/users", json={"username": "carol", "password": "pw", "roles": ["team-a"]}, user="api"
+        ).status_code
+        == 201
+    )
     ids = seed(esd, LISTS * 2)
     index = dict(enumerate(LISTS * 2))
     assert every_page(esd.get, 3) == newest_first(ids, list(index))  # compat: nothing hidden
     assert every_page(esd.get, 3, username="carol") == newest_first(
-        ids, [n for n, owners in index.items() if {"*", "carol", "team-a"} & set(owners)])
+        ids, [n for n, owners in index.items() if {"*", "carol", "team-a"} & set(owners)]
+    )
 
 
 def test_a_page_reads_its_own_rows_only(esd):
@@ -107,10 +136,17 @@ def key(value: dict | str) -> str:
     return base64.b64encode(raw.encode()).decode()
 
 
-@pytest.mark.parametrize("cursor", [
-    {"t": 10**400, "id": "x"}, {"t": 2**70 * 10**300, "id": "x"}, '{"t": NaN, "id": "x"}',
-    '{"t": Infinity, "id": "x"}', '{"t": 1.5, "id": "x\\ud800"}', '{"t": 1.5, "id": "x\\u0000"}',
-])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        {"t": 10**400, "id": "x"},
+        {"t": 2**70 * 10**300, "id": "x"},
+        '{"t": NaN, "id": "x"}',
+        '{"t": Infinity, "id": "x"}',
+        '{"t": 1.5, "id": "x\\ud800"}',
+        '{"t": 1.5, "id": "x\\u0000"}',
+    ],
+)
 def test_a_cursor_no_database_can_compare_is_a_400_naming_it(esd, cursor):
     seed(esd, [["api"]])
     answer = esd.get("/prod/inferences", params={"exclusive_start_key": key(cursor)})
@@ -131,13 +167,33 @@ def test_migration_0008_backfills_the_owner_of_existing_jobs(database_url):
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "0007")
-        jobs = sa.table("inference_jobs", *(sa.column(c) for c in (
-            "id", "task_type", "inference_type", "status", "create_time", "created", "queued", "attempts")),
-            sa.column("owner_group_or_role", sa.JSON), sa.column("params", sa.JSON))
-        connection.execute(jobs.insert(), [
-            {"id": f"job-{n}", "task_type": "txt2img", "inference_type": "Async", "status": "succeed",
-             "create_time": "t", "created": float(n), "queued": False, "attempts": 0, "owner_group_or_role": names,
-             "params": {}} for n, names in enumerate([["alice"], ["team-a"], ["bob", "carol"], []])])
+        jobs = sa.table(
+            "inference_jobs",
+            *(
+                sa.column(c)
+                for c in ("id", "task_type", "inference_type", "status", "create_time", "created", "queued", "attempts")
+            ),
+            sa.column("owner_group_or_role", sa.JSON),
+            sa.column("params", sa.JSON),
+        )
+        connection.execute(
+            jobs.insert(),
+            [
+                {
+                    "id": f"job-{n}",
+                    "task_type": "txt2img",
+                    "inference_type": "Async",
+                    "status": "succeed",
+                    "create_time": "t",
+                    "created": float(n),
+                    "queued": False,
+                    "attempts": 0,
+                    "owner_group_or_role": names,
+                    "params": {},
+                }
+                for n, names in enumerate([["alice"], ["team-a"], ["bob", "carol"], []])
+            ],
+        )
     upgrade_to_head(engine)
     with create_sessionmaker(engine)() as session:
         owners = dict(session.execute(sa.select(InferenceJob.id, InferenceJob.owner)).all())

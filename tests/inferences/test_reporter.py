@@ -23,12 +23,23 @@ def runtime(tmp_path, database_url):
 
 def add_endpoint(make_session: sessionmaker[Session], endpoint_id: str) -> None:
     with make_session.begin() as session:
-        session.add(Endpoint(
-            id=endpoint_id, endpoint_name=f"esd-async-{endpoint_id}", endpoint_type="Async",
-            endpoint_status="Creating", autoscaling=False, instance_type="cpu", initial_instance_count=1,
-            current_instance_count=0, min_instance_number=1, max_instance_number=1,
-            start_time="2024-01-01 00:00:00", started=time.time(), owner_group_or_role=["IT Operator"],
-        ))
+        session.add(
+            Endpoint(
+                id=endpoint_id,
+                endpoint_name=f"esd-async-{endpoint_id}",
+                endpoint_type="Async",
+                endpoint_status="Creating",
+                autoscaling=False,
+                instance_type="cpu",
+                initial_instance_count=1,
+                current_instance_count=0,
+                min_instance_number=1,
+                max_instance_number=1,
+                start_time="2024-01-01 00:00:00",
+                started=time.time(),
+                owner_group_or_role=["IT Operator"],
+            )
+        )
 
 
 def deleting_on_read(make_session: sessionmaker[Session], endpoint_id: str) -> sessionmaker[Session]:
@@ -53,11 +64,15 @@ def deleting_on_read(make_session: sessionmaker[Session], endpoint_id: str) -> s
     return sessionmaker(bind=make_session.kw["bind"], class_=RacedSession, expire_on_commit=False)
 
 
-@pytest.mark.parametrize("report", [
-    lambda reporter, endpoint_id: reporter.endpoint_ready(endpoint_id),
-    lambda reporter, endpoint_id: reporter.endpoint_failed(endpoint_id, "worker crashed"),
-    lambda reporter, endpoint_id: reporter.instances_changed(endpoint_id, 1),
-], ids=["ready", "failed", "instances"])
+@pytest.mark.parametrize(
+    "report",
+    [
+        lambda reporter, endpoint_id: reporter.endpoint_ready(endpoint_id),
+        lambda reporter, endpoint_id: reporter.endpoint_failed(endpoint_id, "worker crashed"),
+        lambda reporter, endpoint_id: reporter.instances_changed(endpoint_id, 1),
+    ],
+    ids=["ready", "failed", "instances"],
+)
 def test_a_report_on_an_endpoint_deleted_meanwhile_is_dropped(runtime, report):
     add_endpoint(runtime.sessionmaker, "e1")
     reporter = EngineReporter(deleting_on_read(runtime.sessionmaker, "e1"), runtime.store, runtime.waiter)

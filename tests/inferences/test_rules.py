@@ -66,9 +66,9 @@ def test_identity_permission_and_task_type(esd):
     make_role(esd, "lookers", ["inference:list"])
     make_user(esd, "lou", ["lookers"])
     assert message(create(esd, user="lou")) == "User lou has no permissions: ['inference:all', 'inference:create']"
-    assert message(create(esd, "upscale")) == ("task type upscale should be in "
-                                               "['extra-single-image', 'extra-batch-images', 'rembg'] or "
-                                               "['txt2img', 'img2img']")
+    assert message(create(esd, "upscale")) == (
+        "task type upscale should be in ['extra-single-image', 'extra-batch-images', 'rembg'] or ['txt2img', 'img2img']"
+    )
 
 
 def test_gateway_validation(esd):
@@ -76,16 +76,19 @@ def test_gateway_validation(esd):
     assert message(answer) == '[object has missing required properties (["inference_type","models","task_type"])]'
     bad_embeddings = create(esd, models={"embeddings": "x"})
     assert message(bad_embeddings) == (
-        '[instance type (string) does not match any allowed primitive type (allowed: ["array"])]')
+        '[instance type (string) does not match any allowed primitive type (allowed: ["array"])]'
+    )
 
 
 def test_scheduling_by_name(esd):
     assert message(create(esd, sagemaker_endpoint_name="esd-async-nope")) == (
-        "sagemaker endpoint with name esd-async-nope is not found")
+        "sagemaker endpoint with name esd-async-nope is not found"
+    )
     esd.engine.ready = False
     endpoint(esd, "slow", assign_to_roles=["slow"])
     assert message(create(esd, sagemaker_endpoint_name="esd-async-slow")) == (
-        "sagemaker endpoint is not ready with status: Creating")
+        "sagemaker endpoint is not ready with status: Creating"
+    )
 
 
 def test_scheduling_among_the_requesters_endpoints(esd):
@@ -105,14 +108,25 @@ def test_models_resolve_to_active_checkpoints_of_their_type(esd):
     assert answer.status_code == 201, answer.json()
     assert answer.json()["data"]["inference"]["models"][1:] == [
         {"id": "VAE", "name": ["None"], "type": "VAE"},
-        {"id": answer.json()["data"]["inference"]["models"][2]["id"], "name": ["l.safetensors"], "type": "Lora"}]
-    esd.post("/prod/checkpoints", user="api", json={  # an upload never completed stays Initial
-        "checkpoint_type": "Lora", "params": {}, "filenames": [{"filename": "half.safetensors", "parts_number": 1}]})
+        {"id": answer.json()["data"]["inference"]["models"][2]["id"], "name": ["l.safetensors"], "type": "Lora"},
+    ]
+    esd.post(
+        "/prod/checkpoints",
+        user="api",
+        json={  # an upload never completed stays Initial
+            "checkpoint_type": "Lora",
+            "params": {},
+            "filenames": [{"filename": "half.safetensors", "parts_number": 1}],
+        },
+    )
     wrong = create(esd, models={"Lora": ["m.safetensors", "half.safetensors"]})
-    assert message(wrong) == ("checkpoint with name m.safetensors, type Lora is not found "
-                              "checkpoint with name half.safetensors, type Lora is not found")
+    assert message(wrong) == (
+        "checkpoint with name m.safetensors, type Lora is not found "
+        "checkpoint with name half.safetensors, type Lora is not found"
+    )
     assert message(create(esd, models={"Stable-diffusion": 5})) == (
-        "models.Stable-diffusion must be a list of file names, got 5")
+        "models.Stable-diffusion must be a list of file names, got 5"
+    )
     extras = create(esd, "rembg", models={"Stable-diffusion": ["nothing-like-it"]})  # extras ignore models
     assert extras.status_code == 201 and "models" not in extras.json()["data"]["inference"]
 
@@ -156,8 +170,9 @@ def test_results_are_stored_as_esd_stores_them(esd):
     progress = esd.get(f"/prod/inferences/{job_id}").json()["data"]["progress"]
     assert (progress["phase"], progress["step"], progress["total_steps"]) == ("sampling", 1, 4)
     images = [png(8, 8), png(16, 8)]
-    esd.engine.reporter.job_succeeded(job_id, {"images": images, "parameters": {"prompt": "fox"},
-                                               "info": '{"seed": 1}', "html_info": None})
+    esd.engine.reporter.job_succeeded(
+        job_id, {"images": images, "parameters": {"prompt": "fox"}, "info": '{"seed": 1}', "html_info": None}
+    )
     job = esd.get(f"/prod/inferences/{job_id}").json()["data"]
     assert job["status"] == "succeed" and "progress" not in job
     assert job["image_names"] == ["image_0.png", "image_1.png"]
@@ -165,18 +180,22 @@ def test_results_are_stored_as_esd_stores_them(esd):
     assert [get_url(esd, url).content for url in job["img_presigned_urls"]] == images
     assert f"out/{job_id}/result/image_1.png" in job["img_presigned_urls"][1]
     assert json.loads(get_url(esd, job["output_presigned_urls"][0]).content) == {
-        "parameters": {"prompt": "fox"}, "info": '{"seed": 1}', "endpoint_name": "esd-async-test",
-        "inference_id": job_id}
+        "parameters": {"prompt": "fox"},
+        "info": '{"seed": 1}',
+        "endpoint_name": "esd-async-test",
+        "inference_id": job_id,
+    }
 
 
 def test_single_image_tasks_store_image_png_or_fail_without_one(esd):
     job_id = created(esd, "rembg", payload_string="{}")
-    esd.engine.reporter.job_succeeded(job_id, {"images": [png()], "parameters": None, "info": None,
-                                               "html_info": None})
+    esd.engine.reporter.job_succeeded(job_id, {"images": [png()], "parameters": None, "info": None, "html_info": None})
     job = esd.get(f"/prod/inferences/{job_id}").json()["data"]
     assert job["image_names"] == ["image.png"]
     assert json.loads(get_url(esd, job["output_presigned_urls"][0]).content) == {
-        "endpoint_name": "esd-async-test", "inference_id": job_id}
+        "endpoint_name": "esd-async-test",
+        "inference_id": job_id,
+    }
     empty = created(esd, "extra-single-image", payload_string="{}")
     esd.engine.reporter.job_succeeded(empty, {"images": [], "html_info": "<p>"})
     failed = esd.get(f"/prod/inferences/{empty}").json()["data"]
@@ -235,7 +254,8 @@ def test_listing_filters_by_type_and_owner_and_pages(esd):
 
 def test_delete_removes_the_job_its_payload_and_its_results(esd):
     assert message(esd.delete("/prod/inferences", json={})) == (
-        '[object has missing required properties (["inference_id_list"])]')
+        '[object has missing required properties (["inference_id_list"])]'
+    )
     job_id = created(esd, payload_string="{}")
     esd.engine.reporter.job_succeeded(job_id, {"images": [png()]})
     url = esd.get(f"/prod/inferences/{job_id}").json()["data"]["img_presigned_urls"][0]

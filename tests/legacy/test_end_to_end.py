@@ -26,8 +26,10 @@ def server(tmp_path_factory):
     tiny_models.write_tiny_sd15_checkpoint(folder / "tiny-a.safetensors")
     a = load_file(folder / "tiny-a.safetensors")
     generator = torch.Generator().manual_seed(7)
-    b = {k: (v + 0.05 * torch.randn(v.shape, generator=generator, dtype=v.dtype)) if v.is_floating_point() else v
-         for k, v in a.items()}
+    b = {
+        k: (v + 0.05 * torch.randn(v.shape, generator=generator, dtype=v.dtype)) if v.is_floating_point() else v
+        for k, v in a.items()
+    }
     client = open_app(tmp_path_factory.mktemp("server"))
     esd = ESDClient(client)
     esd.models = {"tiny-a.safetensors": a, "tiny-b.safetensors": b}
@@ -56,9 +58,20 @@ def wait_for(done, timeout: float = WAIT_S):
 
 def one_call(esd, model: str) -> dict:
     """The deployed one-call route, then the WebUI's polling of the legacy job view."""
-    started = esd.post("/inference-api/inference", json={
-        "task_type": "txt2img", "models": {"Stable-diffusion": [model]}, "sagemaker_endpoint_name": esd.endpoint,
-        "prompt": "a red fox", "seed": 42, "steps": 1, "width": 64, "height": 64, "sampler_name": "Euler"}).json()
+    started = esd.post(
+        "/inference-api/inference",
+        json={
+            "task_type": "txt2img",
+            "models": {"Stable-diffusion": [model]},
+            "sagemaker_endpoint_name": esd.endpoint,
+            "prompt": "a red fox",
+            "seed": 42,
+            "steps": 1,
+            "width": 64,
+            "height": 64,
+            "sampler_name": "Euler",
+        },
+    ).json()
     assert started["status"] == 200, started
     job_id = started["inference"]["inference_id"]
 
@@ -79,7 +92,9 @@ def png_sizes(esd, urls: list[str]) -> list[tuple[int, int]]:
 
 def test_one_call_inference_images_reachable_through_both_apis(server):
     job = one_call(server, "tiny-a.safetensors")
-    legacy_urls = server.get("/inference/get-inference-job-image-output", params={"jobID": job["InferenceJobId"]}).json()
+    legacy_urls = server.get(
+        "/inference/get-inference-job-image-output", params={"jobID": job["InferenceJobId"]}
+    ).json()
     assert len(legacy_urls) == len(job["image_names"]) == 1
     modern = server.get(f"/prod/inferences/{job['InferenceJobId']}").json()["data"]
     assert modern["status"] == "succeed" and modern["image_names"] == job["image_names"]
@@ -89,9 +104,14 @@ def test_one_call_inference_images_reachable_through_both_apis(server):
 def test_merged_checkpoint_equals_the_weighted_sum_and_generates(server):
     from safetensors.torch import load
 
-    started = server.post("/inference/run-model-merge", json={
-        "primary_model_name": "tiny-a.safetensors", "secondary_model_name": "tiny-b.safetensors",
-        "multiplier": 0.3}).json()
+    started = server.post(
+        "/inference/run-model-merge",
+        json={
+            "primary_model_name": "tiny-a.safetensors",
+            "secondary_model_name": "tiny-b.safetensors",
+            "multiplier": 0.3,
+        },
+    ).json()
     name = started["output_name"]
     assert name == "0.7(tiny-a) + 0.3(tiny-b).safetensors"
 
@@ -109,5 +129,6 @@ def test_merged_checkpoint_equals_the_weighted_sum_and_generates(server):
     assert all(torch.allclose(merged[k], 0.7 * a[k] + 0.3 * b[k], atol=1e-5) for k in floats)
     assert not all(torch.equal(merged[k], a[k]) for k in floats)
     job = one_call(server, name)
-    assert png_sizes(server, server.get("/inference/get-inference-job-image-output",
-                                        params={"jobID": job["InferenceJobId"]}).json()) == [(64, 64)]
+    assert png_sizes(
+        server, server.get("/inference/get-inference-job-image-output", params={"jobID": job["InferenceJobId"]}).json()
+    ) == [(64, 64)]

@@ -20,8 +20,9 @@ def ready_endpoint(legacy) -> str:
     return name
 
 
-@pytest.mark.parametrize("path", ["/inference/test-connection", "/prod/inference/test-connection",
-                                  "/legacy/inference/test-connection"])
+@pytest.mark.parametrize(
+    "path", ["/inference/test-connection", "/prod/inference/test-connection", "/legacy/inference/test-connection"]
+)
 def test_test_connection_answers_success_on_every_mount_with_the_key(legacy, path):
     response = legacy.get(path, headers={"Content-Type": "text/plain"})
     assert response.status_code == 200 and response.json() == {"message": "Success"}
@@ -31,25 +32,39 @@ def test_test_connection_answers_success_on_every_mount_with_the_key(legacy, pat
 
 
 def test_unmapped_legacy_paths_and_1_5_routes_under_the_legacy_mount_are_missing_tokens(legacy):
-    for method, path in (("GET", "/legacy/ping"), ("GET", "/checkpoint"), ("GET", "/legacy/inference/nothing"),
-                         ("GET", "/legacy/inferences/x")):
+    for method, path in (
+        ("GET", "/legacy/ping"),
+        ("GET", "/checkpoint"),
+        ("GET", "/legacy/inference/nothing"),
+        ("GET", "/legacy/inferences/x"),
+    ):
         response = legacy.call(method, path)
         assert (response.status_code, response.json()) == (403, {"message": "Missing Authentication Token"}), path
 
 
 def test_prepare_then_upload_then_run_is_visible_through_both_apis(legacy):
     name = ready_endpoint(legacy)
-    prepared = legacy.post("/inference/v2", json={
-        "task_type": "txt2img", "models": SD, "sagemaker_endpoint_name": name,
-        "filters": {"createAt": 1700000000, "creator": "sd-webui"}, "user_id": "api"})
+    prepared = legacy.post(
+        "/inference/v2",
+        json={
+            "task_type": "txt2img",
+            "models": SD,
+            "sagemaker_endpoint_name": name,
+            "filters": {"createAt": 1700000000, "creator": "sd-webui"},
+            "user_id": "api",
+        },
+    )
     assert prepared.status_code == 200
     body = prepared.json()
     assert body["statusCode"] == 200
     inference = body["inference"]
     assert inference["type"] == "txt2img" and inference["api_params_s3_location"].endswith(
-        f"txt2img/infer_v2/{inference['id']}/api_param.json")
+        f"txt2img/infer_v2/{inference['id']}/api_param.json"
+    )
     assert [m["name"] for m in inference["models"]] == [["sd.safetensors"], ["Automatic"]]
-    assert put_part(legacy, inference["api_params_s3_upload_url"], json.dumps({"prompt": "x"}).encode()).status_code == 200
+    assert (
+        put_part(legacy, inference["api_params_s3_upload_url"], json.dumps({"prompt": "x"}).encode()).status_code == 200
+    )
 
     run = legacy.put(f"/legacy/inference/v2/{inference['id']}/run", json={"ignored": True})
     assert run.status_code == 200
@@ -76,12 +91,21 @@ def test_prepare_errors_keep_the_legacy_shapes(legacy):
     name = ready_endpoint(legacy)
     base = {"task_type": "txt2img", "models": SD, "sagemaker_endpoint_name": name, "filters": {}}
     cases = [
-        ({"task_type": "bogus"}, 400, "task type bogus should be in ['extra-single-image', 'extra-batch-images', "
-                                      "'rembg'] or ['txt2img', 'img2img']"),
+        (
+            {"task_type": "bogus"},
+            400,
+            "task type bogus should be in ['extra-single-image', 'extra-batch-images', "
+            "'rembg'] or ['txt2img', 'img2img']",
+        ),
         ({"sagemaker_endpoint_name": "nope"}, 500, "sagemaker endpoint with name nope is not found"),
-        ({"models": {"Stable-diffusion": ["a.safetensors", "b.safetensors"]}}, 400,
-         ["checkpoint with name a.safetensors, type Stable-diffusion is not found",
-          "checkpoint with name b.safetensors, type Stable-diffusion is not found"]),
+        (
+            {"models": {"Stable-diffusion": ["a.safetensors", "b.safetensors"]}},
+            400,
+            [
+                "checkpoint with name a.safetensors, type Stable-diffusion is not found",
+                "checkpoint with name b.safetensors, type Stable-diffusion is not found",
+            ],
+        ),
         ({"user_id": "ghost", "sagemaker_endpoint_name": None}, 500, 'user: "ghost" not exist'),
     ]
     for change, status, message in cases:
@@ -113,15 +137,17 @@ def test_one_call_forms_validate_with_their_own_shapes(legacy):
 
 def test_one_call_stores_the_template_merged_payload_and_starts(legacy):
     name = ready_endpoint(legacy)
-    body = {"task_type": "txt2img", "models": SD, "sagemaker_endpoint_name": name, "prompt": "a cute panda",
-            "steps": 3}
+    body = {"task_type": "txt2img", "models": SD, "sagemaker_endpoint_name": name, "prompt": "a cute panda", "steps": 3}
     answer = legacy.post("/inference-api/inference", json=body).json()
     assert answer["status"] == 200
     inference = answer["inference"]
     assert inference["status"] == "inprogress" and inference["type"] == "txt2img"
     assert inference["endpoint_name"] == name and inference["output_path"].endswith(".out")
-    assert inference["models"][0] == {"id": inference["models"][0]["id"], "name": ["sd.safetensors"],
-                                      "type": "Stable-diffusion"}
+    assert inference["models"][0] == {
+        "id": inference["models"][0]["id"],
+        "name": ["sd.safetensors"],
+        "type": "Stable-diffusion",
+    }
     spec = legacy.engine.submitted[-1]
     payload = json.loads(legacy.http.app.state.store.get_bytes(spec.param_key))
     assert payload["prompt"] == "a cute panda" and payload["steps"] == 3 and payload["sampler_name"] == "Euler a"
@@ -132,25 +158,31 @@ def test_one_call_stores_the_template_merged_payload_and_starts(legacy):
 
 
 def test_job_view_routes_tolerate_missing_and_unknown_ids(legacy):
-    assert legacy.get("/inference/get-inference-job").json() == {
-        "detail": "Inference job id must not be None or empty"}
+    assert legacy.get("/inference/get-inference-job").json() == {"detail": "Inference job id must not be None or empty"}
     assert legacy.get("/inference/get-inference-job").status_code == 500
     unknown = legacy.get("/inference/get-inference-job", params={"jobID": "nope"})
-    assert (unknown.status_code, unknown.json()) == (500, {"detail": "There is no inference job info item for id: nope"})
+    assert (unknown.status_code, unknown.json()) == (
+        500,
+        {"detail": "There is no inference job info item for id: nope"},
+    )
     for route in ("image", "param"):
         assert legacy.get(f"/inference/get-inference-job-{route}-output").json() == []
         assert legacy.get(f"/inference/get-inference-job-{route}-output", params={"jobID": "nope"}).json() == []
-    assert legacy.put("/inference/v2/nope/run").json() == {"statusCode": "500", "error": "InferenceJobId nope not found"}
+    assert legacy.put("/inference/v2/nope/run").json() == {
+        "statusCode": "500",
+        "error": "InferenceJobId nope not found",
+    }
 
 
 def test_presigned_upload_url_for_the_deployments_own_store_only(legacy):
     url = legacy.get("/inference/generate-s3-presigned-url-for-uploading", params={"key": "config/aigc.json"}).json()
     assert put_part(legacy, url, b"{}").status_code == 200
     assert legacy.http.app.state.store.get_bytes("config/aigc.json") == b"{}"
-    for params, message in (({}, "Key parameter is required"),
-                            ({"key": "a", "s3_bucket_name": "other"}, "bucket other is not served"),
-                            ({"key": "../etc/passwd"}, "key ../etc/passwd is not allowed: it must be a relative path "
-                                                       "without '..'")):
+    for params, message in (
+        ({}, "Key parameter is required"),
+        ({"key": "a", "s3_bucket_name": "other"}, "bucket other is not served"),
+        ({"key": "../etc/passwd"}, "key ../etc/passwd is not allowed: it must be a relative path without '..'"),
+    ):
         response = legacy.get("/inference/generate-s3-presigned-url-for-uploading", params=params)
         assert (response.status_code, response.json()) == (400, {"detail": message})
 

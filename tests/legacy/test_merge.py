@@ -19,9 +19,11 @@ from openesd.modeltools.merge import MergeOptions, merge_checkpoints  # noqa: E4
 
 def tensors(seed: int) -> dict:
     generator = torch.Generator().manual_seed(seed)
-    return {"model.diffusion_model.w": torch.randn(4, 3, generator=generator),
-            "first_stage_model.decoder.b": torch.randn(5, generator=generator),
-            "cond_stage_model.transformer.text_model.embeddings.position_ids": torch.arange(4)}
+    return {
+        "model.diffusion_model.w": torch.randn(4, 3, generator=generator),
+        "first_stage_model.decoder.b": torch.randn(5, generator=generator),
+        "cond_stage_model.transformer.text_model.embeddings.position_ids": torch.arange(4),
+    }
 
 
 @pytest.fixture
@@ -56,11 +58,15 @@ def test_add_difference_is_a_plus_b_minus_c_times_m_with_a_ckpt_input(abc, tmp_p
 def test_no_interpolation_converts_to_half_bakes_the_vae_and_discards(abc, tmp_path):
     a = abc[0]
     save_file({"decoder.b": torch.full((5,), 2.0)}, tmp_path / "vae.safetensors")
-    options = MergeOptions("No interpolation", save_as_half=True, discard_weights="diffusion_model",
-                           metadata={"sd_merge_recipe": "{}"})
+    options = MergeOptions(
+        "No interpolation", save_as_half=True, discard_weights="diffusion_model", metadata={"sd_merge_recipe": "{}"}
+    )
     path = merge_checkpoints(a, tmp_path / "o.safetensors", options, vae=tmp_path / "vae.safetensors")
     out = load_file(path)
-    assert set(out) == {"first_stage_model.decoder.b", "cond_stage_model.transformer.text_model.embeddings.position_ids"}
+    assert set(out) == {
+        "first_stage_model.decoder.b",
+        "cond_stage_model.transformer.text_model.embeddings.position_ids",
+    }
     assert out["first_stage_model.decoder.b"].dtype == torch.float16
     assert torch.equal(out["first_stage_model.decoder.b"], torch.full((5,), 2.0, dtype=torch.float16))
     from safetensors import safe_open
@@ -103,16 +109,30 @@ def legacy(make_client):
 
 def test_merge_route_validates_with_the_webui_texts(legacy):
     upload_model(legacy, "a.safetensors", 1)
-    cases = [({}, "Failed: Missing Primary Model"),
-             ({"primary_model_name": "a.safetensors"}, "Failed: Missing Secondary Model"),
-             ({"primary_model_name": "a.safetensors", "secondary_model_name": "a.safetensors",
-               "interp_method": "Add difference"}, "Failed: Missing Tertiary Model"),
-             ({"primary_model_name": "a.safetensors", "secondary_model_name": "zzz.safetensors"},
-              "checkpoint with name zzz.safetensors, type Stable-diffusion is not found"),
-             ({"primary_model_name": "a.safetensors", "interp_method": "No interpolation", "multiplier": 2},
-              "multiplier must be a number from 0 to 1, got 2"),
-             ({"primary_model_name": "a.safetensors", "interp_method": "No interpolation", "custom_name": "a"},
-              "a.safetensors already exists, please use another or rename/delete exists")]
+    cases = [
+        ({}, "Failed: Missing Primary Model"),
+        ({"primary_model_name": "a.safetensors"}, "Failed: Missing Secondary Model"),
+        (
+            {
+                "primary_model_name": "a.safetensors",
+                "secondary_model_name": "a.safetensors",
+                "interp_method": "Add difference",
+            },
+            "Failed: Missing Tertiary Model",
+        ),
+        (
+            {"primary_model_name": "a.safetensors", "secondary_model_name": "zzz.safetensors"},
+            "checkpoint with name zzz.safetensors, type Stable-diffusion is not found",
+        ),
+        (
+            {"primary_model_name": "a.safetensors", "interp_method": "No interpolation", "multiplier": 2},
+            "multiplier must be a number from 0 to 1, got 2",
+        ),
+        (
+            {"primary_model_name": "a.safetensors", "interp_method": "No interpolation", "custom_name": "a"},
+            "a.safetensors already exists, please use another or rename/delete exists",
+        ),
+    ]
     for body, message in cases:
         response = legacy.post("/inference/run-model-merge", json=body)
         assert (response.status_code, response.json()) == (400, {"detail": message}), body
@@ -121,9 +141,14 @@ def test_merge_route_validates_with_the_webui_texts(legacy):
 def test_merge_route_registers_an_active_checkpoint_with_the_merged_tensors(legacy):
     upload_model(legacy, "a.safetensors", 1)
     upload_model(legacy, "b.safetensors", 2)
-    started = legacy.post("/legacy/inference/run-model-merge", json={
-        "primary_model_name": "a.safetensors [0123abcd]", "secondary_model_name": "b.safetensors",
-        "tertiary_model_name": ""})
+    started = legacy.post(
+        "/legacy/inference/run-model-merge",
+        json={
+            "primary_model_name": "a.safetensors [0123abcd]",
+            "secondary_model_name": "b.safetensors",
+            "tertiary_model_name": "",
+        },
+    )
     assert started.status_code == 200
     body = started.json()
     assert body["output_name"] == "0.7(a) + 0.3(b).safetensors" and body["status"] == "inprogress"
@@ -144,8 +169,10 @@ def test_a_merge_interrupted_by_a_restart_runs_again_when_the_server_starts(make
     upload_model(first, "a.safetensors", 1)
     upload_model(first, "b.safetensors", 2)
     first.http.app.dependency_overrides[get_engine] = RecordingEngine  # stops with the server before it merges
-    body = first.post("/legacy/inference/run-model-merge", json={
-        "primary_model_name": "a.safetensors", "secondary_model_name": "b.safetensors", "multiplier": 0.5}).json()
+    body = first.post(
+        "/legacy/inference/run-model-merge",
+        json={"primary_model_name": "a.safetensors", "secondary_model_name": "b.safetensors", "multiplier": 0.5},
+    ).json()
     listed = first.get("/legacy/checkpoints").json()["checkpoints"]
     assert next(c for c in listed if c["id"] == body["checkpoint_id"])["status"] == "Initial"
     first.http.__exit__(None, None, None)
@@ -154,7 +181,10 @@ def test_a_merge_interrupted_by_a_restart_runs_again_when_the_server_starts(make
     record = wait_checkpoint(restarted, body["checkpoint_id"])
     assert record["status"] == "Active", record["params"].get("error")
     assert "merge_job" not in record["params"]
-    merged = load(restarted.http.app.state.store.get_bytes(
-        f"Stable-diffusion/checkpoint/custom/{record['id']}/{body['output_name']}"))
+    merged = load(
+        restarted.http.app.state.store.get_bytes(
+            f"Stable-diffusion/checkpoint/custom/{record['id']}/{body['output_name']}"
+        )
+    )
     w = "model.diffusion_model.w"
     assert torch.allclose(merged[w], 0.5 * tensors(1)[w] + 0.5 * tensors(2)[w], atol=1e-6)

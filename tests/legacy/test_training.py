@@ -12,8 +12,15 @@ from tests.legacy.test_datasets import HEX_API, legacy_dataset
 from tests.support.model_files import model_file_bytes
 
 MODEL_BYTES = model_file_bytes(salt="pretend safetensors weights")
-CREATE_MODEL_PARAMS = {"create_model_params": {"new_model_name": "hanmodel", "ckpt_path": "base.safetensors",
-                                               "from_hub": False, "extract_ema": False, "is_512": True}}
+CREATE_MODEL_PARAMS = {
+    "create_model_params": {
+        "new_model_name": "hanmodel",
+        "ckpt_path": "base.safetensors",
+        "from_hub": False,
+        "extract_ema": False,
+        "is_512": True,
+    }
+}
 
 
 def tar_of(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
@@ -30,14 +37,23 @@ def tar_of(members: dict[str, bytes], links: dict[str, str] | None = None) -> by
     return buffer.getvalue()
 
 
-WEBUI_ARCHIVE = tar_of({"models/Stable-diffusion/base.safetensors": MODEL_BYTES,
-                        "models/Stable-diffusion/base.yaml": b"model: {}"})
+WEBUI_ARCHIVE = tar_of(
+    {"models/Stable-diffusion/base.safetensors": MODEL_BYTES, "models/Stable-diffusion/base.yaml": b"model: {}"}
+)
 
 
 def post_model(client, name="hanmodel", filenames=None, checkpoint_id="", creator="api"):
-    return client.post("/model", json={"model_type": "Stable-diffusion", "name": name, "filenames": filenames or [],
-                                       "params": CREATE_MODEL_PARAMS, "creator": creator,
-                                       "checkpoint_id": checkpoint_id}).json()
+    return client.post(
+        "/model",
+        json={
+            "model_type": "Stable-diffusion",
+            "name": name,
+            "filenames": filenames or [],
+            "params": CREATE_MODEL_PARAMS,
+            "creator": creator,
+            "checkpoint_id": checkpoint_id,
+        },
+    ).json()
 
 
 def legacy_model(client, archive: bytes = WEBUI_ARCHIVE, file_name: str = "base.safetensors.tar") -> tuple[dict, dict]:
@@ -45,8 +61,14 @@ def legacy_model(client, archive: bytes = WEBUI_ARCHIVE, file_name: str = "base.
     created = post_model(client, filenames=[{"filename": file_name, "parts_number": 1}])
     assert created["statusCode"] == 200, created
     uploaded = put_part(client, created["s3PresignUrl"][file_name][0], archive)
-    done = client.put("/model", json={"model_id": created["job"]["id"], "status": "Creating", "multi_parts_tags": {
-        file_name: [{"ETag": uploaded.headers["ETag"], "PartNumber": 1}]}}).json()
+    done = client.put(
+        "/model",
+        json={
+            "model_id": created["job"]["id"],
+            "status": "Creating",
+            "multi_parts_tags": {file_name: [{"ETag": uploaded.headers["ETag"], "PartNumber": 1}]},
+        },
+    ).json()
     return created, done
 
 
@@ -56,7 +78,7 @@ def modern_checkpoints(client) -> list[dict]:
 
 def objects(client, prefix: str) -> dict[str, bytes]:
     store = client.http.app.state.store
-    return {o.key[len(prefix):]: store.get_bytes(o.key) for o in store.list(prefix)}
+    return {o.key[len(prefix) :]: store.get_bytes(o.key) for o in store.list(prefix)}
 
 
 # --- §9 models and §1.7 archives ---------------------------------------------------------------
@@ -64,8 +86,16 @@ def test_a_model_uploaded_as_a_webui_tar_becomes_a_usable_checkpoint(legacy):
     created, done = legacy_model(legacy)
     job = created["job"]
     assert (job["status"], job["model_type"], job["params"]) == ("Initial", "Stable-diffusion", CREATE_MODEL_PARAMS)
-    assert done == {"statusCode": 200, "job": {"output_path": job["s3_base"], "id": job["id"], "endpointName": None,
-                                               "jobStatus": "Creating", "jobType": "Stable-diffusion"}}
+    assert done == {
+        "statusCode": 200,
+        "job": {
+            "output_path": job["s3_base"],
+            "id": job["id"],
+            "endpointName": None,
+            "jobStatus": "Creating",
+            "jobType": "Stable-diffusion",
+        },
+    }
     [checkpoint] = modern_checkpoints(legacy)
     assert checkpoint["status"] == "Active" and checkpoint["name"] == ["base.safetensors", "base.yaml"]
     folder = f"Stable-diffusion/checkpoint/custom/{checkpoint['id']}/"
@@ -80,20 +110,25 @@ def test_a_model_uploaded_as_a_webui_tar_becomes_a_usable_checkpoint(legacy):
 
 
 def test_archive_members_never_reach_outside_the_checkpoint(legacy, tmp_path):
-    archive = tar_of({"../../../escape.txt": b"outside", "/abs/../../model.safetensors": MODEL_BYTES},
-                     links={"link.safetensors": "/etc/passwd"})
+    archive = tar_of(
+        {"../../../escape.txt": b"outside", "/abs/../../model.safetensors": MODEL_BYTES},
+        links={"link.safetensors": "/etc/passwd"},
+    )
     legacy_model(legacy, archive, "model.tar")
     [checkpoint] = modern_checkpoints(legacy)
     assert checkpoint["name"] == ["model.safetensors"]
     assert objects(legacy, f"Stable-diffusion/checkpoint/custom/{checkpoint['id']}/") == {
-        "model.safetensors": MODEL_BYTES}
+        "model.safetensors": MODEL_BYTES
+    }
     assert not list(tmp_path.rglob("escape.txt")) and not list(tmp_path.rglob("link.safetensors"))
 
 
 def test_an_archive_without_a_model_is_refused_and_nothing_changes(legacy):
     created, done = legacy_model(legacy, tar_of({"readme.txt": b"no weights"}), "empty.tar")
-    assert done == {"statusCode": 500, "error": "empty.tar is a tar archive without a model file "
-                                                "(.safetensors, .ckpt, .pt, .pth, .bin) in it"}
+    assert done == {
+        "statusCode": 500,
+        "error": "empty.tar is a tar archive without a model file (.safetensors, .ckpt, .pt, .pth, .bin) in it",
+    }
     [checkpoint] = modern_checkpoints(legacy)
     assert checkpoint["status"] == "Initial" and checkpoint["name"] == ["empty.tar"]
     assert legacy.get("/models").json()["models"][0]["status"] == "Initial"
@@ -103,20 +138,33 @@ def test_model_errors_use_the_legacy_literals(legacy):
     assert legacy.get("/models").json() == {"statusCode": 200, "models": []}
     assert post_model(legacy) == {"statusCode": 400, "errMsg": "either checkpoint_id or filenames need to be provided"}
     assert post_model(legacy, checkpoint_id="nope") == {
-        "statusCode": 500, "error": "create model ckpt with id nope is not found"}
+        "statusCode": 500,
+        "error": "create model ckpt with id nope is not found",
+    }
     assert post_model(legacy, creator="ghost") == {"statusCode": 400, "errMsg": 'user: "ghost" not exist'}
-    pending = legacy.post("/prod/checkpoints", user="api", json={
-        "checkpoint_type": "Stable-diffusion", "params": {},
-        "filenames": [{"filename": "p.safetensors", "parts_number": 1}]})
+    pending = legacy.post(
+        "/prod/checkpoints",
+        user="api",
+        json={
+            "checkpoint_type": "Stable-diffusion",
+            "params": {},
+            "filenames": [{"filename": "p.safetensors", "parts_number": 1}],
+        },
+    )
     pending_id = pending.json()["data"]["checkpoint"]["id"]
     assert post_model(legacy, checkpoint_id=pending_id) == {
-        "status": 400, "error": f"checkpoint with id ({pending_id}) is not Active to use"}
+        "status": 400,
+        "error": f"checkpoint with id ({pending_id}) is not Active to use",
+    }
     assert legacy.put("/model", json={"model_id": "nope", "status": "Creating"}).json() == {
-        "statusCode": 200, "error": "create model with id nope is not found"}
+        "statusCode": 200,
+        "error": "create model with id nope is not found",
+    }
     model_id = post_model(legacy, filenames=[{"filename": "m.safetensors", "parts_number": 1}])["job"]["id"]
     assert legacy.put("/model", json={"model_id": model_id, "status": "Initial"}).json() == {
         "statusCode": 500,
-        "error": "please create a new model creation job for this, not allowed overwrite old model creation job"}
+        "error": "please create a new model creation job for this, not allowed overwrite old model creation job",
+    }
     bad_type = legacy.post("/model", json={"model_type": "Lora", "name": "x", "params": {}, "filenames": []}).json()
     assert bad_type["statusCode"] == 500 and "'Lora' is not supported" in bad_type["error"]
 
@@ -128,18 +176,41 @@ def test_an_existing_checkpoint_can_be_reused_by_its_owners_only(legacy):
     legacy.post("/prod/roles", user="api", json={"role_name": "trainer", "permissions": ["train:all"]})
     legacy.post("/prod/users", user="api", json={"username": "tom", "password": "pw", "roles": ["trainer"]})
     assert post_model(legacy, checkpoint_id=checkpoint["id"], creator="tom") == {
-        "status": 400, "error": f"checkpoint with id ({checkpoint['id']}) is not allowed to use by user tom"}
+        "status": 400,
+        "error": f"checkpoint with id ({checkpoint['id']}) is not allowed to use by user tom",
+    }
 
 
 # --- §10 trainings -----------------------------------------------------------------------------
 def train_body(model_id: str, dataset: str = "hanportrait", **config) -> dict:
-    return {"train_type": "Stable-diffusion", "model_id": model_id, "creator": "api", "params": {
-        "training_params": {"data_tar_list": [f"s3://bucket/dataset/{dataset}"], "class_data_tar_list": [""],
-                            "training_instance_type": "cpu"},
-        "config_params": {"concepts_list": [{"instance_prompt": "hanportraittest123", "class_prompt": "",
-                                             "instance_data_dir": f"s3://bucket/dataset/{dataset}"}],
-                          "model_dir": "models/dreambooth/hanmodel", "model_name": "hanlora",
-                          "num_train_epochs": 3, "use_lora": True, "lora_unet_rank": 8, "revision": "", **config}}}
+    return {
+        "train_type": "Stable-diffusion",
+        "model_id": model_id,
+        "creator": "api",
+        "params": {
+            "training_params": {
+                "data_tar_list": [f"s3://bucket/dataset/{dataset}"],
+                "class_data_tar_list": [""],
+                "training_instance_type": "cpu",
+            },
+            "config_params": {
+                "concepts_list": [
+                    {
+                        "instance_prompt": "hanportraittest123",
+                        "class_prompt": "",
+                        "instance_data_dir": f"s3://bucket/dataset/{dataset}",
+                    }
+                ],
+                "model_dir": "models/dreambooth/hanmodel",
+                "model_name": "hanlora",
+                "num_train_epochs": 3,
+                "use_lora": True,
+                "lora_unet_rank": 8,
+                "revision": "",
+                **config,
+            },
+        },
+    }
 
 
 def ready_model_and_dataset(client) -> str:
@@ -156,9 +227,19 @@ def test_post_then_put_train_runs_a_lora_training_on_the_same_id(legacy, tmp_pat
     assert job["status"] == "Initial" and job["trainType"] == "Stable-diffusion"
     assert job["input_location"].endswith(f"/{job['id']}/input")
     assert legacy.get(f"/prod/trainings/{job['id']}", user="api").json()["data"]["job_status"] == "Initial"
-    assert legacy.get("/trains", headers=HEX_API).json() == {"statusCode": 200, "trainJobs": [{
-        "id": job["id"], "modelName": "hanmodel", "status": "Initial", "trainType": "Stable-diffusion",
-        "created": legacy.get("/trains").json()["trainJobs"][0]["created"], "sagemakerTrainName": None}]}
+    assert legacy.get("/trains", headers=HEX_API).json() == {
+        "statusCode": 200,
+        "trainJobs": [
+            {
+                "id": job["id"],
+                "modelName": "hanmodel",
+                "status": "Initial",
+                "trainType": "Stable-diffusion",
+                "created": legacy.get("/trains").json()["trainJobs"][0]["created"],
+                "sagemakerTrainName": None,
+            }
+        ],
+    }
     assert legacy.engine.trainings == []  # created, not started
     reserved = next(c for c in modern_checkpoints(legacy) if c["id"] == job["id"])
 
@@ -172,8 +253,11 @@ def test_post_then_put_train_runs_a_lora_training_on_the_same_id(legacy, tmp_pat
     assert (arguments["max_train_epochs"], arguments["network_dim"], arguments["network_alpha"]) == (3, 8, 8)
     assert (arguments["unet_lr"], arguments["text_encoder_lr"], arguments["resolution"]) == (1e-4, 5e-5, "512,512")
     assert objects(legacy, spec.dataset_prefix) == {
-        "1_hanportraittest123/1.png": png(seed=1), "1_hanportraittest123/1.txt": b"hanportraittest123",
-        "1_hanportraittest123/2.png": png(seed=2), "1_hanportraittest123/2.txt": b"hanportraittest123"}
+        "1_hanportraittest123/1.png": png(seed=1),
+        "1_hanportraittest123/1.txt": b"hanportraittest123",
+        "1_hanportraittest123/2.png": png(seed=2),
+        "1_hanportraittest123/2.txt": b"hanportraittest123",
+    }
 
     assert_trainer_reads(objects(legacy, spec.dataset_prefix), tmp_path, "hanportraittest123")
 
@@ -224,24 +308,36 @@ def test_a_start_that_cannot_map_changes_nothing(legacy):
     assert legacy.engine.trainings == []
     # the output name stays reserved by the waiting job
     clash = legacy.post("/train", json=train_body(created["job"]["id"], dataset="notyet")).json()
-    assert clash == {"statusCode": 500,
-                     "error": "hanlora.safetensors already exists, please use another or rename/delete exists"}
+    assert clash == {
+        "statusCode": 500,
+        "error": "hanlora.safetensors already exists, please use another or rename/delete exists",
+    }
 
 
 def test_training_errors_use_the_legacy_literals(legacy):
     assert legacy.get("/trains").json() == {"statusCode": 200, "trainJobs": []}
     assert legacy.post("/train", json=train_body("nope")).json() == {
-        "statusCode": 500, "error": "model with id nope is not found"}
+        "statusCode": 500,
+        "error": "model with id nope is not found",
+    }
     waiting = post_model(legacy, filenames=[{"filename": "w.safetensors", "parts_number": 1}])["job"]["id"]
     assert legacy.post("/train-api/train", json=train_body(waiting)).json() == {
-        "statusCode": 500, "error": f"model {waiting} is in Initial state, not valid to be used for train"}
+        "statusCode": 500,
+        "error": f"model {waiting} is in Initial state, not valid to be used for train",
+    }
     model_id = ready_model_and_dataset(legacy)
     assert legacy.post("/train", json=train_body(model_id, use_lora=False)).json() == {
-        "statusCode": 500, "error": "only LoRA training is supported: set config_params.use_lora to true"}
+        "statusCode": 500,
+        "error": "only LoRA training is supported: set config_params.use_lora to true",
+    }
     assert legacy.put("/train", json={"train_job_id": "x", "status": "Stopped"}).json() == {
-        "statusCode": 200, "msg": "not implemented for train job status Stopped"}
+        "statusCode": 200,
+        "msg": "not implemented for train job status Stopped",
+    }
     assert legacy.put("/train", json={"train_job_id": "nope", "status": "Training"}).json() == {
-        "statusCode": 500, "error": "no such train job with id(nope)"}
+        "statusCode": 500,
+        "error": "no such train job with id(nope)",
+    }
     job = legacy.post("/train-api/train", json=train_body(model_id, num_train_epochs="many")).json()["job"]
     bad = legacy.put("/train", json={"train_job_id": job["id"], "status": "Training"}).json()
     assert bad == {"statusCode": 500, "error": "config_params.num_train_epochs must be a number, got 'many'"}
@@ -250,19 +346,34 @@ def test_training_errors_use_the_legacy_literals(legacy):
     assert legacy.get("/trains", user="nat").json() == {"statusCode": "400", "error": "user has no permission to train"}
     assert legacy.get("/models", user="nat").json() == {"statusCode": "400", "error": "user has no permission to train"}
     assert legacy.post("/train", json={**train_body(model_id), "creator": "nat"}).json() == {
-        "statusCode": 400, "errMsg": "user nat has not permission to create a train job"}
+        "statusCode": 400,
+        "errMsg": "user nat has not permission to create a train job",
+    }
 
 
 def test_put_checkpoint_unpacks_the_webui_tar_stored_under_the_model_name(legacy):
     name = "base.safetensors"
-    created = legacy.post("/checkpoint", json={"checkpoint_type": "Stable-diffusion", "params": {"creator": "api"},
-                                               "filenames": [{"filename": name, "parts_number": 1}]}).json()
+    created = legacy.post(
+        "/checkpoint",
+        json={
+            "checkpoint_type": "Stable-diffusion",
+            "params": {"creator": "api"},
+            "filenames": [{"filename": name, "parts_number": 1}],
+        },
+    ).json()
     uploaded = put_part(legacy, created["s3PresignUrl"][name][0], WEBUI_ARCHIVE)
-    done = legacy.put("/checkpoint", json={"checkpoint_id": created["checkpoint"]["id"], "status": "Active",
-                                           "multi_parts_tags": {name: [{"ETag": uploaded.headers["ETag"],
-                                                                        "PartNumber": 1}]}})
+    done = legacy.put(
+        "/checkpoint",
+        json={
+            "checkpoint_id": created["checkpoint"]["id"],
+            "status": "Active",
+            "multi_parts_tags": {name: [{"ETag": uploaded.headers["ETag"], "PartNumber": 1}]},
+        },
+    )
     assert done.json()["statusCode"] == 200
     [checkpoint] = modern_checkpoints(legacy)
     assert checkpoint["status"] == "Active" and checkpoint["name"] == [name, "base.yaml"]
     assert objects(legacy, f"Stable-diffusion/checkpoint/custom/{checkpoint['id']}/") == {
-        name: MODEL_BYTES, "base.yaml": b"model: {}"}
+        name: MODEL_BYTES,
+        "base.yaml": b"model: {}",
+    }

@@ -63,8 +63,11 @@ def test_delete_removes_the_object_and_deleting_again_is_fine(object_store):
 
 
 def test_delete_prefix_removes_only_that_prefix_and_counts(object_store):
-    for key in ("kohya/train/t1/output/a.safetensors", "kohya/train/t1/input/c.toml",
-                "kohya/train/t10/output/b.safetensors"):
+    for key in (
+        "kohya/train/t1/output/a.safetensors",
+        "kohya/train/t1/input/c.toml",
+        "kohya/train/t10/output/b.safetensors",
+    ):
         object_store.put_bytes(key, b"1")
     assert object_store.delete_prefix("kohya/train/t1/") == 2
     assert [item.key for item in object_store.list()] == ["kohya/train/t10/output/b.safetensors"]
@@ -100,8 +103,9 @@ def test_put_file_streams_a_file_and_download_writes_it_back(object_store, tmp_p
     assert sorted(path.name for path in dest.parent.iterdir()) == ["model.safetensors"]
 
 
-@pytest.mark.parametrize("key", ["../etc/passwd", "/etc/passwd", "a/../../b", "a\\b", "a\x00b",
-                                 "a/./b", "a//b", "folder/", ""])
+@pytest.mark.parametrize(
+    "key", ["../etc/passwd", "/etc/passwd", "a/../../b", "a\\b", "a\x00b", "a/./b", "a//b", "folder/", ""]
+)
 def test_unsafe_keys_are_refused_with_400(object_store, key):
     with pytest.raises(InvalidKey) as raised:
         object_store.put_bytes(key, b"x")

@@ -54,8 +54,9 @@ def test_an_unreachable_endpoint_is_503_naming_the_bucket(settings_factory):
     with socket.socket() as sock:  # a port nobody listens on once this block closes it
         sock.bind(("127.0.0.1", 0))
         free_port = sock.getsockname()[1]
-    settings = settings_factory(s3_endpoint_url=f"http://127.0.0.1:{free_port}", s3_access_key_id="x",
-                                s3_secret_access_key="x")
+    settings = settings_factory(
+        s3_endpoint_url=f"http://127.0.0.1:{free_port}", s3_access_key_id="x", s3_secret_access_key="x"
+    )
     store = open_store("s3://offline-bucket", settings)
     with pytest.raises(StorageUnavailable) as raised:
         store.stat("a.txt")

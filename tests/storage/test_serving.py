@@ -18,21 +18,30 @@ def _upload_then_fetch(store, key: str, data: bytes, uploaded_type: str) -> http
     return response
 
 
-@pytest.mark.parametrize(("name", "data", "served_type"), [
-    ("x.html", PAGE, "text/html"),
-    ("x.svg", SVG, "image/svg+xml"),
-    ("notes.txt", PAGE, "text/plain"),
-    ("model.safetensors", b"\x00" * 16, "application/octet-stream"),
-])
+@pytest.mark.parametrize(
+    ("name", "data", "served_type"),
+    [
+        ("x.html", PAGE, "text/html"),
+        ("x.svg", SVG, "image/svg+xml"),
+        ("notes.txt", PAGE, "text/plain"),
+        ("model.safetensors", b"\x00" * 16, "application/octet-stream"),
+    ],
+)
 def test_an_uploaded_non_image_downloads_as_an_attachment(object_store, name, data, served_type):
     response = _upload_then_fetch(object_store, f"dataset/cats/{name}", data, "text/html")
     assert response.headers["content-type"].split(";")[0] == served_type
     assert response.headers["content-disposition"].startswith(f'attachment; filename="{name}"')
 
 
-@pytest.mark.parametrize(("name", "served_type"), [
-    ("1.png", "image/png"), ("2.jpg", "image/jpeg"), ("3.webp", "image/webp"), ("4.gif", "image/gif"),
-])
+@pytest.mark.parametrize(
+    ("name", "served_type"),
+    [
+        ("1.png", "image/png"),
+        ("2.jpg", "image/jpeg"),
+        ("3.webp", "image/webp"),
+        ("4.gif", "image/gif"),
+    ],
+)
 def test_an_uploaded_raster_image_stays_inline_with_its_own_type(object_store, name, served_type):
     # Uploaded as text/html on purpose: S3 would serve the uploader's type unless told otherwise.
     response = _upload_then_fetch(object_store, f"dataset/cats/{name}", PAGE, "text/html")
@@ -43,7 +52,8 @@ def test_an_uploaded_raster_image_stays_inline_with_its_own_type(object_store, n
 def test_an_odd_file_name_is_quoted_in_the_disposition(object_store):
     response = _upload_then_fetch(object_store, 'dataset/cats/b"ad é;x.html', PAGE, "text/html")
     assert response.headers["content-disposition"] == (
-        "attachment; filename=\"b_ad___x.html\"; filename*=UTF-8''b%22ad%20%C3%A9%3Bx.html")
+        "attachment; filename=\"b_ad___x.html\"; filename*=UTF-8''b%22ad%20%C3%A9%3Bx.html"
+    )
 
 
 @pytest.mark.parametrize("name", ["x.html", "x.svg", "1.png"])

@@ -13,8 +13,14 @@ JOB_WAIT_S = 240
 
 
 def endpoint_body(**overrides) -> dict:
-    body = {"endpoint_type": "Async", "instance_type": "cpu", "initial_instance_count": 1,
-            "autoscaling_enabled": False, "assign_to_roles": ["IT Operator"], "creator": "api"}
+    body = {
+        "endpoint_type": "Async",
+        "instance_type": "cpu",
+        "initial_instance_count": 1,
+        "autoscaling_enabled": False,
+        "assign_to_roles": ["IT Operator"],
+        "creator": "api",
+    }
     body.update(overrides)
     return body
 
@@ -41,17 +47,29 @@ def create_endpoint(esd, **overrides) -> dict:
     return wait_endpoint(esd, name, lambda e: e["endpoint_status"] != "Creating")
 
 
-def create_job(esd, task: str, endpoint: str, payload: dict | None = None, models: dict | None = None,
-               inference_type: str = "Async", one_call: bool = False):
-    body = {"task_type": task, "inference_type": inference_type, "models": models or {},
-            "sagemaker_endpoint_name": endpoint}
+def create_job(
+    esd,
+    task: str,
+    endpoint: str,
+    payload: dict | None = None,
+    models: dict | None = None,
+    inference_type: str = "Async",
+    one_call: bool = False,
+):
+    body = {
+        "task_type": task,
+        "inference_type": inference_type,
+        "models": models or {},
+        "sagemaker_endpoint_name": endpoint,
+    }
     if one_call:
         body["payload_string"] = json.dumps(payload)
     return esd.post("/prod/inferences", user="api", json=body)
 
 
-def run_two_step(esd, task: str, endpoint: str, payload: dict, models: dict | None = None,
-                 inference_type: str = "Async"):
+def run_two_step(
+    esd, task: str, endpoint: str, payload: dict, models: dict | None = None, inference_type: str = "Async"
+):
     """Create, upload the payload to the signed URL, start; the start response."""
     created = create_job(esd, task, endpoint, payload, models, inference_type)
     assert created.status_code == 201, created.json()

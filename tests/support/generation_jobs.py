@@ -14,8 +14,18 @@ def run(generator, task: str, payload: dict, models: dict, progress=None):
 
 
 def txt2img_payload(**overrides) -> dict:
-    payload = {"prompt": "a red fox", "negative_prompt": "blurry", "seed": 42, "steps": 2, "width": 64,
-               "height": 64, "sampler_name": "Euler", "cfg_scale": 7, "batch_size": 1, "n_iter": 1}
+    payload = {
+        "prompt": "a red fox",
+        "negative_prompt": "blurry",
+        "seed": 42,
+        "steps": 2,
+        "width": 64,
+        "height": 64,
+        "sampler_name": "Euler",
+        "cfg_scale": 7,
+        "batch_size": 1,
+        "n_iter": 1,
+    }
     payload.update(overrides)
     return payload
 

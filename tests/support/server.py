@@ -33,7 +33,10 @@ class ServerProcess:
         with open(self.log, "w") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "openesd", "serve", "--port", str(self.port)],
-                env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
             )
         self.base = f"http://127.0.0.1:{self.port}"
         self._wait_ready()
@@ -67,5 +70,4 @@ API_KEY = "clientTestKey0123456789"
 
 def start_test_server(tmp_path_factory) -> ServerProcess:
     """A server with a known API key that may import from this machine's own HTTP servers."""
-    return ServerProcess(tmp_path_factory.mktemp("server") / "data", api_keys=API_KEY,
-                         allow_private_url_imports="true")
+    return ServerProcess(tmp_path_factory.mktemp("server") / "data", api_keys=API_KEY, allow_private_url_imports="true")

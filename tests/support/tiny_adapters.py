@@ -28,8 +28,14 @@ def embedding_vectors(count: int = 2, width: int = tm.TEXT_HIDDEN_SIZE, seed: in
 def write_embedding_pt(path: Path, count: int = 2, seed: int = 3) -> Path:
     """The WebUI's own `.pt` layout: string_to_param {'*': (n, dim)} plus name/step metadata."""
     torch = _seeded(seed)
-    data = {"string_to_token": {"*": 265}, "string_to_param": {"*": embedding_vectors(count, seed=seed)},
-            "name": Path(path).stem, "step": 500, "sd_checkpoint": "0123456789", "sd_checkpoint_name": "tiny"}
+    data = {
+        "string_to_token": {"*": 265},
+        "string_to_param": {"*": embedding_vectors(count, seed=seed)},
+        "name": Path(path).stem,
+        "step": 500,
+        "sd_checkpoint": "0123456789",
+        "sd_checkpoint_name": "tiny",
+    }
     return _save_pt(path, data, torch)
 
 
@@ -40,8 +46,13 @@ def write_embedding_safetensors(path: Path, count: int = 2, seed: int = 3) -> Pa
 
 def write_sdxl_embedding(path: Path, count: int = 2, seed: int = 3) -> Path:
     """SDXL `.safetensors`: clip_l and clip_g vectors as wide as the tiny SDXL encoders."""
-    return _save_safetensors(path, {"clip_l": embedding_vectors(count, seed=seed),
-                                    "clip_g": embedding_vectors(count, tm.TEXT2_HIDDEN_SIZE, seed=seed + 1)})
+    return _save_safetensors(
+        path,
+        {
+            "clip_l": embedding_vectors(count, seed=seed),
+            "clip_g": embedding_vectors(count, tm.TEXT2_HIDDEN_SIZE, seed=seed + 1),
+        },
+    )
 
 
 class PickledObject:
@@ -82,12 +93,24 @@ def _save_safetensors(path: Path, tensors: dict[str, Any]) -> Path:
 # ---- LoRA -------------------------------------------------------------------------------------
 
 LORA_RANK = 4
-_UNET_TARGETS = ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "attn2.to_q", "attn2.to_k",
-                 "attn2.to_v", "attn2.to_out.0", "proj_in", "proj_out")
+_UNET_TARGETS = (
+    "attn1.to_q",
+    "attn1.to_k",
+    "attn1.to_v",
+    "attn1.to_out.0",
+    "attn2.to_q",
+    "attn2.to_k",
+    "attn2.to_v",
+    "attn2.to_out.0",
+    "proj_in",
+    "proj_out",
+)
 _TEXT_TARGETS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj", "mlp.fc1", "mlp.fc2")
 
 
-def kohya_lora_state_dict(components: dict[str, Any] | None = None, seed: int = 5, scale: float = 0.5) -> dict[str, Any]:
+def kohya_lora_state_dict(
+    components: dict[str, Any] | None = None, seed: int = 5, scale: float = 0.5
+) -> dict[str, Any]:
     """Kohya/A1111 LoRA keys (`lora_unet_*`, `lora_te_*` with lora_down/lora_up/alpha) for the tiny SD 1.x model."""
     components = components or tm.tiny_sd15_components()
     torch = _seeded(seed)
@@ -102,8 +125,11 @@ def kohya_lora_state_dict(components: dict[str, Any] | None = None, seed: int = 
     return state
 
 
-def kohya_sdxl_lora_state_dict(components: dict[str, Any] | None = None, seed: int = 8, scale: float = 0.5) -> dict[str, Any]:
-    """Kohya's SDXL layout: UNet modules by their sgm/LDM names (`lora_unet_input_blocks_4_1_...`), two text encoders."""
+def kohya_sdxl_lora_state_dict(
+    components: dict[str, Any] | None = None, seed: int = 8, scale: float = 0.5
+) -> dict[str, Any]:
+    """Kohya's SDXL layout: UNet modules by their sgm/LDM names (`lora_unet_input_blocks_4_1_...`), two text
+    encoders."""
     from openesd.modeltools.export import _map_unet_module, _unet_key_map
 
     components = components or tm.tiny_sdxl_components()
@@ -113,11 +139,15 @@ def kohya_sdxl_lora_state_dict(components: dict[str, Any] | None = None, seed: i
     state: dict[str, Any] = {}
     for name, module in unet.named_modules():
         if name.endswith(_UNET_TARGETS) and hasattr(module, "weight"):
-            _add_lora(state, "lora_unet_" + _map_unet_module(name, names).replace(".", "_"), module.weight, torch, scale)
+            _add_lora(
+                state, "lora_unet_" + _map_unet_module(name, names).replace(".", "_"), module.weight, torch, scale
+            )
     for prefix, encoder in (("lora_te1_", components["text_encoder"]), ("lora_te2_", components["text_encoder_2"])):
         for name, module in encoder.named_modules():
             if name.endswith(_TEXT_TARGETS):
-                name = name.removeprefix("text_model.")  # CLIPTextModelWithProjection keeps the prefix, CLIPTextModel not
+                name = name.removeprefix(
+                    "text_model."
+                )  # CLIPTextModelWithProjection keeps the prefix, CLIPTextModel not
                 _add_lora(state, prefix + "text_model_" + name.replace(".", "_"), module.weight, torch, scale)
     return state
 
@@ -145,7 +175,9 @@ def tiny_controlnet(seed: int = 11, family: str = "sd15") -> Any:
     torch = _seeded(seed)
     # One stride-2 step per VAE level, so the control image lands on the latent grid (real: 8x, four levels).
     levels = tm.VAE_SCALE_FACTOR.bit_length()
-    net = ControlNetModel.from_unet(tm.tiny_unet(family), conditioning_embedding_out_channels=(16, 32, 96, 256)[:levels])
+    net = ControlNetModel.from_unet(
+        tm.tiny_unet(family), conditioning_embedding_out_channels=(16, 32, 96, 256)[:levels]
+    )
     torch.manual_seed(seed)
     with torch.no_grad():
         zero_init = [*net.controlnet_down_blocks, net.controlnet_mid_block, net.controlnet_cond_embedding.conv_out]
@@ -163,10 +195,14 @@ def controlnet_to_ldm(net: Any) -> dict[str, Any]:
     config["up_block_types"] = ["UpBlock2D"] * len(config["block_out_channels"])  # no up half; names unused
     names = _unet_key_map(config)
     hint_blocks = len(net.controlnet_cond_embedding.blocks)
-    special = {"controlnet_cond_embedding.conv_in": "input_hint_block.0",
-               "controlnet_cond_embedding.conv_out": f"input_hint_block.{2 * (hint_blocks + 1)}",
-               "controlnet_mid_block": "middle_block_out.0"}
-    special.update({f"controlnet_cond_embedding.blocks.{i}": f"input_hint_block.{2 * (i + 1)}" for i in range(hint_blocks)})
+    special = {
+        "controlnet_cond_embedding.conv_in": "input_hint_block.0",
+        "controlnet_cond_embedding.conv_out": f"input_hint_block.{2 * (hint_blocks + 1)}",
+        "controlnet_mid_block": "middle_block_out.0",
+    }
+    special.update(
+        {f"controlnet_cond_embedding.blocks.{i}": f"input_hint_block.{2 * (i + 1)}" for i in range(hint_blocks)}
+    )
     special.update({f"controlnet_down_blocks.{i}": f"zero_convs.{i}.0" for i in range(len(net.controlnet_down_blocks))})
     out = {}
     for key, tensor in net.state_dict().items():
@@ -203,7 +239,10 @@ def write_diffusers_lora(path: Path, seed: int = 5, scale: float = 0.5) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     StableDiffusionPipeline.save_lora_weights(
-        str(path.parent), weight_name=path.name, safe_serialization=True,
+        str(path.parent),
+        weight_name=path.name,
+        safe_serialization=True,
         unet_lora_layers=get_peft_model_state_dict(pipe.unet, adapter_name="fixture"),
-        text_encoder_lora_layers=get_peft_model_state_dict(pipe.text_encoder, adapter_name="fixture"))
+        text_encoder_lora_layers=get_peft_model_state_dict(pipe.text_encoder, adapter_name="fixture"),
+    )
     return path

@@ -57,41 +57,62 @@ def tiny_unet(family: str = "sd15", in_channels: int = 4) -> Any:
 
     if family == "sdxl_refiner":
         return UNet2DConditionModel(
-            sample_size=32, in_channels=in_channels, out_channels=4, layers_per_block=2,
+            sample_size=32,
+            in_channels=in_channels,
+            out_channels=4,
+            layers_per_block=2,
             block_out_channels=SDXL_UNET_CHANNELS,
             down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
             up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-            cross_attention_dim=TEXT2_HIDDEN_SIZE, attention_head_dim=[1, 1],
-            transformer_layers_per_block=list(SDXL_TRANSFORMER_DEPTH), use_linear_projection=True,
-            addition_embed_type="text_time", addition_time_embed_dim=SDXL_TIME_EMBED_DIM,
+            cross_attention_dim=TEXT2_HIDDEN_SIZE,
+            attention_head_dim=[1, 1],
+            transformer_layers_per_block=list(SDXL_TRANSFORMER_DEPTH),
+            use_linear_projection=True,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=SDXL_TIME_EMBED_DIM,
             projection_class_embeddings_input_dim=SDXL_POOLED_DIM + 5 * SDXL_TIME_EMBED_DIM,
         )
     if family == "sd2":
         return UNet2DConditionModel(
-            sample_size=32, in_channels=in_channels, out_channels=4, layers_per_block=2,
+            sample_size=32,
+            in_channels=in_channels,
+            out_channels=4,
+            layers_per_block=2,
             block_out_channels=SD15_UNET_CHANNELS,
             down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
             up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-            cross_attention_dim=SD2_TEXT_HIDDEN_SIZE, attention_head_dim=[1, 1], use_linear_projection=True,
+            cross_attention_dim=SD2_TEXT_HIDDEN_SIZE,
+            attention_head_dim=[1, 1],
+            use_linear_projection=True,
             upcast_attention=True,
         )
     if family == "sdxl":
         return UNet2DConditionModel(
-            sample_size=32, in_channels=in_channels, out_channels=4, layers_per_block=2,
+            sample_size=32,
+            in_channels=in_channels,
+            out_channels=4,
+            layers_per_block=2,
             block_out_channels=SDXL_UNET_CHANNELS,
             down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
             up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-            cross_attention_dim=SDXL_CROSS_ATTENTION_DIM, attention_head_dim=[1, 1],
-            transformer_layers_per_block=list(SDXL_TRANSFORMER_DEPTH), use_linear_projection=True,
-            addition_embed_type="text_time", addition_time_embed_dim=SDXL_TIME_EMBED_DIM,
+            cross_attention_dim=SDXL_CROSS_ATTENTION_DIM,
+            attention_head_dim=[1, 1],
+            transformer_layers_per_block=list(SDXL_TRANSFORMER_DEPTH),
+            use_linear_projection=True,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=SDXL_TIME_EMBED_DIM,
             projection_class_embeddings_input_dim=SDXL_POOLED_DIM + 6 * SDXL_TIME_EMBED_DIM,
         )
     return UNet2DConditionModel(
-        sample_size=32, in_channels=in_channels, out_channels=4, layers_per_block=SD15_LAYERS_PER_BLOCK,
+        sample_size=32,
+        in_channels=in_channels,
+        out_channels=4,
+        layers_per_block=SD15_LAYERS_PER_BLOCK,
         block_out_channels=SD15_UNET_CHANNELS,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=SD15_CROSS_ATTENTION_DIM, attention_head_dim=SD15_ATTENTION_HEADS,
+        cross_attention_dim=SD15_CROSS_ATTENTION_DIM,
+        attention_head_dim=SD15_ATTENTION_HEADS,
     )
 
 
@@ -100,22 +121,34 @@ def tiny_vae() -> Any:
     from diffusers import AutoencoderKL
 
     return AutoencoderKL(
-        block_out_channels=VAE_CHANNELS, in_channels=3, out_channels=3, latent_channels=LATENT_CHANNELS,
+        block_out_channels=VAE_CHANNELS,
+        in_channels=3,
+        out_channels=3,
+        latent_channels=LATENT_CHANNELS,
         down_block_types=["DownEncoderBlock2D"] * len(VAE_CHANNELS),
-        up_block_types=["UpDecoderBlock2D"] * len(VAE_CHANNELS), layers_per_block=VAE_LAYERS_PER_BLOCK,
+        up_block_types=["UpDecoderBlock2D"] * len(VAE_CHANNELS),
+        layers_per_block=VAE_LAYERS_PER_BLOCK,
         sample_size=64,
     )
 
 
-def _text_config(act: str, projection: int, hidden: int = TEXT_HIDDEN_SIZE,
-                 intermediate: int = TEXT_INTERMEDIATE) -> Any:
+def _text_config(
+    act: str, projection: int, hidden: int = TEXT_HIDDEN_SIZE, intermediate: int = TEXT_INTERMEDIATE
+) -> Any:
     from transformers import CLIPTextConfig
 
     return CLIPTextConfig(
-        vocab_size=TEXT_VOCAB, hidden_size=hidden, intermediate_size=intermediate,
-        num_hidden_layers=TEXT_LAYERS, num_attention_heads=max(1, hidden // 64),
-        max_position_embeddings=TEXT_POSITIONS, hidden_act=act, projection_dim=projection,
-        bos_token_id=0, eos_token_id=2, pad_token_id=1,
+        vocab_size=TEXT_VOCAB,
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=TEXT_LAYERS,
+        num_attention_heads=max(1, hidden // 64),
+        max_position_embeddings=TEXT_POSITIONS,
+        hidden_act=act,
+        projection_dim=projection,
+        bos_token_id=0,
+        eos_token_id=2,
+        pad_token_id=1,
     )
 
 
@@ -144,7 +177,9 @@ def tiny_tokenizer(pad_token: str = "<|endoftext|>") -> Any:
 
     from openesd.generation.models._tokenizer import write_tokenizer
 
-    config = json.loads((Path(__file__).parents[2] / "src/openesd/generation/models/_configs/families.json").read_text())
+    config = json.loads(
+        (Path(__file__).parents[2] / "src/openesd/generation/models/_configs/families.json").read_text()
+    )
     folder = Path(tempfile.mkdtemp(prefix="openesd-tok-"))
     write_tokenizer(folder, dict(config["tokenizer"], pad_token=pad_token))
     return CLIPTokenizer.from_pretrained(folder)
@@ -154,16 +189,21 @@ def _scheduler() -> Any:
     """SD's own scheduler config (as in the v1-5 and SDXL repositories)."""
     from diffusers import EulerDiscreteScheduler
 
-    return EulerDiscreteScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
-                                  steps_offset=1, timestep_spacing="leading")
+    return EulerDiscreteScheduler(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1, timestep_spacing="leading"
+    )
 
 
 def tiny_sd15_components(in_channels: int = 4) -> dict[str, Any]:
     """diffusers StableDiffusionPipeline components (scheduler: Euler) with tiny random weights."""
     return {
-        "unet": tiny_unet("sd15", in_channels), "vae": tiny_vae(), "text_encoder": tiny_text_encoder(),
-        "tokenizer": tiny_tokenizer(), "scheduler": _scheduler(),
-        "safety_checker": None, "feature_extractor": None,
+        "unet": tiny_unet("sd15", in_channels),
+        "vae": tiny_vae(),
+        "text_encoder": tiny_text_encoder(),
+        "tokenizer": tiny_tokenizer(),
+        "scheduler": _scheduler(),
+        "safety_checker": None,
+        "feature_extractor": None,
     }
 
 
@@ -172,13 +212,30 @@ def tiny_sd2_components() -> dict[str, Any]:
     _torch()
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    text = CLIPTextModel(CLIPTextConfig(
-        vocab_size=TEXT_VOCAB, hidden_size=SD2_TEXT_HIDDEN_SIZE, intermediate_size=2 * SD2_TEXT_HIDDEN_SIZE,
-        num_hidden_layers=SD2_TEXT_LAYERS, num_attention_heads=1, max_position_embeddings=TEXT_POSITIONS,
-        hidden_act="gelu", projection_dim=SD2_TEXT_HIDDEN_SIZE, bos_token_id=0, eos_token_id=2,
-        pad_token_id=1)).eval()
-    return {"unet": tiny_unet("sd2"), "vae": tiny_vae(), "text_encoder": text, "tokenizer": tiny_tokenizer("!"),
-            "scheduler": _scheduler(), "safety_checker": None, "feature_extractor": None}
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=TEXT_VOCAB,
+            hidden_size=SD2_TEXT_HIDDEN_SIZE,
+            intermediate_size=2 * SD2_TEXT_HIDDEN_SIZE,
+            num_hidden_layers=SD2_TEXT_LAYERS,
+            num_attention_heads=1,
+            max_position_embeddings=TEXT_POSITIONS,
+            hidden_act="gelu",
+            projection_dim=SD2_TEXT_HIDDEN_SIZE,
+            bos_token_id=0,
+            eos_token_id=2,
+            pad_token_id=1,
+        )
+    ).eval()
+    return {
+        "unet": tiny_unet("sd2"),
+        "vae": tiny_vae(),
+        "text_encoder": text,
+        "tokenizer": tiny_tokenizer("!"),
+        "scheduler": _scheduler(),
+        "safety_checker": None,
+        "feature_extractor": None,
+    }
 
 
 def write_tiny_sd2_checkpoint(path: Path) -> Path:
@@ -190,21 +247,29 @@ def write_tiny_sd2_checkpoint(path: Path) -> Path:
 
 def tiny_sdxl_components() -> dict[str, Any]:
     return {
-        "unet": tiny_unet("sdxl"), "vae": tiny_vae(), "text_encoder": tiny_text_encoder(),
-        "text_encoder_2": tiny_text_encoder_2(), "tokenizer": tiny_tokenizer(),
-        "tokenizer_2": tiny_tokenizer("!"), "scheduler": _scheduler(),
+        "unet": tiny_unet("sdxl"),
+        "vae": tiny_vae(),
+        "text_encoder": tiny_text_encoder(),
+        "text_encoder_2": tiny_text_encoder_2(),
+        "tokenizer": tiny_tokenizer(),
+        "tokenizer_2": tiny_tokenizer("!"),
+        "scheduler": _scheduler(),
     }
 
 
 def tiny_sdxl_refiner_components() -> dict[str, Any]:
     return {
-        "unet": tiny_unet("sdxl_refiner"), "vae": tiny_vae(), "text_encoder_2": tiny_text_encoder_2(),
-        "tokenizer_2": tiny_tokenizer("!"), "scheduler": _scheduler(),
+        "unet": tiny_unet("sdxl_refiner"),
+        "vae": tiny_vae(),
+        "text_encoder_2": tiny_text_encoder_2(),
+        "tokenizer_2": tiny_tokenizer("!"),
+        "scheduler": _scheduler(),
     }
 
 
 def write_tiny_sd15_checkpoint(path: Path) -> Path:
-    """SD 1.x A1111 single file: model.diffusion_model.*, first_stage_model.*, cond_stage_model.transformer.text_model.*"""
+    """SD 1.x A1111 single file: model.diffusion_model.*, first_stage_model.*,
+    cond_stage_model.transformer.text_model.*"""
     from openesd.modeltools.export import save_single_file
 
     return save_single_file(tiny_sd15_components(), Path(path))
@@ -252,6 +317,7 @@ def write_tiny_vae(path: Path, seed: int = 1) -> Path:
 
 # -- Full-size architectures (random weights): the benchmark and the slow tests -------------------
 
+
 def full_sd15_components() -> dict[str, Any]:
     """SD 1.5's real architecture (860M UNet, 84M VAE, CLIP ViT-L/14 text encoder), random weights."""
     _torch()
@@ -259,18 +325,38 @@ def full_sd15_components() -> dict[str, Any]:
     from transformers import CLIPTextConfig, CLIPTextModel
 
     unet = UNet2DConditionModel(
-        sample_size=64, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, cross_attention_dim=768,
+        sample_size=64,
+        block_out_channels=(320, 640, 1280, 1280),
+        layers_per_block=2,
+        cross_attention_dim=768,
         attention_head_dim=8,
         down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
     )
-    text = CLIPTextModel(CLIPTextConfig(
-        vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-        max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768,
-        bos_token_id=0, eos_token_id=2, pad_token_id=1)).eval()
-    return {"unet": unet, "vae": _full_vae(), "text_encoder": text, "tokenizer": tiny_tokenizer(),
-            "scheduler": _scheduler(),
-            "safety_checker": None, "feature_extractor": None}
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=49408,
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            max_position_embeddings=77,
+            hidden_act="quick_gelu",
+            projection_dim=768,
+            bos_token_id=0,
+            eos_token_id=2,
+            pad_token_id=1,
+        )
+    ).eval()
+    return {
+        "unet": unet,
+        "vae": _full_vae(),
+        "text_encoder": text,
+        "tokenizer": tiny_tokenizer(),
+        "scheduler": _scheduler(),
+        "safety_checker": None,
+        "feature_extractor": None,
+    }
 
 
 def full_sdxl_components() -> dict[str, Any]:
@@ -280,31 +366,69 @@ def full_sdxl_components() -> dict[str, Any]:
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     unet = UNet2DConditionModel(
-        sample_size=128, block_out_channels=(320, 640, 1280), layers_per_block=2, cross_attention_dim=2048,
-        attention_head_dim=[5, 10, 20], transformer_layers_per_block=[1, 2, 10], use_linear_projection=True,
+        sample_size=128,
+        block_out_channels=(320, 640, 1280),
+        layers_per_block=2,
+        cross_attention_dim=2048,
+        attention_head_dim=[5, 10, 20],
+        transformer_layers_per_block=[1, 2, 10],
+        use_linear_projection=True,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-        addition_embed_type="text_time", addition_time_embed_dim=256, projection_class_embeddings_input_dim=2816,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=256,
+        projection_class_embeddings_input_dim=2816,
     )
-    common = {"vocab_size": 49408, "max_position_embeddings": 77, "bos_token_id": 0, "eos_token_id": 2,
-              "pad_token_id": 1}
-    text = CLIPTextModel(CLIPTextConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                                        num_attention_heads=12, hidden_act="quick_gelu", projection_dim=768,
-                                        **common)).eval()
-    text_2 = CLIPTextModelWithProjection(CLIPTextConfig(
-        hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20, hidden_act="gelu",
-        projection_dim=1280, **common)).eval()
+    common = {
+        "vocab_size": 49408,
+        "max_position_embeddings": 77,
+        "bos_token_id": 0,
+        "eos_token_id": 2,
+        "pad_token_id": 1,
+    }
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            hidden_act="quick_gelu",
+            projection_dim=768,
+            **common,
+        )
+    ).eval()
+    text_2 = CLIPTextModelWithProjection(
+        CLIPTextConfig(
+            hidden_size=1280,
+            intermediate_size=5120,
+            num_hidden_layers=32,
+            num_attention_heads=20,
+            hidden_act="gelu",
+            projection_dim=1280,
+            **common,
+        )
+    ).eval()
     vae = _full_vae()
     vae.register_to_config(scaling_factor=0.13025)
-    return {"unet": unet, "vae": vae, "text_encoder": text, "text_encoder_2": text_2,
-            "tokenizer": tiny_tokenizer(), "tokenizer_2": tiny_tokenizer("!"),
-            "scheduler": _scheduler()}
+    return {
+        "unet": unet,
+        "vae": vae,
+        "text_encoder": text,
+        "text_encoder_2": text_2,
+        "tokenizer": tiny_tokenizer(),
+        "tokenizer_2": tiny_tokenizer("!"),
+        "scheduler": _scheduler(),
+    }
 
 
 def _full_vae() -> Any:
     from diffusers import AutoencoderKL
 
     return AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, sample_size=512,
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+        latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        sample_size=512,
     )

@@ -48,6 +48,9 @@ def make_dataset(root: Path, folders: dict[str, list[tuple[str, tuple[int, int],
 
 @pytest.fixture
 def small_dataset(tmp_path) -> Path:
-    return make_dataset(tmp_path / "dataset", {
-        "2_cat": [("a", (64, 64), "a photo of sks cat, sitting"), ("b", (64, 64), "sks cat, on a sofa")],
-    })
+    return make_dataset(
+        tmp_path / "dataset",
+        {
+            "2_cat": [("a", (64, 64), "a photo of sks cat, sitting"), ("b", (64, 64), "sks cat, on a sofa")],
+        },
+    )

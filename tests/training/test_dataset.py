@@ -12,14 +12,16 @@ from tests.training.conftest import make_dataset, write_image
 
 
 def test_repeats_and_captions_come_from_the_folders(tmp_path):
-    root = make_dataset(tmp_path, {"3_cat": [("a", (64, 64), "sks cat"), ("b", (64, 64), None)],
-                                   "1_dog": [("c", (64, 64), "a dog")]})
+    root = make_dataset(
+        tmp_path, {"3_cat": [("a", (64, 64), "sks cat"), ("b", (64, 64), None)], "1_dog": [("c", (64, 64), "a dog")]}
+    )
     dataset = ds.scan(root)
     captions = {item.path.name: (item.caption, item.repeats) for item in dataset.items}
     assert captions == {"a.png": ("sks cat", 3), "b.png": ("cat", 3), "c.png": ("a dog", 1)}
     assert dataset.image_count == 7
-    assert dataset.warnings == ["1 image(s) in 3_cat have no .txt caption file: they are trained with their "
-                                "folder's concept name `cat`"]
+    assert dataset.warnings == [
+        "1 image(s) in 3_cat have no .txt caption file: they are trained with their folder's concept name `cat`"
+    ]
 
 
 def test_esd_client_datasets_without_captions_train_with_the_concept_name(tmp_path):
@@ -28,9 +30,14 @@ def test_esd_client_datasets_without_captions_train_with_the_concept_name(tmp_pa
     for decode in (True, False):  # the trainer decodes; the API reads headers only
         dataset = ds.scan(root, decode=decode)
         assert sorted((i.path.name, i.caption, i.repeats, i.size) for i in dataset.items) == [
-            ("a.png", "technic", 10, (64, 48)), ("b.png", "technic", 10, (48, 64)), ("c.png", "technic", 10, (64, 64))]
-        assert dataset.warnings == ["3 image(s) in 10_technic have no .txt caption file: they are trained with "
-                                    "their folder's concept name `technic`"]
+            ("a.png", "technic", 10, (64, 48)),
+            ("b.png", "technic", 10, (48, 64)),
+            ("c.png", "technic", 10, (64, 64)),
+        ]
+        assert dataset.warnings == [
+            "3 image(s) in 10_technic have no .txt caption file: they are trained with "
+            "their folder's concept name `technic`"
+        ]
     # What the text encoder is fed: the batch captions of an epoch are the concept name.
     batches = ds.epoch_batches(ds.assign_buckets(ds.scan(root), (64, 64), None), 4, random.Random(0))
     assert {item.caption for batch in batches for item in batch} == {"technic"}
@@ -53,8 +60,11 @@ def test_a_bad_dataset_lists_every_problem(tmp_path):
             ds.scan(root, decode=decode)
         message = info.value.message
         assert message.startswith(f"dataset {root.name!r} has 3 problem(s): ")
-        for problem in ("2_cat/broken.png cannot be read as an image",
-                        "folder '5_empty' has no images", "folder 'cats' is not named <repeats>_<concept>"):
+        for problem in (
+            "2_cat/broken.png cannot be read as an image",
+            "folder '5_empty' has no images",
+            "folder 'cats' is not named <repeats>_<concept>",
+        ):
             assert problem in message
 
 
@@ -70,8 +80,9 @@ def test_buckets_follow_kohya_and_images_go_to_the_nearest_aspect(tmp_path):
     buckets = ds.bucket_resolutions((512, 512), 256, 1024, 64)
     assert (512, 512) in buckets and (768, 320) in buckets and (320, 768) in buckets
     assert all(w % 64 == 0 and h % 64 == 0 and w * h <= 512 * 512 for w, h in buckets)
-    root = make_dataset(tmp_path, {"1_x": [("wide", (300, 150), "w"), ("tall", (150, 300), "t"),
-                                          ("square", (100, 100), "s")]})
+    root = make_dataset(
+        tmp_path, {"1_x": [("wide", (300, 150), "w"), ("tall", (150, 300), "t"), ("square", (100, 100), "s")]}
+    )
     items = {i.path.stem: i.bucket for i in ds.assign_buckets(ds.scan(root), (512, 512), buckets).items}
     assert items == {"wide": (704, 320), "tall": (320, 704), "square": (512, 512)}
     fixed = ds.assign_buckets(ds.scan(root), (512, 512), None).items

@@ -21,10 +21,18 @@ def encode(fmt: str, size: tuple[int, int], mode: str = "RGB", **options) -> byt
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("fmt, options", [
-    ("PNG", {}), ("JPEG", {}), ("JPEG", {"progressive": True}), ("WEBP", {}), ("WEBP", {"lossless": False}),
-    ("BMP", {}), ("GIF", {}),
-])
+@pytest.mark.parametrize(
+    "fmt, options",
+    [
+        ("PNG", {}),
+        ("JPEG", {}),
+        ("JPEG", {"progressive": True}),
+        ("WEBP", {}),
+        ("WEBP", {"lossless": False}),
+        ("BMP", {}),
+        ("GIF", {}),
+    ],
+)
 def test_format_and_size_match_what_pillow_reads(tmp_path, fmt, options):
     path = tmp_path / "image"
     path.write_bytes(encode(fmt, (37, 23), **options))
@@ -56,13 +64,16 @@ def test_a_file_cut_short_is_refused(tmp_path, fmt):
         read_header(path)
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"not an image at all", "not a PNG, JPEG, WEBP, BMP or GIF file"),
-    (b"", "not a PNG, JPEG, WEBP, BMP or GIF file"),
-    (b"RIFF\x04\x00\x00\x00WAVE", "RIFF file that is not a WEBP image"),
-    (b"\xff\xd8\xff\xd9", "JPEG without a frame header"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x00\x00\x00\x00\x05IEND", "size of 0x5"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"not an image at all", "not a PNG, JPEG, WEBP, BMP or GIF file"),
+        (b"", "not a PNG, JPEG, WEBP, BMP or GIF file"),
+        (b"RIFF\x04\x00\x00\x00WAVE", "RIFF file that is not a WEBP image"),
+        (b"\xff\xd8\xff\xd9", "JPEG without a frame header"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x00\x00\x00\x00\x05IEND", "size of 0x5"),
+    ],
+)
 def test_what_is_not_an_image_says_why(tmp_path, data, message):
     path = tmp_path / "x.png"
     path.write_bytes(data)

@@ -8,16 +8,31 @@ import pytest
 
 from openesd.trainer import TrainingConfig, TrainingError, TrainingJob, TrainingProgress, train
 
-SETTINGS = {"network_dim": 4, "network_alpha": 2, "resolution": 32, "train_batch_size": 2, "max_train_epochs": 2,
-            "save_every_n_epochs": 1, "output_name": "sks_cat", "seed": 7, "learning_rate": 2e-2,
-            "text_encoder_lr": 1e-2, "optimizer_type": "AdamW8bit", "lr_scheduler": "cosine",
-            "cache_latents": True, "clip_skip": 2, "mixed_precision": "fp16", "save_precision": "float"}
+SETTINGS = {
+    "network_dim": 4,
+    "network_alpha": 2,
+    "resolution": 32,
+    "train_batch_size": 2,
+    "max_train_epochs": 2,
+    "save_every_n_epochs": 1,
+    "output_name": "sks_cat",
+    "seed": 7,
+    "learning_rate": 2e-2,
+    "text_encoder_lr": 1e-2,
+    "optimizer_type": "AdamW8bit",
+    "lr_scheduler": "cosine",
+    "cache_latents": True,
+    "clip_skip": 2,
+    "mixed_precision": "fp16",
+    "save_precision": "float",
+}
 
 
 def _job(checkpoint, dataset, out, model_type="sd_1_5", **settings):
     config = TrainingConfig.from_kohya({"training": {**SETTINGS, **settings}}, {})
-    return TrainingJob(base_model=checkpoint, model_type=model_type, dataset_dir=dataset, output_dir=out,
-                       config=config, device="cpu")
+    return TrainingJob(
+        base_model=checkpoint, model_type=model_type, dataset_dir=dataset, output_dir=out, config=config, device="cpu"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +82,8 @@ def test_progress_advances_with_a_finite_loss(trained):
 def test_cpu_fallbacks_are_recorded(trained):
     assert trained[0].warnings == [
         "mixed_precision fp16 needs a CUDA device; trained in fp32 on the CPU",
-        "optimizer_type AdamW8bit needs bitsandbytes and a CUDA device; trained with AdamW"]
+        "optimizer_type AdamW8bit needs bitsandbytes and a CUDA device; trained with AdamW",
+    ]
 
 
 def test_the_lora_loads_in_diffusers_and_changes_the_image(trained, sd15_checkpoint):
@@ -79,8 +95,14 @@ def test_the_lora_loads_in_diffusers_and_changes_the_image(trained, sd15_checkpo
     pipe = load_checkpoint(sd15_checkpoint, "cpu", torch.float32).pipe
 
     def image():
-        return pipe("sks cat", num_inference_steps=2, height=32, width=32, output_type="np",
-                    generator=torch.Generator().manual_seed(0)).images[0]
+        return pipe(
+            "sks cat",
+            num_inference_steps=2,
+            height=32,
+            width=32,
+            output_type="np",
+            generator=torch.Generator().manual_seed(0),
+        ).images[0]
 
     before = image()
     pipe.load_lora_weights(str(trained[0].files[-1]), adapter_name="trained")
@@ -99,8 +121,9 @@ def test_same_seed_gives_the_same_file_and_should_stop_ends_early(trained, sd15_
         assert all(a[k].numpy().tobytes() == b[k].numpy().tobytes() for k in a)
 
     polls = []
-    stopped = train(_job(sd15_checkpoint, dataset, tmp_path / "stopped"),
-                    should_stop=lambda: polls.append(1) or len(polls) > 1)
+    stopped = train(
+        _job(sd15_checkpoint, dataset, tmp_path / "stopped"), should_stop=lambda: polls.append(1) or len(polls) > 1
+    )
     # Epoch 1 (one step) finished and was saved; the stop came before step 2, so no final file.
     assert stopped.stopped and stopped.steps == 1
     assert [p.name for p in stopped.files] == ["sks_cat-000001.safetensors"]

@@ -7,11 +7,26 @@ import math
 from openesd.trainer import TrainingConfig, TrainingJob, train
 from tests.training.conftest import make_dataset
 
-SETTINGS = {"network_dim": 4, "network_alpha": 4, "resolution": "32,32", "enable_bucket": True,
-            "min_bucket_reso": 16, "max_bucket_reso": 64, "bucket_reso_steps": 8, "max_train_steps": 2,
-            "output_name": "xl_lora", "seed": 3, "learning_rate": 2e-2, "lr_scheduler": "constant_with_warmup",
-            "lr_warmup_steps": 1, "shuffle_caption": True, "keep_tokens": 1, "noise_offset": 0.05,
-            "min_snr_gamma": 5, "gradient_checkpointing": True}
+SETTINGS = {
+    "network_dim": 4,
+    "network_alpha": 4,
+    "resolution": "32,32",
+    "enable_bucket": True,
+    "min_bucket_reso": 16,
+    "max_bucket_reso": 64,
+    "bucket_reso_steps": 8,
+    "max_train_steps": 2,
+    "output_name": "xl_lora",
+    "seed": 3,
+    "learning_rate": 2e-2,
+    "lr_scheduler": "constant_with_warmup",
+    "lr_warmup_steps": 1,
+    "shuffle_caption": True,
+    "keep_tokens": 1,
+    "noise_offset": 0.05,
+    "min_snr_gamma": 5,
+    "gradient_checkpointing": True,
+}
 
 
 def test_sdxl_training_writes_te1_te2_and_unet_keys_that_diffusers_loads(sdxl_checkpoint, tmp_path):
@@ -21,12 +36,14 @@ def test_sdxl_training_writes_te1_te2_and_unet_keys_that_diffusers_loads(sdxl_ch
 
     from openesd.generation.models.loading import load_checkpoint
 
-    dataset = make_dataset(tmp_path / "data", {"1_dog": [("wide", (48, 32), "sks dog, grass"),
-                                                         ("tall", (32, 48), "sks dog, beach")]})
+    dataset = make_dataset(
+        tmp_path / "data", {"1_dog": [("wide", (48, 32), "sks dog, grass"), ("tall", (32, 48), "sks dog, beach")]}
+    )
     config = TrainingConfig.from_kohya({"training": SETTINGS}, {})
     reports = []
-    result = train(TrainingJob(sdxl_checkpoint, "sd_xl", dataset, tmp_path / "out", config, device="cpu"),
-                   progress=reports.append)
+    result = train(
+        TrainingJob(sdxl_checkpoint, "sd_xl", dataset, tmp_path / "out", config, device="cpu"), progress=reports.append
+    )
     assert [p.name for p in result.files] == ["xl_lora.safetensors"] and result.steps == 2
     assert [r.step for r in reports] == [1, 2] and all(math.isfinite(r.loss) for r in reports)
 
@@ -41,8 +58,14 @@ def test_sdxl_training_writes_te1_te2_and_unet_keys_that_diffusers_loads(sdxl_ch
     pipe = load_checkpoint(sdxl_checkpoint, "cpu", torch.float32).pipe
 
     def image():
-        return pipe("sks dog", num_inference_steps=2, height=32, width=32, output_type="np",
-                    generator=torch.Generator().manual_seed(0)).images[0]
+        return pipe(
+            "sks dog",
+            num_inference_steps=2,
+            height=32,
+            width=32,
+            output_type="np",
+            generator=torch.Generator().manual_seed(0),
+        ).images[0]
 
     before = image()
     pipe.load_lora_weights(str(result.files[0]), adapter_name="trained")

@@ -30,13 +30,30 @@ class RecordingEngine:
         self.stopped.append(training_id)
 
 
-def training_body(output_name: str = "sks_cat", model: str = "base.safetensors", dataset: str = "cats",
-                  fm_type: str = "sd_1_5", instance_type: str = "cpu", **config) -> dict:
-    return {"lora_train_type": "kohya",
-            "params": {"training_params": {"training_instance_type": instance_type, "model": model,
-                                           "dataset": dataset, "fm_type": fm_type},
-                       "config_params": {"saving_arguments": {"output_name": output_name, "save_every_n_epochs": 1},
-                                         "training_arguments": {"max_train_epochs": 1}, **config}}}
+def training_body(
+    output_name: str = "sks_cat",
+    model: str = "base.safetensors",
+    dataset: str = "cats",
+    fm_type: str = "sd_1_5",
+    instance_type: str = "cpu",
+    **config,
+) -> dict:
+    return {
+        "lora_train_type": "kohya",
+        "params": {
+            "training_params": {
+                "training_instance_type": instance_type,
+                "model": model,
+                "dataset": dataset,
+                "fm_type": fm_type,
+            },
+            "config_params": {
+                "saving_arguments": {"output_name": output_name, "save_every_n_epochs": 1},
+                "training_arguments": {"max_train_epochs": 1},
+                **config,
+            },
+        },
+    }
 
 
 @pytest.fixture
@@ -55,14 +72,28 @@ def trainer(esd, engine) -> ESDClient:
 
 TRAINING_WAIT_S = 240
 # Small and fast on a CPU, strong enough that the LoRA visibly changes a 1-step image.
-TINY = {"training": {"resolution": "32,32", "enable_bucket": False, "network_dim": 4, "network_alpha": 4,
-                     "unet_lr": 5e-2, "text_encoder_lr": 2e-2, "optimizer_type": "AdamW", "lr_scheduler": "constant",
-                     "seed": 3, "train_batch_size": 1, "mixed_precision": "no", "save_precision": "float"}}
+TINY = {
+    "training": {
+        "resolution": "32,32",
+        "enable_bucket": False,
+        "network_dim": 4,
+        "network_alpha": 4,
+        "unet_lr": 5e-2,
+        "text_encoder_lr": 2e-2,
+        "optimizer_type": "AdamW",
+        "lr_scheduler": "constant",
+        "seed": 3,
+        "train_batch_size": 1,
+        "mixed_precision": "no",
+        "save_precision": "float",
+    }
+}
 ENDED = ("Completed", "Failed", "Fail", "Stopped")
 
 
-def wait_training(esd, training_id: str, until=lambda t: t["job_status"] in ENDED,
-                  timeout: float = TRAINING_WAIT_S) -> dict:
+def wait_training(
+    esd, training_id: str, until=lambda t: t["job_status"] in ENDED, timeout: float = TRAINING_WAIT_S
+) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         data = esd.get(f"/prod/trainings/{training_id}", user="api").json()["data"]

@@ -27,7 +27,11 @@ def test_create_answers_201_stores_the_toml_and_an_initial_lora_checkpoint(train
     assert tp["s3_model_path"].endswith("/base.safetensors") and tp["s3_data_path"].endswith("dataset/cats")
     assert tp["s3_toml_path"].endswith(f"kohya/train/{tid}/input/kohya_config_cloud.toml")
     assert data["params"]["training_type"] == "kohya"
-    assert data["params"]["ignored_keys"] == ["training.log_prefix", "training.logging_dir", "training.max_token_length"]
+    assert data["params"]["ignored_keys"] == [
+        "training.log_prefix",
+        "training.logging_dir",
+        "training.max_token_length",
+    ]
     assert data["input_location"].endswith(f"kohya/train/{tid}/input")
     assert data["output_location"].endswith(f"kohya/train/{tid}/output")
     store = trainer.http.app.state.store
@@ -35,50 +39,90 @@ def test_create_answers_201_stores_the_toml_and_an_initial_lora_checkpoint(train
     assert toml["training"]["network_dim"] == 8 and toml["training"]["optimizer_type"] == "AdamW8bit"
     assert toml["saving_arguments"] == {"output_name": "sks_cat", "save_every_n_epochs": 1}
     [spec] = engine.submitted
-    assert (spec.id, spec.model_type, spec.dataset_prefix, spec.instance_type) == (tid, "sd_1_5", "dataset/cats/", "cpu")
-    lora = [c for c in trainer.get("/prod/checkpoints", user="api").json()["data"]["checkpoints"] if c["type"] == "Lora"]
+    assert (spec.id, spec.model_type, spec.dataset_prefix, spec.instance_type) == (
+        tid,
+        "sd_1_5",
+        "dataset/cats/",
+        "cpu",
+    )
+    lora = [
+        c for c in trainer.get("/prod/checkpoints", user="api").json()["data"]["checkpoints"] if c["type"] == "Lora"
+    ]
     assert [(c["id"], c["name"], c["status"]) for c in lora] == [(tid, ["sks_cat.safetensors"], "Initial")]
     got = trainer.get(f"/prod/trainings/{tid}", user="api").json()["data"]
     assert (got["id"], got["checkpoint_id"], got["job_status"], got["model_id"], got["train_type"]) == (
-        tid, tid, "Training", "kohya", "Stable-diffusion")
+        tid,
+        tid,
+        "Training",
+        "kohya",
+        "Stable-diffusion",
+    )
     assert got["timestamp"] == data["created"] and got["progress"] is None
 
 
 def test_the_documented_request_shape_is_accepted_too(trainer, engine):
     store = trainer.http.app.state.store
     model_path = create(trainer, training_body("first")).json()["data"]["params"]["training_params"]["s3_model_path"]
-    body = {"lora_train_type": "KOHYA", "params": {
-        "training_params": {"training_instance_type": "cpu", "s3_model_path": model_path,
-                            "s3_data_path": store.uri("dataset/cats")},
-        "config_params": {"training": {"output_name": "documented", "max_train_epochs": 2,
-                                       "optimizer_type": "AdamW"}}}}
+    body = {
+        "lora_train_type": "KOHYA",
+        "params": {
+            "training_params": {
+                "training_instance_type": "cpu",
+                "s3_model_path": model_path,
+                "s3_data_path": store.uri("dataset/cats"),
+            },
+            "config_params": {
+                "training": {"output_name": "documented", "max_train_epochs": 2, "optimizer_type": "AdamW"}
+            },
+        },
+    }
     response = create(trainer, body)
     assert response.status_code == 201, response.json()
     assert engine.submitted[-1].config["training"]["output_name"] == "documented"
     assert response.json()["data"]["params"]["training_params"]["fm_type"] == "sd_1_5"
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda b: b.update(lora_train_type="dreambooth"), "Invalid lora train type: dreambooth, the valid value is kohya."),
-    (lambda b: b["params"]["training_params"].pop("model"), "Missing training_params.model"),
-    (lambda b: b["params"]["training_params"].update(dataset=""), "Missing training_params.dataset"),
-    (lambda b: b["params"]["config_params"]["saving_arguments"].pop("output_name"),
-     "Missing config_params.saving_arguments.output_name"),
-    (lambda b: b["params"]["config_params"].pop("training_arguments"),
-     "Missing config_params.training_arguments.max_train_epochs"),
-    (lambda b: b["params"]["training_params"].update(model="nope.safetensors"), "Model not found"),
-    (lambda b: b["params"]["training_params"].update(dataset="nope"), "Dataset not found"),
-    (lambda b: b["params"]["training_params"].update(fm_type="sd_3"),
-     "Invalid fm_type sd_3, the valid values are sd_1_5 and sd_xl"),
-    (lambda b: b["params"]["config_params"]["saving_arguments"].update(output_name="base"),
-     "base.safetensors already exists, please use another or rename/delete exists"),
-    (lambda b: b["params"]["config_params"].update(training={"optimizer_type": "Adam9"}),
-     "optimizer_type 'Adam9' is not supported; use one of AdamW, AdamW8bit"),
-    (lambda b: b["params"]["config_params"]["saving_arguments"].update(output_name="a/b"),
-     "output_name 'a/b' must be a file name without folders"),
-    (lambda b: b["params"]["training_params"].update(training_instance_type="ml.p4d.24xlarge"),
-     "'ml.p4d.24xlarge for training job usage' is 0 Instances"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda b: b.update(lora_train_type="dreambooth"),
+            "Invalid lora train type: dreambooth, the valid value is kohya.",
+        ),
+        (lambda b: b["params"]["training_params"].pop("model"), "Missing training_params.model"),
+        (lambda b: b["params"]["training_params"].update(dataset=""), "Missing training_params.dataset"),
+        (
+            lambda b: b["params"]["config_params"]["saving_arguments"].pop("output_name"),
+            "Missing config_params.saving_arguments.output_name",
+        ),
+        (
+            lambda b: b["params"]["config_params"].pop("training_arguments"),
+            "Missing config_params.training_arguments.max_train_epochs",
+        ),
+        (lambda b: b["params"]["training_params"].update(model="nope.safetensors"), "Model not found"),
+        (lambda b: b["params"]["training_params"].update(dataset="nope"), "Dataset not found"),
+        (
+            lambda b: b["params"]["training_params"].update(fm_type="sd_3"),
+            "Invalid fm_type sd_3, the valid values are sd_1_5 and sd_xl",
+        ),
+        (
+            lambda b: b["params"]["config_params"]["saving_arguments"].update(output_name="base"),
+            "base.safetensors already exists, please use another or rename/delete exists",
+        ),
+        (
+            lambda b: b["params"]["config_params"].update(training={"optimizer_type": "Adam9"}),
+            "optimizer_type 'Adam9' is not supported; use one of AdamW, AdamW8bit",
+        ),
+        (
+            lambda b: b["params"]["config_params"]["saving_arguments"].update(output_name="a/b"),
+            "output_name 'a/b' must be a file name without folders",
+        ),
+        (
+            lambda b: b["params"]["training_params"].update(training_instance_type="ml.p4d.24xlarge"),
+            "'ml.p4d.24xlarge for training job usage' is 0 Instances",
+        ),
+    ],
+)
 def test_bad_requests_get_the_catalogue_messages(trainer, engine, change, message):
     body = training_body()
     change(body)
@@ -95,7 +139,9 @@ def test_gateway_model_and_permission(trainer):
     trainer.post("/prod/roles", user="api", json={"role_name": "viewer", "permissions": ["checkpoint:list"]})
     trainer.post("/prod/users", user="api", json={"username": "bob", "password": "pw", "roles": ["viewer"]})
     assert create(trainer, training_body(), user="bob").json() == {
-        "statusCode": 403, "message": "User bob has no permissions: ['train:all']"}
+        "statusCode": 403,
+        "message": "User bob has no permissions: ['train:all']",
+    }
 
 
 def test_a_dataset_must_be_enabled_and_output_names_stay_unique(trainer):
@@ -122,8 +168,9 @@ def test_reports_drive_status_progress_and_the_output_checkpoint(trainer):
     reporter = TrainingReporter(app.state.sessionmaker, app.state.store)
     reporter.training_status(tid, "Downloading")
     assert trainer.get(f"/prod/trainings/{tid}", user="api").json()["data"]["job_status"] == "Downloading"
-    reporter.training_progress(tid, {"step": 1, "total_steps": 2, "epoch": 1, "total_epochs": 2, "loss": 0.5,
-                                     "eta_seconds": 3.0})
+    reporter.training_progress(
+        tid, {"step": 1, "total_steps": 2, "epoch": 1, "total_epochs": 2, "loss": 0.5, "eta_seconds": 3.0}
+    )
     progress = trainer.get(f"/prod/trainings/{tid}", user="api").json()["data"]["progress"]
     assert progress == {"step": 1, "total_steps": 2, "epoch": 1, "total_epochs": 2, "loss": 0.5, "eta_seconds": 3.0}
     files = ["sks_cat.safetensors", "sks_cat-000001.safetensors"]
@@ -154,10 +201,16 @@ def test_list_get_stop_and_delete(trainer, engine):
     listed = trainer.get("/prod/trainings", user="api", params={"limit": 1}).json()["data"]
     assert [t["id"] for t in listed["trainings"]] == [ids[1]] and listed["last_evaluated_key"]
     item = listed["trainings"][0]
-    assert (item["status"], item["trainType"], item["modelName"]) == ("Training", "Stable-diffusion", "base.safetensors")
+    assert (item["status"], item["trainType"], item["modelName"]) == (
+        "Training",
+        "Stable-diffusion",
+        "base.safetensors",
+    )
     assert item["sagemakerTrainName"].startswith("kohya-")
-    assert trainer.get("/prod/trainings/nope", user="api").json() == {"statusCode": 404,
-                                                                      "message": "Job with id nope not found"}
+    assert trainer.get("/prod/trainings/nope", user="api").json() == {
+        "statusCode": 404,
+        "message": "Job with id nope not found",
+    }
     assert trainer.put("/prod/trainings/nope/stop", user="api").status_code == 404
     stop = trainer.put(f"/prod/trainings/{ids[0]}/stop", user="api")
     assert stop.status_code == 200 and engine.stopped == [ids[0]]
@@ -167,7 +220,10 @@ def test_list_get_stop_and_delete(trainer, engine):
     again = trainer.put(f"/prod/trainings/{ids[0]}/stop", user="api")
     assert again.status_code == 400 and again.json()["message"].startswith(f"training {ids[0]} is already Stopped")
     bad = trainer.delete(CREATE, user="api", json={})
-    assert "object has missing required properties" in bad.json()["message"] and "training_id_list" in bad.json()["message"]
+    assert (
+        "object has missing required properties" in bad.json()["message"]
+        and "training_id_list" in bad.json()["message"]
+    )
     store = app.state.store
     assert store.list(f"kohya/train/{ids[1]}/")
     assert trainer.delete(CREATE, user="api", json={"training_id_list": [ids[1], "nope"]}).status_code == 204

@@ -20,7 +20,6 @@ from tests.api.conftest import ESDClient
 from tests.trainings.conftest import TINY, training_body, wait_training
 
 
-
 class ProgressRecorder:
     """Wraps the engine's training events to keep every progress report the server received."""
 
@@ -40,8 +39,10 @@ def server(tmp_path_factory) -> Iterator[ESDClient]:
     folder = tmp_path_factory.mktemp("tiny-models")
     client = open_app(tmp_path_factory.mktemp("server"))
     esd = ESDClient(client)
-    for name, write in (("tiny-sd15.safetensors", tiny_models.write_tiny_sd15_checkpoint),
-                        ("tiny-sdxl.safetensors", tiny_models.write_tiny_sdxl_checkpoint)):
+    for name, write in (
+        ("tiny-sd15.safetensors", tiny_models.write_tiny_sd15_checkpoint),
+        ("tiny-sdxl.safetensors", tiny_models.write_tiny_sdxl_checkpoint),
+    ):
         upload_file(esd, name, write(folder / name).read_bytes(), 1, "Stable-diffusion")
     upload_dataset(esd, "cats", kohya_files(2), prefix="2_cat")
     runner = client.app.state.runtime.execution._trainings
@@ -63,8 +64,10 @@ def generate(esd, base: str, prompt: str, lora: str | None = None, size: int = 6
     return images(esd, job)[0].tobytes()
 
 
-@pytest.mark.parametrize(("base", "fm_type", "output"), [("tiny-sd15.safetensors", "sd_1_5", "sks_cat15"),
-                                                         ("tiny-sdxl.safetensors", "sd_xl", "sks_catxl")])
+@pytest.mark.parametrize(
+    ("base", "fm_type", "output"),
+    [("tiny-sd15.safetensors", "sd_1_5", "sks_cat15"), ("tiny-sdxl.safetensors", "sd_xl", "sks_catxl")],
+)
 def test_a_trained_lora_is_usable_in_inference_at_once(server, base, fm_type, output):
     recorder = server.http.app.state.runtime.execution._trainings._events
     body = training_body(output, base, "cats", fm_type, **TINY)

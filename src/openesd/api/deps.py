@@ -80,11 +80,11 @@ async def get_training_reporter(request: Request) -> TrainingReporter:
 
 
 async def get_session(request: Request, background: BackgroundTasks) -> AsyncIterator[Session]:
-    """One transaction per request: commit when the route returns, roll back when it raises (unless a
-    service marked a failure to keep, `keep_despite_error`). Opening a session reads nothing; its end
-    (commit, close) runs in the thread pool, one hop, or in place when it has nothing to write on SQLite. What was registered with
-    `after_commit` runs once the commit succeeded, after the response is sent; a request that answers an
-    error runs none of it."""
+    """One transaction per request: commit when the route returns, roll back when it raises (unless a service marked
+    a failure to keep, `keep_despite_error`). Opening a session reads nothing; its end (commit, close) runs in the
+    thread pool, one hop, or in place when it has nothing to write on SQLite. What was registered with
+    `after_commit` runs once the commit succeeded, after the response is sent; a request that answers an error runs
+    none of it."""
     session: Session = request.app.state.sessionmaker()
     try:
         yield session
@@ -100,15 +100,15 @@ Params = ParamSpec("Params")
 Result = TypeVar("Result")
 
 
-async def read(session: Session, call: Callable[Params, Result], *args: Params.args,
-               **kwargs: Params.kwargs) -> Result:
+async def read(session: Session, call: Callable[Params, Result], *args: Params.args, **kwargs: Params.kwargs) -> Result:
     """Run a service call that only reads, from an `async def` route: in place on SQLite, in the thread
     pool on PostgreSQL (`reads_in_place`). The job listing under load: bench/listing.py."""
     return await _in_place_or_pool(session, call, *args, **kwargs)
 
 
-async def _in_place_or_pool(session: Session, call: Callable[Params, Result], *args: Params.args,
-                            **kwargs: Params.kwargs) -> Result:
+async def _in_place_or_pool(
+    session: Session, call: Callable[Params, Result], *args: Params.args, **kwargs: Params.kwargs
+) -> Result:
     if reads_in_place(session):
         return call(*args, **kwargs)
     return await run_in_threadpool(call, *args, **kwargs)

@@ -11,8 +11,15 @@ from fastapi.responses import JSONResponse, Response
 from openesd import ESD_API_VERSION
 
 DEFAULT_MESSAGES = {
-    200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request",
-    401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 500: "Internal Server Error",
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No Content",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    500: "Internal Server Error",
     504: "Endpoint request timed out",
 }
 
@@ -50,8 +57,9 @@ class _ESDJSONResponse(JSONResponse):
     time."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"),
-                          default=_decimal).encode("utf-8")
+        return json.dumps(
+            content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"), default=_decimal
+        ).encode("utf-8")
 
 
 def _decimal(value: Any) -> str:

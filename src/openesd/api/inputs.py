@@ -35,8 +35,11 @@ class BodyTooLarge(Exception):
     def response(self) -> Response:
         env = f"OPENESD_{self.setting.upper()}"
         return gateway_response(
-            413, f"Request body is larger than {self.limit} bytes, the limit of this route; "
-                 f"the server's operator sets it with {env}", with_status_code=True)
+            413,
+            f"Request body is larger than {self.limit} bytes, the limit of this route; "
+            f"the server's operator sets it with {env}",
+            with_status_code=True,
+        )
 
 
 class InputLimits:
@@ -105,8 +108,10 @@ def _url_problem(scope: Scope) -> str | None:
         return "the path contains the NUL character \\u0000 (%00), which no stored text may hold"
     for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
         if "\x00" in name or "\x00" in value:
-            return (f"query parameter {json.dumps(name)} contains the NUL character \\u0000 (%00), "
-                    "which no stored text may hold")
+            return (
+                f"query parameter {json.dumps(name)} contains the NUL character \\u0000 (%00), "
+                "which no stored text may hold"
+            )
     return None
 
 
@@ -169,7 +174,10 @@ def _check_string(where: str, text: str) -> None:
         return
     char = found.group()
     if char == "\x00":
-        raise BadBody(f"{where} contains the NUL character \\u0000 (at index {found.start()}), "
-                      "which no stored text may hold")
-    raise BadBody(f"{where} is not valid Unicode: it holds the lone UTF-16 surrogate \\u{ord(char):04x} "
-                  f"(at index {found.start()})")
+        raise BadBody(
+            f"{where} contains the NUL character \\u0000 (at index {found.start()}), which no stored text may hold"
+        )
+    raise BadBody(
+        f"{where} is not valid Unicode: it holds the lone UTF-16 surrogate \\u{ord(char):04x} "
+        f"(at index {found.start()})"
+    )

@@ -34,19 +34,37 @@ class Metrics:
 
     def __init__(self, make_session: sessionmaker[Session]):
         self.registry = CollectorRegistry()
-        self.requests = Counter("openesd_http_requests", "HTTP requests answered, by route template and status",
-                                ["method", "route", "status"], registry=self.registry)
-        self.request_seconds = Histogram("openesd_http_request_duration_seconds", "Time to answer, by route template",
-                                         ["method", "route"], registry=self.registry)
-        self.job_seconds = Histogram("openesd_inference_job_duration_seconds",
-                                     "Start to end of the inference jobs this replica's engine finished",
-                                     ["endpoint", "status"], buckets=JOB_SECONDS_BUCKETS, registry=self.registry)
-        self.model_loads = Counter("openesd_model_loads", "Model files loaded by the workers of succeeded jobs",
-                                   ["endpoint"], registry=self.registry)
-        self.model_cache_hits = Counter("openesd_model_cache_hits", "Models the workers found already loaded",
-                                        ["endpoint"], registry=self.registry)
-        self.upload_bytes = Counter("openesd_upload_bytes", "Bytes stored through signed PUT URLs (/objects)",
-                                    ["kind"], registry=self.registry)
+        self.requests = Counter(
+            "openesd_http_requests",
+            "HTTP requests answered, by route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "openesd_http_request_duration_seconds",
+            "Time to answer, by route template",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self.job_seconds = Histogram(
+            "openesd_inference_job_duration_seconds",
+            "Start to end of the inference jobs this replica's engine finished",
+            ["endpoint", "status"],
+            buckets=JOB_SECONDS_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_loads = Counter(
+            "openesd_model_loads",
+            "Model files loaded by the workers of succeeded jobs",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.model_cache_hits = Counter(
+            "openesd_model_cache_hits", "Models the workers found already loaded", ["endpoint"], registry=self.registry
+        )
+        self.upload_bytes = Counter(
+            "openesd_upload_bytes", "Bytes stored through signed PUT URLs (/objects)", ["kind"], registry=self.registry
+        )
         self.registry.register(StoredState(make_session))
 
     def job_finished(self, endpoint: str, status: str, seconds: float, worker: dict[str, int] | None = None) -> None:
@@ -72,10 +90,12 @@ class StoredState(Collector):
 
     @staticmethod
     def _jobs(session: Session, names: dict[str, str]) -> GaugeMetricFamily:
-        family = GaugeMetricFamily("openesd_inference_jobs", "Inference jobs by status and endpoint",
-                                   labels=["endpoint", "status"])
+        family = GaugeMetricFamily(
+            "openesd_inference_jobs", "Inference jobs by status and endpoint", labels=["endpoint", "status"]
+        )
         counts = select(InferenceJob.endpoint_id, InferenceJob.status, func.count()).group_by(
-            InferenceJob.endpoint_id, InferenceJob.status)
+            InferenceJob.endpoint_id, InferenceJob.status
+        )
         totals: Tally[tuple[str, str]] = Tally()
         for endpoint_id, status, count in session.execute(counts):
             totals[(_endpoint_label(names, endpoint_id), status)] += count
@@ -85,22 +105,32 @@ class StoredState(Collector):
 
     @staticmethod
     def _queue(session: Session, names: dict[str, str]) -> GaugeMetricFamily:
-        family = GaugeMetricFamily("openesd_inference_queue_length",
-                                   "Jobs started on an endpoint that no worker has begun yet", labels=["endpoint"])
+        family = GaugeMetricFamily(
+            "openesd_inference_queue_length",
+            "Jobs started on an endpoint that no worker has begun yet",
+            labels=["endpoint"],
+        )
         # Only unfinished jobs are read (few); a worker that begins a job moves its phase past `queued`.
         unfinished = session.execute(select(InferenceJob.endpoint_id, InferenceJob.progress).where(InferenceJob.queued))
-        totals = Tally(_endpoint_label(names, endpoint_id) for endpoint_id, progress in unfinished
-                       if (progress or {}).get("phase", "queued") == "queued")
+        totals = Tally(
+            _endpoint_label(names, endpoint_id)
+            for endpoint_id, progress in unfinished
+            if (progress or {}).get("phase", "queued") == "queued"
+        )
         for name in sorted(set(names.values()) | set(totals)):
             family.add_metric([name], totals[name])
         return family
 
     @staticmethod
     def _instances(session: Session) -> GaugeMetricFamily:
-        family = GaugeMetricFamily("openesd_endpoint_instances", "Live instances of each endpoint, by its state",
-                                   labels=["endpoint", "state"])
-        rows = session.execute(select(Endpoint.endpoint_name, Endpoint.endpoint_status,
-                                      Endpoint.current_instance_count).order_by(Endpoint.endpoint_name))
+        family = GaugeMetricFamily(
+            "openesd_endpoint_instances", "Live instances of each endpoint, by its state", labels=["endpoint", "state"]
+        )
+        rows = session.execute(
+            select(Endpoint.endpoint_name, Endpoint.endpoint_status, Endpoint.current_instance_count).order_by(
+                Endpoint.endpoint_name
+            )
+        )
         for name, state, count in rows:
             family.add_metric([name, state], count or 0)
         return family

@@ -20,8 +20,10 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(session: SessionDep, store: StoreDep) -> JSONResponse:
-    checks = {"database": _check(lambda: session.execute(text("SELECT 1"))),
-              "object_store": _check(lambda: store.stat("openesd-readyz-probe"))}
+    checks = {
+        "database": _check(lambda: session.execute(text("SELECT 1"))),
+        "object_store": _check(lambda: store.stat("openesd-readyz-probe")),
+    }
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 

@@ -64,10 +64,7 @@ def _check(value: Any, schema: dict[str, Any], errors: list[str]) -> None:
             )
             return
     if "enum" in schema and value not in schema["enum"]:
-        errors.append(
-            f"instance value ({_quote(value)}) not found in enum "
-            f"(possible values: {_quote(schema['enum'])})"
-        )
+        errors.append(f"instance value ({_quote(value)}) not found in enum (possible values: {_quote(schema['enum'])})")
     if isinstance(value, str):
         _check_string(value, schema, errors)
     elif isinstance(value, int | float) and not isinstance(value, bool):
@@ -81,18 +78,14 @@ def _check(value: Any, schema: dict[str, Any], errors: list[str]) -> None:
 def _check_string(value: str, schema: dict[str, Any], errors: list[str]) -> None:
     if "minLength" in schema and len(value) < schema["minLength"]:
         errors.append(
-            f"string {_quote(value)} is too short (length: {len(value)}, "
-            f"required minimum: {schema['minLength']})"
+            f"string {_quote(value)} is too short (length: {len(value)}, required minimum: {schema['minLength']})"
         )
     if "maxLength" in schema and len(value) > schema["maxLength"]:
         errors.append(
-            f"string {_quote(value)} is too long (length: {len(value)}, "
-            f"maximum allowed: {schema['maxLength']})"
+            f"string {_quote(value)} is too long (length: {len(value)}, maximum allowed: {schema['maxLength']})"
         )
     if "pattern" in schema and not re.search(schema["pattern"], value):
-        errors.append(
-            f"ECMA 262 regex {_quote(schema['pattern'])} does not match input string {_quote(value)}"
-        )
+        errors.append(f"ECMA 262 regex {_quote(schema['pattern'])} does not match input string {_quote(value)}")
 
 
 def _check_number(value: float, schema: dict[str, Any], errors: list[str]) -> None:
@@ -100,13 +93,11 @@ def _check_number(value: float, schema: dict[str, Any], errors: list[str]) -> No
     shown = int(value) if isinstance(value, float) and value.is_integer() else value
     if "minimum" in schema and value < schema["minimum"]:
         errors.append(
-            f"numeric instance is lower than the required minimum "
-            f"(minimum: {schema['minimum']}, found: {shown})"
+            f"numeric instance is lower than the required minimum (minimum: {schema['minimum']}, found: {shown})"
         )
     if "maximum" in schema and value > schema["maximum"]:
         errors.append(
-            f"numeric instance is greater than the required maximum "
-            f"(maximum: {schema['maximum']}, found: {shown})"
+            f"numeric instance is greater than the required maximum (maximum: {schema['maximum']}, found: {shown})"
         )
 
 
@@ -118,8 +109,7 @@ def _check_array(value: list[Any], schema: dict[str, Any], errors: list[str]) ->
         )
     if "maxItems" in schema and len(value) > schema["maxItems"]:
         errors.append(
-            f"array is too long: must have at most {schema['maxItems']} elements "
-            f"but instance has {len(value)} elements"
+            f"array is too long: must have at most {schema['maxItems']} elements but instance has {len(value)} elements"
         )
     if "items" in schema:
         for item in value:

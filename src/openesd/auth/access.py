@@ -104,8 +104,10 @@ class Access:
         """`obj` when the requester may change it, else 403 naming its creator."""
         if not self.can_change(obj):
             creator, _ = ownership(obj)
-            raise Forbidden(f"{_kind(obj)} {_label(obj)} belongs to {creator or 'nobody'}: only its creator or an "
-                            f"administrator ({ADMINISTRATOR_PERMISSION}) may change or delete it")
+            raise Forbidden(
+                f"{_kind(obj)} {_label(obj)} belongs to {creator or 'nobody'}: only its creator or an "
+                f"administrator ({ADMINISTRATOR_PERMISSION}) may change or delete it"
+            )
         return obj
 
     def only_visible(self, objs: Iterable[Owned]) -> list[Owned]:
@@ -118,8 +120,14 @@ class Access:
 
 
 def _kind(obj: Owned) -> str:
-    return {InferenceJob: "inference job", Checkpoint: "checkpoint", Dataset: "dataset", Training: "training",
-            Endpoint: "endpoint", LegacyModel: "model"}[type(obj)]
+    return {
+        InferenceJob: "inference job",
+        Checkpoint: "checkpoint",
+        Dataset: "dataset",
+        Training: "training",
+        Endpoint: "endpoint",
+        LegacyModel: "model",
+    }[type(obj)]
 
 
 def _label(obj: Owned) -> str:

@@ -8,7 +8,12 @@ from collections.abc import Iterable
 RESOURCES = ("role", "user", "checkpoint", "sagemaker_endpoint", "inference", "train")
 ACTIONS = ("all", "list", "create")
 ADMIN_PERMISSIONS = [
-    "train:all", "checkpoint:all", "inference:all", "sagemaker_endpoint:all", "user:all", "role:all",
+    "train:all",
+    "checkpoint:all",
+    "inference:all",
+    "sagemaker_endpoint:all",
+    "user:all",
+    "role:all",
 ]
 DEFAULT_ROLE = "IT Operator"
 SEEDED_CREATOR = "ESD"

@@ -67,8 +67,14 @@ class _CheckedBackend(httpcore.SyncBackend):
     def __init__(self, allow_private: bool):
         self._allow_private = allow_private
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None) -> httpcore.NetworkStream:
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
         addresses = _resolve(host, port)
         refused = [] if self._allow_private else [name for a in addresses if (name := non_public(a))]
         if refused:
@@ -87,7 +93,8 @@ def _client(allow_private: bool, timeout: float) -> httpx.Client:
     # httpx takes no network backend, so its pool is replaced by one with ours; the rebinding tests
     # in tests/checkpoints/test_import.py fail should httpx stop sending through `_pool`.
     transport._pool = httpcore.ConnectionPool(
-        ssl_context=httpx.create_ssl_context(), network_backend=_CheckedBackend(allow_private))
+        ssl_context=httpx.create_ssl_context(), network_backend=_CheckedBackend(allow_private)
+    )
     return httpx.Client(transport=transport, timeout=timeout, trust_env=False)
 
 
@@ -134,7 +141,12 @@ def probe(url: str, allow_private: bool, timeout: float) -> str:
 
 
 def download(
-    url: str, directory: Path, *, allow_private: bool, max_bytes: int, timeout: float,
+    url: str,
+    directory: Path,
+    *,
+    allow_private: bool,
+    max_bytes: int,
+    timeout: float,
     progress: Callable[[int, int | None], None],
 ) -> Downloaded:
     """Stream `url` into a temp file under `directory`, hashing as it goes; removed on failure."""

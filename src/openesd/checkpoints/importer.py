@@ -46,9 +46,11 @@ class CheckpointImporter:
         url, key = job
         try:
             fetched = download(
-                url, self._settings.data_dir / "tmp" / "imports",
+                url,
+                self._settings.data_dir / "tmp" / "imports",
                 allow_private=self._settings.allow_private_url_imports,
-                max_bytes=self._settings.max_import_bytes, timeout=self._settings.import_timeout_s,
+                max_bytes=self._settings.max_import_bytes,
+                timeout=self._settings.import_timeout_s,
                 progress=lambda done, total: self._progress(checkpoint_id, done, total),
             )
         except Exception as error:  # every failure is recorded on the record for the user to read

@@ -64,8 +64,11 @@ class CheckpointRepository(Repository[Checkpoint]):
         query = (
             select(Checkpoint)
             .join(CheckpointName, CheckpointName.checkpoint_id == Checkpoint.id)
-            .where(CheckpointName.name == name, Checkpoint.checkpoint_type == checkpoint_type,
-                   Checkpoint.status == "Active")
+            .where(
+                CheckpointName.name == name,
+                Checkpoint.checkpoint_type == checkpoint_type,
+                Checkpoint.status == "Active",
+            )
         )
         return self.session.scalars(query).first()
 

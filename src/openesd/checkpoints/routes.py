@@ -12,8 +12,12 @@ from openesd.api.gateway import esd_body
 from openesd.api.identity import AccessDep, permitted, permitted_in_strict
 from openesd.auth.principal import Principal
 from openesd.checkpoints.schemas import (
-    CREATE_CHECKPOINT_SCHEMA, DELETE_CHECKPOINTS_SCHEMA, UPDATE_CHECKPOINT_SCHEMA,
-    CreateCheckpoint, DeleteCheckpoints, UpdateCheckpoint,
+    CREATE_CHECKPOINT_SCHEMA,
+    DELETE_CHECKPOINTS_SCHEMA,
+    UPDATE_CHECKPOINT_SCHEMA,
+    CreateCheckpoint,
+    DeleteCheckpoints,
+    UpdateCheckpoint,
 )
 from openesd.checkpoints.service import Change, CheckpointService
 

@@ -7,7 +7,14 @@ from pydantic import BaseModel, ConfigDict
 from openesd.api.validation import array, obj, string
 
 CHECKPOINT_TYPES = [
-    "Stable-diffusion", "embeddings", "Lora", "hypernetworks", "ControlNet", "VAE", "ESRGAN", "rembg",
+    "Stable-diffusion",
+    "embeddings",
+    "Lora",
+    "hypernetworks",
+    "ControlNet",
+    "VAE",
+    "ESRGAN",
+    "rembg",
 ]
 STATUSES = ("Initial", "Active", "Disabled")
 IMPORT_EXTENSIONS = (".pt", ".pth", ".ckpt", ".safetensors", ".yaml", ".onnx", ".bin")
@@ -54,7 +61,8 @@ CREATE_CHECKPOINT_SCHEMA = obj(
                 },
                 required=["filename", "parts_number"],
             ),
-            1, 20,
+            1,
+            20,
         ),
         "urls": array(string(), 1, 20),
         "params": obj({"message": {"type": "string"}, "creator": {"type": "string"}}),
@@ -65,12 +73,15 @@ UPDATE_CHECKPOINT_SCHEMA = obj(
     {
         "status": string(),
         "name": string(maxLength=20, pattern="^[A-Za-z][A-Za-z0-9_-]*$"),
-        "multi_parts_tags": {"type": "object", "additionalProperties": array(obj(
-            {"ETag": string(), "PartNumber": {"type": "integer", "minimum": 1, "maximum": 10000}},
-            required=["ETag", "PartNumber"],
-        ))},
+        "multi_parts_tags": {
+            "type": "object",
+            "additionalProperties": array(
+                obj(
+                    {"ETag": string(), "PartNumber": {"type": "integer", "minimum": 1, "maximum": 10000}},
+                    required=["ETag", "PartNumber"],
+                )
+            ),
+        },
     }
 )
-DELETE_CHECKPOINTS_SCHEMA = obj(
-    {"checkpoint_id_list": array(string(), 1, 100)}, required=["checkpoint_id_list"]
-)
+DELETE_CHECKPOINTS_SCHEMA = obj({"checkpoint_id_list": array(string(), 1, 100)}, required=["checkpoint_id_list"])

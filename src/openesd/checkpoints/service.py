@@ -17,7 +17,10 @@ from openesd.auth.principal import Principal
 from openesd.checkpoints.downloads import probe
 from openesd.checkpoints.repository import CheckpointRepository, NameTaken
 from openesd.checkpoints.schemas import (
-    IMPORT_EXTENSIONS, STATUSES, CreateCheckpoint, UpdateCheckpoint,
+    IMPORT_EXTENSIONS,
+    STATUSES,
+    CreateCheckpoint,
+    UpdateCheckpoint,
 )
 from openesd.checkpoints.verify import RejectedFile, check_parts, verify_file
 from openesd.errors import BadRequest, NotFound
@@ -44,13 +47,15 @@ def check_file_name(name: str) -> str:
     if not name or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
         raise BadRequest(f"file name {name!r} is not allowed: it must be a plain name without path separators")
     if len(name.encode("utf-8")) > MAX_SEGMENT_LENGTH:
-        raise BadRequest(f"file name {name[:64]!r}... is longer than {MAX_SEGMENT_LENGTH} bytes (UTF-8): "
-                         "use a shorter name")
+        raise BadRequest(
+            f"file name {name[:64]!r}... is longer than {MAX_SEGMENT_LENGTH} bytes (UTF-8): use a shorter name"
+        )
     return name
 
 
 def _part_number(name: str, value: object) -> int:
-    """As S3 takes it: an integer, not `1.5`, `true`, `"1"` or an overflowing `1e400` (legacy bodies skip the schema)."""
+    """As S3 takes it: an integer, not `1.5`, `true`, `"1"` or an overflowing `1e400` (legacy bodies skip the
+    schema)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadRequest(f"PartNumber {json.dumps(value)} of {name} is not an integer")
     return value
@@ -99,13 +104,25 @@ class CheckpointService:
             raise BadRequest("no checkpoint name (file names) detected")
         return NewCheckpoint(upload=self._create_upload(requester, body))
 
-    def _new_record(self, requester: Principal, body: CreateCheckpoint, names: list[str], params: dict,
-                    checkpoint_id: str | None = None) -> Checkpoint:
+    def _new_record(
+        self,
+        requester: Principal,
+        body: CreateCheckpoint,
+        names: list[str],
+        params: dict,
+        checkpoint_id: str | None = None,
+    ) -> Checkpoint:
         checkpoint = Checkpoint(
-            id=checkpoint_id or str(uuid.uuid4()), checkpoint_type=body.checkpoint_type, status="Initial", names=names,
-            created=time.time(), allowed_roles_or_users=list(requester.roles),
+            id=checkpoint_id or str(uuid.uuid4()),
+            checkpoint_type=body.checkpoint_type,
+            status="Initial",
+            names=names,
+            created=time.time(),
+            allowed_roles_or_users=list(requester.roles),
             params={**(body.params or {}), **params, "created": esd_now(), "creator": requester.username},
-            hashes={}, content_hash=None, version="v1.0",
+            hashes={},
+            content_hash=None,
+            version="v1.0",
         )
         try:
             return self.checkpoints.add(checkpoint)
@@ -120,9 +137,15 @@ class CheckpointService:
         for upload, name in zip(body.filenames, names, strict=True):
             key = checkpoint_file(body.checkpoint_type, checkpoint_id, name)
             upload_id = self.store.create_multipart(key)
-            uploads[name] = {"upload_id": upload_id, "bucket": self._bucket(), "key": key,
-                             "parts_number": upload.parts_number}
-            urls[name] = self.store.signed_part_urls(key, upload_id, upload.parts_number, self.settings.signed_url_ttl_s)
+            uploads[name] = {
+                "upload_id": upload_id,
+                "bucket": self._bucket(),
+                "key": key,
+                "parts_number": upload.parts_number,
+            }
+            urls[name] = self.store.signed_part_urls(
+                key, upload_id, upload.parts_number, self.settings.signed_url_ttl_s
+            )
         checkpoint = self._new_record(requester, body, names, {"multipart_upload": uploads}, checkpoint_id)
         return {"checkpoint": self._created_view(checkpoint), "s3PresignUrl": urls}
 
@@ -131,7 +154,9 @@ class CheckpointService:
         for url in dict.fromkeys(u.strip() for u in body.urls):
             name = check_file_name(probe(url, self.settings.allow_private_url_imports, 10.0))
             if not name.lower().endswith(IMPORT_EXTENSIONS):
-                raise BadRequest(f"{name} has an extension that cannot be imported; allowed: {', '.join(IMPORT_EXTENSIONS)}")
+                raise BadRequest(
+                    f"{name} has an extension that cannot be imported; allowed: {', '.join(IMPORT_EXTENSIONS)}"
+                )
             if name in planned.values():
                 raise already_exists(name)
             planned[url] = name
@@ -150,11 +175,13 @@ class CheckpointService:
             raise already_exists(taken)
 
     # --- update -----------------------------------------------------------------------------
-    def update(self, checkpoint_id: str, body: UpdateCheckpoint, access: Access,
-               require_tags: bool = True) -> UpdatedCheckpoint:
+    def update(
+        self, checkpoint_id: str, body: UpdateCheckpoint, access: Access, require_tags: bool = True
+    ) -> UpdatedCheckpoint:
         """`require_tags=False`: a status change alone (the legacy `PUT /checkpoint` allows it)."""
-        checkpoint = access.changeable(self.checkpoints.get_for_update(checkpoint_id),
-                                       NotFound(f"checkpoint not found with id {checkpoint_id}"))
+        checkpoint = access.changeable(
+            self.checkpoints.get_for_update(checkpoint_id), NotFound(f"checkpoint not found with id {checkpoint_id}")
+        )
         if body.status is not None:
             view = self._set_status(checkpoint, body, require_tags)
             return UpdatedCheckpoint(Change.STATUS, {"checkpoint": view})
@@ -169,8 +196,12 @@ class CheckpointService:
             raise BadRequest(f"'{body.status}'")
         hashes = dict(checkpoint.hashes)
         tags = body.multi_parts_tags or {}
-        uploads = {n: u for n, u in checkpoint.params.get("multipart_upload", {}).items() if n in tags and n not in hashes}
-        parts = {name: self._parts(name, upload, tags[name]) for name, upload in uploads.items()}  # all, before any completes
+        uploads = {
+            n: u for n, u in checkpoint.params.get("multipart_upload", {}).items() if n in tags and n not in hashes
+        }
+        parts = {
+            name: self._parts(name, upload, tags[name]) for name, upload in uploads.items()
+        }  # all, before any completes
         for name, upload in uploads.items():
             hashes[name] = self._complete(upload, parts[name])
             self._verify_completed(checkpoint, name, upload["key"], hashes)
@@ -190,7 +221,7 @@ class CheckpointService:
         try:
             parts = sorted((_part_number(name, t["PartNumber"]), str(t["ETag"])) for t in tags)
         except (KeyError, TypeError, ValueError):
-            raise BadRequest(f"multi_parts_tags of {name} must be a list of {{\"ETag\", \"PartNumber\"}} objects") from None
+            raise BadRequest(f'multi_parts_tags of {name} must be a list of {{"ETag", "PartNumber"}} objects') from None
         check_parts(name, upload, [number for number, _ in parts])
         return parts
 
@@ -266,8 +297,16 @@ class CheckpointService:
             self.store.delete_prefix(checkpoint_folder(checkpoint.checkpoint_type, checkpoint.id) + "/")
 
     # --- list -------------------------------------------------------------------------------
-    def list(self, requester: Principal, page: int, per_page: int, username: str | None,
-             statuses: list[str], types: list[str], roles: list[str]) -> dict:
+    def list(
+        self,
+        requester: Principal,
+        page: int,
+        per_page: int,
+        username: str | None,
+        statuses: list[str],
+        types: list[str],
+        roles: list[str],
+    ) -> dict:
         if page < 1 or per_page < 1:
             raise BadRequest(f"page and per_page must be at least 1 (got page={page}, per_page={per_page})")
         principal_roles = self._visibility_roles(requester, username)
@@ -275,14 +314,18 @@ class CheckpointService:
         # strict: what the requester may see (the `username` query narrows it further); compat: ESD's rule
         esd_rule = username is not None or not access.checked
         visible = [
-            c for c in access.only_visible(self.checkpoints.list(statuses, types))
+            c
+            for c in access.only_visible(self.checkpoints.list(statuses, types))
             if (not esd_rule or self._visible(c, requester, username, principal_roles))
             and (not roles or set(roles) & set(c.allowed_roles_or_users))
         ]
         start = (page - 1) * per_page
         return {
-            "page": page, "per_page": per_page, "pages": math.ceil(len(visible) / per_page),
-            "total": len(visible), "checkpoints": [self.list_view(c) for c in visible[start:start + per_page]],
+            "page": page,
+            "per_page": per_page,
+            "pages": math.ceil(len(visible) / per_page),
+            "total": len(visible),
+            "checkpoints": [self.list_view(c) for c in visible[start : start + per_page]],
         }
 
     def _visibility_roles(self, requester: Principal, username: str | None) -> set[str]:
@@ -302,8 +345,11 @@ class CheckpointService:
     def _visible(c: Checkpoint, requester: Principal, username: str | None, roles: set[str]) -> bool:
         owners = set(c.allowed_roles_or_users)
         return (
-            requester.permissions.has_any(["user:all"]) or not owners or "*" in owners
-            or (username is not None and username in owners) or bool(owners & roles)
+            requester.permissions.has_any(["user:all"])
+            or not owners
+            or "*" in owners
+            or (username is not None and username in owners)
+            or bool(owners & roles)
         )
 
     # --- views ------------------------------------------------------------------------------
@@ -317,17 +363,26 @@ class CheckpointService:
 
     def _created_view(self, checkpoint: Checkpoint) -> dict:
         return {
-            "id": checkpoint.id, "type": checkpoint.checkpoint_type, "s3_location": self.location(checkpoint),
-            "status": checkpoint.status, "params": checkpoint.params,
+            "id": checkpoint.id,
+            "type": checkpoint.checkpoint_type,
+            "s3_location": self.location(checkpoint),
+            "status": checkpoint.status,
+            "params": checkpoint.params,
         }
 
     def list_view(self, checkpoint: Checkpoint) -> dict:
         first_hash = checkpoint.hashes.get(checkpoint.names[0]) if checkpoint.names else None
         return {
-            "id": checkpoint.id, "s3Location": self.location(checkpoint), "type": checkpoint.checkpoint_type,
-            "status": checkpoint.status, "name": list(checkpoint.names), "created": str(checkpoint.created),
-            "params": checkpoint.params, "allowed_roles_or_users": list(checkpoint.allowed_roles_or_users),
-            "hash": first_hash, "short_hash": first_hash[:10] if first_hash else None,
+            "id": checkpoint.id,
+            "s3Location": self.location(checkpoint),
+            "type": checkpoint.checkpoint_type,
+            "status": checkpoint.status,
+            "name": list(checkpoint.names),
+            "created": str(checkpoint.created),
+            "params": checkpoint.params,
+            "allowed_roles_or_users": list(checkpoint.allowed_roles_or_users),
+            "hash": first_hash,
+            "short_hash": first_hash[:10] if first_hash else None,
         }
 
 

@@ -20,8 +20,13 @@ from openesd.modelfiles.torchfiles import TORCH_EXTENSIONS, container_of, torch_
 from openesd.storage.base import ObjectStore
 
 EXPECTED_KIND = {"Stable-diffusion": "checkpoint", "Lora": "lora", "ControlNet": "controlnet", "VAE": "vae"}
-TYPE_OF_KIND = {"checkpoint": "Stable-diffusion", "lora": "Lora", "controlnet": "ControlNet", "vae": "VAE",
-                "embedding": "embeddings"}
+TYPE_OF_KIND = {
+    "checkpoint": "Stable-diffusion",
+    "lora": "Lora",
+    "controlnet": "ControlNet",
+    "vae": "VAE",
+    "embedding": "embeddings",
+}
 HEAD_BYTES = 512
 
 
@@ -43,7 +48,8 @@ def check_parts(name: str, upload: dict, numbers: list[int]) -> None:
         detail = "a part number is repeated"
     raise BadRequest(
         f"multi_parts_tags of {name} lists {len(numbers)} part(s) but the upload has {expected}: {detail}; "
-        "send the ETag of every part")
+        "send the ETag of every part"
+    )
 
 
 def verify_file(store: ObjectStore, key: str, name: str, checkpoint_type: str, scratch: Path) -> dict:
@@ -61,8 +67,9 @@ def verify_file(store: ObjectStore, key: str, name: str, checkpoint_type: str, s
                 shapes = read_safetensors_header(_Replay(head, stream), stored.size).shapes
             elif extension in TORCH_EXTENSIONS:
                 if container_of(head) is None:
-                    raise InvalidModelFile("it is neither a torch zip archive nor a pickle (first bytes "
-                                           f"{head[:8].hex()})")
+                    raise InvalidModelFile(
+                        f"it is neither a torch zip archive nor a pickle (first bytes {head[:8].hex()})"
+                    )
                 if not torch_available():
                     return {"model_family": "unknown"}  # the worker's weights-only loader checks it at job time
                 shapes = None
@@ -87,7 +94,8 @@ def _check_kind(name: str, checkpoint_type: str, kind: str, shapes: dict) -> Non
     fix = f"; upload it as {TYPE_OF_KIND[kind]}" if kind in TYPE_OF_KIND else ""
     raise RejectedFile(
         f"{name} was uploaded as {checkpoint_type} but its keys are a {what}'s "
-        f"(e.g. {example_key(shapes.keys(), kind)}){fix}")
+        f"(e.g. {example_key(shapes.keys(), kind)}){fix}"
+    )
 
 
 def _read_upto(stream: IO[bytes], count: int) -> bytes:

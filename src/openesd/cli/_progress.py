@@ -12,21 +12,32 @@ FINISHED = {"succeed", "Completed"}
 def byte_bar(description: str) -> Iterator[Callable[[int, int], None]]:
     """A bar with bytes, speed and ETA; yields the (done, total) callback the SDK calls."""
     from rich.progress import (
-        BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
     )
 
     from openesd.cli._output import console
 
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-               TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console(stderr=True)) as progress:
         task = progress.add_task(description, total=None)
         yield lambda done, total: progress.update(task, completed=done, total=total)
 
 
 @contextmanager
-def step_bar(description: str, read: Callable[[dict], dict | None],
-             total: int | None = None) -> Iterator[Callable[[dict], None]]:
+def step_bar(
+    description: str, read: Callable[[dict], dict | None], total: int | None = None
+) -> Iterator[Callable[[dict], None]]:
     """A bar fed from a polled record: `read(record)` gives {step, total_steps, ...} or None.
 
     `total` is the expected step count until the server reports its own (a job may finish between
@@ -37,8 +48,13 @@ def step_bar(description: str, read: Callable[[dict], dict | None],
 
     from openesd.cli._output import console
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[extra]}"),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[extra]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console(stderr=True)) as progress:
         task = progress.add_task(description, total=total, extra="")
         last = [""]

@@ -12,11 +12,16 @@ from openesd.cli._output import JsonOption, emit_json, handles_errors, table
 from openesd.cli._progress import byte_bar
 from openesd.cli import _session
 
-app = typer.Typer(help="Manage model files: checkpoints, LoRA, VAE, ControlNet, embeddings, upscalers.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Manage model files: checkpoints, LoRA, VAE, ControlNet, embeddings, upscalers.", no_args_is_help=True
+)
 
-TypeOption = Annotated[str, typer.Option("--type", "-t", help="Stable-diffusion, Lora, VAE, ControlNet, "
-                                         "embeddings, hypernetworks, ESRGAN or rembg.")]
+TypeOption = Annotated[
+    str,
+    typer.Option(
+        "--type", "-t", help="Stable-diffusion, Lora, VAE, ControlNet, embeddings, hypernetworks, ESRGAN or rembg."
+    ),
+]
 COLUMNS = [("id", "id"), ("type", "type"), ("status", "status"), ("name", "name"), ("created", "created")]
 
 
@@ -42,20 +47,31 @@ def upload(
     try:
         with byte_bar(file.name) as progress:
             result = checkpoints.upload(
-                file, checkpoint_type, part_size=part_size_mb * (1 << 20) if part_size_mb else None,
-                parallel=parallel, progress=progress, resume_state=state, message=message)
+                file,
+                checkpoint_type,
+                part_size=part_size_mb * (1 << 20) if part_size_mb else None,
+                parallel=parallel,
+                progress=progress,
+                resume_state=state,
+                message=message,
+            )
     except (ESDError, KeyboardInterrupt) as exc:
         if state.exists():
-            typer.echo(f"interrupted; `openesd checkpoints upload {file} --type {checkpoint_type} --resume` "
-                       f"sends only the missing parts", err=True)
+            typer.echo(
+                f"interrupted; `openesd checkpoints upload {file} --type {checkpoint_type} --resume` "
+                f"sends only the missing parts",
+                err=True,
+            )
         if isinstance(exc, KeyboardInterrupt):
             raise typer.Exit(130) from None
         raise
     if as_json:
         emit_json(result.checkpoint)
         return
-    typer.echo(f"uploaded {file.name} as {result.checkpoint['id']} ({result.parts_sent} of {result.parts} parts "
-               f"sent now), status {result.checkpoint['status']}")
+    typer.echo(
+        f"uploaded {file.name} as {result.checkpoint['id']} ({result.parts_sent} of {result.parts} parts "
+        f"sent now), status {result.checkpoint['status']}"
+    )
 
 
 @app.command("import", help="Have the server download model files from URLs.")

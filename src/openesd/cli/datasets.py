@@ -16,8 +16,9 @@ app = typer.Typer(help="Manage training datasets.", no_args_is_help=True)
 @app.command(help="Upload a kohya folder (<repeats>_<concept>/ with images and .txt captions) as a dataset.")
 @handles_errors
 def upload(
-    folder: Annotated[Path, typer.Argument(help="The folder (10_cat/, or one holding such folders).",
-                                           exists=True, file_okay=False)],
+    folder: Annotated[
+        Path, typer.Argument(help="The folder (10_cat/, or one holding such folders).", exists=True, file_okay=False)
+    ],
     name: Annotated[str | None, typer.Option(help="Dataset name [default: from the folder name].")] = None,
     description: Annotated[str, typer.Option(help="A note stored with the dataset.")] = "",
     as_json: JsonOption = False,
@@ -26,16 +27,26 @@ def upload(
 
     datasets = _session.client().datasets
     with step_bar("files", lambda r: r) as progress:
-        done = datasets.upload_folder(folder, name, description=description,
-                                               progress=lambda n, total: progress({"step": n, "total_steps": total}))
+        done = datasets.upload_folder(
+            folder, name, description=description, progress=lambda n, total: progress({"step": n, "total_steps": total})
+        )
     record(done, as_json=True) if as_json else typer.echo(f"dataset {done['datasetName']} is {done['status']}")
 
 
 @app.command("list", help="List datasets, newest first.")
 @handles_errors
 def list_datasets(as_json: JsonOption = False) -> None:
-    table(_session.client().datasets.list(), [("name", "datasetName"), ("status", "status"), ("location", "s3"),
-                                     ("created", "timestamp"), ("description", "description")], as_json=as_json)
+    table(
+        _session.client().datasets.list(),
+        [
+            ("name", "datasetName"),
+            ("status", "status"),
+            ("location", "s3"),
+            ("created", "timestamp"),
+            ("description", "description"),
+        ],
+        as_json=as_json,
+    )
 
 
 @app.command(help="Show a dataset and its files.")

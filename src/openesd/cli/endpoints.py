@@ -11,9 +11,16 @@ from openesd.cli import _session
 
 app = typer.Typer(help="Manage inference endpoints (pools of workers).", no_args_is_help=True)
 
-COLUMNS = [("name", "endpoint_name"), ("type", "endpoint_type"), ("status", "endpoint_status"),
-           ("instance type", "instance_type"), ("instances", "current_instance_count"),
-           ("roles", "owner_group_or_role"), ("started", "startTime"), ("error", "error")]
+COLUMNS = [
+    ("name", "endpoint_name"),
+    ("type", "endpoint_type"),
+    ("status", "endpoint_status"),
+    ("instance type", "instance_type"),
+    ("instances", "current_instance_count"),
+    ("roles", "owner_group_or_role"),
+    ("started", "startTime"),
+    ("error", "error"),
+]
 
 
 @app.command(help="Create an endpoint; its name becomes esd-<type>-<NAME>.")
@@ -26,19 +33,28 @@ def create(
     autoscaling: Annotated[bool, typer.Option(help="Scale with the backlog.")] = False,
     min_instances: Annotated[int | None, typer.Option(help="Autoscaling minimum.")] = None,
     max_instances: Annotated[int | None, typer.Option(help="Autoscaling maximum.")] = None,
-    role: Annotated[list[str] | None,
-                    typer.Option("--role", help="Roles that may use it [default: IT Operator].")] = None,
+    role: Annotated[
+        list[str] | None, typer.Option("--role", help="Roles that may use it [default: IT Operator].")
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Wait until it is InService.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     endpoints = _session.client().endpoints
-    created = endpoints.create(endpoint_type="Real-time" if realtime else "Async", instance_type=instance_type,
-                               initial_instance_count=count, autoscaling=autoscaling, roles=role, name=name,
-                               min_instance_number=min_instances, max_instance_number=max_instances)
+    created = endpoints.create(
+        endpoint_type="Real-time" if realtime else "Async",
+        instance_type=instance_type,
+        initial_instance_count=count,
+        autoscaling=autoscaling,
+        roles=role,
+        name=name,
+        min_instance_number=min_instances,
+        max_instance_number=max_instances,
+    )
     if wait:
         created = endpoints.wait_for(created["endpoint_name"])
     record(created, as_json=as_json) if as_json else typer.echo(
-        f"endpoint {created['endpoint_name']} is {created['endpoint_status']}")
+        f"endpoint {created['endpoint_name']} is {created['endpoint_status']}"
+    )
 
 
 @app.command("list", help="List endpoints, newest first.")

@@ -38,8 +38,16 @@ def parse_loras(values: list[str] | None) -> dict[str, float]:
     return loras
 
 
-def run(task: str, payload: dict, model: str, loras: dict[str, float], endpoint: str | None, realtime: bool,
-        out: Path, as_json: bool) -> None:
+def run(
+    task: str,
+    payload: dict,
+    model: str,
+    loras: dict[str, float],
+    endpoint: str | None,
+    realtime: bool,
+    out: Path,
+    as_json: bool,
+) -> None:
     from openesd.client.payloads import lora_models
 
     models = {"Stable-diffusion": [model], "VAE": ["Automatic"]}
@@ -47,8 +55,15 @@ def run(task: str, payload: dict, model: str, loras: dict[str, float], endpoint:
         models["Lora"] = lora_models(loras)
     inferences = _session.client().inferences
     with step_bar(task, lambda job: job.get("progress"), total=payload.get("steps")) as progress:
-        result = inferences.run(task, payload, models, inference_type="Real-time" if realtime else "Async",
-                                         endpoint_name=endpoint, out_dir=out, progress=progress)
+        result = inferences.run(
+            task,
+            payload,
+            models,
+            inference_type="Real-time" if realtime else "Async",
+            endpoint_name=endpoint,
+            out_dir=out,
+            progress=progress,
+        )
     if as_json:
         emit_json({**result.job, "files": [str(f) for f in result.files]})
         return
@@ -61,15 +76,35 @@ def run(task: str, payload: dict, model: str, loras: dict[str, float], endpoint:
 def txt2img(
     prompt: Annotated[str, typer.Argument(help="The prompt.")],
     model: Model,
-    negative: Negative = "", steps: Steps = 20, width: Width = 512, height: Height = 512, seed: Seed = -1,
-    sampler: Sampler = "DPM++ 2M Karras", cfg: Cfg = 7.0, batch: Batch = 1, lora: Lora = None,
-    endpoint: Endpoint = None, realtime: Realtime = False, out: Out = Path("out"), as_json: Json = False,
+    negative: Negative = "",
+    steps: Steps = 20,
+    width: Width = 512,
+    height: Height = 512,
+    seed: Seed = -1,
+    sampler: Sampler = "DPM++ 2M Karras",
+    cfg: Cfg = 7.0,
+    batch: Batch = 1,
+    lora: Lora = None,
+    endpoint: Endpoint = None,
+    realtime: Realtime = False,
+    out: Out = Path("out"),
+    as_json: Json = False,
 ) -> None:
     from openesd.client.payloads import txt2img_payload
 
     loras = parse_loras(lora)
-    payload = txt2img_payload(prompt, negative_prompt=negative, steps=steps, width=width, height=height, seed=seed,
-                              sampler=sampler, cfg_scale=cfg, batch_size=batch, loras=loras)
+    payload = txt2img_payload(
+        prompt,
+        negative_prompt=negative,
+        steps=steps,
+        width=width,
+        height=height,
+        seed=seed,
+        sampler=sampler,
+        cfg_scale=cfg,
+        batch_size=batch,
+        loras=loras,
+    )
     run("txt2img", payload, model, loras, endpoint, realtime, out, as_json)
 
 
@@ -79,14 +114,35 @@ def img2img(
     prompt: Annotated[str, typer.Argument(help="The prompt.")],
     model: Model,
     denoise: Annotated[float, typer.Option(help="Denoising strength, 0..1.")] = 0.75,
-    negative: Negative = "", steps: Steps = 20, width: Width = 512, height: Height = 512, seed: Seed = -1,
-    sampler: Sampler = "DPM++ 2M Karras", cfg: Cfg = 7.0, batch: Batch = 1, lora: Lora = None,
-    endpoint: Endpoint = None, realtime: Realtime = False, out: Out = Path("out"), as_json: Json = False,
+    negative: Negative = "",
+    steps: Steps = 20,
+    width: Width = 512,
+    height: Height = 512,
+    seed: Seed = -1,
+    sampler: Sampler = "DPM++ 2M Karras",
+    cfg: Cfg = 7.0,
+    batch: Batch = 1,
+    lora: Lora = None,
+    endpoint: Endpoint = None,
+    realtime: Realtime = False,
+    out: Out = Path("out"),
+    as_json: Json = False,
 ) -> None:
     from openesd.client.payloads import img2img_payload
 
     loras = parse_loras(lora)
-    payload = img2img_payload(image, prompt, denoising_strength=denoise, negative_prompt=negative, steps=steps,
-                              width=width, height=height, seed=seed, sampler=sampler, cfg_scale=cfg,
-                              batch_size=batch, loras=loras)
+    payload = img2img_payload(
+        image,
+        prompt,
+        denoising_strength=denoise,
+        negative_prompt=negative,
+        steps=steps,
+        width=width,
+        height=height,
+        seed=seed,
+        sampler=sampler,
+        cfg_scale=cfg,
+        batch_size=batch,
+        loras=loras,
+    )
     run("img2img", payload, model, loras, endpoint, realtime, out, as_json)

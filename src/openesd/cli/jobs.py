@@ -11,8 +11,14 @@ from openesd.cli import _session
 
 app = typer.Typer(help="Inspect and remove inference jobs.", no_args_is_help=True)
 
-COLUMNS = [("id", "InferenceJobId"), ("task", "taskType"), ("mode", "inference_type"), ("status", "status"),
-           ("created", "createTime"), ("images", "image_names")]
+COLUMNS = [
+    ("id", "InferenceJobId"),
+    ("task", "taskType"),
+    ("mode", "inference_type"),
+    ("status", "status"),
+    ("created", "createTime"),
+    ("images", "image_names"),
+]
 
 
 @app.command("list", help="List inference jobs of one task type, newest first.")

@@ -30,8 +30,14 @@ def create(
 @app.command("list", help="List your personal tokens (never their secrets).")
 @handles_errors
 def list_tokens(as_json: JsonOption = False) -> None:
-    columns = [("id", "id"), ("name", "name"), ("prefix", "prefix"), ("created", "created"), ("expires", "expires"),
-               ("last used", "last_used")]
+    columns = [
+        ("id", "id"),
+        ("name", "name"),
+        ("prefix", "prefix"),
+        ("created", "created"),
+        ("expires", "expires"),
+        ("last used", "last_used"),
+    ]
     table(_session.client().tokens.list(), columns, as_json=as_json)
 
 

@@ -26,8 +26,9 @@ def parse_settings(values: list[str] | None) -> dict[str, dict]:
         key, sep, raw = value.partition("=")
         section, _, name = key.strip().rpartition(".")
         if not sep or not name:
-            raise typer.BadParameter(f"{value!r} is not KEY=VALUE (e.g. training.resolution=768,768)",
-                                     param_hint="--set")
+            raise typer.BadParameter(
+                f"{value!r} is not KEY=VALUE (e.g. training.resolution=768,768)", param_hint="--set"
+            )
         try:
             parsed = json.loads(raw)
         except ValueError:
@@ -43,17 +44,30 @@ def train(
     output_name: Annotated[str, typer.Option(help="Name of the LoRA to produce (<name>.safetensors).")],
     fm_type: Annotated[str, typer.Option(help="sd_1_5 or sd_xl.")] = "sd_1_5",
     epochs: Annotated[int, typer.Option(help="Training epochs (kohya max_train_epochs).")] = 1,
-    settings: Annotated[list[str] | None, typer.Option(
-        "--set", help="A kohya setting, SECTION.KEY=VALUE or KEY=VALUE for [training] "
-                      "(e.g. --set training.resolution=768,768); repeatable.")] = None,
-    instance_type: Annotated[str, typer.Option(help="Where to train: cpu, gpu or an ESD type such as "
-                                                    "ml.g5.2xlarge.")] = "ml.g5.2xlarge",
+    settings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="A kohya setting, SECTION.KEY=VALUE or KEY=VALUE for [training] "
+            "(e.g. --set training.resolution=768,768); repeatable.",
+        ),
+    ] = None,
+    instance_type: Annotated[
+        str, typer.Option(help="Where to train: cpu, gpu or an ESD type such as ml.g5.2xlarge.")
+    ] = "ml.g5.2xlarge",
     wait: Annotated[bool, typer.Option(help="Follow the training until it ends.")] = True,
     as_json: JsonOption = False,
 ) -> None:
     trainings = _session.client().trainings
-    created = trainings.create(model, dataset, output_name, fm_type=fm_type, instance_type=instance_type,
-                               epochs=epochs, config_params=parse_settings(settings))
+    created = trainings.create(
+        model,
+        dataset,
+        output_name,
+        fm_type=fm_type,
+        instance_type=instance_type,
+        epochs=epochs,
+        config_params=parse_settings(settings),
+    )
     if not wait:
         emit_json(created) if as_json else typer.echo(f"training {created['id']} is {created['status']}")
         return
@@ -65,7 +79,8 @@ def train(
         typer.echo(f"the training goes on; `openesd trainings stop {created['id']}` stops it", err=True)
         raise typer.Exit(130) from None
     emit_json(done) if as_json else typer.echo(
-        f"training {done['id']} {done['job_status']}: LoRA {output_name}.safetensors is ready")
+        f"training {done['id']} {done['job_status']}: LoRA {output_name}.safetensors is ready"
+    )
 
 
 @app.command("list", help="List trainings, newest first.")

@@ -16,8 +16,11 @@ app = typer.Typer(help="Manage users.", no_args_is_help=True)
 @handles_errors
 def list_users(as_json: JsonOption = False) -> None:
     users = _session.client().users.list()
-    table(users, [("user", "username"), ("roles", "roles"), ("creator", "creator"), ("permissions", "permissions")],
-          as_json=as_json)
+    table(
+        users,
+        [("user", "username"), ("roles", "roles"), ("creator", "creator"), ("permissions", "permissions")],
+        as_json=as_json,
+    )
 
 
 @app.command(help="Create a user, or overwrite one you created.")

@@ -70,16 +70,26 @@ def parts_for(size: int, part_size: int) -> int:
     """ESD allows 1..100 parts per file; an empty file is still one (empty) part."""
     count = max(1, -(-size // part_size))
     if count > 100:
-        raise ValueError(f"part_size {part_size} gives {count} parts; ESD allows at most 100 "
-                         f"(use part_size >= {-(-size // 100)})")
+        raise ValueError(
+            f"part_size {part_size} gives {count} parts; ESD allows at most 100 (use part_size >= {-(-size // 100)})"
+        )
     return count
 
 
 class PartUploader:
     """Sends the missing parts of `state` with `parallel` threads, retrying each a bounded number of times."""
 
-    def __init__(self, transport: Transport, state: UploadState, state_path: Path | None, *,
-                 parallel: int = 4, retries: int = 3, backoff: float = 0.5, progress: Progress | None = None):
+    def __init__(
+        self,
+        transport: Transport,
+        state: UploadState,
+        state_path: Path | None,
+        *,
+        parallel: int = 4,
+        retries: int = 3,
+        backoff: float = 0.5,
+        progress: Progress | None = None,
+    ):
         self.transport, self.state, self.state_path = transport, state, state_path
         self.parallel, self.retries, self.backoff = max(1, parallel), retries, backoff
         self.progress = progress

@@ -57,8 +57,14 @@ def error_message(response: httpx.Response) -> str:
 class Transport:
     """One httpx client for the API and for signed object URLs (which carry no API headers)."""
 
-    def __init__(self, base_url: str, headers: dict[str, str], *, timeout: float = 60.0,
-                 transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        headers: dict[str, str],
+        *,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ):
         self.base_url = stage_url(base_url)
         # ESD requires a `creator` in some bodies and ignores it; the caller's name is the honest value.
         self.creator = headers.get("username") or "token"

@@ -8,8 +8,17 @@ from collections.abc import Callable
 from openesd.client._transport import ESDError, JobFailed
 
 
-def poll(fetch: Callable[[], dict], state_of: Callable[[dict], str], *, done: set[str], failed: set[str],
-         what: str, timeout: float, interval: float, on_update: Callable[[dict], None] | None = None) -> dict:
+def poll(
+    fetch: Callable[[], dict],
+    state_of: Callable[[dict], str],
+    *,
+    done: set[str],
+    failed: set[str],
+    what: str,
+    timeout: float,
+    interval: float,
+    on_update: Callable[[dict], None] | None = None,
+) -> dict:
     """Fetch until the state is in `done` (return the record) or `failed` (raise JobFailed)."""
     deadline = time.monotonic() + timeout
     polls = 0

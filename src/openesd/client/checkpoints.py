@@ -29,8 +29,14 @@ def default_part_size(size: int) -> int:
 
 
 class Checkpoints(Resource):
-    def list(self, *, types: list[str] | None = None, status: list[str] | None = None,
-             username: str | None = None, per_page: int = 100) -> list[dict]:
+    def list(
+        self,
+        *,
+        types: list[str] | None = None,
+        status: list[str] | None = None,
+        username: str | None = None,
+        per_page: int = 100,
+    ) -> list[dict]:
         """Every visible checkpoint, all pages."""
         return list(self.iter(types=types, status=status, username=username, per_page=per_page))
 
@@ -54,8 +60,11 @@ class Checkpoints(Resource):
 
     def create_upload(self, checkpoint_type: str, files: dict[str, int], message: str = "") -> dict:
         """Open a multipart upload: {filename: parts_number} -> {checkpoint, s3PresignUrl}."""
-        body = {"checkpoint_type": checkpoint_type, "params": {"message": message},
-                "filenames": [{"filename": name, "parts_number": n} for name, n in files.items()]}
+        body = {
+            "checkpoint_type": checkpoint_type,
+            "params": {"message": message},
+            "filenames": [{"filename": name, "parts_number": n} for name, n in files.items()],
+        }
         return self._t.call("POST", "/checkpoints", json=body)
 
     def complete(self, checkpoint_id: str, tags: dict[str, list[dict]], status: str = "Active") -> dict:
@@ -72,9 +81,19 @@ class Checkpoints(Resource):
     def delete(self, checkpoint_ids: list[str]) -> None:
         self._t.call("DELETE", "/checkpoints", json={"checkpoint_id_list": list(checkpoint_ids)})
 
-    def upload(self, path: str | Path, checkpoint_type: str, *, part_size: int | None = None,
-               parallel: int = 4, progress: Progress | None = None, resume_state: str | Path | None = None,
-               message: str = "", retries: int = 3, backoff: float = 0.5) -> Upload:
+    def upload(
+        self,
+        path: str | Path,
+        checkpoint_type: str,
+        *,
+        part_size: int | None = None,
+        parallel: int = 4,
+        progress: Progress | None = None,
+        resume_state: str | Path | None = None,
+        message: str = "",
+        retries: int = 3,
+        backoff: float = 0.5,
+    ) -> Upload:
         """Upload one file in parts; with `resume_state`, an interrupted upload resumes from there."""
         path = Path(path)
         state_path = Path(resume_state) if resume_state else None
@@ -82,8 +101,9 @@ class Checkpoints(Resource):
         if state_path:
             state.save(state_path)
         missing = len(state.missing())
-        PartUploader(self._t, state, state_path, parallel=parallel, retries=retries, backoff=backoff,
-                     progress=progress).run()
+        PartUploader(
+            self._t, state, state_path, parallel=parallel, retries=retries, backoff=backoff, progress=progress
+        ).run()
         data = self.complete(state.checkpoint_id, {state.filename: state.tags()})
         if state_path:
             state_path.unlink(missing_ok=True)
@@ -100,6 +120,13 @@ class Checkpoints(Resource):
         part_size = part_size or default_part_size(stat.st_size)
         count = parts_for(stat.st_size, part_size)
         data = self.create_upload(checkpoint_type, {path.name: count}, message)
-        return UploadState(file=str(path.resolve()), size=stat.st_size, mtime=stat.st_mtime, part_size=part_size,
-                           checkpoint_id=data["checkpoint"]["id"], checkpoint_type=checkpoint_type,
-                           filename=path.name, urls=data["s3PresignUrl"][path.name])
+        return UploadState(
+            file=str(path.resolve()),
+            size=stat.st_size,
+            mtime=stat.st_mtime,
+            part_size=part_size,
+            checkpoint_id=data["checkpoint"]["id"],
+            checkpoint_type=checkpoint_type,
+            filename=path.name,
+            urls=data["s3PresignUrl"][path.name],
+        )

@@ -49,8 +49,13 @@ class Datasets(Resource):
 
     def create(self, name: str, files: list[dict], *, prefix: str = "", description: str = "") -> dict:
         """Register files ({filename, name, type, params}); returns {datasetName, s3PresignUrl}."""
-        body = {"dataset_name": name, "content": files, "params": {"description": description},
-                "prefix": prefix, "creator": self._t.creator}
+        body = {
+            "dataset_name": name,
+            "content": files,
+            "params": {"description": description},
+            "prefix": prefix,
+            "creator": self._t.creator,
+        }
         return self._t.call("POST", "/datasets", json=body)
 
     def set_status(self, name: str, status: str) -> dict:
@@ -59,14 +64,23 @@ class Datasets(Resource):
     def delete(self, names: list[str]) -> None:
         self._t.call("DELETE", "/datasets", json={"dataset_name_list": list(names)})
 
-    def upload_folder(self, folder: str | Path, name: str | None = None, *, description: str = "",
-                      progress: Callable[[int, int], None] | None = None) -> dict:
+    def upload_folder(
+        self,
+        folder: str | Path,
+        name: str | None = None,
+        *,
+        description: str = "",
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict:
         """Upload a kohya folder: register the files, PUT each to its URL, mark the dataset Enabled."""
         folder = Path(folder)
         name = name or dataset_name_for(folder)
         if not _NAME.match(name) or len(name) > 20:
-            raise ESDError(0, f"dataset name {name!r} must start with a letter, hold only letters, digits, _ "
-                              f"or -, and be at most 20 characters")
+            raise ESDError(
+                0,
+                f"dataset name {name!r} must start with a letter, hold only letters, digits, _ "
+                f"or -, and be at most 20 characters",
+            )
         batches = [(sub.name, chunk) for sub in kohya_folders(folder) for chunk in _chunked(_files(sub))]
         total, done = sum(len(files) for _, files in batches), 0
         for prefix, files in batches:
@@ -87,7 +101,7 @@ def _files(folder: Path) -> list[Path]:
 
 
 def _chunked(files: list[Path]) -> list[list[Path]]:
-    return [files[i:i + _BATCH] for i in range(0, len(files), _BATCH)]
+    return [files[i : i + _BATCH] for i in range(0, len(files), _BATCH)]
 
 
 def _entry(path: Path) -> dict:

@@ -34,8 +34,15 @@ class Inferences(Resource):
     def get(self, inference_id: str) -> dict:
         return self._t.call("GET", f"/inferences/{inference_id}")
 
-    def create(self, task_type: str, models: dict[str, list[str]], *, inference_type: str = "Async",
-               endpoint_name: str | None = None, payload: dict | None = None) -> dict:
+    def create(
+        self,
+        task_type: str,
+        models: dict[str, list[str]],
+        *,
+        inference_type: str = "Async",
+        endpoint_name: str | None = None,
+        payload: dict | None = None,
+    ) -> dict:
         """Without `payload`: the 201 create view (with the upload URL). With it: the start response."""
         body: dict = {"task_type": task_type, "models": models, "inference_type": inference_type}
         if endpoint_name:
@@ -45,8 +52,11 @@ class Inferences(Resource):
         return self._t.call("POST", "/inferences", json=body)
 
     def upload_payload(self, created: dict, payload: dict) -> None:
-        self._t.put_object(created["inference"]["api_params_s3_upload_url"], json.dumps(payload).encode(),
-                           {"Content-Type": "application/json"})
+        self._t.put_object(
+            created["inference"]["api_params_s3_upload_url"],
+            json.dumps(payload).encode(),
+            {"Content-Type": "application/json"},
+        )
 
     def start(self, inference_id: str) -> dict | None:
         """The start response; None when a real-time start timed out (504) and the job goes on."""
@@ -60,11 +70,25 @@ class Inferences(Resource):
     def delete(self, inference_ids: list[str]) -> None:
         self._t.call("DELETE", "/inferences", json={"inference_id_list": list(inference_ids)})
 
-    def wait_for(self, inference_id: str, *, timeout: float = 1800, interval: float = 1.0,
-                 on_update: Callable[[dict], None] | None = None) -> dict:
+    def wait_for(
+        self,
+        inference_id: str,
+        *,
+        timeout: float = 1800,
+        interval: float = 1.0,
+        on_update: Callable[[dict], None] | None = None,
+    ) -> dict:
         """Poll until `succeed`; `failed` raises JobFailed with the worker's message."""
-        return poll(lambda: self.get(inference_id), lambda j: j.get("status", ""), done=DONE, failed=FAILED,
-                    what=f"inference {inference_id}", timeout=timeout, interval=interval, on_update=on_update)
+        return poll(
+            lambda: self.get(inference_id),
+            lambda j: j.get("status", ""),
+            done=DONE,
+            failed=FAILED,
+            what=f"inference {inference_id}",
+            timeout=timeout,
+            interval=interval,
+            on_update=on_update,
+        )
 
     def download(self, job: dict, out_dir: str | Path) -> list[Path]:
         """Save every result image as `<out_dir>/<job id>_<image name>`."""
@@ -79,10 +103,20 @@ class Inferences(Resource):
             files.append(target)
         return files
 
-    def run(self, task_type: str, payload: dict, models: dict[str, list[str]], *, inference_type: str = "Async",
-            endpoint_name: str | None = None, wait: bool = True, out_dir: str | Path | None = None,
-            progress: Callable[[dict], None] | None = None, timeout: float = 1800,
-            interval: float = 1.0) -> Generation:
+    def run(
+        self,
+        task_type: str,
+        payload: dict,
+        models: dict[str, list[str]],
+        *,
+        inference_type: str = "Async",
+        endpoint_name: str | None = None,
+        wait: bool = True,
+        out_dir: str | Path | None = None,
+        progress: Callable[[dict], None] | None = None,
+        timeout: float = 1800,
+        interval: float = 1.0,
+    ) -> Generation:
         """Create and start a job, then (with `wait`) follow it to the end and download its images."""
         job_id = self._submit(task_type, payload, models, inference_type, endpoint_name)
         if not wait:
@@ -92,8 +126,9 @@ class Inferences(Resource):
 
     def _submit(self, task_type, payload, models, inference_type, endpoint_name) -> str:
         if inference_type != "Real-time":
-            started = self.create(task_type, models, inference_type=inference_type, endpoint_name=endpoint_name,
-                                  payload=payload)
+            started = self.create(
+                task_type, models, inference_type=inference_type, endpoint_name=endpoint_name, payload=payload
+            )
             return started["inference"]["inference_id"]
         # Real-time: two steps, so that the id is known even when the start answers 504.
         created = self.create(task_type, models, inference_type=inference_type, endpoint_name=endpoint_name)

@@ -11,21 +11,39 @@ DONE = {"Completed"}
 FAILED = {"Failed", "Fail", "Stopped"}
 
 
-def training_body(model: str, dataset: str, output_name: str, *, fm_type: str = "sd_1_5",
-                  instance_type: str = "ml.g5.2xlarge", epochs: int = 1, save_every_n_epochs: int = 1,
-                  config_params: dict | None = None) -> dict:
+def training_body(
+    model: str,
+    dataset: str,
+    output_name: str,
+    *,
+    fm_type: str = "sd_1_5",
+    instance_type: str = "ml.g5.2xlarge",
+    epochs: int = 1,
+    save_every_n_epochs: int = 1,
+    config_params: dict | None = None,
+) -> dict:
     """The request shape ESD clients send (§10.2), with extra kohya sections merged in.
 
     No `max_train_steps`: this shape requires `max_train_epochs`, which kohya lets override the steps.
     """
-    config = {"saving_arguments": {"output_name": output_name, "save_every_n_epochs": save_every_n_epochs},
-              "training_arguments": {"max_train_epochs": epochs}}
+    config = {
+        "saving_arguments": {"output_name": output_name, "save_every_n_epochs": save_every_n_epochs},
+        "training_arguments": {"max_train_epochs": epochs},
+    }
     for section, values in (config_params or {}).items():
         config.setdefault(section, {}).update(values)
-    return {"lora_train_type": "kohya",
-            "params": {"training_params": {"training_instance_type": instance_type, "model": model,
-                                           "dataset": dataset, "fm_type": fm_type},
-                       "config_params": config}}
+    return {
+        "lora_train_type": "kohya",
+        "params": {
+            "training_params": {
+                "training_instance_type": instance_type,
+                "model": model,
+                "dataset": dataset,
+                "fm_type": fm_type,
+            },
+            "config_params": config,
+        },
+    }
 
 
 class Trainings(Resource):
@@ -45,8 +63,22 @@ class Trainings(Resource):
     def delete(self, training_ids: list[str]) -> None:
         self._t.call("DELETE", "/trainings", json={"training_id_list": list(training_ids)})
 
-    def wait_for(self, training_id: str, *, timeout: float = 7200, interval: float = 2.0,
-                 on_update: Callable[[dict], None] | None = None) -> dict:
+    def wait_for(
+        self,
+        training_id: str,
+        *,
+        timeout: float = 7200,
+        interval: float = 2.0,
+        on_update: Callable[[dict], None] | None = None,
+    ) -> dict:
         """Poll until `Completed`; `Failed`, `Fail` or `Stopped` raise JobFailed with the reason."""
-        return poll(lambda: self.get(training_id), lambda t: t.get("job_status", ""), done=DONE, failed=FAILED,
-                    what=f"training {training_id}", timeout=timeout, interval=interval, on_update=on_update)
+        return poll(
+            lambda: self.get(training_id),
+            lambda t: t.get("job_status", ""),
+            done=DONE,
+            failed=FAILED,
+            what=f"training {training_id}",
+            timeout=timeout,
+            interval=interval,
+            on_update=on_update,
+        )

@@ -11,8 +11,9 @@ class Users(Resource):
         data = self._t.call("GET", "/users", params={k: v for k, v in params.items() if v}) or {}
         return data.get("users", [])
 
-    def create(self, username: str, password: str, roles: list[str] | None = None, *,
-               initial: bool = False) -> dict | None:
+    def create(
+        self, username: str, password: str, roles: list[str] | None = None, *, initial: bool = False
+    ) -> dict | None:
         """Create or overwrite a user; `initial=True` is ESD's bootstrap (an `IT Operator` admin)."""
         body: dict = {"username": username, "password": password}
         if initial:

@@ -25,8 +25,9 @@ class DatasetRepository(Repository[Dataset]):
 
     def replace_item(self, item: DatasetItem) -> None:
         """Add the item; an older item of the same object key is dropped (its object is overwritten)."""
-        self.session.execute(delete(DatasetItem).where(DatasetItem.dataset_name == item.dataset_name,
-                                                       DatasetItem.key == item.key))
+        self.session.execute(
+            delete(DatasetItem).where(DatasetItem.dataset_name == item.dataset_name, DatasetItem.key == item.key)
+        )
         self.session.add(item)
         self.session.flush()
 

@@ -12,8 +12,12 @@ from openesd.api.gateway import esd_body
 from openesd.api.identity import AccessDep, permitted, permitted_in_strict
 from openesd.auth.principal import Principal
 from openesd.datasets.schemas import (
-    CREATE_DATASET_SCHEMA, DELETE_DATASETS_SCHEMA, UPDATE_DATASET_SCHEMA,
-    CreateDataset, DeleteDatasets, UpdateDataset,
+    CREATE_DATASET_SCHEMA,
+    DELETE_DATASETS_SCHEMA,
+    UPDATE_DATASET_SCHEMA,
+    CreateDataset,
+    DeleteDatasets,
+    UpdateDataset,
 )
 from openesd.datasets.service import DatasetService
 
@@ -32,8 +36,14 @@ DeleteBody = Annotated[DeleteDatasets, esd_body(DELETE_DATASETS_SCHEMA, DeleteDa
 
 
 @router.get("/datasets")
-def list_datasets(requester: Trainer, access: AccessDep, datasets: Datasets, dataset_status: str | None = None,
-                  limit: int = 10, exclusive_start_key: str | None = None):
+def list_datasets(
+    requester: Trainer,
+    access: AccessDep,
+    datasets: Datasets,
+    dataset_status: str | None = None,
+    limit: int = 10,
+    exclusive_start_key: str | None = None,
+):
     return esd_response(200, datasets.list(requester, dataset_status, limit, exclusive_start_key, access))
 
 
@@ -53,7 +63,11 @@ def update_dataset(dataset_name: str, body: UpdateBody, _: Trainer, access: Acce
 
 
 @router.delete("/datasets")
-def delete_datasets(body: DeleteBody, _: Annotated[Principal | None, permitted_in_strict("train:all")],
-                    access: AccessDep, datasets: Datasets):
+def delete_datasets(
+    body: DeleteBody,
+    _: Annotated[Principal | None, permitted_in_strict("train:all")],
+    access: AccessDep,
+    datasets: Datasets,
+):
     datasets.delete(body.dataset_name_list, access)
     return esd_response(204)

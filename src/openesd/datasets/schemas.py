@@ -39,7 +39,9 @@ CREATE_DATASET_SCHEMA = obj(
     {
         "dataset_name": DATASET_NAME,
         "content": array(
-            obj({"filename": string(), "name": string(), "type": string(), "params": {"type": "object"}}), 1, 100,
+            obj({"filename": string(), "name": string(), "type": string(), "params": {"type": "object"}}),
+            1,
+            100,
         ),
         "creator": string(),
         "params": obj({"description": {"type": "string"}}),

@@ -46,8 +46,9 @@ class DatasetService:
         now = time.time()
         dataset = self.datasets.get_for_update(body.dataset_name)
         if dataset is not None and access.checked and dataset.creator != requester.username:
-            raise BadRequest(f"dataset {body.dataset_name} already exists and belongs to another user: "
-                             "choose another name")
+            raise BadRequest(
+                f"dataset {body.dataset_name} already exists and belongs to another user: choose another name"
+            )
         if dataset is None:  # ESD has no uniqueness check: a second POST overwrites the info
             dataset = self.datasets.add(Dataset(name=body.dataset_name, status="Initialed", created=now))
         dataset.status, dataset.created, dataset.prefix = "Initialed", now, prefix
@@ -57,12 +58,18 @@ class DatasetService:
         urls = {}
         for entry in entries:
             key = f"{folder}/{entry['filename']}"
-            self.datasets.replace_item(DatasetItem(
-                dataset_name=dataset.name, sort_key=f"{now}_{entry['name']}", key=key, name=entry["name"],
-                item_type=entry["type"], status="Initialed",
-                params={**entry["params"], "original_file_name": entry["filename"]},
-                allowed_roles_or_users=list(requester.roles),
-            ))
+            self.datasets.replace_item(
+                DatasetItem(
+                    dataset_name=dataset.name,
+                    sort_key=f"{now}_{entry['name']}",
+                    key=key,
+                    name=entry["name"],
+                    item_type=entry["type"],
+                    status="Initialed",
+                    params={**entry["params"], "original_file_name": entry["filename"]},
+                    allowed_roles_or_users=list(requester.roles),
+                )
+            )
             urls[entry["filename"]] = self.store.signed_url(key, "PUT", UPLOAD_URL_TTL_S)
         return {"datasetName": dataset.name, "s3PresignUrl": urls}
 
@@ -70,11 +77,15 @@ class DatasetService:
     def _check_prefix(prefix: str) -> str:
         prefix = prefix.strip().strip("/")
         if prefix and ("/" in prefix or "\\" in prefix or prefix in (".", "..") or "\x00" in prefix):
-            raise BadRequest(f"prefix {prefix!r} is not allowed: it must be one folder name, "
-                             "such as the kohya <repeats>_<concept> folder 10_cat")
+            raise BadRequest(
+                f"prefix {prefix!r} is not allowed: it must be one folder name, "
+                "such as the kohya <repeats>_<concept> folder 10_cat"
+            )
         if len(prefix.encode("utf-8")) > MAX_SEGMENT_LENGTH:
-            raise BadRequest(f"prefix {prefix[:64]!r}... is longer than {MAX_SEGMENT_LENGTH} bytes (UTF-8): "
-                             "use a shorter folder name")
+            raise BadRequest(
+                f"prefix {prefix[:64]!r}... is longer than {MAX_SEGMENT_LENGTH} bytes (UTF-8): "
+                "use a shorter folder name"
+            )
         return prefix
 
     @staticmethod
@@ -112,29 +123,40 @@ class DatasetService:
         from openesd.trainer.errors import TrainingError
 
         extension = dataset.params.get("caption_extension") or DEFAULT_CAPTION_EXTENSION
-        missing = [item.params.get("original_file_name", item.name) for item in items if self.store.stat(item.key) is None]
+        missing = [
+            item.params.get("original_file_name", item.name) for item in items if self.store.stat(item.key) is None
+        ]
         if missing:
-            raise BadRequest(f"dataset {dataset.name} cannot be Enabled: {len(missing)} file(s) were never uploaded "
-                             f"to their signed URL: {', '.join(missing)}")
+            raise BadRequest(
+                f"dataset {dataset.name} cannot be Enabled: {len(missing)} file(s) were never uploaded "
+                f"to their signed URL: {', '.join(missing)}"
+            )
         if not kohya_layout:
             return []
         root = dataset_folder(dataset.name) + "/"
         with tempfile.TemporaryDirectory(prefix="openesd-dataset-") as folder:
             local = Path(folder) / dataset.name
             for item in items:
-                self.store.download(item.key, local / item.key[len(root):])
+                self.store.download(item.key, local / item.key[len(root) :])
             try:
                 return scan(local, extension, decode=False).warnings
             except TrainingError as error:
-                raise BadRequest(error.message.replace(f"dataset {local.name!r} has", f"dataset {dataset.name} cannot "
-                                                       "be Enabled: it has", 1)) from None
+                raise BadRequest(
+                    error.message.replace(
+                        f"dataset {local.name!r} has", f"dataset {dataset.name} cannot be Enabled: it has", 1
+                    )
+                ) from None
 
     # --- read -------------------------------------------------------------------------------
-    def list(self, requester: Principal, status: str | None, limit: int, exclusive_start_key: str | None,
-             access: Access) -> dict:
+    def list(
+        self, requester: Principal, status: str | None, limit: int, exclusive_start_key: str | None, access: Access
+    ) -> dict:
         rows = self.datasets.newest_first(status)  # strict: the ownership policy; compat: ESD's owner rule
-        rows = access.only_visible(rows) if access.checked else [d for d in rows if visible(d.allowed_roles_or_users,
-                                                                                             requester)]
+        rows = (
+            access.only_visible(rows)
+            if access.checked
+            else [d for d in rows if visible(d.allowed_roles_or_users, requester)]
+        )
         chosen, last = paging.page(rows, lambda d: {"t": d.created, "id": d.name}, limit, exclusive_start_key)
         if not chosen:
             return {"datasets": []}
@@ -144,11 +166,24 @@ class DatasetService:
         dataset = access.visible(self.datasets.get(name), NotFound(f"dataset {name} is not found"))
         if not access.checked and not visible(dataset.allowed_roles_or_users, requester):
             raise Forbidden("no permission to view dataset")
-        items = [{**item.params, "key": item.sort_key, "name": item.name, "type": item.item_type,
-                  "preview_url": self.store.signed_url(item.key, "GET", PREVIEW_URL_TTL_S),
-                  "dataStatus": item.status} for item in self.datasets.items(name)]
-        return {"dataset_name": name, "datasetName": name, "prefix": dataset.prefix, **self._summary(dataset),
-                "data": items}
+        items = [
+            {
+                **item.params,
+                "key": item.sort_key,
+                "name": item.name,
+                "type": item.item_type,
+                "preview_url": self.store.signed_url(item.key, "GET", PREVIEW_URL_TTL_S),
+                "dataStatus": item.status,
+            }
+            for item in self.datasets.items(name)
+        ]
+        return {
+            "dataset_name": name,
+            "datasetName": name,
+            "prefix": dataset.prefix,
+            **self._summary(dataset),
+            "data": items,
+        }
 
     def _list_view(self, dataset: Dataset) -> dict:
         return {"datasetName": dataset.name, **self._summary(dataset)}
@@ -156,8 +191,12 @@ class DatasetService:
     def _summary(self, dataset: Dataset) -> dict:
         folder = dataset_upload_folder(dataset.name, dataset.prefix)
         # The client's params are merged in (ESD shows `description` so); ours win a clash of keys.
-        return {**dataset.params, "s3": self.store.uri(folder), "status": dataset.status,
-                "timestamp": str(dataset.created)}
+        return {
+            **dataset.params,
+            "s3": self.store.uri(folder),
+            "status": dataset.status,
+            "timestamp": str(dataset.created),
+        }
 
     # --- delete -----------------------------------------------------------------------------
     def delete(self, names: list[str], access: Access) -> None:

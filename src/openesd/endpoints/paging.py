@@ -63,8 +63,9 @@ def cut(items: list[Item], key_of: Callable[[Item], dict], limit: int) -> tuple[
     return chosen, encode_key(key_of(chosen[-1])) if len(items) > limit else None
 
 
-def page(items: Iterable[Item], key_of: Callable[[Item], dict], limit: int,
-         exclusive_start_key: str | None) -> tuple[list[Item], str | None]:
+def page(
+    items: Iterable[Item], key_of: Callable[[Item], dict], limit: int, exclusive_start_key: str | None
+) -> tuple[list[Item], str | None]:
     """Up to `limit` items after the cursor, and the cursor of the next page (None when exhausted).
 
     `items` come newest first; a key is `{"t": sort time, "id": …}`, so paging survives deletions.

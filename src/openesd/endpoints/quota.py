@@ -35,8 +35,12 @@ class InstanceQuota:
 
     def used(self, instance_type: str) -> int:
         """Running trainings plus what the live endpoints of `instance_type` may run at most."""
-        running = select(func.count()).select_from(Training).where(
-            Training.job_status.in_(RUNNING_TRAININGS), Training.instance_type == instance_type)
+        running = (
+            select(func.count())
+            .select_from(Training)
+            .where(Training.job_status.in_(RUNNING_TRAININGS), Training.instance_type == instance_type)
+        )
         return (self.session.scalar(running) or 0) + sum(
             reserved(e.autoscaling, e.initial_instance_count, e.max_instance_number)
-            for e in self.endpoints.of_instance_type(instance_type))
+            for e in self.endpoints.of_instance_type(instance_type)
+        )

@@ -20,8 +20,11 @@ class EndpointRepository(Repository[Endpoint]):
 
     def live(self) -> Sequence[Endpoint]:
         """Endpoints not deleted (legacy `status` included), newest first."""
-        query = select(Endpoint).where(Endpoint.endpoint_status != "Deleted").order_by(
-            Endpoint.started.desc(), Endpoint.id.desc())
+        query = (
+            select(Endpoint)
+            .where(Endpoint.endpoint_status != "Deleted")
+            .order_by(Endpoint.started.desc(), Endpoint.id.desc())
+        )
         return [e for e in self.session.scalars(query) if e.status != "deleted"]
 
     def all_newest_first(self) -> Sequence[Endpoint]:
@@ -31,8 +34,9 @@ class EndpointRepository(Repository[Endpoint]):
         return [e for e in self.live() if e.instance_type == instance_type]
 
     def schedulable(self, endpoint_type: str) -> Sequence[Endpoint]:
-        query = select(Endpoint).where(Endpoint.endpoint_type == endpoint_type,
-                                       Endpoint.endpoint_status.in_(SCHEDULABLE))
+        query = select(Endpoint).where(
+            Endpoint.endpoint_type == endpoint_type, Endpoint.endpoint_status.in_(SCHEDULABLE)
+        )
         return [e for e in self.session.scalars(query) if e.status != "deleted"]
 
     def to_run(self) -> Sequence[Endpoint]:

@@ -12,7 +12,10 @@ from openesd.api.gateway import esd_body
 from openesd.api.identity import AccessDep, AuthDep, permitted, permitted_in_strict
 from openesd.auth.principal import Principal
 from openesd.endpoints.schemas import (
-    CREATE_ENDPOINT_SCHEMA, DELETE_ENDPOINTS_SCHEMA, CreateEndpoint, DeleteEndpoints,
+    CREATE_ENDPOINT_SCHEMA,
+    DELETE_ENDPOINTS_SCHEMA,
+    CreateEndpoint,
+    DeleteEndpoints,
 )
 from openesd.endpoints.service import EndpointService
 
@@ -29,8 +32,14 @@ DeleteBody = Annotated[DeleteEndpoints, esd_body(DELETE_ENDPOINTS_SCHEMA, Delete
 
 
 @router.post("/endpoints")
-def create_endpoint(body: CreateBody, request: Request, auth: AuthDep, endpoints: Endpoints, engine: EngineDep,
-                    on_commit: AfterCommitDep):
+def create_endpoint(
+    body: CreateBody,
+    request: Request,
+    auth: AuthDep,
+    endpoints: Endpoints,
+    engine: EngineDep,
+    on_commit: AfterCommitDep,
+):
     # Identity is asked for inside: the permission check is step 2 of §7.2, after the extensions check.
     data, spec = endpoints.create(body, lambda: auth.identify(request.headers))
     on_commit(engine.deploy, spec)

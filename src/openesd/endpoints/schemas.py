@@ -48,8 +48,14 @@ CREATE_ENDPOINT_SCHEMA = obj(
         "max_instance_number": {"type": "number"},
         "cool_down_time": {"type": "string", "enum": COOL_DOWN_TIMES},
     },
-    required=["endpoint_type", "instance_type", "initial_instance_count", "autoscaling_enabled",
-              "assign_to_roles", "creator"],
+    required=[
+        "endpoint_type",
+        "instance_type",
+        "initial_instance_count",
+        "autoscaling_enabled",
+        "assign_to_roles",
+        "creator",
+    ],
 )
 DELETE_ENDPOINTS_SCHEMA = obj(
     {"endpoint_name_list": array(string(), 1, 10), "username": {"type": "string"}},

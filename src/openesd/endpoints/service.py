@@ -29,9 +29,13 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*")
 
 def spec_of(endpoint: Endpoint) -> EndpointSpec:
     return EndpointSpec(
-        id=endpoint.id, name=endpoint.endpoint_name, endpoint_type=endpoint.endpoint_type,
-        initial=endpoint.initial_instance_count, min=endpoint.min_instance_number,
-        max=endpoint.max_instance_number, autoscaling=endpoint.autoscaling,
+        id=endpoint.id,
+        name=endpoint.endpoint_name,
+        endpoint_type=endpoint.endpoint_type,
+        initial=endpoint.initial_instance_count,
+        min=endpoint.min_instance_number,
+        max=endpoint.max_instance_number,
+        autoscaling=endpoint.autoscaling,
     )
 
 
@@ -60,8 +64,9 @@ class EndpointService:
         self.capacity = capacity
 
     # --- create -----------------------------------------------------------------------------
-    def create(self, body: CreateEndpoint, identify: Callable[[], Principal],
-               check_roles: bool = True) -> tuple[dict, EndpointSpec]:
+    def create(
+        self, body: CreateEndpoint, identify: Callable[[], Principal], check_roles: bool = True
+    ) -> tuple[dict, EndpointSpec]:
         """The 202 data and the spec to deploy once the record is committed (§7.2, checks in order).
 
         `check_roles=False` skips the one-live-endpoint-per-role rule (legacy creates without roles)."""
@@ -77,14 +82,29 @@ class EndpointService:
             self._check_roles(body.assign_to_roles)
         self._check_name(body, suffix, name)
         self._check_quota(body, maximum)
-        endpoint = self._add(Endpoint(
-            id=endpoint_id, endpoint_name=name, endpoint_type=body.endpoint_type, endpoint_status="Creating",
-            status=None, autoscaling=body.autoscaling_enabled, instance_type=body.instance_type,
-            initial_instance_count=int(body.initial_instance_count), current_instance_count=0,
-            min_instance_number=minimum, max_instance_number=maximum, start_time=str(datetime.now()),
-            started=time.time(), end_time=None, error=None, owner_group_or_role=list(body.assign_to_roles),
-            custom_extensions=",".join(extensions), creator=requester.username,
-        ), suffix)
+        endpoint = self._add(
+            Endpoint(
+                id=endpoint_id,
+                endpoint_name=name,
+                endpoint_type=body.endpoint_type,
+                endpoint_status="Creating",
+                status=None,
+                autoscaling=body.autoscaling_enabled,
+                instance_type=body.instance_type,
+                initial_instance_count=int(body.initial_instance_count),
+                current_instance_count=0,
+                min_instance_number=minimum,
+                max_instance_number=maximum,
+                start_time=str(datetime.now()),
+                started=time.time(),
+                end_time=None,
+                error=None,
+                owner_group_or_role=list(body.assign_to_roles),
+                custom_extensions=",".join(extensions),
+                creator=requester.username,
+            ),
+            suffix,
+        )
         view = self.view(endpoint)
         for field in ("min_instance_number", "max_instance_number"):  # numbers echo with their JSON type
             if getattr(body, field) is not None:
@@ -94,8 +114,10 @@ class EndpointService:
     def _check_name(self, body: CreateEndpoint, suffix: str, name: str) -> None:
         # SageMaker's model-name rule: the name ends up in URLs, file names and CLI arguments.
         if body.endpoint_name and not NAME_PATTERN.fullmatch(body.endpoint_name):
-            raise BadRequest(f"endpoint_name {body.endpoint_name!r} may only hold letters, digits and single inner "
-                             "hyphens, like ESD's model names (e.g. test-1)")
+            raise BadRequest(
+                f"endpoint_name {body.endpoint_name!r} may only hold letters, digits and single inner "
+                "hyphens, like ESD's model names (e.g. test-1)"
+            )
         if self.endpoints.by_name(name) is not None:
             raise existing_model(body.endpoint_type, suffix)
 
@@ -121,7 +143,8 @@ class EndpointService:
                 raise BadRequest(f"min_instance_number should be at least 0 for async endpoint: {name}")
         if maximum < minimum:
             raise BadRequest(
-                f"max_instance_number ({maximum}) must not be below min_instance_number ({minimum}): {name}")
+                f"max_instance_number ({maximum}) must not be below min_instance_number ({minimum}): {name}"
+            )
         return minimum, maximum
 
     @staticmethod
@@ -145,8 +168,14 @@ class EndpointService:
             raise BadRequest(quota_message(instance_type, quota, used, delta))
 
     # --- list / delete ----------------------------------------------------------------------
-    def list(self, requester: Principal, username: str | None, job_id: str | None, limit: int,
-             exclusive_start_key: str | None) -> dict:
+    def list(
+        self,
+        requester: Principal,
+        username: str | None,
+        job_id: str | None,
+        limit: int,
+        exclusive_start_key: str | None,
+    ) -> dict:
         roles = self._principal_roles(requester, username)
         rows = Access.of(self.settings.auth_mode, requester).only_visible(self.endpoints.all_newest_first())
         if job_id is not None:
@@ -184,12 +213,18 @@ class EndpointService:
     @staticmethod
     def view(endpoint: Endpoint) -> dict:
         return {
-            "EndpointDeploymentJobId": endpoint.id, "autoscaling": endpoint.autoscaling,
-            "max_instance_number": str(endpoint.max_instance_number), "startTime": endpoint.start_time,
-            "status": endpoint.status, "instance_type": endpoint.instance_type,
-            "current_instance_count": str(endpoint.current_instance_count), "endTime": endpoint.end_time,
-            "endpoint_status": endpoint.endpoint_status, "endpoint_name": endpoint.endpoint_name,
-            "error": endpoint.error, "endpoint_type": endpoint.endpoint_type,
+            "EndpointDeploymentJobId": endpoint.id,
+            "autoscaling": endpoint.autoscaling,
+            "max_instance_number": str(endpoint.max_instance_number),
+            "startTime": endpoint.start_time,
+            "status": endpoint.status,
+            "instance_type": endpoint.instance_type,
+            "current_instance_count": str(endpoint.current_instance_count),
+            "endTime": endpoint.end_time,
+            "endpoint_status": endpoint.endpoint_status,
+            "endpoint_name": endpoint.endpoint_name,
+            "error": endpoint.error,
+            "endpoint_type": endpoint.endpoint_type,
             "owner_group_or_role": list(endpoint.owner_group_or_role),
             "min_instance_number": str(endpoint.min_instance_number),
             "custom_extensions": endpoint.custom_extensions,

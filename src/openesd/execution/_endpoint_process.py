@@ -75,8 +75,9 @@ def _serve(conn: Any, job: JobSpec, generator: Any, store: Any, models_dir: Path
 def _run(conn: Any, job: JobSpec, generator: Any, store: ObjectStore, models_dir: Path) -> dict[str, Any]:
     from openesd.generation import GenerationRequest, parse_payload
 
-    payload = parse_payload(job.payload_string if job.payload_string is not None
-                            else _read_payload(store, job.param_key))
+    payload = parse_payload(
+        job.payload_string if job.payload_string is not None else _read_payload(store, job.param_key)
+    )
     models = fetch_models(store, job.models or {}, models_dir)
     last = [0.0]
 
@@ -89,8 +90,13 @@ def _run(conn: Any, job: JobSpec, generator: Any, store: ObjectStore, models_dir
     loads, hits = _cache_counts(generator)
     result = generator.run(GenerationRequest(job.task, payload, models), progress)
     loaded, hit = _cache_counts(generator)
-    return {"images": list(result.images), "parameters": result.parameters, "info": result.info,
-            "html_info": result.html_info, "worker": {"model_loads": loaded - loads, "cache_hits": hit - hits}}
+    return {
+        "images": list(result.images),
+        "parameters": result.parameters,
+        "info": result.info,
+        "html_info": result.html_info,
+        "worker": {"model_loads": loaded - loads, "cache_hits": hit - hits},
+    }
 
 
 def _cache_counts(generator: Any) -> tuple[int, int]:
@@ -103,8 +109,10 @@ def _read_payload(store: ObjectStore, key: str) -> bytes:
     from openesd.errors import BadRequest
 
     if store.stat(key) is None:
-        raise BadRequest(f"the job's payload was never uploaded: {store.uri(key)} does not exist; "
-                         "PUT it to api_params_s3_upload_url before starting the job")
+        raise BadRequest(
+            f"the job's payload was never uploaded: {store.uri(key)} does not exist; "
+            "PUT it to api_params_s3_upload_url before starting the job"
+        )
     return store.get_bytes(key)
 
 

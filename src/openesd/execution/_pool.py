@@ -41,8 +41,9 @@ def spawn_instance(settings_values: dict[str, Any], gpu: int | None) -> Instance
 
     parent, child = _SPAWN.Pipe()
     device = "cuda" if gpu is not None else "cpu"
-    process = _SPAWN.Process(target=_endpoint_process.main, args=(child, settings_values, device),
-                             name="openesd-worker", daemon=True)
+    process = _SPAWN.Process(
+        target=_endpoint_process.main, args=(child, settings_values, device), name="openesd-worker", daemon=True
+    )
     start_pinned(process, gpu)
     child.close()
     return Instance(process, parent, gpu)

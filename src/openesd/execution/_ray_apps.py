@@ -67,8 +67,12 @@ def endpoint_deployment(endpoint: EndpointSpec, settings: Settings, gpus: int) -
 
 def live_replicas(app: Any) -> int:
     """Replicas starting or running in an application status (`serve.status().applications[name]`)."""
-    return sum(count for deployment in app.deployments.values()
-               for state, count in deployment.replica_states.items() if state not in _GONE)
+    return sum(
+        count
+        for deployment in app.deployments.values()
+        for state, count in deployment.replica_states.items()
+        if state not in _GONE
+    )
 
 
 def running_replicas(app: Any) -> int:

@@ -22,8 +22,11 @@ class RayMergeRunner(MergeRunner):
         import ray
         from ray.exceptions import RayError
 
-        ref = ray.remote(run).options(name=task_name(spec.checkpoint_id), num_cpus=1, num_gpus=0,
-                                      max_retries=0).remote(self._values, spec)
+        ref = (
+            ray.remote(run)
+            .options(name=task_name(spec.checkpoint_id), num_cpus=1, num_gpus=0, max_retries=0)
+            .remote(self._values, spec)
+        )
         self._running = ref
         try:
             return ray.get(ref)

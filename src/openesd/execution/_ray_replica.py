@@ -49,8 +49,7 @@ class EndpointInstance:
         pipe = _Pipe()
         # Serve runs this generator in a thread of its own; the job runs in another so that every
         # progress message is yielded the moment it is sent.
-        threading.Thread(target=self._serve, args=(pipe, job), name=f"openesd-job-{job.id[:8]}",
-                         daemon=True).start()
+        threading.Thread(target=self._serve, args=(pipe, job), name=f"openesd-job-{job.id[:8]}", daemon=True).start()
         while (message := pipe.messages.get()) is not _END:
             yield message
 

@@ -52,8 +52,12 @@ class TrainerActor:
     def __init__(self, settings_values: dict[str, Any], spec: TrainingSpec, device: str):
         self._messages: queue.SimpleQueue[TrainingEvent | _Closed] = queue.SimpleQueue()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=main, name="openesd-trainer", daemon=True,
-                                        args=(_Pipe(self._messages), self._stop, settings_values, spec, device))
+        self._thread = threading.Thread(
+            target=main,
+            name="openesd-trainer",
+            daemon=True,
+            args=(_Pipe(self._messages), self._stop, settings_values, spec, device),
+        )
         self._thread.start()
 
     def poll(self, timeout: float) -> list[TrainingEvent | _Closed]:
@@ -150,10 +154,18 @@ class RayTrainingRunner(TrainingRunner):
 
         gpus = 1 if spec.instance_type not in CPU_TYPES and ray.cluster_resources().get("GPU", 0) else 0
         # Not detached: the actor ends with this API process, as a local trainer does (`fail_interrupted`).
-        actor = ray.remote(TrainerActor).options(
-            name=actor_name(spec.id), namespace=NAMESPACE, num_cpus=1, num_gpus=gpus, max_concurrency=4,
-            max_restarts=0,
-        ).remote(self._values, spec, "cuda" if gpus else "cpu")
+        actor = (
+            ray.remote(TrainerActor)
+            .options(
+                name=actor_name(spec.id),
+                namespace=NAMESPACE,
+                num_cpus=1,
+                num_gpus=gpus,
+                max_concurrency=4,
+                max_restarts=0,
+            )
+            .remote(self._values, spec, "cuda" if gpus else "cpu")
+        )
         worker = _ActorWorker(actor)
         return _Run(spec, worker, worker, worker, gpu=0 if gpus else None)
 

@@ -34,9 +34,15 @@ from openesd.execution.training_runner import TrainingRunner
 from openesd.settings import Settings
 
 log = logging.getLogger("openesd.execution.local")
-GPU_TYPES = ("gpu", *(f"ml.g4dn.{s}" for s in ("xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge")),
-             *(f"ml.{f}.{s}" for f in ("g5", "g6")
-               for s in ("xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge", "48xlarge")))
+GPU_TYPES = (
+    "gpu",
+    *(f"ml.g4dn.{s}" for s in ("xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge")),
+    *(
+        f"ml.{f}.{s}"
+        for f in ("g5", "g6")
+        for s in ("xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge", "48xlarge")
+    ),
+)
 TICK_S = 0.1
 
 
@@ -199,7 +205,9 @@ class LocalEngine:
         if instance.stopping:
             return
         if not instance.ready:
-            self._start_failed(pool, instance.error or f"the worker process exited with code {code} before it was ready")
+            self._start_failed(
+                pool, instance.error or f"the worker process exited with code {code} before it was ready"
+            )
         job = instance.job
         if job is None:
             return
@@ -228,11 +236,14 @@ class LocalEngine:
         for instance in pool.instances:
             if instance.job is not None and now - instance.job_since > deadline:
                 job, instance.job = instance.job, None
-                self._outbox.emit(JobFailed(
-                    job.id, f"the job ran longer than the deadline of {deadline:g} s and was stopped"))
+                self._outbox.emit(
+                    JobFailed(job.id, f"the job ran longer than the deadline of {deadline:g} s and was stopped")
+                )
                 instance.process.kill()
             elif not instance.ready and now - instance.started_at > self._settings.worker_start_timeout_s:
-                instance.error = f"the worker did not load its runtime within {self._settings.worker_start_timeout_s:g} s"
+                instance.error = (
+                    f"the worker did not load its runtime within {self._settings.worker_start_timeout_s:g} s"
+                )
                 instance.process.kill()
 
     def _dispatch(self, pool: Pool) -> None:
@@ -259,8 +270,7 @@ class LocalEngine:
         backlog = (len(pool.queue) + pool.busy_count()) / max(count, 1)
         if pool.spec.autoscaling and backlog > self._settings.scale_out_backlog and not pool.starting():
             wanted = max(wanted, count + 1)
-        wanted = min(max(wanted, count if now - pool.idle_since < self._settings.endpoint_idle_s else 0),
-                     pool.ceiling)
+        wanted = min(max(wanted, count if now - pool.idle_since < self._settings.endpoint_idle_s else 0), pool.ceiling)
         for _ in range(wanted - count):
             self._start(pool)
         for instance in pool.idle_ready()[: max(count - wanted, 0)]:

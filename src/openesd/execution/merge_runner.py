@@ -72,8 +72,9 @@ class MergeRunner:
             return event
         except (EOFError, OSError):
             process.join(10.0)
-            return MergeFailed(spec.checkpoint_id,
-                               f"the merge process exited with code {process.exitcode} before it finished")
+            return MergeFailed(
+                spec.checkpoint_id, f"the merge process exited with code {process.exitcode} before it finished"
+            )
         finally:
             process.join(10.0)
             parent.close()
@@ -118,10 +119,13 @@ def _merge(settings_values: dict[str, Any], spec: MergeSpec) -> str:
     work = Path(tempfile.mkdtemp(prefix="merge-", dir=scratch))
     try:
         primary = _fetch(store, spec.primary_key, work, "primary")
-        inputs = {role: _fetch(store, key, work, role) if key else None for role, key in (
-            ("secondary", spec.secondary_key), ("tertiary", spec.tertiary_key), ("vae", spec.vae_key))}
-        options = MergeOptions(spec.interp_method, spec.multiplier, spec.save_as_half, spec.discard_weights,
-                               spec.metadata)
+        inputs = {
+            role: _fetch(store, key, work, role) if key else None
+            for role, key in (("secondary", spec.secondary_key), ("tertiary", spec.tertiary_key), ("vae", spec.vae_key))
+        }
+        options = MergeOptions(
+            spec.interp_method, spec.multiplier, spec.save_as_half, spec.discard_weights, spec.metadata
+        )
         output = work / "out.safetensors"
         merge_checkpoints(primary, output, options, inputs["secondary"], inputs["tertiary"], inputs["vae"])
         store.put_file(spec.output_key, output)

@@ -77,8 +77,9 @@ class RayEngine:
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             # `ray`: the Ray node on this machine (`ray start`), else a new local instance.
-            ray.init(address=url if url.startswith("ray://") else None, logging_level=logging.WARNING,
-                     log_to_driver=False)
+            ray.init(
+                address=url if url.startswith("ray://") else None, logging_level=logging.WARNING, log_to_driver=False
+            )
         serve.start(proxy_location="Disabled")  # jobs arrive through handles only
         self._endpoints: dict[str, _Endpoint] = {}
         self._jobs: dict[str, _Job] = {}
@@ -168,7 +169,8 @@ class RayEngine:
         if app is None or app.status == "DELETING":
             gpus = _cluster_gpus()  # asked at each deploy: GPU nodes may join after this process started
             application = endpoint_deployment(endpoint, self._settings, gpus).bind(
-                self._values, "cuda" if gpus else "cpu")
+                self._values, "cuda" if gpus else "cpu"
+            )
             try:  # returns once the application runs (its first replicas are up)
                 serve.run(application, name=app_name(endpoint.id), route_prefix=None)
             except Exception as error:  # DEPLOY_FAILED; the watcher usually reports it first
@@ -249,8 +251,9 @@ class RayEngine:
                 self._jobs.pop(job.spec.id)
         for job in late:
             _cancel(job)
-            self._outbox.emit(JobFailed(
-                job.spec.id, f"the job ran longer than the deadline of {deadline:g} s and was stopped"))
+            self._outbox.emit(
+                JobFailed(job.spec.id, f"the job ran longer than the deadline of {deadline:g} s and was stopped")
+            )
             if job.worker_actor is None:
                 continue  # the replica never said who it is: ray.get_actor would refuse the None anyway
             try:  # the replica is busy with it for good: Serve replaces a killed one
@@ -281,15 +284,17 @@ class RayEngine:
                     return
             except Exception as error:
                 log.exception("dispatching job %s failed", job.spec.id)
-                self._finish(job, JobFailed(
-                    job.spec.id, f"the engine could not run the job: {type(error).__name__}: {error}"))
+                self._finish(
+                    job, JobFailed(job.spec.id, f"the engine could not run the job: {type(error).__name__}: {error}")
+                )
                 return
 
     def _call(self, endpoint: _Endpoint, job: _Job) -> None:
         """Send the job to the endpoint's replicas (Serve queues it) and follow it from a thread of its own."""
         job.response = endpoint.handle.run.remote(replace(job.spec))  # a copy: a retry bumps `attempt`
-        threading.Thread(target=self._dispatch, args=(job,), name=f"openesd-ray-job-{job.spec.id[:8]}",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._dispatch, args=(job,), name=f"openesd-ray-job-{job.spec.id[:8]}", daemon=True
+        ).start()
 
     def _handle(self, job: _Job, message: object) -> bool:
         """Report one of the replica's messages; False once the job has ended."""
@@ -315,8 +320,9 @@ class RayEngine:
             return False
         job.spec.attempt += 1
         if job.spec.attempt >= 2:
-            self._finish(job, JobFailed(
-                job.spec.id, f"the worker process running this job died twice ({type(error).__name__})"))
+            self._finish(
+                job, JobFailed(job.spec.id, f"the worker process running this job died twice ({type(error).__name__})")
+            )
             return False
         log.warning("the replica running job %s died (%s); retrying it", job.spec.id, type(error).__name__)
         job.started_at = job.worker_pid = job.worker_actor = None
@@ -355,8 +361,9 @@ class RayEngine:
                 endpoint = self._endpoints.setdefault(endpoint_id, _Endpoint(endpoint_id))
         if endpoint.handle is None:  # one handle per endpoint: each handle is a router of its own
             # Not checked: right after deploy() the application may not exist yet; calls wait for it.
-            endpoint.handle = serve.get_deployment_handle(DEPLOYMENT, app_name(endpoint_id),
-                                                          _check_exists=False).options(stream=True)
+            endpoint.handle = serve.get_deployment_handle(
+                DEPLOYMENT, app_name(endpoint_id), _check_exists=False
+            ).options(stream=True)
         return endpoint
 
     def _take_jobs(self, endpoint_id: str) -> list[_Job]:

@@ -33,8 +33,10 @@ log = logging.getLogger("openesd.execution.training")
 _SPAWN = multiprocessing.get_context("spawn")
 STOP_GRACE_S = 20.0
 CPU_TYPES = ("cpu",)
-SHUTDOWN_MESSAGE = ("the server shut down while this training was running, which ended it; start a new training "
-                    "(its output checkpoint stays Initial)")
+SHUTDOWN_MESSAGE = (
+    "the server shut down while this training was running, which ended it; start a new training "
+    "(its output checkpoint stays Initial)"
+)
 
 
 @dataclass
@@ -65,8 +67,9 @@ class TrainingRunner:
             if spec.id in self._runs:
                 return
             run = self._start(spec)
-            run.reader = threading.Thread(target=self._read, args=(run,), name=f"openesd-training-{spec.id[:8]}",
-                                          daemon=True)
+            run.reader = threading.Thread(
+                target=self._read, args=(run,), name=f"openesd-training-{spec.id[:8]}", daemon=True
+            )
             self._runs[spec.id] = run
         run.reader.start()
 
@@ -77,9 +80,12 @@ class TrainingRunner:
         gpu = self._pick_gpu(spec.instance_type)
         parent, child = _SPAWN.Pipe()
         stop = _SPAWN.Event()
-        process = _SPAWN.Process(target=main, args=(child, stop, self._values, spec,
-                                                    "cpu" if gpu is None else "cuda"),
-                                 name="openesd-trainer", daemon=True)
+        process = _SPAWN.Process(
+            target=main,
+            args=(child, stop, self._values, spec, "cpu" if gpu is None else "cuda"),
+            name="openesd-trainer",
+            daemon=True,
+        )
         start_pinned(process, gpu)
         child.close()
         return _Run(spec, process, parent, stop, gpu)
@@ -189,7 +195,9 @@ def main(conn: Any, stop: Any, settings_values: dict[str, Any], spec: TrainingSp
         conn.close()
 
 
-def _run(conn: Any, stop: Any, settings_values: dict[str, Any], spec: TrainingSpec, device: str) -> dict[str, Any] | None:
+def _run(
+    conn: Any, stop: Any, settings_values: dict[str, Any], spec: TrainingSpec, device: str
+) -> dict[str, Any] | None:
     from openesd.settings import Settings
     from openesd.storage import open_store
     from openesd.trainer import TrainingConfig, TrainingJob, train
@@ -204,18 +212,28 @@ def _run(conn: Any, stop: Any, settings_values: dict[str, Any], spec: TrainingSp
         base_model = _fetch_model(store, spec.model, settings.data_dir / "cache" / "models")
         dataset_dir = _fetch_dataset(store, spec.dataset_prefix, work / "dataset")
         config = TrainingConfig.from_kohya(spec.config)
-        job = TrainingJob(base_model=base_model, model_type=spec.model_type, dataset_dir=dataset_dir,
-                          output_dir=work / "output", config=config, device=device)
+        job = TrainingJob(
+            base_model=base_model,
+            model_type=spec.model_type,
+            dataset_dir=dataset_dir,
+            output_dir=work / "output",
+            config=config,
+            device=device,
+        )
         conn.send(TrainingStatus(spec.id, "Training"))
-        result = train(job, progress=lambda p: conn.send(TrainingProgress(spec.id, asdict(p))),
-                       should_stop=stop.is_set)
+        result = train(job, progress=lambda p: conn.send(TrainingProgress(spec.id, asdict(p))), should_stop=stop.is_set)
         if result.stopped:
             return None
         conn.send(TrainingStatus(spec.id, "Uploading"))
         files = [result.files[-1], *result.files[:-1]] if result.files else []
         hashes = {path.name: _upload(store, path, spec) for path in files}
-        return {"files": [p.name for p in files], "hashes": hashes, "steps": result.steps,
-                "ignored_keys": result.ignored_keys, "warnings": result.warnings}
+        return {
+            "files": [p.name for p in files],
+            "hashes": hashes,
+            "steps": result.steps,
+            "ignored_keys": result.ignored_keys,
+            "warnings": result.warnings,
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -232,7 +250,7 @@ def _fetch_model(store: Any, model: ModelFile, root: Path) -> Path:
 def _fetch_dataset(store: Any, prefix: str, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for stored in store.list(prefix):
-        relative = stored.key[len(prefix):]
+        relative = stored.key[len(prefix) :]
         if not relative or ".." in relative.split("/"):
             continue
         store.download(stored.key, dest / relative)

@@ -69,8 +69,9 @@ class Generator:
 
     # -- txt2img / img2img -------------------------------------------------------------------------
 
-    def _diffusion(self, task: str, payload: dict, models: ModelFiles,
-                   progress: ProgressCallback | None) -> GenerationResult:
+    def _diffusion(
+        self, task: str, payload: dict, models: ModelFiles, progress: ProgressCallback | None
+    ) -> GenerationResult:
         from openesd.generation.tasks.img2img import run_img2img
         from openesd.generation.tasks.txt2img import JobContext, run_txt2img
 
@@ -84,9 +85,15 @@ class Generator:
         # 2. Load (or reuse) the model and set this job's state on it.
         model = self._prepare(checkpoint, models, settings, scripts, loras)
         counter = jobs.Progress(_planned_steps(settings), progress)
-        ctx = JobContext(models=models, progress=counter, load_model=lambda name: self._named(name, models),
-                         upscalers=self.upscalers, device=model.pipe.device, dtype=model.pipe.unet.dtype,
-                         extra_params=self._extra_params(settings, loras))
+        ctx = JobContext(
+            models=models,
+            progress=counter,
+            load_model=lambda name: self._named(name, models),
+            upscalers=self.upscalers,
+            device=model.pipe.device,
+            dtype=model.pipe.unet.dtype,
+            extra_params=self._extra_params(settings, loras),
+        )
 
         # 3. Run, then answer as the WebUI does.
         runner = run_txt2img if task == "txt2img" else run_img2img
@@ -115,8 +122,9 @@ class Generator:
         d = self.device
         return self.cache.get("checkpoint", path, lambda: load_checkpoint(path, d.device, d.dtype, d.vae_dtype_sdxl))
 
-    def _prepare(self, checkpoint: Path, models: ModelFiles, settings: GenerationSettings,
-                 scripts: ScriptOptions, loras: list) -> jobs.PreparedModel:
+    def _prepare(
+        self, checkpoint: Path, models: ModelFiles, settings: GenerationSettings, scripts: ScriptOptions, loras: list
+    ) -> jobs.PreparedModel:
         loaded = self._load(checkpoint)
         vae_path = jobs.select_vae(models, settings.override_settings.get("sd_vae"), checkpoint)
         loaded.pipe.vae = self._vae(vae_path, loaded.family) if vae_path else loaded.own_vae
@@ -125,9 +133,14 @@ class Generator:
         jobs.set_tiling(loaded.pipe, settings.tiling)
         jobs.set_vae_tiling(loaded.pipe, scripts.tiled_vae)
         jobs.check_size(settings.width, settings.height, loaded.pipe.vae_scale_factor)
-        return jobs.PreparedModel(pipe=loaded.pipe, family=loaded.family, inpainting=loaded.inpainting,
-                                  path=checkpoint, vae_path=vae_path,
-                                  embeddings=[Path(p) for p in models.get("embeddings", [])])
+        return jobs.PreparedModel(
+            pipe=loaded.pipe,
+            family=loaded.family,
+            inpainting=loaded.inpainting,
+            path=checkpoint,
+            vae_path=vae_path,
+            embeddings=[Path(p) for p in models.get("embeddings", [])],
+        )
 
     def _vae(self, path: Path, family: str) -> Any:
         from openesd.generation.models.loading import load_vae
@@ -140,9 +153,14 @@ class Generator:
         path = jobs.select_checkpoint(models, name)
         loaded = self._load(path)
         loaded.pipe.vae = loaded.own_vae
-        return jobs.PreparedModel(pipe=loaded.pipe, family=loaded.family, inpainting=loaded.inpainting,
-                                  path=path, vae_path=None,
-                                  embeddings=[Path(p) for p in models.get("embeddings", [])])
+        return jobs.PreparedModel(
+            pipe=loaded.pipe,
+            family=loaded.family,
+            inpainting=loaded.inpainting,
+            path=path,
+            vae_path=None,
+            embeddings=[Path(p) for p in models.get("embeddings", [])],
+        )
 
     @staticmethod
     def _extra_params(settings: GenerationSettings, loras: list) -> dict[str, Any]:

@@ -27,9 +27,7 @@ def decode_image(s: str) -> Image.Image:
         image = Image.open(io.BytesIO(raw))
         image.load()
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise PayloadError(
-            f"image is not a readable image ({len(raw)} bytes after base64 decoding): {exc}"
-        ) from exc
+        raise PayloadError(f"image is not a readable image ({len(raw)} bytes after base64 decoding): {exc}") from exc
     return image
 
 

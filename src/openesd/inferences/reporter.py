@@ -70,8 +70,9 @@ class JobWaiter:
 class EngineReporter:
     """Implements `EndpointEvents` and `JobEvents` of `openesd.execution.events`."""
 
-    def __init__(self, make_session: sessionmaker[Session], store: ObjectStore, waiter: JobWaiter,
-                 metrics: Metrics | None = None):
+    def __init__(
+        self, make_session: sessionmaker[Session], store: ObjectStore, waiter: JobWaiter, metrics: Metrics | None = None
+    ):
         self._make_session = make_session
         self._store = store
         self._waiter = waiter
@@ -120,8 +121,13 @@ class EngineReporter:
             job = self._running(session, job_id)
             if job is not None:
                 job.attempts = attempt
-                job.progress = {"phase": "loading", "step": 0, "total_steps": None, "eta_seconds": None,
-                                "started_at": time.time()}
+                job.progress = {
+                    "phase": "loading",
+                    "step": 0,
+                    "total_steps": None,
+                    "eta_seconds": None,
+                    "started_at": time.time(),
+                }
 
     def job_progress(self, job_id: str, step: int, total: int) -> None:
         now = time.monotonic()
@@ -134,8 +140,7 @@ class EngineReporter:
                 return
             elapsed = time.time() - job.progress.get("started_at", time.time())
             eta = round(elapsed / step * (total - step), 1) if step else None
-            job.progress = {**job.progress, "phase": "sampling", "step": step, "total_steps": total,
-                            "eta_seconds": eta}
+            job.progress = {**job.progress, "phase": "sampling", "step": step, "total_steps": total, "eta_seconds": eta}
 
     def job_succeeded(self, job_id: str, result: dict) -> None:
         with self._make_session.begin() as session:
@@ -165,8 +170,15 @@ class EngineReporter:
         job = session.get(InferenceJob, job_id, with_for_update=True)
         return job if job is not None and job.queued else None
 
-    def _finish(self, job: InferenceJob, status: str, *, names: list[str] | None = None, raw: str | None = None,
-                worker: dict | None = None) -> None:
+    def _finish(
+        self,
+        job: InferenceJob,
+        status: str,
+        *,
+        names: list[str] | None = None,
+        raw: str | None = None,
+        worker: dict | None = None,
+    ) -> None:
         job.status, job.queued, job.progress = status, False, None
         self._last_progress.pop(job.id, None)
         if self._metrics is not None:

@@ -22,10 +22,21 @@ def _lapsed(now: float):
 # What a listing page shows of a job (the list shape of esd-api.md §8.1) and its paging and visibility keys:
 # read as plain rows, since building entities was a third of a page's cost and nothing on it is changed.
 _LISTED = (
-    InferenceJob.id, InferenceJob.task_type, InferenceJob.inference_type, InferenceJob.status,
-    InferenceJob.owner_group_or_role, InferenceJob.owner, InferenceJob.create_time, InferenceJob.created,
-    InferenceJob.start_time, InferenceJob.complete_time, InferenceJob.image_names,
-    InferenceJob.inference_info_name, InferenceJob.sagemaker_raw, InferenceJob.payload_string, InferenceJob.params,
+    InferenceJob.id,
+    InferenceJob.task_type,
+    InferenceJob.inference_type,
+    InferenceJob.status,
+    InferenceJob.owner_group_or_role,
+    InferenceJob.owner,
+    InferenceJob.create_time,
+    InferenceJob.created,
+    InferenceJob.start_time,
+    InferenceJob.complete_time,
+    InferenceJob.image_names,
+    InferenceJob.inference_info_name,
+    InferenceJob.sagemaker_raw,
+    InferenceJob.payload_string,
+    InferenceJob.params,
 )
 
 
@@ -50,12 +61,13 @@ def _shared(job: Row, audiences: list[frozenset[str]]) -> bool:
 class InferenceRepository(Repository[InferenceJob]):
     model = InferenceJob
 
-    def page(self, task_type: str, audiences: Iterable[frozenset[str]], after: tuple[float, str] | None,
-             size: int) -> list[Row]:
-        """Up to `size` jobs of `task_type` (rows of the listed columns), newest first, after the (created, id)
-        key `after`, whose owner list holds a name of every audience. One query of `size` rows for the jobs of one owner; a job
-        whose list holds several names has no `owner`, so it is read and checked here (another query only
-        when such jobs took room in the page)."""
+    def page(
+        self, task_type: str, audiences: Iterable[frozenset[str]], after: tuple[float, str] | None, size: int
+    ) -> list[Row]:
+        """Up to `size` jobs of `task_type` (rows of the listed columns), newest first, after the (created, id) key
+        `after`, whose owner list holds a name of every audience. One query of `size` rows for the jobs of one
+        owner; a job whose list holds several names has no `owner`, so it is read and checked here (another query
+        only when such jobs took room in the page)."""
         audiences, size = list(audiences), min(size, _MOST_ROWS)
         values = {"task_type": task_type, "size": size, **{f"names{n}": list(v) for n, v in enumerate(audiences)}}
         found: list[Row] = []
@@ -71,26 +83,38 @@ class InferenceRepository(Repository[InferenceJob]):
 
     def lapsed(self, now: float) -> Sequence[str]:
         """Ids of unfinished jobs that no live replica holds: never leased, or the lease expired."""
-        query = (select(InferenceJob.id).where(*_UNFINISHED, _lapsed(now)).order_by(InferenceJob.created))
+        query = select(InferenceJob.id).where(*_UNFINISHED, _lapsed(now)).order_by(InferenceJob.created)
         return self.session.scalars(query).all()
 
     def claim(self, job_id: str, owner: str, now: float, until: float) -> bool:
         """Take the job's lease if it is still unfinished and lapsed. One atomic UPDATE: of replicas racing
         for the same job, exactly one sees its row changed."""
-        query = (update(InferenceJob).where(InferenceJob.id == job_id, *_UNFINISHED, _lapsed(now))
-                 .values(lease_owner=owner, lease_expires=until).execution_options(synchronize_session=False))
+        query = (
+            update(InferenceJob)
+            .where(InferenceJob.id == job_id, *_UNFINISHED, _lapsed(now))
+            .values(lease_owner=owner, lease_expires=until)
+            .execution_options(synchronize_session=False)
+        )
         return self.session.execute(query).rowcount == 1
 
     def renew(self, owner: str, until: float) -> int:
         """Extend the leases of the unfinished jobs `owner` holds; how many."""
-        query = (update(InferenceJob).where(InferenceJob.lease_owner == owner, *_UNFINISHED)
-                 .values(lease_expires=until).execution_options(synchronize_session=False))
+        query = (
+            update(InferenceJob)
+            .where(InferenceJob.lease_owner == owner, *_UNFINISHED)
+            .values(lease_expires=until)
+            .execution_options(synchronize_session=False)
+        )
         return self.session.execute(query).rowcount
 
     def release(self, owner: str) -> int:
         """Drop the leases `owner` holds on unfinished jobs, so another replica may claim them at once."""
-        query = (update(InferenceJob).where(InferenceJob.lease_owner == owner, *_UNFINISHED)
-                 .values(lease_owner=None, lease_expires=None).execution_options(synchronize_session=False))
+        query = (
+            update(InferenceJob)
+            .where(InferenceJob.lease_owner == owner, *_UNFINISHED)
+            .values(lease_owner=None, lease_expires=None)
+            .execution_options(synchronize_session=False)
+        )
         return self.session.execute(query).rowcount
 
     def delete(self, job: InferenceJob) -> None:

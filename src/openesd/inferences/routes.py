@@ -13,7 +13,10 @@ from openesd.api.identity import AccessDep, AuthDep, identify, permitted, permit
 from openesd.auth.principal import Principal
 from openesd.errors import GatewayTimeout
 from openesd.inferences.schemas import (
-    CREATE_INFERENCE_SCHEMA, DELETE_INFERENCES_SCHEMA, CreateInference, DeleteInferences,
+    CREATE_INFERENCE_SCHEMA,
+    DELETE_INFERENCES_SCHEMA,
+    CreateInference,
+    DeleteInferences,
 )
 from openesd.inferences.service import InferenceService, JobOutcome, Stage
 
@@ -22,8 +25,14 @@ router = APIRouter(tags=["inferences"])
 STAGE_STATUS = {Stage.CREATED: 201, Stage.QUEUED: 202, Stage.FINISHED: 200}
 
 
-async def get_inference_service(session: SessionDep, store: StoreDep, settings: SettingsDep, engine: EngineDep,
-                                waiter: WaiterDep, replica: ReplicaDep) -> InferenceService:
+async def get_inference_service(
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    engine: EngineDep,
+    waiter: WaiterDep,
+    replica: ReplicaDep,
+) -> InferenceService:
     return InferenceService(session, store, settings, engine, waiter, replica)
 
 
@@ -62,8 +71,12 @@ def start_inference(
 
 
 @router.get("/inferences/{job_id}")
-def get_inference(job_id: str, _: Annotated[Principal | None, permitted_in_strict("inference:all")],
-                  access: AccessDep, inferences: Inferences):
+def get_inference(
+    job_id: str,
+    _: Annotated[Principal | None, permitted_in_strict("inference:all")],
+    access: AccessDep,
+    inferences: Inferences,
+):
     return esd_response(200, inferences.get(job_id, access))
 
 
@@ -83,7 +96,11 @@ async def list_inferences(
 
 
 @router.delete("/inferences")
-def delete_inferences(body: DeleteBody, _: Annotated[Principal | None, permitted_in_strict("inference:all")],
-                      access: AccessDep, inferences: Inferences):
+def delete_inferences(
+    body: DeleteBody,
+    _: Annotated[Principal | None, permitted_in_strict("inference:all")],
+    access: AccessDep,
+    inferences: Inferences,
+):
     inferences.delete(body.inference_id_list, access)
     return esd_response(204)

@@ -40,6 +40,4 @@ CREATE_INFERENCE_SCHEMA = obj(
     },
     required=["task_type", "inference_type", "models"],
 )
-DELETE_INFERENCES_SCHEMA = obj(
-    {"inference_id_list": array(string(), 1, 100)}, required=["inference_id_list"]
-)
+DELETE_INFERENCES_SCHEMA = obj({"inference_id_list": array(string(), 1, 100)}, required=["inference_id_list"])

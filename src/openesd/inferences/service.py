@@ -30,7 +30,13 @@ from openesd.metadata.models import Endpoint, InferenceJob
 from openesd.settings import Settings
 from openesd.storage.base import ObjectStore
 from openesd.storage.layout import (
-    async_output, checkpoint_file, checkpoint_folder, job_param, job_result, job_result_info, job_results,
+    async_output,
+    checkpoint_file,
+    checkpoint_folder,
+    job_param,
+    job_result,
+    job_result_info,
+    job_results,
     started_job_param,
 )
 from openesd.users.repository import UserRepository
@@ -53,14 +59,25 @@ def model_names(kind: str, names: object) -> list[str]:
 def job_spec(job: InferenceJob) -> JobSpec:
     """What the worker needs, rebuilt from the row alone (so a restarted server can dispatch it again)."""
     models = {
-        kind: [{"id": m["id"], "model_name": m["model_name"],
-                "key": None if m["s3"] == "None" else checkpoint_file(kind, m["id"], m["model_name"])}
-               for m in entries]
+        kind: [
+            {
+                "id": m["id"],
+                "model_name": m["model_name"],
+                "key": None if m["s3"] == "None" else checkpoint_file(kind, m["id"], m["model_name"]),
+            }
+            for m in entries
+        ]
         for kind, entries in (job.params.get("used_models") or {}).items()
     }
-    return JobSpec(id=job.id, endpoint_id=job.endpoint_id or "", task=job.task_type,
-                   param_key=started_job_param(job.task_type, job.id), payload_string=job.payload_string,
-                   models=models, attempt=job.attempts)
+    return JobSpec(
+        id=job.id,
+        endpoint_id=job.endpoint_id or "",
+        task=job.task_type,
+        param_key=started_job_param(job.task_type, job.id),
+        payload_string=job.payload_string,
+        models=models,
+        attempt=job.attempts,
+    )
 
 
 class Stage(Enum):
@@ -80,8 +97,9 @@ class JobOutcome:
 
 
 class InferenceService:
-    def __init__(self, session: Session, store: ObjectStore, settings: Settings, engine: Engine, waiter: JobWaiter,
-                 replica: str):
+    def __init__(
+        self, session: Session, store: ObjectStore, settings: Settings, engine: Engine, waiter: JobWaiter, replica: str
+    ):
         self.session, self.replica = session, replica  # replica: the lease owner of the jobs started here
         self.jobs_repo = InferenceRepository(session)
         self.endpoints = EndpointRepository(session)
@@ -100,8 +118,10 @@ class InferenceService:
         requester = authorize(identify(), ["inference:all", "inference:create"])
         access = Access.of(self.settings.auth_mode, requester)
         if body.task_type not in TASK_TYPES:
-            raise BadRequest(f"task type {body.task_type} should be in "
-                             "['extra-single-image', 'extra-batch-images', 'rembg'] or ['txt2img', 'img2img']")
+            raise BadRequest(
+                f"task type {body.task_type} should be in "
+                "['extra-single-image', 'extra-batch-images', 'rembg'] or ['txt2img', 'img2img']"
+            )
         endpoint = self._schedule(requester, body, access)
         used = self._resolve_models(body, access)
         job = self._store_job(requester, body, endpoint, used)
@@ -110,26 +130,33 @@ class InferenceService:
         # The upload URL is handed to the creator here only: no listing or read ever shows it (a read
         # permission must not grant a write).
         upload_url = self.store.signed_url(job_param(job.task_type, job.id), "PUT", self.settings.signed_url_ttl_s)
-        view = {"id": job.id, "type": job.task_type, "api_params_s3_location": job.params["input_body_s3"],
-                "api_params_s3_upload_url": upload_url}
+        view = {
+            "id": job.id,
+            "type": job.task_type,
+            "api_params_s3_location": job.params["input_body_s3"],
+            "api_params_s3_upload_url": upload_url,
+        }
         if job.task_type in DIFFUSION_TASKS:
-            view["models"] = [{"id": m["id"], "name": [m["model_name"]], "type": kind}
-                              for kind, entries in used.items() for m in entries]
+            view["models"] = [
+                {"id": m["id"], "name": [m["model_name"]], "type": kind}
+                for kind, entries in used.items()
+                for m in entries
+            ]
         return JobOutcome(Stage.CREATED, {"inference": view})
 
     def _schedule(self, requester: Principal, body: CreateInference, access: Access) -> Endpoint:
         if body.sagemaker_endpoint_name:
-            endpoint = access.visible(self.endpoints.by_name(body.sagemaker_endpoint_name), BadRequest(
-                f"sagemaker endpoint with name {body.sagemaker_endpoint_name} is not found"))
+            endpoint = access.visible(
+                self.endpoints.by_name(body.sagemaker_endpoint_name),
+                BadRequest(f"sagemaker endpoint with name {body.sagemaker_endpoint_name} is not found"),
+            )
             if endpoint.endpoint_status != "InService":
                 raise BadRequest(f"sagemaker endpoint is not ready with status: {endpoint.endpoint_status}")
             return endpoint
         mine = {"*", requester.username, *requester.roles}
-        candidates = [e for e in self.endpoints.schedulable(body.inference_type)
-                      if mine & set(e.owner_group_or_role)]
+        candidates = [e for e in self.endpoints.schedulable(body.inference_type) if mine & set(e.owner_group_or_role)]
         if not candidates:
-            raise NoEndpointAvailable(
-                f'no available {body.inference_type} endpoints for user "{requester.username}"')
+            raise NoEndpointAvailable(f'no available {body.inference_type} endpoints for user "{requester.username}"')
         return random.choice(candidates)
 
     def _resolve_models(self, body: CreateInference, access: Access) -> dict[str, list[dict]]:
@@ -156,13 +183,21 @@ class InferenceService:
         offers every installed upscaler)."""
         kind = EXTRAS_MODEL_TYPES[body.task_type]
         named = set(model_names(kind, body.models.get(kind)))
-        entries = [self._entry(kind, c.id, name) for c in access.only_visible(self.checkpoints.list(["Active"], [kind]))
-                   for name in c.names if not named or name in named]
+        entries = [
+            self._entry(kind, c.id, name)
+            for c in access.only_visible(self.checkpoints.list(["Active"], [kind]))
+            for name in c.names
+            if not named or name in named
+        ]
         return {kind: entries} if entries else {}
 
     def _entry(self, kind: str, checkpoint_id: str, name: str) -> dict:
-        return {"id": checkpoint_id, "model_name": name, "s3": self.store.uri(checkpoint_folder(kind, checkpoint_id)),
-                "type": kind}
+        return {
+            "id": checkpoint_id,
+            "model_name": name,
+            "s3": self.store.uri(checkpoint_folder(kind, checkpoint_id)),
+            "type": kind,
+        }
 
     def _store_job(self, requester: Principal, body: CreateInference, endpoint: Endpoint, used: dict) -> InferenceJob:
         job_id = str(uuid.uuid4())
@@ -174,11 +209,22 @@ class InferenceService:
             "sagemaker_inference_endpoint_name": endpoint.endpoint_name,
             "used_models": used,
         }
-        return self.jobs_repo.add(InferenceJob(
-            id=job_id, task_type=body.task_type, inference_type=body.inference_type, status="created",
-            owner_group_or_role=[requester.username], create_time=str(datetime.now()), created=time.time(),
-            payload_string=body.payload_string, params=params, endpoint_id=endpoint.id, queued=False, attempts=0,
-        ))
+        return self.jobs_repo.add(
+            InferenceJob(
+                id=job_id,
+                task_type=body.task_type,
+                inference_type=body.inference_type,
+                status="created",
+                owner_group_or_role=[requester.username],
+                create_time=str(datetime.now()),
+                created=time.time(),
+                payload_string=body.payload_string,
+                params=params,
+                endpoint_id=endpoint.id,
+                queued=False,
+                attempts=0,
+            )
+        )
 
     # --- start ------------------------------------------------------------------------------
     def start(self, job_id: str, access: Access) -> JobOutcome:
@@ -186,12 +232,16 @@ class InferenceService:
         job = access.changeable(self.jobs_repo.get_for_update(job_id), BadRequest(f"InferenceJobId {job_id} not found"))
         endpoint = self.endpoints.get(job.endpoint_id or "")
         if endpoint is None:
-            raise BadRequest(f"sagemaker endpoint with name {job.params.get('sagemaker_inference_endpoint_name')} "
-                             "is not found")
+            raise BadRequest(
+                f"sagemaker endpoint with name {job.params.get('sagemaker_inference_endpoint_name')} is not found"
+            )
         job.start_time = str(datetime.now())
         job.status = "created" if job.inference_type == "Real-time" else "inprogress"
-        job.queued, job.attempts, job.progress = True, 0, {"phase": "queued", "step": 0, "total_steps": None,
-                                                           "eta_seconds": None}
+        job.queued, job.attempts, job.progress = (
+            True,
+            0,
+            {"phase": "queued", "step": 0, "total_steps": None, "eta_seconds": None},
+        )
         job.complete_time = job.image_names = job.inference_info_name = job.sagemaker_raw = None
         if job.inference_type != "Real-time":
             job.params = {**job.params, "output_path": self.store.uri(async_output(str(uuid.uuid4())))}
@@ -201,8 +251,12 @@ class InferenceService:
         # The row (and its lease) is the truth: the engine sees only committed jobs.
         if job.inference_type != "Real-time":
             after_commit(self.session, self.engine.submit, spec)
-            data = {"inference_id": job.id, "status": "inprogress", "endpoint_name": endpoint.endpoint_name,
-                    "output_path": job.params["output_path"]}
+            data = {
+                "inference_id": job.id,
+                "status": "inprogress",
+                "endpoint_name": endpoint.endpoint_name,
+                "output_path": job.params["output_path"],
+            }
             return JobOutcome(Stage.QUEUED, {"inference": data})
         # Real-time answers with the result, so the job must reach the engine inside this request: the one
         # place a service commits the request's transaction itself (the session dependency then commits
@@ -232,8 +286,9 @@ class InferenceService:
     def get(self, job_id: str, access: Access) -> dict:
         return self.view(access.visible(self.jobs_repo.get(job_id), NotFound(f"inference with id {job_id} not found")))
 
-    def list(self, task_type: str, username: str | None, limit: int, exclusive_start_key: str | None,
-             access: Access) -> dict:
+    def list(
+        self, task_type: str, username: str | None, limit: int, exclusive_start_key: str | None, access: Access
+    ) -> dict:
         """One page, filtered and cut in SQL: the jobs the requester may see (strict) and, with `username`,
         ESD's rule that the job's list shares a name with that user or the user's roles."""
         audiences = [names] if (names := access.sharing_names()) is not None else []
@@ -260,11 +315,18 @@ class InferenceService:
     def fields(job: InferenceJob) -> dict:
         """Every §8.1 field, null when unknown (the list shape)."""
         return {
-            "InferenceJobId": job.id, "taskType": job.task_type, "inference_type": job.inference_type,
-            "status": job.status, "owner_group_or_role": list(job.owner_group_or_role),
-            "createTime": job.create_time, "startTime": job.start_time, "completeTime": job.complete_time,
-            "image_names": job.image_names, "inference_info_name": job.inference_info_name,
-            "sagemakerRaw": job.sagemaker_raw, "payload_string": job.payload_string,
+            "InferenceJobId": job.id,
+            "taskType": job.task_type,
+            "inference_type": job.inference_type,
+            "status": job.status,
+            "owner_group_or_role": list(job.owner_group_or_role),
+            "createTime": job.create_time,
+            "startTime": job.start_time,
+            "completeTime": job.complete_time,
+            "image_names": job.image_names,
+            "inference_info_name": job.inference_info_name,
+            "sagemakerRaw": job.sagemaker_raw,
+            "payload_string": job.payload_string,
             # rows written before upload URLs left the record still carry one: never shown
             "params": {k: v for k, v in job.params.items() if k != "input_body_presign_url"},
         }
@@ -273,10 +335,10 @@ class InferenceService:
         """`GET /inferences/{id}`: stored fields, signed result URLs, and progress while running."""
         ttl = self.settings.signed_url_ttl_s
         data = {k: v for k, v in self.fields(job).items() if v is not None}
-        data["img_presigned_urls"] = [self.store.signed_url(job_result(job.id, n), "GET", ttl)
-                                      for n in job.image_names or []]
+        data["img_presigned_urls"] = [
+            self.store.signed_url(job_result(job.id, n), "GET", ttl) for n in job.image_names or []
+        ]
         data["output_presigned_urls"] = [self.store.signed_url(job_result_info(job.id), "GET", ttl)]
         if job.queued and job.progress:
             data["progress"] = {k: job.progress.get(k) for k in ("phase", "step", "total_steps", "eta_seconds")}
         return data
-

@@ -41,9 +41,10 @@ def install(app: FastAPI, settings: Settings) -> None:
     prefixes = ["", *([settings.stage_prefix] if settings.stage_prefix else [])]
     for prefix in prefixes:
         app.include_router(primary, prefix=prefix)
-    app.add_middleware(EndpointsDispatch, paths=[f"{p}/endpoints" for p in prefixes],
-                       target=f"{settings.legacy_mount}/endpoints")
+    app.add_middleware(
+        EndpointsDispatch, paths=[f"{p}/endpoints" for p in prefixes], target=f"{settings.legacy_mount}/endpoints"
+    )
     if settings.legacy_mirror_list_keys:
-        app.add_middleware(ListMirror, paths={f"{p}/{key}": key for p in prefixes
-                                              for key in ("endpoints", "checkpoints", "datasets")})
-
+        app.add_middleware(
+            ListMirror, paths={f"{p}/{key}": key for p in prefixes for key in ("endpoints", "checkpoints", "datasets")}
+        )

@@ -83,4 +83,3 @@ def _reserve(repository: CheckpointRepository, checkpoint: Checkpoint, names: li
         repository.reserve(checkpoint.id, names)
     except NameTaken as taken:
         raise already_exists(taken.name) from None
-

@@ -61,8 +61,9 @@ class LegacyCheckpoints:
         try:
             event = CreateCheckpoint(checkpoint_type=kind, params=params, filenames=files)
         except ValidationError:
-            raise checkpoint_error(500, "error", "filenames must be a list of {\"filename\", \"parts_number\"} "
-                                                 "objects") from None
+            raise checkpoint_error(
+                500, "error", 'filenames must be a list of {"filename", "parts_number"} objects'
+            ) from None
         for upload in event.filenames or []:
             if not 1 <= upload.parts_number <= MAX_PARTS:
                 raise checkpoint_error(500, "error", f"parts_number of {upload.filename} must be 1 to {MAX_PARTS}")
@@ -84,11 +85,13 @@ class LegacyCheckpoints:
         checkpoint_id, status = body.get("checkpoint_id"), body.get("status")
         tags = body.get("multi_parts_tags") or {}
         if not isinstance(checkpoint_id, str) or not isinstance(status, str) or not isinstance(tags, dict):
-            raise checkpoint_error(500, "msg", "checkpoint_id and status (strings) and multi_parts_tags (an object) "
-                                               "are required")
+            raise checkpoint_error(
+                500, "msg", "checkpoint_id and status (strings) and multi_parts_tags (an object) are required"
+            )
         try:
-            data = self.service.update(checkpoint_id, UpdateCheckpoint(status=status, multi_parts_tags=tags),
-                                       access, require_tags=False).data
+            data = self.service.update(
+                checkpoint_id, UpdateCheckpoint(status=status, multi_parts_tags=tags), access, require_tags=False
+            ).data
             # §1.7: the WebUI uploads a tar archive under the model's own name
             unpack_checkpoint(self.service.store, self.service.checkpoints, self.service.checkpoints.get(checkpoint_id))
         except NotFound as error:
@@ -116,8 +119,12 @@ class LegacyCheckpoints:
     def import_urls(self, body: dict, wait_s: float) -> dict:
         kind = body.get("checkpointType")
         if kind not in LEGACY_TYPES:
-            raise checkpoint_error(500, "error", "please choose the right type from :'Stable-diffusion', "
-                                                 "'embeddings', 'Lora', 'hypernetworks', 'Controlnet', 'VAE'")
+            raise checkpoint_error(
+                500,
+                "error",
+                "please choose the right type from :'Stable-diffusion', "
+                "'embeddings', 'Lora', 'hypernetworks', 'Controlnet', 'VAE'",
+            )
         params = body.get("params") if isinstance(body.get("params"), dict) else {}
         requester = self.requesters.resolve(params.get("creator"))
         if not holds(requester, *CREATE):
@@ -126,8 +133,9 @@ class LegacyCheckpoints:
         if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and u.strip() for u in urls):
             raise checkpoint_error(500, "error", "modelUrl must be a non-empty list of URLs")
         try:
-            ids = self.service.create(requester, CreateCheckpoint(checkpoint_type=kind, params=params,
-                                                                  urls=urls)).imports
+            ids = self.service.create(
+                requester, CreateCheckpoint(checkpoint_type=kind, params=params, urls=urls)
+            ).imports
         except OpenESDError as error:
             raise checkpoint_error(500, "error", error.message) from None
         self.session.commit()  # the importer reads the records from its own sessions
@@ -152,8 +160,13 @@ class LegacyCheckpoints:
             time.sleep(0.2)
 
     def _view(self, record) -> dict:
-        return {"id": record.id, "type": record.checkpoint_type, "s3_location": self.service.location(record),
-                "status": record.status, "params": record.params}
+        return {
+            "id": record.id,
+            "type": record.checkpoint_type,
+            "s3_location": self.service.location(record),
+            "status": record.status,
+            "params": record.params,
+        }
 
 
 def legacy_item(item: dict) -> dict:
@@ -164,8 +177,9 @@ def legacy_item(item: dict) -> dict:
     return view
 
 
-def get_legacy_checkpoints(service: Checkpoints, session: SessionDep, requesters: RequestersDep,
-                           importer: ImporterDep) -> LegacyCheckpoints:
+def get_legacy_checkpoints(
+    service: Checkpoints, session: SessionDep, requesters: RequestersDep, importer: ImporterDep
+) -> LegacyCheckpoints:
     return LegacyCheckpoints(service, session, requesters, importer)
 
 

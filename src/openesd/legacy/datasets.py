@@ -21,9 +21,16 @@ from openesd.legacy.responses import lambda_error
 ALL = 1_000_000  # one page holding every record: legacy lists are unpaged
 CREATE = ("train:all",)  # the 1.5.0 dataset permission (§11.1 Rec.)
 LIST = ("train:all", "train:list")
-ITEM_SCHEMA = {"type": "object", "required": ["filename", "name", "type"],
-               "properties": {"filename": {"type": "string"}, "name": {"type": "string"},
-                              "type": {"type": "string"}, "params": {"type": ["object", "null"]}}}
+ITEM_SCHEMA = {
+    "type": "object",
+    "required": ["filename", "name", "type"],
+    "properties": {
+        "filename": {"type": "string"},
+        "name": {"type": "string"},
+        "type": {"type": "string"},
+        "params": {"type": ["object", "null"]},
+    },
+}
 
 
 def list_requester(requesters: Requesters, status_code: int | str = 400):
@@ -56,8 +63,7 @@ class LegacyDatasets:
         name, content = body.get("dataset_name"), body.get("content")
         problems = validate(name, DATASET_NAME) if name is not None else ["dataset_name is required"]
         if not isinstance(content, list) or not content:
-            problems.append("content must be a non-empty list of "
-                            "{\"filename\", \"name\", \"type\", \"params\"} objects")
+            problems.append('content must be a non-empty list of {"filename", "name", "type", "params"} objects')
         else:
             problems += [f"content[{n}]: {p}" for n, item in enumerate(content) for p in validate(item, ITEM_SCHEMA)]
         params = body.get("params")
@@ -66,8 +72,9 @@ class LegacyDatasets:
         if problems:
             raise lambda_error(500, "error", "; ".join(problems))
         requester = creating_requester(self.requesters, body.get("creator"))
-        entries = [{**item, "filename": _base_name(item["filename"]), "params": item.get("params") or {}}
-                   for item in content]
+        entries = [
+            {**item, "filename": _base_name(item["filename"]), "params": item.get("params") or {}} for item in content
+        ]
         event = CreateDataset(dataset_name=name, content=entries, params=params or {}, prefix="")
         try:
             return {"statusCode": 200, **self.service.create(requester, event, self.requesters.access(requester))}

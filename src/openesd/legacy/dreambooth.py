@@ -47,8 +47,9 @@ class LegacyModels:
         if not isinstance(name, str) or not name.strip() or "/" in name or "\\" in name or name in (".", ".."):
             raise lambda_error(500, "error", "name is required: a model name without path separators")
         if kind != MODEL_TYPE:
-            raise lambda_error(500, "error", f"model_type {kind!r} is not supported: a dreambooth base model is "
-                                             f"'{MODEL_TYPE}'")
+            raise lambda_error(
+                500, "error", f"model_type {kind!r} is not supported: a dreambooth base model is '{MODEL_TYPE}'"
+            )
         if not isinstance(params, dict):
             raise lambda_error(500, "error", "params is required: an object (create_model_params)")
         requester = creating_requester(self.requesters, body.get("creator"))
@@ -60,13 +61,26 @@ class LegacyModels:
         else:
             raise lambda_error(400, "errMsg", "either checkpoint_id or filenames need to be provided")
         model_id = str(uuid.uuid4())
-        self.models.add(LegacyModel(
-            id=model_id, name=name, checkpoint_id=base.id, model_type=kind, job_status="Initial",
-            output_s3_location=self.store.uri(legacy_model_output(kind, name, model_id)), params=params,
-            created=time.time(), allowed_roles_or_users=[requester.username],
-        ))
-        job = {"id": model_id, "status": "Initial", "s3_base": self.checkpoints.location(base), "model_type": kind,
-               "params": params}
+        self.models.add(
+            LegacyModel(
+                id=model_id,
+                name=name,
+                checkpoint_id=base.id,
+                model_type=kind,
+                job_status="Initial",
+                output_s3_location=self.store.uri(legacy_model_output(kind, name, model_id)),
+                params=params,
+                created=time.time(),
+                allowed_roles_or_users=[requester.username],
+            )
+        )
+        job = {
+            "id": model_id,
+            "status": "Initial",
+            "s3_base": self.checkpoints.location(base),
+            "model_type": kind,
+            "params": params,
+        }
         return {"statusCode": 200, "job": job, "s3PresignUrl": urls}
 
     def _existing_checkpoint(self, checkpoint_id: str, requester: Principal):
@@ -76,19 +90,31 @@ class LegacyModels:
         if base.status != "Active" or base.checkpoint_type != MODEL_TYPE:
             raise LegacyError({"status": 400, "error": f"checkpoint with id ({checkpoint_id}) is not Active to use"})
         owners = base.allowed_roles_or_users
-        if owners and "*" not in owners and not set(owners) & set(requester.roles) \
-                and not requester.permissions.has_any(["user:all"]):
-            raise LegacyError({"status": 400, "error": f"checkpoint with id ({checkpoint_id}) is not allowed to use "
-                                                       f"by user {requester.username}"})
+        if (
+            owners
+            and "*" not in owners
+            and not set(owners) & set(requester.roles)
+            and not requester.permissions.has_any(["user:all"])
+        ):
+            raise LegacyError(
+                {
+                    "status": 400,
+                    "error": f"checkpoint with id ({checkpoint_id}) is not allowed to use by user {requester.username}",
+                }
+            )
         return base
 
     def _new_checkpoint(self, name: str, files: object, requester: Principal):
         try:
-            event = CreateCheckpoint(checkpoint_type=MODEL_TYPE, filenames=files,
-                                     params={"message": f"base model of the dreambooth model {name}"})
+            event = CreateCheckpoint(
+                checkpoint_type=MODEL_TYPE,
+                filenames=files,
+                params={"message": f"base model of the dreambooth model {name}"},
+            )
         except ValidationError:
-            raise lambda_error(500, "error", "filenames must be a list of {\"filename\", \"parts_number\"} "
-                                             "objects") from None
+            raise lambda_error(
+                500, "error", 'filenames must be a list of {"filename", "parts_number"} objects'
+            ) from None
         for upload in event.filenames or []:
             if not 1 <= upload.parts_number <= MAX_PARTS:
                 raise lambda_error(500, "error", f"parts_number of {upload.filename} must be 1 to {MAX_PARTS}")
@@ -109,8 +135,11 @@ class LegacyModels:
         except Forbidden as error:  # someone else's model (strict mode)
             raise lambda_error(403, "error", error.message) from None
         if status == "Initial":
-            raise lambda_error(500, "error", "please create a new model creation job for this, not allowed "
-                                             "overwrite old model creation job")
+            raise lambda_error(
+                500,
+                "error",
+                "please create a new model creation job for this, not allowed overwrite old model creation job",
+            )
         if status != "Creating":
             raise lambda_error(500, "error", f"status {status!r} is not supported: PUT /model takes 'Creating'")
         if not isinstance(tags, dict):
@@ -121,16 +150,22 @@ class LegacyModels:
         self._prepare(base, tags, access)
         model.job_status = "Complete"
         model.params = {**model.params, "resp": {"checkpoint_id": base.id, "model_file": base.names[0]}}
-        job = {"output_path": self.checkpoints.location(base), "id": model.id, "endpointName": None,
-               "jobStatus": "Creating", "jobType": model.model_type}
+        job = {
+            "output_path": self.checkpoints.location(base),
+            "id": model.id,
+            "endpointName": None,
+            "jobStatus": "Creating",
+            "jobType": model.model_type,
+        }
         return {"statusCode": 200, "job": job}
 
     def _prepare(self, base, tags: dict, access: Access) -> None:
         """Complete the upload of a new checkpoint; unpack a tar archive also in a reused one (§1.7)."""
         try:
             if base.status == "Initial":
-                self.checkpoints.update(base.id, UpdateCheckpoint(status="Active", multi_parts_tags=tags),
-                                        access, require_tags=False)
+                self.checkpoints.update(
+                    base.id, UpdateCheckpoint(status="Active", multi_parts_tags=tags), access, require_tags=False
+                )
             unpack_checkpoint(self.store, self.checkpoints.checkpoints, base)
         except (OpenESDError, ValidationError) as error:
             raise lambda_error(500, "error", getattr(error, "message", f"multi_parts_tags: {error}")) from None
@@ -142,8 +177,11 @@ class LegacyModels:
             return {"statusCode": 200, "models": []}
         requester = list_requester(self.requesters, "400")
         access = self.requesters.access(requester)  # strict: the ownership policy; compat: ESD's owner rule
-        rows = access.only_visible(rows) if access.checked else [m for m in rows
-                                                                 if visible(m.allowed_roles_or_users, requester)]
+        rows = (
+            access.only_visible(rows)
+            if access.checked
+            else [m for m in rows if visible(m.allowed_roles_or_users, requester)]
+        )
         return {"statusCode": 200, "models": [_item(m) for m in rows]}
 
     def base_of(self, model_id: str, access: Access) -> tuple[LegacyModel | None, object]:
@@ -155,12 +193,19 @@ class LegacyModels:
 
 
 def _item(model: LegacyModel) -> dict:
-    return {"id": model.id, "model_name": model.name, "created": float(model.created), "params": model.params,
-            "status": model.job_status, "output_s3_location": model.output_s3_location}
+    return {
+        "id": model.id,
+        "model_name": model.name,
+        "created": float(model.created),
+        "params": model.params,
+        "status": model.job_status,
+        "output_s3_location": model.output_s3_location,
+    }
 
 
-def get_legacy_models(session: SessionDep, store: StoreDep, checkpoints: Checkpoints,
-                      requesters: RequestersDep) -> LegacyModels:
+def get_legacy_models(
+    session: SessionDep, store: StoreDep, checkpoints: Checkpoints, requesters: RequestersDep
+) -> LegacyModels:
     return LegacyModels(session, store, checkpoints, requesters)
 
 

@@ -34,14 +34,16 @@ def _delete(body: dict, endpoints, engine, on_commit, done: str):
 
 
 @router.post("/inference/deploy-sagemaker-endpoint")
-def deploy_endpoint(body: CreateEndpointBody, endpoints: LegacyEndpointsDep, engine: EngineDep,
-                    on_commit: AfterCommitDep):
+def deploy_endpoint(
+    body: CreateEndpointBody, endpoints: LegacyEndpointsDep, engine: EngineDep, on_commit: AfterCommitDep
+):
     return _create(body, endpoints, engine, on_commit)
 
 
 @router.post("/inference/delete-sagemaker-endpoint")
-def delete_endpoint(body: DeleteEndpointsBody, endpoints: LegacyEndpointsDep, engine: EngineDep,
-                    on_commit: AfterCommitDep):
+def delete_endpoint(
+    body: DeleteEndpointsBody, endpoints: LegacyEndpointsDep, engine: EngineDep, on_commit: AfterCommitDep
+):
     return _delete(body, endpoints, engine, on_commit, "Endpoint delete completed")
 
 
@@ -51,14 +53,14 @@ def list_deployment_jobs(endpoints: LegacyEndpointsDep, access: Lister):
 
 
 @router.get("/inference/get-endpoint-deployment-job")
-def get_deployment_job(endpoints: LegacyEndpointsDep, access: Lister,
-                       jobID: str | None = None):  # noqa: N803 (ESD's name)
+def get_deployment_job(endpoints: LegacyEndpointsDep, access: Lister, jobID: str | None = None):  # noqa: N803 (ESD's name)
     return answer(endpoints.deployment_job(jobID, access))
 
 
 @colliding.post("/endpoints")
-def post_endpoints(body: PostEndpointsBody, endpoints: LegacyEndpointsDep, engine: EngineDep,
-                   on_commit: AfterCommitDep):
+def post_endpoints(
+    body: PostEndpointsBody, endpoints: LegacyEndpointsDep, engine: EngineDep, on_commit: AfterCommitDep
+):
     # The seed's own examples POST a delete body here (§3.2).
     if "delete_endpoint_list" in body:
         return _delete(body, endpoints, engine, on_commit, "Endpoint deleted")
@@ -66,12 +68,14 @@ def post_endpoints(body: PostEndpointsBody, endpoints: LegacyEndpointsDep, engin
 
 
 @colliding.delete("/endpoints")
-def delete_endpoints(body: DeleteEndpointsBody, endpoints: LegacyEndpointsDep, engine: EngineDep,
-                     on_commit: AfterCommitDep):
+def delete_endpoints(
+    body: DeleteEndpointsBody, endpoints: LegacyEndpointsDep, engine: EngineDep, on_commit: AfterCommitDep
+):
     return _delete(body, endpoints, engine, on_commit, "Endpoint deleted")
 
 
 @colliding.get("/endpoints")
-def list_endpoints(endpoints: LegacyEndpointsDep, username: str | None = None,
-                   endpointDeploymentJobId: str | None = None):  # noqa: N803 (ESD's query name)
+def list_endpoints(
+    endpoints: LegacyEndpointsDep, username: str | None = None, endpointDeploymentJobId: str | None = None
+):  # noqa: N803 (ESD's query name)
     return answer(endpoints.list(username, endpointDeploymentJobId))

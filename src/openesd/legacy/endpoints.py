@@ -20,8 +20,14 @@ MANAGE = ("sagemaker_endpoint:all", "sagemaker_endpoint:create")
 DELETE_IN_STRICT = ("sagemaker_endpoint:all",)  # 1.5.0's `DELETE /endpoints` in strict mode
 PAGE = 1000
 # §1.5: the v1.0–v1.2 deployment-job status, computed for rows that never stored one.
-JOB_STATUS = {"Creating": "inprogress", "Updating": "inprogress", "InService": "success", "Failed": "failed",
-              "Deleting": "deleted", "Deleted": "deleted"}
+JOB_STATUS = {
+    "Creating": "inprogress",
+    "Updating": "inprogress",
+    "InService": "success",
+    "Failed": "failed",
+    "Deleting": "deleted",
+    "Deleted": "deleted",
+}
 
 
 def legacy_view(view: dict) -> dict:
@@ -41,9 +47,14 @@ class LegacyEndpoints:
         """The v1.3.0 success body and the spec to deploy once the record is committed."""
         instance_type, roles, name = body.get("instance_type"), body.get("assign_to_roles"), body.get("endpoint_name")
         autoscaling = body.get("autoscaling_enabled", False)
-        if not isinstance(instance_type, str) or not isinstance(autoscaling, bool) or (
+        if (
+            not isinstance(instance_type, str)
+            or not isinstance(autoscaling, bool)
+            or (
                 roles is not None and not (isinstance(roles, list) and roles and all(isinstance(r, str) for r in roles))
-        ) or (name is not None and not isinstance(name, str)):
+            )
+            or (name is not None and not isinstance(name, str))
+        ):
             raise invalid_body()
         count = _count(body.get("initial_instance_count"))
         if count is None or count < 1:
@@ -54,9 +65,15 @@ class LegacyEndpoints:
         if not holds(requester, *MANAGE):
             raise lambda_error(400, "message", f"Creator {requester.username} has no permission to create Sagemaker")
         event = CreateEndpoint(
-            endpoint_type="Async", instance_type=instance_type, initial_instance_count=count,
-            autoscaling_enabled=autoscaling, assign_to_roles=roles or ["*"], creator=requester.username,
-            endpoint_name=name or None, min_instance_number=0, max_instance_number=count,
+            endpoint_type="Async",
+            instance_type=instance_type,
+            initial_instance_count=count,
+            autoscaling_enabled=autoscaling,
+            assign_to_roles=roles or ["*"],
+            creator=requester.username,
+            endpoint_name=name or None,
+            min_instance_number=0,
+            max_instance_number=count,
         )
         try:
             view, spec = self.service.create(event, lambda: requester, check_roles=roles is not None)
@@ -71,15 +88,18 @@ class LegacyEndpoints:
         """Remove the named endpoints (names or deployment-job ids); the ids whose instances must stop."""
         names, username = body.get("delete_endpoint_list"), body.get("username")
         if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)) or (
-                username is not None and not isinstance(username, str)):
+            username is not None and not isinstance(username, str)
+        ):
             raise invalid_body()
         requester = self.requesters.resolve(username)
         if not requester.exists:
-            raise LegacyError(f'error deleting sagemaker endpoint with exception: user: "{requester.username}" '
-                              "not exist")
+            raise LegacyError(
+                f'error deleting sagemaker endpoint with exception: user: "{requester.username}" not exist'
+            )
         if not holds(requester, *(DELETE_IN_STRICT if self.requesters.settings.auth_mode == "strict" else MANAGE)):
-            raise lambda_error(400, "errMsg", f"User {requester.username} has no permission to delete a "
-                                              "Sagemaker endpoint")
+            raise lambda_error(
+                400, "errMsg", f"User {requester.username} has no permission to delete a Sagemaker endpoint"
+            )
         resolved = []
         for name in names:
             by_id = self.repository.get(name)
@@ -95,8 +115,11 @@ class LegacyEndpoints:
         if not requester.exists:
             raise lambda_error("400", "error", f'user: "{requester.username}" not exist')
         if not holds(requester, "sagemaker_endpoint:all", "sagemaker_endpoint:list"):
-            raise lambda_error("400", "error", f"User {requester.username} has no permissions: "
-                                               "['sagemaker_endpoint:all', 'sagemaker_endpoint:list']")
+            raise lambda_error(
+                "400",
+                "error",
+                f"User {requester.username} has no permissions: ['sagemaker_endpoint:all', 'sagemaker_endpoint:list']",
+            )
         if username is None and not holds(requester, "sagemaker_endpoint:all"):
             username = requester.username  # what a list-only user may see: endpoints shared with them
         found, cursor = [], None

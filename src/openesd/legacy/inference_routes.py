@@ -30,8 +30,12 @@ Lister = Annotated[Access, access_in_strict("inference:all", "inference:list")]
 Reader = Annotated[Access, access_in_strict("inference:all")]
 Starter = Annotated[Access, access_in_strict("inference:all", refuse=lambda m: lambda_error("403", "error", m))]
 ModelLister = Annotated[Access, access_in_strict("checkpoint:all", "checkpoint:list")]
-MODEL_LISTS = {"texual-inversion": "embeddings", "lora": "Lora", "hypernetwork": "hypernetworks",
-               "controlnet-model": "ControlNet"}
+MODEL_LISTS = {
+    "texual-inversion": "embeddings",
+    "lora": "Lora",
+    "hypernetwork": "hypernetworks",
+    "controlnet-model": "ControlNet",
+}
 
 
 @router.get("/inference/test-connection")
@@ -67,8 +71,14 @@ def get_inference_job_param_output(jobs: Jobs, access: Reader, jobID: str | None
 
 
 @router.get("/inference/generate-s3-presigned-url-for-uploading")
-def generate_presigned_url(session: SessionDep, store: StoreDep, settings: SettingsDep, requesters: RequestersDep,
-                           key: str | None = None, s3_bucket_name: str | None = None):
+def generate_presigned_url(
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    requesters: RequestersDep,
+    key: str | None = None,
+    s3_bucket_name: str | None = None,
+):
     uploads = Uploads(session, store, settings)
     return answer(uploads.sign(key, s3_bucket_name, requesters.strict_requester()))
 

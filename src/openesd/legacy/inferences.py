@@ -52,8 +52,11 @@ class LegacyInferences:
         view, and who it was created for."""
         task_type, models = body.get("task_type"), body.get("models")
         if task_type not in TASK_TYPES:
-            raise PrepareFailed(400, f"task type {task_type} should be in "
-                                     "['extra-single-image', 'extra-batch-images', 'rembg'] or ['txt2img', 'img2img']")
+            raise PrepareFailed(
+                400,
+                f"task type {task_type} should be in "
+                "['extra-single-image', 'extra-batch-images', 'rembg'] or ['txt2img', 'img2img']",
+            )
         if not isinstance(models, dict):
             raise PrepareFailed(400, "models should be an object of checkpoint type -> file names")
         requester = self.requesters.resolve(body.get("user_id"))
@@ -62,8 +65,9 @@ class LegacyInferences:
             raise PrepareFailed(400, "sagemaker_endpoint_name should be a string")
         kinds = [self._endpoint_type(name)] if name else ["Async", "Real-time"]
         for kind in kinds:
-            event = CreateInference(task_type=task_type, inference_type=kind, models=models,
-                                    sagemaker_endpoint_name=name)
+            event = CreateInference(
+                task_type=task_type, inference_type=kind, models=models, sagemaker_endpoint_name=name
+            )
             try:
                 return self.inferences.create(event, lambda: requester).data["inference"], requester
             except OpenESDError as error:
@@ -82,8 +86,9 @@ class LegacyInferences:
         """Prepare, store the merged payload, run. `deployed` picks the alias's shape over the seed's."""
         missing = [k for k in ONE_CALL_KEYS if not body.get(k)]
         if missing:
-            raise _one_call_error(deployed, 400, "task_type, sagemaker_endpoint_name, models should be "
-                                                 "in the request body")
+            raise _one_call_error(
+                deployed, 400, "task_type, sagemaker_endpoint_name, models should be in the request body"
+            )
         try:
             prepared, requester = self._prepare(body)
         except PrepareFailed as failed:
@@ -98,18 +103,31 @@ class LegacyInferences:
         view = {**inference, **self._summary(job_id, access)}
         if deployed:
             return {"status": 200, "inference": view}
-        return {"inference_id": job_id, "status": view["status"], "endpoint_name": view["endpoint_name"],
-                "output_path": view["output_path"], "inference": view}
+        return {
+            "inference_id": job_id,
+            "status": view["status"],
+            "endpoint_name": view["endpoint_name"],
+            "output_path": view["output_path"],
+            "inference": view,
+        }
 
     def _summary(self, job_id: str, access: Access) -> dict:
         job = self.inferences.get(job_id, access)
         params = job.get("params", {})
-        models = [{"id": m["id"], "name": [m["model_name"]], "type": kind}
-                  for kind, entries in (params.get("used_models") or {}).items() for m in entries]
-        return {"inference_id": job_id, "status": job["status"], "output_path": params.get("output_path"),
-                "models": models if job["taskType"] in DIFFUSION_TASKS else [],
-                "api_params_s3_location": params.get("input_body_s3"), "type": job["taskType"],
-                "endpoint_name": params.get("sagemaker_inference_endpoint_name")}
+        models = [
+            {"id": m["id"], "name": [m["model_name"]], "type": kind}
+            for kind, entries in (params.get("used_models") or {}).items()
+            for m in entries
+        ]
+        return {
+            "inference_id": job_id,
+            "status": job["status"],
+            "output_path": params.get("output_path"),
+            "models": models if job["taskType"] in DIFFUSION_TASKS else [],
+            "api_params_s3_location": params.get("input_body_s3"),
+            "type": job["taskType"],
+            "endpoint_name": params.get("sagemaker_inference_endpoint_name"),
+        }
 
     # --- PUT /inference/v2/{id}/run ----------------------------------------------------------
     def run(self, job_id: str, access: Access) -> dict:
@@ -161,8 +179,9 @@ class LegacyInferences:
 
 def job_view(fields: dict) -> dict:
     """§5.4: every stored field, nulls omitted, `startTime` always present."""
-    view = {k: v for k, v in fields.items()
-            if v is not None and k not in ("img_presigned_urls", "output_presigned_urls")}
+    view = {
+        k: v for k, v in fields.items() if v is not None and k not in ("img_presigned_urls", "output_presigned_urls")
+    }
     view.setdefault("startTime", fields.get("createTime"))
     return view
 
@@ -182,7 +201,9 @@ def _prepare_failure(error: OpenESDError, requester: Principal) -> PrepareFailed
 def _one_call_error(deployed: bool, status: int, message: str, **extra: Any) -> LegacyError:
     if deployed:
         if status == 500:
-            message = f"fail to prepare inference for {extra.get('inference_id') or uuid.uuid4()}, " \
-                      f"no s3 location is generated: {message}"
+            message = (
+                f"fail to prepare inference for {extra.get('inference_id') or uuid.uuid4()}, "
+                f"no s3 location is generated: {message}"
+            )
         return LegacyError({"status": status, "err": message})
     return LegacyError({"status": "failed", "error": message, **extra})

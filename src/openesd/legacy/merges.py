@@ -41,8 +41,9 @@ class LegacyMerges:
         options = _options(body)
         requester = self.requesters.resolve()
         if not holds(requester, "checkpoint:all", "checkpoint:create"):
-            raise fastapi_error(f"User {requester.username} has no permissions: "
-                                "['checkpoint:all', 'checkpoint:create']", 403)
+            raise fastapi_error(
+                f"User {requester.username} has no permissions: ['checkpoint:all', 'checkpoint:create']", 403
+            )
         names = {role: _model_name(body.get(f"{role}_model_name")) for role in ("primary", "secondary", "tertiary")}
         used = {"primary": names["primary"]}
         if options["interp_method"] != "No interpolation":
@@ -54,19 +55,32 @@ class LegacyMerges:
         vae = _model_name(options["bake_in_vae"])
         vae_key = self._key("VAE", vae, access) if vae not in ("", "None") else None
         output_name = f"{options['custom_name'] or _derived_name(options, used)}.safetensors"
-        checkpoint = self._reserve(requester, output_name, {**options, **{f"{r}_model_name": n for r, n in used.items()}})
+        checkpoint = self._reserve(
+            requester, output_name, {**options, **{f"{r}_model_name": n for r, n in used.items()}}
+        )
         metadata = {"sd_merge_recipe": _recipe(options, used)} if options["save_metadata"] else {}
         spec = MergeSpec(
-            checkpoint_id=checkpoint.id, output_key=checkpoint_file(MODEL, checkpoint.id, output_name),
-            primary_key=keys["primary"], secondary_key=keys.get("secondary"), tertiary_key=keys.get("tertiary"),
-            vae_key=vae_key, interp_method=options["interp_method"], multiplier=options["multiplier"],
-            save_as_half=options["save_as_half"], discard_weights=options["discard_weights"], metadata=metadata,
+            checkpoint_id=checkpoint.id,
+            output_key=checkpoint_file(MODEL, checkpoint.id, output_name),
+            primary_key=keys["primary"],
+            secondary_key=keys.get("secondary"),
+            tertiary_key=keys.get("tertiary"),
+            vae_key=vae_key,
+            interp_method=options["interp_method"],
+            multiplier=options["multiplier"],
+            save_as_half=options["save_as_half"],
+            discard_weights=options["discard_weights"],
+            metadata=metadata,
         )
         # Kept on the record so a merge the server was running when it stopped runs again on boot.
         checkpoint.params = {**checkpoint.params, PENDING: asdict(spec)}
-        answer = {**{f"{r}_model_name": body.get(f"{r}_model_name") or "" for r in ("primary", "secondary", "tertiary")},
-                  "merge_id": checkpoint.id, "checkpoint_id": checkpoint.id, "output_name": output_name,
-                  "status": "inprogress"}
+        answer = {
+            **{f"{r}_model_name": body.get(f"{r}_model_name") or "" for r in ("primary", "secondary", "tertiary")},
+            "merge_id": checkpoint.id,
+            "checkpoint_id": checkpoint.id,
+            "output_name": output_name,
+            "status": "inprogress",
+        }
         return answer, spec
 
     def _key(self, kind: str, name: str, access: Access) -> str:
@@ -82,8 +96,15 @@ class LegacyMerges:
         if self.checkpoints.taken([name]):
             raise fastapi_error(already_exists(name).message, 400)
         record = Checkpoint(
-            id=str(uuid.uuid4()), checkpoint_type=MODEL, status="Initial", names=[name], created=time.time(),
-            allowed_roles_or_users=list(requester.roles), hashes={}, content_hash=None, version="v1.0",
+            id=str(uuid.uuid4()),
+            checkpoint_type=MODEL,
+            status="Initial",
+            names=[name],
+            created=time.time(),
+            allowed_roles_or_users=list(requester.roles),
+            hashes={},
+            content_hash=None,
+            version="v1.0",
             params={"message": "model merge", "creator": requester.username, "created": esd_now(), "merge": merge},
         )
         try:
@@ -95,11 +116,16 @@ class LegacyMerges:
 def _options(body: dict) -> dict:
     """The effective merge parameters with the WebUI merger's defaults; 400 naming a bad value."""
     options = {
-        "interp_method": body.get("interp_method", "Weighted sum"), "multiplier": body.get("multiplier", 0.3),
-        "save_as_half": body.get("save_as_half", False), "custom_name": body.get("custom_name", "") or "",
-        "checkpoint_format": body.get("checkpoint_format", "safetensors"), "config_source": body.get("config_source", 0),
-        "bake_in_vae": body.get("bake_in_vae", "None") or "None", "discard_weights": body.get("discard_weights", "") or "",
-        "save_metadata": body.get("save_metadata", True), "sagemaker_endpoint_name": body.get("sagemaker_endpoint_name"),
+        "interp_method": body.get("interp_method", "Weighted sum"),
+        "multiplier": body.get("multiplier", 0.3),
+        "save_as_half": body.get("save_as_half", False),
+        "custom_name": body.get("custom_name", "") or "",
+        "checkpoint_format": body.get("checkpoint_format", "safetensors"),
+        "config_source": body.get("config_source", 0),
+        "bake_in_vae": body.get("bake_in_vae", "None") or "None",
+        "discard_weights": body.get("discard_weights", "") or "",
+        "save_metadata": body.get("save_metadata", True),
+        "sagemaker_endpoint_name": body.get("sagemaker_endpoint_name"),
     }
     if not body.get("primary_model_name"):
         raise fastapi_error("Failed: Missing Primary Model", 400)
@@ -109,8 +135,12 @@ def _options(body: dict) -> dict:
         raise fastapi_error("Failed: Missing Secondary Model", 400)
     if options["interp_method"] == "Add difference" and not body.get("tertiary_model_name"):
         raise fastapi_error("Failed: Missing Tertiary Model", 400)
-    _check(options, "multiplier", lambda m: isinstance(m, int | float) and not isinstance(m, bool) and 0 <= m <= 1,
-           "a number from 0 to 1")
+    _check(
+        options,
+        "multiplier",
+        lambda m: isinstance(m, int | float) and not isinstance(m, bool) and 0 <= m <= 1,
+        "a number from 0 to 1",
+    )
     for flag in ("save_as_half", "save_metadata"):
         _check(options, flag, lambda v: isinstance(v, bool), "true or false")
     _check(options, "checkpoint_format", lambda v: v in FORMATS, "safetensors or ckpt")
@@ -152,11 +182,19 @@ def _derived_name(options: dict, used: dict[str, str]) -> str:
 def _recipe(options: dict, used: dict[str, str]) -> str:
     import json
 
-    return json.dumps({"type": "webui", **{f"{r}_model": n for r, n in used.items()},
-                       "interp_method": options["interp_method"], "multiplier": options["multiplier"],
-                       "save_as_half": options["save_as_half"], "bake_in_vae": options["bake_in_vae"],
-                       "discard_weights": options["discard_weights"], "is_inpainting": False,
-                       "is_instruct_pix2pix": False})
+    return json.dumps(
+        {
+            "type": "webui",
+            **{f"{r}_model": n for r, n in used.items()},
+            "interp_method": options["interp_method"],
+            "multiplier": options["multiplier"],
+            "save_as_half": options["save_as_half"],
+            "bake_in_vae": options["bake_in_vae"],
+            "discard_weights": options["discard_weights"],
+            "is_inpainting": False,
+            "is_instruct_pix2pix": False,
+        }
+    )
 
 
 def get_legacy_merges(session: SessionDep, store: StoreDep, requesters: RequestersDep) -> LegacyMerges:

@@ -1,14 +1,14 @@
 """The legacy response families (esd-legacy-api.md §1.4): F answers with real statuses and bare JSON,
 L answers HTTP 200 with the outcome inside the body. No 1.5.0 envelope, no `x-api-version`.
 
-The legacy error convention, written down here once: a family-L route that fails answers **HTTP 200**
-with the failure in the body, `{"statusCode": 500, <the route's error key>: <message>}` (`lambda_error`;
-the key, e.g. `error` or `msg`, whether `statusCode` is an int or a string, and the few client mistakes
-that carry 400 instead are each route's, as ESD had them). Clients of the old API read `statusCode` from the body, never the HTTP status, so these
-routes must not answer 4xx/5xx for a refused request. Family F (`fastapi_error`) and the gateway's own
-refusals (401, 400 `Invalid request body`) keep real statuses. Services raise `OpenESDError`s as
-everywhere else; the legacy modules translate them into a `LegacyError` in their route's shape, and
-`render_legacy_error` sends it as is (docs/decisions.md, "Legacy routes")."""
+The legacy error convention, written down here once: a family-L route that fails answers **HTTP 200** with the
+failure in the body, `{"statusCode": 500, <the route's error key>: <message>}` (`lambda_error`; the key, e.g.
+`error` or `msg`, whether `statusCode` is an int or a string, and the few client mistakes that carry 400 instead are
+each route's, as ESD had them). Clients of the old API read `statusCode` from the body, never the HTTP status, so
+these routes must not answer 4xx/5xx for a refused request. Family F (`fastapi_error`) and the gateway's own
+refusals (401, 400 `Invalid request body`) keep real statuses. Services raise `OpenESDError`s as everywhere else;
+the legacy modules translate them into a `LegacyError` in their route's shape, and `render_legacy_error` sends it as
+is (docs/decisions.md, "Legacy routes")."""
 
 from __future__ import annotations
 

@@ -56,8 +56,14 @@ def create_train(body: CreateTrainBody, trainings: LegacyTrainingsDep):
 
 
 @router.put("/train")
-def start_train(body: StartTrainBody, trainings: LegacyTrainingsDep, access: Trainer, engine: EngineDep,
-                reporter: TrainingReporterDep, on_commit: AfterCommitDep):
+def start_train(
+    body: StartTrainBody,
+    trainings: LegacyTrainingsDep,
+    access: Trainer,
+    engine: EngineDep,
+    reporter: TrainingReporterDep,
+    on_commit: AfterCommitDep,
+):
     data, spec = trainings.start(body, access)
     if spec is not None:  # after the response: the rows are committed by then
         on_commit(submit, engine, spec, reporter)

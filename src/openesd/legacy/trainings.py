@@ -31,7 +31,11 @@ from openesd.legacy.responses import lambda_error
 from openesd.metadata.models import Checkpoint, Training
 from openesd.storage.base import ObjectStore
 from openesd.storage.layout import (
-    checkpoint_file, dataset_folder, legacy_training_concept, legacy_training_dataset, training_input,
+    checkpoint_file,
+    dataset_folder,
+    legacy_training_concept,
+    legacy_training_dataset,
+    training_input,
 )
 from openesd.trainings.repository import TrainingRepository
 from openesd.trainings.routes import Trainings
@@ -40,8 +44,15 @@ from openesd.trainings.service import TrainingService, output_checkpoint
 
 UPLOAD_URL_TTL_S = 7 * 24 * 3600  # ESD: training input upload URLs live 7 days
 # The server template's values for the keys that map (§10.1); the rest of the 100 keys do not.
-DREAMBOOTH_DEFAULTS = {"num_train_epochs": 150, "use_lora": False, "lora_unet_rank": 4, "lora_learning_rate": 1e-4,
-                       "lora_txt_learning_rate": 5e-5, "resolution": 512, "train_batch_size": 1}
+DREAMBOOTH_DEFAULTS = {
+    "num_train_epochs": 150,
+    "use_lora": False,
+    "lora_unet_rank": 4,
+    "lora_learning_rate": 1e-4,
+    "lora_txt_learning_rate": 5e-5,
+    "resolution": 512,
+    "train_batch_size": 1,
+}
 LEGACY_STATUS = {"Initial": "Initial", "Completed": "Complete", "Failed": "Fail", "Stopped": "Fail", "Fail": "Fail"}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -52,8 +63,9 @@ def legacy_status(status: str) -> str:
 
 
 class LegacyTrainings:
-    def __init__(self, session, store: ObjectStore, service: TrainingService, models: LegacyModels,
-                 requesters: Requesters):
+    def __init__(
+        self, session, store: ObjectStore, service: TrainingService, models: LegacyModels, requesters: Requesters
+    ):
         self.trainings = TrainingRepository(session)
         self.checkpoints = CheckpointRepository(session)
         self.datasets = DatasetRepository(session)
@@ -72,26 +84,53 @@ class LegacyTrainings:
         if model is None or base is None:
             raise lambda_error(500, "error", f"model with id {model_id} is not found")
         if model.job_status != "Complete":
-            raise lambda_error(500, "error", f"model {model_id} is in {model.job_status} state, not valid to be used "
-                                             "for train")
+            raise lambda_error(
+                500, "error", f"model {model_id} is in {model.job_status} state, not valid to be used for train"
+            )
         if not config.get("use_lora", DREAMBOOTH_DEFAULTS["use_lora"]):
             raise lambda_error(500, "error", "only LoRA training is supported: set config_params.use_lora to true")
         training_id, now = str(uuid.uuid4()), time.time()
         self._reserve_output(training_id, now, _output_name(config, model.name), requester)
-        stored = {"training_params": {**training_params, "model_name": model.name, "model_type": train_type,
-                                      "s3_model_path": self.models.checkpoints.location(base)},
-                  "config_params": config}
-        self.trainings.add(Training(
-            id=training_id, created=now, job_status="Initial", checkpoint_id=training_id,
-            # Not started: no instance type is held and no engine runs it, so neither the quota nor the
-            # restart recovery of 1.5.0 counts this row (`runner_host` "" is no machine).
-            instance_type="", sagemaker_train_name="", runner_host="", progress=None,
-            params={**stored, "legacy": {"train_type": train_type, "model_id": model_id, "model_name": model.name,
-                                         "creator": requester.username}},
-            allowed_roles_or_users=[requester.username],
-        ))
-        job = {"id": training_id, "status": "Initial", "trainType": train_type, "params": stored,
-               "input_location": self.store.uri(training_input(training_id))}
+        stored = {
+            "training_params": {
+                **training_params,
+                "model_name": model.name,
+                "model_type": train_type,
+                "s3_model_path": self.models.checkpoints.location(base),
+            },
+            "config_params": config,
+        }
+        self.trainings.add(
+            Training(
+                id=training_id,
+                created=now,
+                job_status="Initial",
+                checkpoint_id=training_id,
+                # Not started: no instance type is held and no engine runs it, so neither the quota nor the
+                # restart recovery of 1.5.0 counts this row (`runner_host` "" is no machine).
+                instance_type="",
+                sagemaker_train_name="",
+                runner_host="",
+                progress=None,
+                params={
+                    **stored,
+                    "legacy": {
+                        "train_type": train_type,
+                        "model_id": model_id,
+                        "model_name": model.name,
+                        "creator": requester.username,
+                    },
+                },
+                allowed_roles_or_users=[requester.username],
+            )
+        )
+        job = {
+            "id": training_id,
+            "status": "Initial",
+            "trainType": train_type,
+            "params": stored,
+            "input_location": self.store.uri(training_input(training_id)),
+        }
         return {"statusCode": 200, "job": job, "s3PresignUrl": self._input_urls(training_id, body.get("filenames"))}
 
     def _reserve_output(self, training_id: str, now: float, output: str, requester) -> None:
@@ -149,18 +188,26 @@ class LegacyTrainings:
             raise lambda_error(500, "error", "Model not found")
         epochs, rank = _number(config, "num_train_epochs", int), _number(config, "lora_unet_rank", int)
         resolution = _number(config, "resolution", int)
-        arguments = {"max_train_epochs": epochs, "network_dim": rank, "network_alpha": rank,
-                     "unet_lr": _number(config, "lora_learning_rate", float),
-                     "text_encoder_lr": _number(config, "lora_txt_learning_rate", float),
-                     "resolution": f"{resolution},{resolution}",
-                     "train_batch_size": _number(config, "train_batch_size", int)}
+        arguments = {
+            "max_train_epochs": epochs,
+            "network_dim": rank,
+            "network_alpha": rank,
+            "unet_lr": _number(config, "lora_learning_rate", float),
+            "text_encoder_lr": _number(config, "lora_txt_learning_rate", float),
+            "resolution": f"{resolution},{resolution}",
+            "train_batch_size": _number(config, "train_batch_size", int),
+        }
         output = _output_name(stored["config_params"], stored["legacy"]["model_name"])
-        saving = {"output_name": output.removesuffix(".safetensors"),
-                  "save_every_n_epochs": epochs}
-        params = {"training_params": {"model": base.names[0], "dataset": _dataset_name(tp, config),
-                                      "fm_type": tp.get("fm_type") or self._fm_type(base),
-                                      "training_instance_type": tp.get("training_instance_type") or ""},
-                  "config_params": {"saving_arguments": saving, "training_arguments": arguments}}
+        saving = {"output_name": output.removesuffix(".safetensors"), "save_every_n_epochs": epochs}
+        params = {
+            "training_params": {
+                "model": base.names[0],
+                "dataset": _dataset_name(tp, config),
+                "fm_type": tp.get("fm_type") or self._fm_type(base),
+                "training_instance_type": tp.get("training_instance_type") or "",
+            },
+            "config_params": {"saving_arguments": saving, "training_arguments": arguments},
+        }
         return CreateTraining(lora_train_type="kohya", params=params)
 
     def _fm_type(self, base: Checkpoint) -> str:
@@ -198,25 +245,39 @@ class LegacyTrainings:
             return {"statusCode": 200, "trainJobs": []}
         requester = list_requester(self.requesters, "400")
         access = self.requesters.access(requester)  # strict: the ownership policy; compat: ESD's owner rule
-        rows = access.only_visible(rows) if access.checked else [t for t in rows
-                                                                 if visible(t.allowed_roles_or_users, requester)]
+        rows = (
+            access.only_visible(rows)
+            if access.checked
+            else [t for t in rows if visible(t.allowed_roles_or_users, requester)]
+        )
         items = [_item(t) for t in rows]
-        items = [i for i in items
-                 if (not types or i["trainType"] in types) and (not statuses or i["status"] in statuses)]
+        items = [
+            i for i in items if (not types or i["trainType"] in types) and (not statuses or i["status"] in statuses)
+        ]
         return {"statusCode": 200, "trainJobs": items}
 
     def _job(self, training: Training) -> dict:
-        return {"id": training.id, "status": legacy_status(training.job_status), "created": float(training.created),
-                "trainType": _train_type(training), "params": training.params,
-                "input_location": self.store.uri(training_input(training.id))}
+        return {
+            "id": training.id,
+            "status": legacy_status(training.job_status),
+            "created": float(training.created),
+            "trainType": _train_type(training),
+            "params": training.params,
+            "input_location": self.store.uri(training_input(training.id)),
+        }
 
 
 def _item(training: Training) -> dict:
     legacy = training.params.get("legacy") or {}
     name = legacy.get("model_name") or training.params.get("training_params", {}).get("model_name") or "not_applied"
-    return {"id": training.id, "modelName": name, "status": legacy_status(training.job_status),
-            "trainType": _train_type(training), "created": float(training.created),
-            "sagemakerTrainName": training.sagemaker_train_name or None}
+    return {
+        "id": training.id,
+        "modelName": name,
+        "status": legacy_status(training.job_status),
+        "trainType": _train_type(training),
+        "created": float(training.created),
+        "sagemakerTrainName": training.sagemaker_train_name or None,
+    }
 
 
 def _train_type(training: Training) -> str:
@@ -243,8 +304,11 @@ def _dataset_name(training_params: dict, config: dict) -> str:
     reference = first_tar or _first_concept(config).get("instance_data_dir")
     parts = str(reference or "").strip("/").split("/")
     if "dataset" not in parts[:-1]:
-        raise lambda_error(500, "error", "Missing training_params.data_tar_list: give the dataset as "
-                                         "s3://<bucket>/dataset/<dataset_name>")
+        raise lambda_error(
+            500,
+            "error",
+            "Missing training_params.data_tar_list: give the dataset as s3://<bucket>/dataset/<dataset_name>",
+        )
     return parts[parts.index("dataset") + 1]
 
 
@@ -258,8 +322,9 @@ def _number(config: dict, key: str, kind: type) -> Any:
     return value
 
 
-def get_legacy_trainings(session: SessionDep, store: StoreDep, service: Trainings, models: LegacyModelsDep,
-                         requesters: RequestersDep) -> LegacyTrainings:
+def get_legacy_trainings(
+    session: SessionDep, store: StoreDep, service: Trainings, models: LegacyModelsDep, requesters: RequestersDep
+) -> LegacyTrainings:
     return LegacyTrainings(session, store, service, models, requesters)
 
 

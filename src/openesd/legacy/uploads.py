@@ -63,8 +63,9 @@ class Uploads:
         permission comes first and the object's state last, so nothing is told about a hidden object."""
         if key == WEBUI_CONFIG:
             if not access.admin:
-                raise Refused(f"key {key} is the deployment's shared WebUI settings file: only an administrator "
-                              "may upload it")
+                raise Refused(
+                    f"key {key} is the deployment's shared WebUI settings file: only an administrator may upload it"
+                )
             return
         for pattern, find, accepted in self._kinds():
             match = pattern.fullmatch(key)
@@ -79,9 +80,11 @@ class Uploads:
 
     def _kinds(self):
         """(key pattern, finder, the 1.5.0 permissions of the operation that hands out such upload URLs)."""
-        return ((JOB_PARAM, self._job, ["inference:all", "inference:create"]),
-                (CHECKPOINT_FILE, self._checkpoint, ["checkpoint:all", "checkpoint:create"]),
-                (DATASET_FILE, self._dataset, ["train:all"]))
+        return (
+            (JOB_PARAM, self._job, ["inference:all", "inference:create"]),
+            (CHECKPOINT_FILE, self._checkpoint, ["checkpoint:all", "checkpoint:create"]),
+            (DATASET_FILE, self._dataset, ["train:all"]),
+        )
 
     def _job(self, key: str, match: re.Match) -> InferenceJob | None:
         job = InferenceRepository(self.session).get(match["id"])
@@ -89,8 +92,11 @@ class Uploads:
 
     def _checkpoint(self, key: str, match: re.Match) -> Checkpoint | None:
         checkpoint = CheckpointRepository(self.session).get(match["id"])
-        if checkpoint is None or match["name"] not in checkpoint.names \
-                or key != checkpoint_file(checkpoint.checkpoint_type, checkpoint.id, match["name"]):
+        if (
+            checkpoint is None
+            or match["name"] not in checkpoint.names
+            or key != checkpoint_file(checkpoint.checkpoint_type, checkpoint.id, match["name"])
+        ):
             return None
         return checkpoint
 
@@ -104,11 +110,14 @@ class Uploads:
     def _check_awaited(self, key: str, obj: InferenceJob | Checkpoint | Dataset) -> None:
         if isinstance(obj, InferenceJob):
             if obj.start_time is not None:
-                raise Refused(f"inference job {obj.id} has started (status {obj.status}): its api_param.json can "
-                              "no longer be uploaded")
+                raise Refused(
+                    f"inference job {obj.id} has started (status {obj.status}): its api_param.json can "
+                    "no longer be uploaded"
+                )
             return  # a job not yet started may have its payload uploaded again
-        kind, label, awaiting = (("checkpoint", obj.id, "Initial") if isinstance(obj, Checkpoint)
-                                 else ("dataset", obj.name, "Initialed"))
+        kind, label, awaiting = (
+            ("checkpoint", obj.id, "Initial") if isinstance(obj, Checkpoint) else ("dataset", obj.name, "Initialed")
+        )
         if obj.status != awaiting:
             raise Refused(f"{kind} {label} is {obj.status}: its files can no longer be uploaded")
         if self.store.stat(key) is not None:
@@ -122,7 +131,8 @@ class Refused(OpenESDError):
 
 
 def _not_awaited(key: str) -> str:
-    return (f"key {key} is not an upload awaited from you: a signed PUT URL is given only for the api_param.json "
-            "of your inference job that has not started, a file not yet uploaded of your checkpoint (Initial) or "
-            f"dataset (Initialed), or {WEBUI_CONFIG} (administrators)")
-
+    return (
+        f"key {key} is not an upload awaited from you: a signed PUT URL is given only for the api_param.json "
+        "of your inference job that has not started, a file not yet uploaded of your checkpoint (Initial) or "
+        f"dataset (Initialed), or {WEBUI_CONFIG} (administrators)"
+    )

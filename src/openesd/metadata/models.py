@@ -36,9 +36,7 @@ class PersonalToken(TimestampMixin, Base):
     __tablename__ = "personal_tokens"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    username: Mapped[str] = mapped_column(
-        ForeignKey("users.username", ondelete="CASCADE"), index=True
-    )
+    username: Mapped[str] = mapped_column(ForeignKey("users.username", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(255))
     # sha256 of the whole token: tokens carry 256 random bits, so a fast hash is enough.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -84,9 +82,7 @@ class CheckpointName(Base):
     __tablename__ = "checkpoint_names"
 
     name: Mapped[str] = mapped_column(String(512), primary_key=True)
-    checkpoint_id: Mapped[str] = mapped_column(
-        ForeignKey("checkpoints.id", ondelete="CASCADE"), index=True
-    )
+    checkpoint_id: Mapped[str] = mapped_column(ForeignKey("checkpoints.id", ondelete="CASCADE"), index=True)
 
 
 class Endpoint(Base):

@@ -14,9 +14,26 @@ from typing import IO
 MAX_HEADER_BYTES = 100_000_000  # the safetensors library's own limit
 # Bits per element; a dtype not listed here is accepted without the size check.
 DTYPE_BITS = {
-    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "I16": 16, "U16": 16, "F16": 16,
-    "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "I64": 64, "U64": 64, "F64": 64, "C64": 64, "F4": 4,
-    "F6_E2M3": 6, "F6_E3M2": 6,
+    "BOOL": 8,
+    "U8": 8,
+    "I8": 8,
+    "F8_E5M2": 8,
+    "F8_E4M3": 8,
+    "F8_E8M0": 8,
+    "I16": 16,
+    "U16": 16,
+    "F16": 16,
+    "BF16": 16,
+    "I32": 32,
+    "U32": 32,
+    "F32": 32,
+    "I64": 64,
+    "U64": 64,
+    "F64": 64,
+    "C64": 64,
+    "F4": 4,
+    "F6_E2M3": 6,
+    "F6_E3M2": 6,
 }
 
 
@@ -39,7 +56,8 @@ def read_safetensors_header(stream: IO[bytes], size: int) -> SafetensorsHeader:
     if length > MAX_HEADER_BYTES or 8 + length > size:
         raise InvalidModelFile(
             f"the header length field says {length} bytes but the file has {size - 8} after it "
-            "(truncated or not a safetensors file)")
+            "(truncated or not a safetensors file)"
+        )
     try:
         header = json.loads(_read(stream, length))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -71,17 +89,23 @@ def _check_tensor(name: str, info: object, available: int) -> tuple[tuple[int, .
     dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise InvalidModelFile(f"tensor {name!r} has an invalid shape {shape!r}")
-    if (not isinstance(offsets, list) or len(offsets) != 2 or not all(isinstance(o, int) for o in offsets)
-            or not 0 <= offsets[0] <= offsets[1]):
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(isinstance(o, int) for o in offsets)
+        or not 0 <= offsets[0] <= offsets[1]
+    ):
         raise InvalidModelFile(f"tensor {name!r} has invalid data_offsets {offsets!r}")
     begin, end = offsets
     if end > available:
         raise InvalidModelFile(
             f"tensor {name!r} ends at byte {end} of the data but the file holds only {available} bytes of "
-            "tensor data (truncated upload?)")
+            "tensor data (truncated upload?)"
+        )
     bits = DTYPE_BITS.get(str(dtype))
     if bits is not None and math.prod(shape) * bits != (end - begin) * 8:
         raise InvalidModelFile(
             f"tensor {name!r} ({dtype} {shape}) needs {math.ceil(math.prod(shape) * bits / 8)} bytes "
-            f"but its data_offsets span {end - begin}")
+            f"but its data_offsets span {end - begin}"
+        )
     return tuple(shape), end

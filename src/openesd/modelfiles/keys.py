@@ -18,12 +18,21 @@ OPENCLIP_XL = "conditioner.embedders.1.model."
 OPENCLIP_REFINER = "conditioner.embedders.0.model."
 
 FAMILY_NAMES = {
-    "sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "sdxl_refiner": "SDXL refiner", "flux": "FLUX.1",
-    "sd3": "SD 3", "unknown": "unknown",
+    "sd1": "SD 1.x",
+    "sd2": "SD 2.x",
+    "sdxl": "SDXL",
+    "sdxl_refiner": "SDXL refiner",
+    "flux": "FLUX.1",
+    "sd3": "SD 3",
+    "unknown": "unknown",
 }
 KIND_NAMES = {
-    "checkpoint": "full Stable Diffusion model", "lora": "LoRA", "controlnet": "ControlNet", "vae": "VAE",
-    "embedding": "textual-inversion embedding", "unknown": "unknown model",
+    "checkpoint": "full Stable Diffusion model",
+    "lora": "LoRA",
+    "controlnet": "ControlNet",
+    "vae": "VAE",
+    "embedding": "textual-inversion embedding",
+    "unknown": "unknown model",
 }
 
 _FLUX = re.compile(r"(^|\.)(double_blocks|single_blocks|single_transformer_blocks)[._]|_(double|single)_blocks_")

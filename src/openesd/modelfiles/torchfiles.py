@@ -16,7 +16,7 @@ TORCH_EXTENSIONS = (".ckpt", ".pt", ".pth", ".bin")
 
 
 def container_of(head: bytes) -> str | None:
-    """"zip" (torch.save since 1.6), "pickle" (older torch.save, protocol 2-5) or None."""
+    """ "zip" (torch.save since 1.6), "pickle" (older torch.save, protocol 2-5) or None."""
     if head.startswith(b"PK\x03\x04"):
         return "zip"
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:

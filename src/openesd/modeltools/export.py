@@ -12,8 +12,12 @@ from typing import Any
 from openesd.modelfiles import keys
 
 _RESNET = {
-    "norm1": "in_layers.0", "conv1": "in_layers.2", "time_emb_proj": "emb_layers.1",
-    "norm2": "out_layers.0", "conv2": "out_layers.3", "conv_shortcut": "skip_connection",
+    "norm1": "in_layers.0",
+    "conv1": "in_layers.2",
+    "time_emb_proj": "emb_layers.1",
+    "norm2": "out_layers.0",
+    "conv2": "out_layers.3",
+    "conv_shortcut": "skip_connection",
 }
 _VAE_RESNET = {"conv_shortcut": "nin_shortcut"}
 _VAE_ATTN = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
@@ -34,11 +38,18 @@ def _unet_key_map(config: dict[str, Any]) -> dict[str, str]:
     """Module-prefix renames diffusers -> LDM for one UNet config."""
     per = config["layers_per_block"]
     n = len(config["block_out_channels"])
-    m = {"conv_in": "input_blocks.0.0", "time_embedding.linear_1": "time_embed.0",
-         "time_embedding.linear_2": "time_embed.2", "add_embedding.linear_1": "label_emb.0.0",
-         "add_embedding.linear_2": "label_emb.0.2", "conv_norm_out": "out.0", "conv_out": "out.2",
-         "mid_block.resnets.0": "middle_block.0", "mid_block.attentions.0": "middle_block.1",
-         "mid_block.resnets.1": "middle_block.2"}
+    m = {
+        "conv_in": "input_blocks.0.0",
+        "time_embedding.linear_1": "time_embed.0",
+        "time_embedding.linear_2": "time_embed.2",
+        "add_embedding.linear_1": "label_emb.0.0",
+        "add_embedding.linear_2": "label_emb.0.2",
+        "conv_norm_out": "out.0",
+        "conv_out": "out.2",
+        "mid_block.resnets.0": "middle_block.0",
+        "mid_block.attentions.0": "middle_block.1",
+        "mid_block.resnets.1": "middle_block.2",
+    }
     for i in range(n):
         for j in range(per):
             index = 1 + i * (per + 1) + j
@@ -61,7 +72,7 @@ def _map_unet_module(module: str, names: dict[str, str]) -> str:
     # Longest matching prefix wins ("down_blocks.1.resnets.0" before "down_blocks.1").
     for prefix in sorted(names, key=len, reverse=True):
         if module == prefix or module.startswith(prefix + "."):
-            rest = module[len(prefix) + 1:]
+            rest = module[len(prefix) + 1 :]
             is_resnet = ".resnets." in prefix or prefix.startswith("mid_block.resnets")
             if is_resnet and rest:
                 rest = _RESNET.get(rest, rest)

@@ -86,8 +86,10 @@ def _load_weights_only(path: Path) -> dict[str, Any]:
         except RuntimeError:  # legacy (non-zip) serialisation cannot be memory-mapped
             state = torch.load(str(path), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, TypeError) as exc:
-        raise ModelError(f"model file {path.name!r} was refused: it holds objects other than tensors, and "
-                         f"pickled code is never run; convert it to .safetensors ({type(exc).__name__})") from exc
+        raise ModelError(
+            f"model file {path.name!r} was refused: it holds objects other than tensors, and "
+            f"pickled code is never run; convert it to .safetensors ({type(exc).__name__})"
+        ) from exc
     while isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -95,8 +97,14 @@ def _load_weights_only(path: Path) -> dict[str, Any]:
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
-def merge_checkpoints(primary: Path, output: Path, options: MergeOptions, secondary: Path | None = None,
-                      tertiary: Path | None = None, vae: Path | None = None) -> Path:
+def merge_checkpoints(
+    primary: Path,
+    output: Path,
+    options: MergeOptions,
+    secondary: Path | None = None,
+    tertiary: Path | None = None,
+    vae: Path | None = None,
+) -> Path:
     """Merge A with B (and C) tensor by tensor into `output` (a .safetensors file)."""
     # 1. validate the inputs the method needs, as the WebUI merger does
     if options.interp_method not in INTERPOLATIONS:
@@ -162,8 +170,18 @@ def _to_output(value: Any, half: bool) -> Any:
     return value.contiguous()
 
 
-_CODES = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16", "int64": "I64",
-          "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
+_CODES = {
+    "float64": "F64",
+    "float32": "F32",
+    "float16": "F16",
+    "bfloat16": "BF16",
+    "int64": "I64",
+    "int32": "I32",
+    "int16": "I16",
+    "int8": "I8",
+    "uint8": "U8",
+    "bool": "BOOL",
+}
 FLOAT_CODES = ("F64", "F32", "F16", "BF16")
 _SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 

@@ -41,17 +41,12 @@ class RoleService:
             raise BadRequest(f'user: "{requester.username}" not exist')
         for permission in body.permissions:
             if split_permission(permission) is None:
-                raise BadRequest(
-                    f"permission {permission} must have the form <resource>:<action>, "
-                    "e.g. checkpoint:all"
-                )
+                raise BadRequest(f"permission {permission} must have the form <resource>:<action>, e.g. checkpoint:all")
         held = requester.permissions
         if not held.allows("role", "all"):
             existing = self.roles.get(body.role_name)
             if existing is not None and existing.creator != requester.username:
-                raise BadRequest(
-                    f"creator {requester.username} not have permission to update role {body.role_name}"
-                )
+                raise BadRequest(f"creator {requester.username} not have permission to update role {body.role_name}")
             for permission in body.permissions:
                 resource, action = split_permission(permission)
                 if not held.allows(resource, action):

@@ -25,8 +25,15 @@ from openesd.trainings import routes as trainings
 from openesd.users import routes as users
 
 ESD_ROUTERS = (
-    ping.router, roles.router, users.router, tokens.router, checkpoints.router, endpoints.router, inferences.router,
-    datasets.router, trainings.router,
+    ping.router,
+    roles.router,
+    users.router,
+    tokens.router,
+    checkpoints.router,
+    endpoints.router,
+    inferences.router,
+    datasets.router,
+    trainings.router,
 )
 
 

@@ -62,9 +62,12 @@ class Runtime:
             from openesd.trainings.reporter import TrainingReporter
 
             reporter = EngineReporter(self.sessionmaker, self.store, self.waiter, self.metrics)
-            events = EngineConsumers(endpoints=reporter, jobs=reporter,
-                                     trainings=TrainingReporter(self.sessionmaker, self.store),
-                                     merges=MergeReporter(self.sessionmaker, self.store, self.settings))
+            events = EngineConsumers(
+                endpoints=reporter,
+                jobs=reporter,
+                trainings=TrainingReporter(self.sessionmaker, self.store),
+                merges=MergeReporter(self.sessionmaker, self.store, self.settings),
+            )
             self._execution = open_engine(self.engine_url, self.settings, events)
         return self._execution
 

@@ -44,6 +44,7 @@ def _check_segment(key: str, segment: str) -> None:
     if segment in ("", ".", ".."):
         raise InvalidKey(f"object key {key!r} has an empty, '.' or '..' path segment")
     if len(segment.encode("utf-8")) > MAX_SEGMENT_LENGTH:
-        raise InvalidKey(f"object key {key[:64]!r}... has a folder or file name longer than "
-                         f"{MAX_SEGMENT_LENGTH} bytes: {segment[:64]!r}...")
-
+        raise InvalidKey(
+            f"object key {key[:64]!r}... has a folder or file name longer than "
+            f"{MAX_SEGMENT_LENGTH} bytes: {segment[:64]!r}..."
+        )

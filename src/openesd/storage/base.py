@@ -83,9 +83,7 @@ class ObjectStore(Protocol):
         """Signed PUT URLs for parts 1..`parts`; each PUT answers with the part's quoted `ETag`."""
         ...
 
-    def complete_multipart(
-        self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
-    ) -> StoredObject:
+    def complete_multipart(self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]) -> StoredObject:
         """Join the uploaded parts, given as (part number, ETag), in part-number order."""
         ...
 

@@ -164,13 +164,10 @@ class LocalObjectStore:
         self._upload_folder(key, upload_id)
         check_part_count(parts)
         return [
-            self._signer.sign(SignedTarget("PUT", key, upload_id, number), expires_in)
-            for number in range(1, parts + 1)
+            self._signer.sign(SignedTarget("PUT", key, upload_id, number), expires_in) for number in range(1, parts + 1)
         ]
 
-    def complete_multipart(
-        self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
-    ) -> StoredObject:
+    def complete_multipart(self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]) -> StoredObject:
         folder = self._upload_folder(key, upload_id)
         ordered = ordered_parts(key, parts)
         # Check every part before writing anything, so a bad ETag costs no copying.

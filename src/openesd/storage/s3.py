@@ -171,9 +171,7 @@ class S3ObjectStore:
                 for number in range(1, parts + 1)
             ]
 
-    def complete_multipart(
-        self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
-    ) -> StoredObject:
+    def complete_multipart(self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]) -> StoredObject:
         ordered = ordered_parts(key, parts)
         # S3 answers a bad part with a bare "InvalidPart"; checking first lets the error name it.
         self._check_parts(key, upload_id, ordered)
@@ -190,9 +188,7 @@ class S3ObjectStore:
     def abort_multipart(self, key: str, upload_id: str) -> None:
         try:
             with _s3_errors(self.bucket, key):
-                self._client.abort_multipart_upload(
-                    Bucket=self.bucket, Key=self._full(key), UploadId=upload_id
-                )
+                self._client.abort_multipart_upload(Bucket=self.bucket, Key=self._full(key), UploadId=upload_id)
         except UploadNotFound:
             pass  # already completed or aborted: aborting is idempotent
 
@@ -204,8 +200,9 @@ class S3ObjectStore:
             if number not in uploaded:
                 raise BadPart(f"part {number} of {key} was never uploaded")
             if uploaded[number] != bare_etag(etag):
-                raise BadPart(f"ETag {etag} for part {number} of {key} does not match the uploaded "
-                              f'part ("{uploaded[number]}")')
+                raise BadPart(
+                    f'ETag {etag} for part {number} of {key} does not match the uploaded part ("{uploaded[number]}")'
+                )
 
     def _uploaded_parts(self, key: str, upload_id: str) -> dict[int, str]:
         paginator = self._client.get_paginator("list_parts")

@@ -25,9 +25,7 @@ class TokenRepository(Repository[PersonalToken]):
 
     def delete(self, username: str, token_id: str) -> bool:
         result = self.session.execute(
-            delete(PersonalToken).where(
-                PersonalToken.id == token_id, PersonalToken.username == username
-            )
+            delete(PersonalToken).where(PersonalToken.id == token_id, PersonalToken.username == username)
         )
         self.session.flush()
         return result.rowcount > 0

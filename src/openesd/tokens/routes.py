@@ -20,8 +20,9 @@ from openesd.tokens.throttle import LoginThrottle
 router = APIRouter(tags=["tokens"])
 
 
-def get_token_service(session: SessionDep, settings: SettingsDep, auth: AuthDep, cipher: PasswordCipherDep,
-                      make_session: SessionmakerDep) -> TokenService:
+def get_token_service(
+    session: SessionDep, settings: SettingsDep, auth: AuthDep, cipher: PasswordCipherDep, make_session: SessionmakerDep
+) -> TokenService:
     passwords = Passwords(cipher, settings.auth_mode)
     strict = settings.auth_mode == "strict"
     throttle = LoginThrottle(make_session, settings) if strict else None

@@ -25,8 +25,12 @@ def token_view(token: PersonalToken) -> dict:
         return moment.isoformat() if moment else None
 
     return {
-        "id": token.id, "name": token.name, "prefix": token.prefix, "username": token.username,
-        "created": stamp(token.created_at), "expires": stamp(token.expires_at),
+        "id": token.id,
+        "name": token.name,
+        "prefix": token.prefix,
+        "username": token.username,
+        "created": stamp(token.created_at),
+        "expires": stamp(token.expires_at),
         "last_used": stamp(token.last_used_at),
     }
 
@@ -47,14 +51,16 @@ class TokenService:
         if not owner.exists:
             raise Unauthorized()
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        expires = (
-            datetime.now(UTC) + timedelta(days=body.expires_in_days) if body.expires_in_days else None
-        )
+        expires = datetime.now(UTC) + timedelta(days=body.expires_in_days) if body.expires_in_days else None
         record = self.tokens.add(
             PersonalToken(
-                id=str(uuid.uuid4()), username=owner.username, name=body.name,
-                token_hash=hash_token(secret), prefix=secret[: len(TOKEN_PREFIX) + 6],
-                expires_at=expires, created_at=datetime.now(UTC),
+                id=str(uuid.uuid4()),
+                username=owner.username,
+                name=body.name,
+                token_hash=hash_token(secret),
+                prefix=secret[: len(TOKEN_PREFIX) + 6],
+                expires_at=expires,
+                created_at=datetime.now(UTC),
             )
         )
         return {"token": token_view(record), "secret": secret}

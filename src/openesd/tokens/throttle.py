@@ -25,8 +25,10 @@ class LoginThrottle:
     def check(self, username: str, address: str) -> None:
         """429 with Retry-After while the user name or the address is locked, whatever the password."""
         now = time.time()
-        limits = (("user name", username, self.settings.login_max_failures),
-                  ("address", address, self.settings.login_max_failures_per_address))
+        limits = (
+            ("user name", username, self.settings.login_max_failures),
+            ("address", address, self.settings.login_max_failures_per_address),
+        )
         with self.sessions() as session:
             failures = LoginFailureRepository(session)
             for kind, value, limit in limits:

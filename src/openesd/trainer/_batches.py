@@ -66,7 +66,7 @@ class Conditioning:
         if missing:
             embeds, pooled = self._encode(missing)
             for i, caption in enumerate(missing):
-                self.texts[caption] = (embeds[i:i + 1], None if pooled is None else pooled[i:i + 1])
+                self.texts[caption] = (embeds[i : i + 1], None if pooled is None else pooled[i : i + 1])
         embeds = torch.cat([self.texts[c][0] for c in captions])
         pooled = None if self.texts[captions[0]][1] is None else torch.cat([self.texts[c][1] for c in captions])
         return embeds, pooled

@@ -89,13 +89,16 @@ def add_adapters(parts: Parts, config: Any) -> dict[str, Any]:
 
 def _lora(cls: Any, config: Any, targets: list[str], init: str) -> Any:
     # kohya's scale is alpha/dim, which is peft's lora_alpha/r: the saved alpha means the same thing.
-    return cls(r=config.network_dim, lora_alpha=config.network_alpha, init_lora_weights=init,
-               target_modules=targets)
+    return cls(r=config.network_dim, lora_alpha=config.network_alpha, init_lora_weights=init, target_modules=targets)
 
 
 def tokenize(parts: Parts, captions: list[str], device: Any) -> list[Any]:
-    return [tok(captions, padding="max_length", max_length=tok.model_max_length, truncation=True,
-                return_tensors="pt").input_ids.to(device) for tok in parts.tokenizers]
+    return [
+        tok(
+            captions, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt"
+        ).input_ids.to(device)
+        for tok in parts.tokenizers
+    ]
 
 
 def encode_text(parts: Parts, ids: list[Any], clip_skip: int) -> tuple[Any, Any]:
@@ -109,7 +112,9 @@ def encode_text(parts: Parts, ids: list[Any], clip_skip: int) -> tuple[Any, Any]
         # kohya (and A1111) take an earlier layer and still apply the final layer norm.
         hidden = out.hidden_states[-clip_skip]
         encoder = parts.text_encoders[0]
-        return getattr(encoder, "text_model", encoder).final_layer_norm(hidden), None  # transformers 5 flattened CLIPTextModel
+        return getattr(encoder, "text_model", encoder).final_layer_norm(
+            hidden
+        ), None  # transformers 5 flattened CLIPTextModel
     # SDXL conditions on the penultimate layer of both encoders (clip_skip is fixed at 2 there),
     # plus the projected pooled output of the second.
     first = parts.text_encoders[0](ids[0], output_hidden_states=True)
@@ -122,5 +127,6 @@ def time_ids(original: tuple[int, int], crop: tuple[int, int], target: tuple[int
     """SDXL's micro-conditioning: original (h, w), crop (top, left), target (h, w)."""
     import torch
 
-    return torch.tensor([original[1], original[0], crop[0], crop[1], target[1], target[0]],
-                        dtype=torch.float32, device=device)
+    return torch.tensor(
+        [original[1], original[0], crop[0], crop[1], target[1], target[0]], dtype=torch.float32, device=device
+    )

@@ -55,6 +55,11 @@ def build_scheduler(config: Any, optimizer: Any, total_steps: int) -> Any:
     warmup = config.lr_warmup_steps
     # kohya reads a value below 1 as a ratio of the total steps.
     warmup_steps = int(math.ceil(warmup * total_steps)) if 0 < warmup < 1 else int(warmup)
-    return get_scheduler(config.lr_scheduler, optimizer=optimizer, num_warmup_steps=warmup_steps,
-                         num_training_steps=total_steps, num_cycles=config.lr_restart_cycles,
-                         power=config.lr_scheduler_power)
+    return get_scheduler(
+        config.lr_scheduler,
+        optimizer=optimizer,
+        num_warmup_steps=warmup_steps,
+        num_training_steps=total_steps,
+        num_cycles=config.lr_restart_cycles,
+        power=config.lr_scheduler_power,
+    )

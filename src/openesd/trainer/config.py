@@ -132,9 +132,17 @@ class TrainingConfig:
         _check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
         _check_choice("save_precision", self.save_precision, SAVE_PRECISIONS)
         if self.save_model_as != "safetensors":
-            raise TrainingError(f"save_model_as {self.save_model_as!r} is not supported; LoRAs are saved as 'safetensors'")
-        for key in ("network_dim", "train_batch_size", "max_train_steps", "gradient_accumulation_steps",
-                    "bucket_reso_steps", "clip_skip"):
+            raise TrainingError(
+                f"save_model_as {self.save_model_as!r} is not supported; LoRAs are saved as 'safetensors'"
+            )
+        for key in (
+            "network_dim",
+            "train_batch_size",
+            "max_train_steps",
+            "gradient_accumulation_steps",
+            "bucket_reso_steps",
+            "clip_skip",
+        ):
             if getattr(self, key) < 1:
                 raise TrainingError(f"{key} must be at least 1, got {getattr(self, key)}")
         if self.max_train_epochs is not None and self.max_train_epochs < 1:
@@ -146,12 +154,16 @@ class TrainingConfig:
     def _validate_resolution(self) -> None:
         width, height = self.resolution
         if width < 32 or height < 32 or width % 8 or height % 8:
-            raise TrainingError(f"resolution {width},{height} is invalid: each side must be a multiple of 8, "
-                                f"at least 32")
-        if self.enable_bucket and not (self.min_bucket_reso <= min(width, height)
-                                       and max(width, height) <= self.max_bucket_reso):
-            raise TrainingError(f"resolution {width},{height} must lie between min_bucket_reso "
-                                f"{self.min_bucket_reso} and max_bucket_reso {self.max_bucket_reso}")
+            raise TrainingError(
+                f"resolution {width},{height} is invalid: each side must be a multiple of 8, at least 32"
+            )
+        if self.enable_bucket and not (
+            self.min_bucket_reso <= min(width, height) and max(width, height) <= self.max_bucket_reso
+        ):
+            raise TrainingError(
+                f"resolution {width},{height} must lie between min_bucket_reso "
+                f"{self.min_bucket_reso} and max_bucket_reso {self.max_bucket_reso}"
+            )
 
 
 def _flatten(tables: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -203,8 +215,12 @@ def _coerce_plain(key: str, value: Any, annotation: str) -> Any:
 
 def _canonical(key: str, value: str) -> str:
     """kohya matches these names case-insensitively ("adamw8bit", "FP16")."""
-    choices = {"optimizer_type": OPTIMIZERS, "lr_scheduler": SCHEDULERS, "mixed_precision": PRECISIONS,
-               "save_precision": SAVE_PRECISIONS}[key]
+    choices = {
+        "optimizer_type": OPTIMIZERS,
+        "lr_scheduler": SCHEDULERS,
+        "mixed_precision": PRECISIONS,
+        "save_precision": SAVE_PRECISIONS,
+    }[key]
     return next((c for c in choices if c.lower() == value.strip().lower()), value)
 
 

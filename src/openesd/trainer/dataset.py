@@ -67,7 +67,9 @@ def scan(root: Path, caption_extension: str = ".txt", decode: bool = True) -> Da
     return Dataset(items=items, warnings=warnings)
 
 
-def _scan_folder(folder: Path, extension: str, decode: bool, problems: list[str], warnings: list[str]) -> list[ImageItem]:
+def _scan_folder(
+    folder: Path, extension: str, decode: bool, problems: list[str], warnings: list[str]
+) -> list[ImageItem]:
     match = _FOLDER.match(folder.name)
     if not match:
         problems.append(f"folder {folder.name!r} is not named <repeats>_<concept> (e.g. 10_cat)")
@@ -89,8 +91,10 @@ def _scan_folder(folder: Path, extension: str, decode: bool, problems: list[str]
         if size:
             items.append(ImageItem(path=image, caption=caption, repeats=repeats, size=size))
     if missing:
-        warnings.append(f"{missing} image(s) in {folder.name} have no {extension} caption file: they are trained "
-                        f"with their folder's concept name `{concept}`")
+        warnings.append(
+            f"{missing} image(s) in {folder.name} have no {extension} caption file: they are trained "
+            f"with their folder's concept name `{concept}`"
+        )
     return items
 
 
@@ -154,7 +158,7 @@ def epoch_batches(dataset: Dataset, batch_size: int, rng: random.Random) -> list
     for bucket in sorted(by_bucket):
         members = by_bucket[bucket]
         rng.shuffle(members)
-        batches.extend(members[i:i + batch_size] for i in range(0, len(members), batch_size))
+        batches.extend(members[i : i + batch_size] for i in range(0, len(members), batch_size))
     rng.shuffle(batches)
     return batches
 

@@ -31,8 +31,11 @@ class _Plan:
     total_epochs: int
 
 
-def train(job: TrainingJob, progress: Callable[[TrainingProgress], None] | None = None,
-          should_stop: Callable[[], bool] | None = None) -> TrainingResult:
+def train(
+    job: TrainingJob,
+    progress: Callable[[TrainingProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainingResult:
     """Train, writing `<output_name>.safetensors` (and intermediate epochs) to job.output_dir."""
     config = job.config
     warnings: list[str] = []
@@ -61,8 +64,9 @@ def _load_dataset(job: TrainingJob, warnings: list[str]) -> ds.Dataset:
     warnings.extend(dataset.warnings)
     buckets = None
     if config.enable_bucket:
-        buckets = ds.bucket_resolutions(config.resolution, config.min_bucket_reso, config.max_bucket_reso,
-                                        config.bucket_reso_steps)
+        buckets = ds.bucket_resolutions(
+            config.resolution, config.min_bucket_reso, config.max_bucket_reso, config.bucket_reso_steps
+        )
     return ds.assign_buckets(dataset, config.resolution, buckets)
 
 
@@ -113,8 +117,9 @@ def _enable_checkpointing(config: Any, parts: _models.Parts, trained: dict[str, 
             module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
-def _optimization(config: Any, trained: dict[str, Any], accelerator: Any, plan: _Plan,
-                  warnings: list[str]) -> tuple[Any, Any]:
+def _optimization(
+    config: Any, trained: dict[str, Any], accelerator: Any, plan: _Plan, warnings: list[str]
+) -> tuple[Any, Any]:
     groups = []
     for name, module in trained.items():
         lr = config.unet_lr if name == "unet" else config.text_encoder_lr
@@ -129,9 +134,19 @@ def _optimization(config: Any, trained: dict[str, Any], accelerator: Any, plan: 
 class _Loop:
     """The epoch/step loop, its progress reports and its LoRA files."""
 
-    def __init__(self, job: TrainingJob, parts: _models.Parts, trained: dict[str, Any], accelerator: Any,
-                 optimizer: Any, scheduler: Any, plan: _Plan, dataset: ds.Dataset, seed: int,
-                 warnings: list[str]):
+    def __init__(
+        self,
+        job: TrainingJob,
+        parts: _models.Parts,
+        trained: dict[str, Any],
+        accelerator: Any,
+        optimizer: Any,
+        scheduler: Any,
+        plan: _Plan,
+        dataset: ds.Dataset,
+        seed: int,
+        warnings: list[str],
+    ):
         import torch
         from diffusers import DDPMScheduler
 
@@ -145,8 +160,9 @@ class _Loop:
         if self.config.v_parameterization:
             noise_config["prediction_type"] = "v_prediction"
         self.noise_scheduler = DDPMScheduler.from_config(noise_config)
-        self.cond = _batches.Conditioning(parts, self.device, self.generator, self.rng, self.config,
-                                          train_text="text_encoder" in trained)
+        self.cond = _batches.Conditioning(
+            parts, self.device, self.generator, self.rng, self.config, train_text="text_encoder" in trained
+        )
         self.params = [p for m in trained.values() for p in m.parameters() if p.requires_grad]
         self.files: list[Path] = []
         self.step = 0
@@ -220,7 +236,8 @@ class _Loop:
         if self.config.noise_offset:
             # Lets the model learn very dark and very bright images (kohya's noise_offset).
             noise = noise + self.config.noise_offset * torch.randn(
-                (latents.shape[0], latents.shape[1], 1, 1), generator=self.generator, device=self.device)
+                (latents.shape[0], latents.shape[1], 1, 1), generator=self.generator, device=self.device
+            )
         steps = self.noise_scheduler.config.num_train_timesteps
         timesteps = torch.randint(0, steps, (latents.shape[0],), generator=self.generator, device=self.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
@@ -251,12 +268,20 @@ class _Loop:
     def _progress(self, epoch: int, loss: Any) -> TrainingProgress:
         value = float(loss.item())  # the one host sync, once per report
         if not math.isfinite(value):
-            raise TrainingError(f"loss became {value} at step {self.step}; lower the learning rate "
-                                f"(unet_lr/text_encoder_lr/learning_rate) or use mixed_precision bf16 or no")
+            raise TrainingError(
+                f"loss became {value} at step {self.step}; lower the learning rate "
+                f"(unet_lr/text_encoder_lr/learning_rate) or use mixed_precision bf16 or no"
+            )
         elapsed = time.perf_counter() - self.started
         eta = elapsed / self.step * (self.plan.total_steps - self.step)
-        return TrainingProgress(step=self.step, total_steps=self.plan.total_steps, epoch=epoch,
-                                total_epochs=self.plan.total_epochs, loss=value, eta_seconds=eta)
+        return TrainingProgress(
+            step=self.step,
+            total_steps=self.plan.total_steps,
+            epoch=epoch,
+            total_epochs=self.plan.total_epochs,
+            loss=value,
+            eta_seconds=eta,
+        )
 
     def _path(self, epoch: int | None) -> Path:
         suffix = "" if epoch is None else f"-{epoch:06d}"
@@ -269,8 +294,14 @@ class _Loop:
         dtype = {"float": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.config.save_precision]
         states = {name: (module, get_peft_model_state_dict(module)) for name, module in self.trained.items()}
         tensors = lora_format.kohya_state_dict(states, self.parts.family, self.config.network_alpha, dtype)
-        meta = lora_format.metadata(self.config, self.parts.family, epoch=epoch, steps=self.step,
-                                    base_model=self.job.base_model, images=self.dataset.image_count)
+        meta = lora_format.metadata(
+            self.config,
+            self.parts.family,
+            epoch=epoch,
+            steps=self.step,
+            base_model=self.job.base_model,
+            images=self.dataset.image_count,
+        )
         self.files.append(lora_format.save(path, tensors, meta))
 
     def _drop_old_epochs(self) -> None:
@@ -282,5 +313,10 @@ class _Loop:
                 self.files.remove(old)
 
     def _result(self, stopped: bool) -> TrainingResult:
-        return TrainingResult(files=list(self.files), steps=self.step, stopped=stopped,
-                              ignored_keys=list(self.config.ignored_keys), warnings=list(self.warnings))
+        return TrainingResult(
+            files=list(self.files),
+            steps=self.step,
+            stopped=stopped,
+            ignored_keys=list(self.config.ignored_keys),
+            warnings=list(self.warnings),
+        )

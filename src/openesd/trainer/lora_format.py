@@ -73,8 +73,9 @@ def metadata(config: Any, family: str, *, epoch: int, steps: int, base_model: Pa
         "ss_resolution": f"({config.resolution[0]}, {config.resolution[1]})",
         "ss_learning_rate": _number(config.learning_rate),
         "ss_unet_lr": _number(config.unet_lr if config.unet_lr is not None else config.learning_rate),
-        "ss_text_encoder_lr": _number(config.text_encoder_lr if config.text_encoder_lr is not None
-                                      else config.learning_rate),
+        "ss_text_encoder_lr": _number(
+            config.text_encoder_lr if config.text_encoder_lr is not None else config.learning_rate
+        ),
         "ss_network_train_unet_only": str(not config.train_text_encoder),
         "ss_optimizer": config.optimizer_type,
         "ss_lr_scheduler": config.lr_scheduler,
@@ -84,7 +85,8 @@ def metadata(config: Any, family: str, *, epoch: int, steps: int, base_model: Pa
         "ss_noise_offset": _number(config.noise_offset),
         "ss_enable_bucket": str(config.enable_bucket),
         "ss_max_train_epochs": str(config.max_train_epochs),
-        "modelspec.architecture": "stable-diffusion-xl-v1-base/lora" if family == "sdxl"
+        "modelspec.architecture": "stable-diffusion-xl-v1-base/lora"
+        if family == "sdxl"
         else "stable-diffusion-v1/lora",
     }
     if config.training_comment:

@@ -28,8 +28,10 @@ from openesd.trainings.schemas import TERMINAL
 
 log = logging.getLogger("openesd.trainings.reporter")
 PROGRESS_WRITE_EVERY_S = 0.5
-RESTART_MESSAGE = ("the server stopped while this training was running, which ended it; start a new training "
-                   "(its output checkpoint stays Initial)")
+RESTART_MESSAGE = (
+    "the server stopped while this training was running, which ended it; start a new training "
+    "(its output checkpoint stays Initial)"
+)
 
 
 class TrainingReporter:
@@ -68,8 +70,10 @@ class TrainingReporter:
         with self._make_session.begin() as session:
             training = _running(session, training_id)
             if training is not None:
-                training.progress = {key: progress.get(key) for key in
-                                     ("step", "total_steps", "epoch", "total_epochs", "loss", "eta_seconds")}
+                training.progress = {
+                    key: progress.get(key)
+                    for key in ("step", "total_steps", "epoch", "total_epochs", "loss", "eta_seconds")
+                }
 
     def training_completed(self, training_id: str, result: dict) -> None:
         """§10.3: the output checkpoint becomes Active with every file; no file at all is `Fail`."""
@@ -100,8 +104,10 @@ class TrainingReporter:
         with self._make_session.begin() as session:
             training = _running(session, training_id)
             if training is not None:
-                training.params = {**training.params,
-                                   "resp": {"status": status, "error_msg": message, "raw_resp": message}}
+                training.params = {
+                    **training.params,
+                    "resp": {"status": status, "error_msg": message, "raw_resp": message},
+                }
                 self._end(training, status)
 
     def _end(self, training: Training, status: str) -> None:
@@ -142,7 +148,9 @@ def fail_interrupted(make_session: sessionmaker[Session]) -> int:
     with make_session.begin() as session:
         interrupted = [t for t in TrainingRepository(session).running() if t.runner_host in (None, host)]
         for training in interrupted:
-            training.params = {**training.params,
-                               "resp": {"status": "Failed", "error_msg": RESTART_MESSAGE, "raw_resp": RESTART_MESSAGE}}
+            training.params = {
+                **training.params,
+                "resp": {"status": "Failed", "error_msg": RESTART_MESSAGE, "raw_resp": RESTART_MESSAGE},
+            }
             training.job_status = "Failed"
     return len(interrupted)

@@ -29,6 +29,9 @@ class TrainingRepository(Repository[Training]):
 
     def checkpoint_named(self, name: str) -> Checkpoint | None:
         """The checkpoint whose first file name is `name`, any type and status (esd-api.md §10.2)."""
-        query = (select(Checkpoint).join(CheckpointName, CheckpointName.checkpoint_id == Checkpoint.id)
-                 .where(CheckpointName.name == name))
+        query = (
+            select(Checkpoint)
+            .join(CheckpointName, CheckpointName.checkpoint_id == Checkpoint.id)
+            .where(CheckpointName.name == name)
+        )
         return next((c for c in self.session.scalars(query) if c.names and c.names[0] == name), None)

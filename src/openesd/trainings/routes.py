@@ -14,15 +14,19 @@ from openesd.auth.principal import Principal
 from openesd.execution.base import Engine, TrainingSpec
 from openesd.trainings.reporter import TrainingReporter
 from openesd.trainings.schemas import (
-    CREATE_TRAINING_SCHEMA, DELETE_TRAININGS_SCHEMA, CreateTraining, DeleteTrainings,
+    CREATE_TRAINING_SCHEMA,
+    DELETE_TRAININGS_SCHEMA,
+    CreateTraining,
+    DeleteTrainings,
 )
 from openesd.trainings.service import TrainingService
 
 router = APIRouter(tags=["trainings"])
 
 
-def get_training_service(session: SessionDep, store: StoreDep, settings: SettingsDep,
-                         engine: EngineDep) -> TrainingService:
+def get_training_service(
+    session: SessionDep, store: StoreDep, settings: SettingsDep, engine: EngineDep
+) -> TrainingService:
     return TrainingService(session, store, settings, engine.capacity())
 
 
@@ -40,16 +44,23 @@ def submit(engine: Engine, spec: TrainingSpec, reporter: TrainingReporter) -> No
 
 
 @router.post("/trainings")
-def create_training(body: CreateBody, requester: Trainer, trainings: Trainings, engine: EngineDep,
-                    reporter: TrainingReporterDep, on_commit: AfterCommitDep):
+def create_training(
+    body: CreateBody,
+    requester: Trainer,
+    trainings: Trainings,
+    engine: EngineDep,
+    reporter: TrainingReporterDep,
+    on_commit: AfterCommitDep,
+):
     data, spec = trainings.create(requester, body)
     on_commit(submit, engine, spec, reporter)
     return esd_response(201, data)
 
 
 @router.get("/trainings")
-def list_trainings(requester: Trainer, access: AccessDep, trainings: Trainings, limit: int = 10,
-                   exclusive_start_key: str | None = None):
+def list_trainings(
+    requester: Trainer, access: AccessDep, trainings: Trainings, limit: int = 10, exclusive_start_key: str | None = None
+):
     return esd_response(200, trainings.list(requester, limit, exclusive_start_key, access))
 
 
@@ -59,16 +70,18 @@ def get_training(training_id: str, _: Trainer, access: AccessDep, trainings: Tra
 
 
 @router.put("/trainings/{training_id}/stop")
-def stop_training(training_id: str, _: Trainer, access: AccessDep, trainings: Trainings, engine: EngineDep,
-                  on_commit: AfterCommitDep):
+def stop_training(
+    training_id: str, _: Trainer, access: AccessDep, trainings: Trainings, engine: EngineDep, on_commit: AfterCommitDep
+):
     data = trainings.stop(training_id, access)
     on_commit(engine.stop_training, training_id)
     return esd_response(200, data, f"training {training_id} is stopping")
 
 
 @router.delete("/trainings")
-def delete_trainings(body: DeleteBody, _: Trainer, access: AccessDep, trainings: Trainings, engine: EngineDep,
-                     on_commit: AfterCommitDep):
+def delete_trainings(
+    body: DeleteBody, _: Trainer, access: AccessDep, trainings: Trainings, engine: EngineDep, on_commit: AfterCommitDep
+):
     for training_id in trainings.delete(body.training_id_list, access):
         on_commit(engine.stop_training, training_id)
     return esd_response(204)

@@ -34,11 +34,16 @@ CREATE_TRAINING_SCHEMA = obj(
         "lora_train_type": string(),
         "params": obj(
             {
-                "training_params": obj({
-                    "training_instance_type": {"type": "string"}, "model": {"type": "string"},
-                    "dataset": {"type": "string"}, "fm_type": {"type": "string"},
-                    "s3_model_path": {"type": "string"}, "s3_data_path": {"type": "string"},
-                }),
+                "training_params": obj(
+                    {
+                        "training_instance_type": {"type": "string"},
+                        "model": {"type": "string"},
+                        "dataset": {"type": "string"},
+                        "fm_type": {"type": "string"},
+                        "s3_model_path": {"type": "string"},
+                        "s3_data_path": {"type": "string"},
+                    }
+                ),
                 "config_params": {"type": "object"},
             },
             required=["training_params"],

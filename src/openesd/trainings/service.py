@@ -24,7 +24,12 @@ from openesd.metadata.models import Checkpoint, Training
 from openesd.settings import Settings
 from openesd.storage.base import ObjectStore
 from openesd.storage.layout import (
-    checkpoint_file, checkpoint_folder, dataset_folder, training_folder, training_input, training_output,
+    checkpoint_file,
+    checkpoint_folder,
+    dataset_folder,
+    training_folder,
+    training_input,
+    training_output,
 )
 from openesd.trainings import kohya
 from openesd.trainings.repository import TrainingRepository
@@ -60,8 +65,9 @@ class TrainingService:
         self.store, self.settings, self.capacity = store, settings, capacity
 
     # --- create -----------------------------------------------------------------------------
-    def create(self, requester: Principal, body: CreateTraining,
-               reserved: Training | None = None) -> tuple[dict, TrainingSpec]:
+    def create(
+        self, requester: Principal, body: CreateTraining, reserved: Training | None = None
+    ) -> tuple[dict, TrainingSpec]:
         """The 201 data and the spec to run once the rows are committed (checks in ESD's order).
         `reserved`: the `Initial` row (and output checkpoint) a legacy `POST /train` stored, started in place."""
         if body.lora_train_type.lower() != "kohya":
@@ -79,8 +85,7 @@ class TrainingService:
         if self.checkpoints.taken([output]) and not self._reserved_for(reserved, output):
             raise already_exists(output)
         self._check_quota(request.instance_type)
-        return self._store(requester, request, fm_type, tables, config.ignored_keys, model, dataset, output,
-                           reserved)
+        return self._store(requester, request, fm_type, tables, config.ignored_keys, model, dataset, output, reserved)
 
     def _reserved_for(self, reserved: Training | None, name: str) -> bool:
         """Whether `name` is held by the output checkpoint of the reserved training itself."""
@@ -91,8 +96,9 @@ class TrainingService:
         name = reference.rstrip("/").rsplit("/", 1)[-1]  # an s3_model_path names the file last
         checkpoint = access.visible(self.trainings.checkpoint_named(name), BadRequest("Model not found"))
         if self.store.stat(self._model_key(checkpoint)) is None:
-            raise BadRequest(f"Model {name} has no uploaded file yet (status {checkpoint.status}); "
-                             "finish its upload first")
+            raise BadRequest(
+                f"Model {name} has no uploaded file yet (status {checkpoint.status}); finish its upload first"
+            )
         return checkpoint
 
     @staticmethod
@@ -105,8 +111,10 @@ class TrainingService:
         name = parts[parts.index("dataset") + 1] if "dataset" in parts[:-1] else parts[-1]
         dataset = access.visible(self.datasets.get(name), BadRequest("Dataset not found"))
         if dataset.status != "Enabled":
-            raise BadRequest(f"dataset {name} is {dataset.status}: set it to Enabled (PUT /datasets/{name}), "
-                             "which checks its images and captions, before training on it")
+            raise BadRequest(
+                f"dataset {name} is {dataset.status}: set it to Enabled (PUT /datasets/{name}), "
+                "which checks its images and captions, before training on it"
+            )
         return name
 
     def _check_quota(self, instance_type: str) -> None:
@@ -114,41 +122,76 @@ class TrainingService:
         if used + 1 > quota:
             raise BadRequest(quota_message(instance_type, quota, used))
 
-    def _store(self, requester: Principal, request: _Request, fm_type: str, tables: dict, ignored: list[str],
-               model: Checkpoint, dataset: str, output: str,
-               reserved: Training | None = None) -> tuple[dict, TrainingSpec]:
+    def _store(
+        self,
+        requester: Principal,
+        request: _Request,
+        fm_type: str,
+        tables: dict,
+        ignored: list[str],
+        model: Checkpoint,
+        dataset: str,
+        output: str,
+        reserved: Training | None = None,
+    ) -> tuple[dict, TrainingSpec]:
         training_id = reserved.id if reserved is not None else str(uuid.uuid4())
         now = reserved.created if reserved is not None else time.time()
         toml_key = f"{training_input(training_id)}/{kohya.TOML_NAMES[fm_type]}"
         self._output(training_id, now, output, requester, reserved is not None)
         params = {
             "training_params": {
-                "training_instance_type": request.instance_type, "fm_type": fm_type,
+                "training_instance_type": request.instance_type,
+                "fm_type": fm_type,
                 "s3_model_path": self.store.uri(self._model_key(model)),
-                "s3_data_path": self.store.uri(dataset_folder(dataset)), "s3_toml_path": self.store.uri(toml_key),
-                "model_name": model.names[0], "dataset_name": dataset,
+                "s3_data_path": self.store.uri(dataset_folder(dataset)),
+                "s3_toml_path": self.store.uri(toml_key),
+                "model_name": model.names[0],
+                "dataset_name": dataset,
             },
-            "config_params": request.config_params, "training_type": "kohya", "ignored_keys": ignored,
+            "config_params": request.config_params,
+            "training_type": "kohya",
+            "ignored_keys": ignored,
         }
-        started = {"job_status": "Training", "instance_type": request.instance_type, "params": params,
-                   "sagemaker_train_name": f"kohya-{training_id[:8]}", "progress": None,
-                   "runner_host": socket.gethostname()}
+        started = {
+            "job_status": "Training",
+            "instance_type": request.instance_type,
+            "params": params,
+            "sagemaker_train_name": f"kohya-{training_id[:8]}",
+            "progress": None,
+            "runner_host": socket.gethostname(),
+        }
         if reserved is None:
-            training = self.trainings.add(Training(id=training_id, created=now, checkpoint_id=training_id,
-                                                   allowed_roles_or_users=[requester.username], **started))
+            training = self.trainings.add(
+                Training(
+                    id=training_id,
+                    created=now,
+                    checkpoint_id=training_id,
+                    allowed_roles_or_users=[requester.username],
+                    **started,
+                )
+            )
         else:
             training = reserved
             for key, value in started.items():
                 setattr(training, key, value)
         self.store.put_bytes(toml_key, kohya.to_toml(tables).encode())
         spec = TrainingSpec(
-            id=training_id, instance_type=request.instance_type, model_type=fm_type,
+            id=training_id,
+            instance_type=request.instance_type,
+            model_type=fm_type,
             model={"id": model.id, "model_name": model.names[0], "key": self._model_key(model)},
-            dataset_prefix=dataset_folder(dataset) + "/", config=tables, output_prefix=training_output(training_id),
+            dataset_prefix=dataset_folder(dataset) + "/",
+            config=tables,
+            output_prefix=training_output(training_id),
             checkpoint_folder=checkpoint_folder("Lora", training_id),
         )
-        view = {"id": training_id, "status": training.job_status, "created": str(now), "params": params,
-                **self._locations(training_id)}
+        view = {
+            "id": training_id,
+            "status": training.job_status,
+            "created": str(now),
+            "params": params,
+            **self._locations(training_id),
+        }
         return view, spec
 
     def _output(self, training_id: str, now: float, output: str, requester: Principal, reserved: bool) -> None:
@@ -166,20 +209,33 @@ class TrainingService:
             raise already_exists(taken.name) from None
 
     def _locations(self, training_id: str) -> dict:
-        return {"input_location": self.store.uri(training_input(training_id)),
-                "output_location": self.store.uri(training_output(training_id))}
+        return {
+            "input_location": self.store.uri(training_input(training_id)),
+            "output_location": self.store.uri(training_output(training_id)),
+        }
 
     # --- read -------------------------------------------------------------------------------
     def get(self, training_id: str, access: Access) -> dict:
         training = access.visible(self.trainings.get(training_id), _missing(training_id))
-        return {"id": training.id, "checkpoint_id": training.checkpoint_id, "job_status": training.job_status,
-                "model_id": "kohya", "params": training.params, "timestamp": str(training.created),
-                "train_type": "Stable-diffusion", "progress": training.progress, **self._locations(training.id)}
+        return {
+            "id": training.id,
+            "checkpoint_id": training.checkpoint_id,
+            "job_status": training.job_status,
+            "model_id": "kohya",
+            "params": training.params,
+            "timestamp": str(training.created),
+            "train_type": "Stable-diffusion",
+            "progress": training.progress,
+            **self._locations(training.id),
+        }
 
     def list(self, requester: Principal, limit: int, exclusive_start_key: str | None, access: Access) -> dict:
         rows = self.trainings.newest_first()  # strict: the ownership policy; compat: ESD's owner rule
-        rows = access.only_visible(rows) if access.checked else [t for t in rows if visible(t.allowed_roles_or_users,
-                                                                                             requester)]
+        rows = (
+            access.only_visible(rows)
+            if access.checked
+            else [t for t in rows if visible(t.allowed_roles_or_users, requester)]
+        )
         chosen, last = paging.page(rows, lambda t: {"t": t.created, "id": t.id}, limit, exclusive_start_key)
         if not chosen:
             return {"trainings": []}
@@ -187,19 +243,25 @@ class TrainingService:
 
     @staticmethod
     def _list_view(training: Training) -> dict:
-        return {"id": training.id,
-                "modelName": training.params.get("training_params", {}).get("model_name", "not_applied"),
-                "status": training.job_status, "trainType": "Stable-diffusion", "created": str(training.created),
-                "sagemakerTrainName": training.sagemaker_train_name, "params": training.params,
-                "progress": training.progress}
+        return {
+            "id": training.id,
+            "modelName": training.params.get("training_params", {}).get("model_name", "not_applied"),
+            "status": training.job_status,
+            "trainType": "Stable-diffusion",
+            "created": str(training.created),
+            "sagemakerTrainName": training.sagemaker_train_name,
+            "params": training.params,
+            "progress": training.progress,
+        }
 
     # --- stop / delete ----------------------------------------------------------------------
     def stop(self, training_id: str, access: Access) -> dict:
         """Check that the training can be stopped; the engine is asked once this returns."""
         training = access.changeable(self.trainings.get(training_id), _missing(training_id))
         if training.job_status in TERMINAL:
-            raise BadRequest(f"training {training_id} is already {training.job_status}; only a running "
-                             "training can be stopped")
+            raise BadRequest(
+                f"training {training_id} is already {training.job_status}; only a running training can be stopped"
+            )
         return {"id": training.id, "status": training.job_status}
 
     def delete(self, ids: list[str], access: Access) -> list[str]:
@@ -230,18 +292,23 @@ def _read_request(params: dict) -> _Request:
         raise BadRequest("config_params must be an object of kohya sections")
     config = {section: (dict(values) if isinstance(values, dict) else values) for section, values in config.items()}
     if documented:
-        output = (config.get("training") or {}).get("output_name") or (config.get("saving_arguments") or {}).get("output_name")
+        output = (config.get("training") or {}).get("output_name") or (config.get("saving_arguments") or {}).get(
+            "output_name"
+        )
         _require(output, "config_params.saving_arguments.output_name")
     else:
         saving, arguments = config.get("saving_arguments") or {}, config.get("training_arguments") or {}
         _require(saving.get("output_name"), "config_params.saving_arguments.output_name")
-        saving["save_every_n_epochs"] = _integer(saving.get("save_every_n_epochs"),
-                                                 "config_params.saving_arguments.save_every_n_epochs")
-        arguments["max_train_epochs"] = _integer(arguments.get("max_train_epochs"),
-                                                 "config_params.training_arguments.max_train_epochs")
+        saving["save_every_n_epochs"] = _integer(
+            saving.get("save_every_n_epochs"), "config_params.saving_arguments.save_every_n_epochs"
+        )
+        arguments["max_train_epochs"] = _integer(
+            arguments.get("max_train_epochs"), "config_params.training_arguments.max_train_epochs"
+        )
         config["saving_arguments"], config["training_arguments"] = saving, arguments
-    return _Request(tp.get("training_instance_type") or DEFAULT_INSTANCE_TYPE, str(model), str(dataset),
-                    str(fm_type), config)
+    return _Request(
+        tp.get("training_instance_type") or DEFAULT_INSTANCE_TYPE, str(model), str(dataset), str(fm_type), config
+    )
 
 
 def _require(value: Any, path: str) -> Any:
@@ -271,7 +338,14 @@ def _config(tables: dict) -> Any:
 def output_checkpoint(training_id: str, now: float, output: str, requester: Principal) -> Checkpoint:
     """The `Lora` record a training fills: reserved (`Initial`) under the training's id when it is created."""
     return Checkpoint(
-        id=training_id, checkpoint_type="Lora", status="Initial", names=[output], created=now,
-        allowed_roles_or_users=list(requester.roles), hashes={}, content_hash=None, version="v1.0",
+        id=training_id,
+        checkpoint_type="Lora",
+        status="Initial",
+        names=[output],
+        created=now,
+        allowed_roles_or_users=list(requester.roles),
+        hashes={},
+        content_hash=None,
+        version="v1.0",
         params={"created": esd_now(), "creator": requester.username, "training_id": training_id},
     )

@@ -140,8 +140,11 @@ class UserService:
 
     def _view(self, user: User, show_password: bool) -> dict:
         return {
-            "username": user.username, "roles": list(user.roles), "creator": user.creator,
-            "permissions": sorted(set(self._permissions(user))), "password": self.passwords.shown(user, show_password),
+            "username": user.username,
+            "roles": list(user.roles),
+            "creator": user.creator,
+            "permissions": sorted(set(self._permissions(user))),
+            "password": self.passwords.shown(user, show_password),
         }
 
 

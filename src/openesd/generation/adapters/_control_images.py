@@ -8,10 +8,16 @@ from openesd.generation.errors import PayloadError, UnsupportedFeature
 from openesd.generation.images import decode_image
 
 MODULES = ("none", "canny")
-RESIZE_MODES = {"just resize": 0, "crop and resize": 1, "resize and fill": 2,
-                # older names of the same three modes, still sent by some clients
-                "scale to fit (inner fit)": 1, "envelope (outer fit)": 2, "inner fit (scale to fit)": 1,
-                "outer fit (shrink to fit)": 2}
+RESIZE_MODES = {
+    "just resize": 0,
+    "crop and resize": 1,
+    "resize and fill": 2,
+    # older names of the same three modes, still sent by some clients
+    "scale to fit (inner fit)": 1,
+    "envelope (outer fit)": 2,
+    "inner fit (scale to fit)": 1,
+    "outer fit (shrink to fit)": 2,
+}
 DEFAULT_RES = 512
 
 
@@ -25,19 +31,25 @@ def unit_image(unit: dict, index: int, init_image: Any) -> Any:
         raw, mask = raw.get("image"), raw.get("mask") or mask
     if raw is None or raw == "":
         if init_image is None:
-            raise PayloadError(f"ControlNet unit {index} is enabled but has no image, and there is no init image to use")
+            raise PayloadError(
+                f"ControlNet unit {index} is enabled but has no image, and there is no init image to use"
+            )
         rgb = np.asarray(init_image.convert("RGB"))
     else:
         rgb = np.asarray(_decode(raw, index).convert("RGB"))
     if mask:
-        alpha = np.asarray(_decode(mask, index).convert("L").resize(rgb.shape[1::-1])).astype(np.float32)[..., None] / 255
+        alpha = (
+            np.asarray(_decode(mask, index).convert("L").resize(rgb.shape[1::-1])).astype(np.float32)[..., None] / 255
+        )
         rgb = (rgb.astype(np.float32) * alpha + 255 * (1 - alpha)).clip(0, 255).astype(np.uint8)
     return rgb
 
 
 def _decode(value: Any, index: int) -> Any:
     if not isinstance(value, str):
-        raise PayloadError(f"ControlNet unit {index} image must be a base64 string or data URL, got {type(value).__name__}")
+        raise PayloadError(
+            f"ControlNet unit {index} image must be a base64 string or data URL, got {type(value).__name__}"
+        )
     return decode_image(value)
 
 
@@ -57,8 +69,12 @@ def control_map(rgb: Any, module: str, unit: dict, width: int, height: int, mode
     if module not in MODULES:
         raise UnsupportedFeature(f"ControlNet module {module!r} is not supported; supported: {', '.join(MODULES)}")
     if module == "canny":
-        rgb = _canny(rgb, _resolution(unit, rgb, width, height, mode), _threshold(unit, "threshold_a", 100),
-                     _threshold(unit, "threshold_b", 200))
+        rgb = _canny(
+            rgb,
+            _resolution(unit, rgb, width, height, mode),
+            _threshold(unit, "threshold_a", 100),
+            _threshold(unit, "threshold_b", 200),
+        )
     return Image.fromarray(_resize(rgb, width, height, mode))
 
 

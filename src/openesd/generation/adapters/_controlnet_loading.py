@@ -44,7 +44,10 @@ def _ldm_to_diffusers(state: dict[str, Any], config: dict[str, Any]) -> dict[str
     converted = convert_controlnet_checkpoint(_hint_out_at_14(state), config)
     # diffusers' converter leaves SDXL's label_emb (pooled text + size conditioning) out.
     prefix = LDM_PREFIX if any(k.startswith(LDM_PREFIX) for k in state) else ""
-    for ldm, diffusers_name in (("label_emb.0.0", "add_embedding.linear_1"), ("label_emb.0.2", "add_embedding.linear_2")):
+    for ldm, diffusers_name in (
+        ("label_emb.0.0", "add_embedding.linear_1"),
+        ("label_emb.0.2", "add_embedding.linear_2"),
+    ):
         for leaf in ("weight", "bias"):
             if f"{prefix}{ldm}.{leaf}" in state:
                 converted[f"{diffusers_name}.{leaf}"] = state[f"{prefix}{ldm}.{leaf}"]
@@ -76,7 +79,9 @@ def _fit_time_embedding(module: Any, args: Any, kwargs: dict) -> None:
     cond = kwargs.get("added_cond_kwargs") or {}
     text, times = cond.get("text_embeds"), cond.get("time_ids")
     if text is not None and times is not None:
-        module.add_time_proj.num_channels = (module.add_embedding.linear_1.in_features - text.shape[-1]) // times.shape[-1]
+        module.add_time_proj.num_channels = (module.add_embedding.linear_1.in_features - text.shape[-1]) // times.shape[
+            -1
+        ]
 
 
 def _hint_out_at_14(state: dict[str, Any]) -> dict[str, Any]:
@@ -87,14 +92,14 @@ def _hint_out_at_14(state: dict[str, Any]) -> dict[str, Any]:
     if last == 14:
         return state
     old, new = f"{prefix}input_hint_block.{last}.", f"{prefix}input_hint_block.14."
-    return {(new + k[len(old):] if k.startswith(old) else k): v for k, v in state.items()}
+    return {(new + k[len(old) :] if k.startswith(old) else k): v for k, v in state.items()}
 
 
 def _ldm_shapes(state: dict[str, Any], name: str) -> dict[str, tuple[int, ...]]:
     """Shapes under the UNet prefix `_detect` reads; files without `control_model.` are accepted too."""
     shapes = shapes_of(state)
     prefix = LDM_PREFIX if any(k.startswith(LDM_PREFIX) for k in shapes) else ""
-    found = {_detect.UNET + k[len(prefix):]: v for k, v in shapes.items() if k.startswith(prefix)}
+    found = {_detect.UNET + k[len(prefix) :]: v for k, v in shapes.items() if k.startswith(prefix)}
     if f"{_detect.UNET}input_hint_block.0.weight" not in found:
         raise ModelError(f"ControlNet {name!r} has no ControlNet weights (control_model.input_hint_block.*)")
     return found
@@ -128,8 +133,10 @@ def controlnet_config(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
 
 def _hint_channels(shapes: dict[str, tuple[int, ...]]) -> list[int]:
     """input_hint_block: conv_in, then (same-width conv, downsampling conv) pairs, then conv_out."""
-    convs = _detect._indices({k: v for k, v in shapes.items() if k.endswith(".weight")},
-                             re.escape(f"{_detect.UNET}input_hint_block.") + r"(\d+)\.weight")
+    convs = _detect._indices(
+        {k: v for k, v in shapes.items() if k.endswith(".weight")},
+        re.escape(f"{_detect.UNET}input_hint_block.") + r"(\d+)\.weight",
+    )
     inner = convs[1:-1]
     out = lambda i: shapes[f"{_detect.UNET}input_hint_block.{i}.weight"][0]  # noqa: E731
     return [out(convs[0])] + [out(inner[j]) for j in range(1, len(inner), 2)]
@@ -138,16 +145,20 @@ def _hint_channels(shapes: dict[str, tuple[int, ...]]) -> list[int]:
 def _addition_embedding(in_dim: int, context: int) -> dict[str, Any]:
     """SDXL: pooled text + six size/crop numbers; real files are 1280 + 6 * 256 (`_fit_time_embedding` checks)."""
     time_dim = 256 if in_dim == 2816 else (in_dim - context // 2) // 6
-    return {"addition_embed_type": "text_time", "addition_time_embed_dim": time_dim,
-            "projection_class_embeddings_input_dim": in_dim}
+    return {
+        "addition_embed_type": "text_time",
+        "addition_time_embed_dim": time_dim,
+        "projection_class_embeddings_input_dim": in_dim,
+    }
 
 
 def diffusers_controlnet_config(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
     """ControlNetModel config from diffusers-keyed shapes (`diffusion_pytorch_model.safetensors` uploaded alone)."""
     levels = _detect._indices(shapes, r"down_blocks\.(\d+)\.")
     channels = [shapes[f"down_blocks.{i}.resnets.0.conv2.weight"][0] for i in levels]
-    depths = [len(_detect._indices(shapes, rf"down_blocks\.{i}\.attentions\.0\.transformer_blocks\.(\d+)\."))
-              for i in levels]
+    depths = [
+        len(_detect._indices(shapes, rf"down_blocks\.{i}\.attentions\.0\.transformer_blocks\.(\d+)\.")) for i in levels
+    ]
     linear = any(len(v) == 2 for k, v in shapes.items() if k.endswith("proj_in.weight"))
     context = next((v[1] for k, v in shapes.items() if k.endswith("attn2.to_k.weight")), None)
     if context is None:

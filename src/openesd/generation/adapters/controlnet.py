@@ -43,25 +43,34 @@ class _Unit:
     summary: str = ""
 
 
-def prepare_units(units: list[dict], models: ModelFiles, width: int, height: int, device: Any, dtype: Any,
-                  init_image: Any = None) -> ControlNetInputs | None:
+def prepare_units(
+    units: list[dict], models: ModelFiles, width: int, height: int, device: Any, dtype: Any, init_image: Any = None
+) -> ControlNetInputs | None:
     """None when no unit is enabled; a unit without an image uses `init_image` (img2img) when given.
 
     `kwargs` suit the txt2img ControlNet pipelines; img2img and inpaint ones name the image `control_image`.
     """
-    parsed = [_parse(unit, i, models, width, height, init_image) for i, unit in enumerate(units or []) if _enabled(unit, i)]
+    parsed = [
+        _parse(unit, i, models, width, height, init_image) for i, unit in enumerate(units or []) if _enabled(unit, i)
+    ]
     if not parsed:
         return None
     modes = {u.mode for u in parsed}
     if 2 in modes and len(modes) > 1:
-        raise PayloadError("ControlNet control_mode 'ControlNet is more important' cannot be mixed with other "
-                           "modes in one job; give every enabled unit the same control_mode")
+        raise PayloadError(
+            "ControlNet control_mode 'ControlNet is more important' cannot be mixed with other "
+            "modes in one job; give every enabled unit the same control_mode"
+        )
     nets = [_cached(u.model, device, dtype) for u in parsed]
     for net, unit in zip(nets, parsed):
         setattr(net, _PROMPT_PRIORITY, unit.mode == 1)
-    kwargs = {"image": [u.image for u in parsed], "controlnet_conditioning_scale": [u.weight for u in parsed],
-              "control_guidance_start": [u.start for u in parsed], "control_guidance_end": [u.end for u in parsed],
-              "guess_mode": 2 in modes}
+    kwargs = {
+        "image": [u.image for u in parsed],
+        "controlnet_conditioning_scale": [u.weight for u in parsed],
+        "control_guidance_start": [u.start for u in parsed],
+        "control_guidance_end": [u.end for u in parsed],
+        "guess_mode": 2 in modes,
+    }
     infotext = {f"ControlNet {n}": u.summary for n, u in enumerate(parsed)}
     if len(parsed) == 1:
         kwargs.update({k: v[0] for k, v in kwargs.items() if isinstance(v, list)})
@@ -80,35 +89,61 @@ def _enabled(unit: Any, index: int) -> bool:
 def _parse(unit: dict, index: int, models: ModelFiles, width: int, height: int, init_image: Any) -> _Unit:
     module = str(unit.get("module") or "none").strip().lower()
     if module not in images.MODULES:
-        raise UnsupportedFeature(f"ControlNet unit {index} module {unit.get('module')!r} is not supported; "
-                                 f"supported: {', '.join(images.MODULES)}")
+        raise UnsupportedFeature(
+            f"ControlNet unit {index} module {unit.get('module')!r} is not supported; "
+            f"supported: {', '.join(images.MODULES)}"
+        )
     input_mode = str(unit.get("input_mode") or "simple").lower()
     if input_mode != "simple":
-        raise UnsupportedFeature(f"ControlNet unit {index} input_mode {unit.get('input_mode')!r} is not supported; "
-                                 f"supported: simple (one image per unit)")
+        raise UnsupportedFeature(
+            f"ControlNet unit {index} input_mode {unit.get('input_mode')!r} is not supported; "
+            f"supported: simple (one image per unit)"
+        )
     model = _resolve_model(unit.get("model"), index, models)
     mode = images.resize_mode(unit.get("resize_mode", "Crop and Resize"), index)
     rgb = images.unit_image(unit, index, init_image)
     start, end = _number(unit, "guidance_start", 0.0, index), _number(unit, "guidance_end", 1.0, index)
     if not 0.0 <= start < end <= 1.0:
-        raise PayloadError(f"ControlNet unit {index} guidance_start {start} and guidance_end {end} must satisfy "
-                           f"0 <= start < end <= 1")
-    parsed = _Unit(index=index, model=model, image=images.control_map(rgb, module, unit, width, height, mode),
-                   weight=_number(unit, "weight", 1.0, index), start=start, end=end,
-                   mode=_control_mode(_mode_value(unit), index))
+        raise PayloadError(
+            f"ControlNet unit {index} guidance_start {start} and guidance_end {end} must satisfy 0 <= start < end <= 1"
+        )
+    parsed = _Unit(
+        index=index,
+        model=model,
+        image=images.control_map(rgb, module, unit, width, height, mode),
+        weight=_number(unit, "weight", 1.0, index),
+        start=start,
+        end=end,
+        mode=_control_mode(_mode_value(unit), index),
+    )
     parsed.summary = _summary(parsed, unit, module, mode)
     return parsed
 
 
 def _summary(parsed: _Unit, unit: dict, module: str, resize: int) -> str:
     """The unit as the extension writes it into the infotext (`ControlNet 0: "Module: canny, ..."`)."""
-    fields = {"Module": module, "Model": str(unit.get("model")), "Weight": parsed.weight,
-              "Resize Mode": _RESIZE_NAMES[resize]}
+    fields = {
+        "Module": module,
+        "Model": str(unit.get("model")),
+        "Weight": parsed.weight,
+        "Resize Mode": _RESIZE_NAMES[resize],
+    }
     if module == "canny":
-        fields.update({"Processor Res": unit.get("processor_res", -1), "Threshold A": unit.get("threshold_a", -1),
-                       "Threshold B": unit.get("threshold_b", -1)})
-    fields.update({"Guidance Start": parsed.start, "Guidance End": parsed.end,
-                   "Pixel Perfect": bool(unit.get("pixel_perfect", False)), "Control Mode": _MODE_NAMES[parsed.mode]})
+        fields.update(
+            {
+                "Processor Res": unit.get("processor_res", -1),
+                "Threshold A": unit.get("threshold_a", -1),
+                "Threshold B": unit.get("threshold_b", -1),
+            }
+        )
+    fields.update(
+        {
+            "Guidance Start": parsed.start,
+            "Guidance End": parsed.end,
+            "Pixel Perfect": bool(unit.get("pixel_perfect", False)),
+            "Control Mode": _MODE_NAMES[parsed.mode],
+        }
+    )
     return '"' + ", ".join(f"{key}: {value}" for key, value in fields.items()) + '"'
 
 
@@ -151,7 +186,9 @@ def _resolve_model(name: Any, index: int, models: ModelFiles) -> Path:
         if wanted.lower() in (path.stem.lower(), path.name.lower()):
             return path
     available = ", ".join(p.name for p in files) or "none"
-    raise ModelError(f"ControlNet model {wanted!r} (unit {index}) is not among this job's ControlNet files: {available}")
+    raise ModelError(
+        f"ControlNet model {wanted!r} (unit {index}) is not among this job's ControlNet files: {available}"
+    )
 
 
 def _cached(path: Path, device: Any, dtype: Any) -> Any:
@@ -171,7 +208,7 @@ def _cached(path: Path, device: Any, dtype: Any) -> Any:
 
 
 def _prompt_priority_hook(module: Any, args: Any, output: Any) -> Any:
-    """"My prompt is more important": shallow blocks get geometrically less control, the middle block full."""
+    """ "My prompt is more important": shallow blocks get geometrically less control, the middle block full."""
     if not getattr(module, _PROMPT_PRIORITY, False):
         return output
     as_dataclass = hasattr(output, "mid_block_res_sample")  # return_dict=True gives a ControlNetOutput

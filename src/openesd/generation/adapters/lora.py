@@ -55,8 +55,10 @@ def _ensure_loaded(pipe: Any, path: Path) -> str:
     state = read_state_dict(path)
     kinds = sorted({kind for key in state for kind in _LYCORIS if f".{kind}" in key})
     if kinds:
-        raise ModelError(f"LoRA {path.name!r} is a LyCORIS {'/'.join(_LYCORIS[k] for k in kinds)} file; "
-                         f"supported: LoRA and LoCon (lora_down/lora_up) in kohya or diffusers format")
+        raise ModelError(
+            f"LoRA {path.name!r} is a LyCORIS {'/'.join(_LYCORIS[k] for k in kinds)} file; "
+            f"supported: LoRA and LoCon (lora_down/lora_up) in kohya or diffusers format"
+        )
     try:
         pipe.load_lora_weights(state, adapter_name=name)
     except (ValueError, KeyError, RuntimeError, TypeError, IndexError) as exc:

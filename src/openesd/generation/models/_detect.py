@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from openesd.modelfiles.keys import (  # noqa: F401  (the key layout, shared with the API's upload checks)
-    CLIP_L_SD1, CLIP_L_XL, FAMILY_NAMES, OPENCLIP_REFINER, OPENCLIP_SD2, OPENCLIP_XL, UNET, VAE, checkpoint_family,
+    CLIP_L_SD1,
+    CLIP_L_XL,
+    FAMILY_NAMES,
+    OPENCLIP_REFINER,
+    OPENCLIP_SD2,
+    OPENCLIP_XL,
+    UNET,
+    VAE,
+    checkpoint_family,
 )
 
 

@@ -110,9 +110,7 @@ def detect_architecture(state: dict[str, Any], path: Path) -> _detect.Architectu
     try:
         arch = _detect.detect(shapes_of(state))
     except (_detect.UnknownArchitecture, KeyError, IndexError) as exc:
-        raise ModelError(
-            f"checkpoint {Path(path).name!r} is not an SD 1.x, SD 2.x or SDXL checkpoint: {exc}"
-        ) from exc
+        raise ModelError(f"checkpoint {Path(path).name!r} is not an SD 1.x, SD 2.x or SDXL checkpoint: {exc}") from exc
     arch.prediction_type = _prediction(Path(path), arch.family)
     return arch
 
@@ -188,11 +186,13 @@ def _build_components(state: dict[str, Any], arch: _detect.Architecture, folder:
     }
     if "text_encoder" in arch.configs:
         parts["text_encoder"] = create_diffusers_clip_model_from_ldm(
-            CLIPTextModel, state, subfolder="text_encoder", **common)
+            CLIPTextModel, state, subfolder="text_encoder", **common
+        )
         parts["tokenizer"] = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"))
     if "text_encoder_2" in arch.configs:
         parts["text_encoder_2"] = create_diffusers_clip_model_from_ldm(
-            CLIPTextModelWithProjection, state, subfolder="text_encoder_2", **common)
+            CLIPTextModelWithProjection, state, subfolder="text_encoder_2", **common
+        )
         parts["tokenizer_2"] = CLIPTokenizer.from_pretrained(str(folder / "tokenizer_2"))
     if arch.family == "sdxl_refiner":
         parts.update(text_encoder=None, tokenizer=None, requires_aesthetics_score=True)
@@ -223,7 +223,8 @@ def _load_diffusers_folder(path: Path, device: Any, dtype: Any) -> LoadedModel:
         raise ModelError(f"model folder {path.name!r} has no model_index.json (not a diffusers folder)")
     class_name = json.loads(index.read_text()).get("_class_name", "")
     family = {"StableDiffusionXLPipeline": "sdxl", "StableDiffusionXLImg2ImgPipeline": "sdxl_refiner"}.get(
-        class_name, "sd1")
+        class_name, "sd1"
+    )
     cls = getattr(diffusers, class_name, None) or diffusers.StableDiffusionPipeline
     kwargs = {"safety_checker": None, "requires_safety_checker": False} if family == "sd1" else {}
     pipe = cls.from_pretrained(str(path), local_files_only=True, torch_dtype=dtype, **kwargs)
@@ -245,8 +246,9 @@ def load_vae(path: Path, device: Any, dtype: Any, family: str) -> Any:
     prefixed = {_detect.VAE + k: v for k, v in state.items()}
     arch = _detect.Architecture(family=family, inpainting=False, configs={"vae": config})
     folder = _vae_folder(arch)
-    vae = AutoencoderKL.from_single_file(prefixed, config=str(folder), subfolder="vae",
-                                         local_files_only=True, torch_dtype=dtype)
+    vae = AutoencoderKL.from_single_file(
+        prefixed, config=str(folder), subfolder="vae", local_files_only=True, torch_dtype=dtype
+    )
     return vae.to(device)
 
 

@@ -38,7 +38,8 @@ def apply_scripts(settings: GenerationSettings) -> ScriptOptions:
         name = str(raw_name).strip().lower()
         if name not in KNOWN:
             raise UnsupportedFeature(
-                f"alwayson script {raw_name!r} is not supported; supported: {', '.join(SUPPORTED)}")
+                f"alwayson script {raw_name!r} is not supported; supported: {', '.join(SUPPORTED)}"
+            )
         args = _args(raw_name, entry)
         _HANDLERS[name](args, settings, options)
     return options
@@ -84,17 +85,23 @@ def _tiled_vae(args: list, settings: GenerationSettings, options: ScriptOptions)
 def _tiled_diffusion(args: list, settings: GenerationSettings, options: ScriptOptions) -> None:
     if args and args[0]:
         raise UnsupportedFeature(
-            f"alwayson script 'tiled diffusion' is enabled but not supported; supported: {', '.join(SUPPORTED)}")
+            f"alwayson script 'tiled diffusion' is enabled but not supported; supported: {', '.join(SUPPORTED)}"
+        )
 
 
 def _extra_options(args: list, settings: GenerationSettings, options: ScriptOptions) -> None:
     if any(a not in (None, "", [], {}) for a in args):
         raise UnsupportedFeature(
             "alwayson script 'extra options' with values is not supported; put settings in override_settings "
-            f"(supported: {', '.join(SUPPORTED)})")
+            f"(supported: {', '.join(SUPPORTED)})"
+        )
 
 
 _HANDLERS = {
-    "controlnet": _controlnet, "seed": _seed, "refiner": _refiner, "tiled vae": _tiled_vae,
-    "tiled diffusion": _tiled_diffusion, "extra options": _extra_options,
+    "controlnet": _controlnet,
+    "seed": _seed,
+    "refiner": _refiner,
+    "tiled vae": _tiled_vae,
+    "tiled diffusion": _tiled_diffusion,
+    "extra options": _extra_options,
 }

@@ -164,19 +164,27 @@ def read_settings(payload: dict, task: str) -> GenerationSettings:
     _refuse_script_name(r)
     _refuse_unsupported(r)
     settings = GenerationSettings(
-        prompt=r.str("prompt"), negative_prompt=r.str("negative_prompt"),
-        seed=r.int("seed", -1), subseed=r.int("subseed", -1),
+        prompt=r.str("prompt"),
+        negative_prompt=r.str("negative_prompt"),
+        seed=r.int("seed", -1),
+        subseed=r.int("subseed", -1),
         subseed_strength=r.float("subseed_strength", 0.0, 0.0, 1.0),
-        seed_resize_from_w=r.int("seed_resize_from_w", -1), seed_resize_from_h=r.int("seed_resize_from_h", -1),
+        seed_resize_from_w=r.int("seed_resize_from_w", -1),
+        seed_resize_from_h=r.int("seed_resize_from_h", -1),
         sampler_name=r.str("sampler_name") or r.str("sampler_index") or "Euler a",
         scheduler=r.str("scheduler") or None,
-        batch_size=r.int("batch_size", 1, 1, 64), n_iter=r.int("n_iter", 1, 1, 100),
-        steps=r.int("steps", 20, 1, 150), cfg_scale=r.float("cfg_scale", 7.0, 0.0, 30.0),
-        width=_side(r, "width"), height=_side(r, "height"), tiling=r.bool("tiling"),
+        batch_size=r.int("batch_size", 1, 1, 64),
+        n_iter=r.int("n_iter", 1, 1, 100),
+        steps=r.int("steps", 20, 1, 150),
+        cfg_scale=r.float("cfg_scale", 7.0, 0.0, 30.0),
+        width=_side(r, "width"),
+        height=_side(r, "height"),
+        tiling=r.bool("tiling"),
         eta=r.float("eta", 0.0) if payload.get("eta") is not None else None,
         override_settings=r.dict("override_settings"),
         refiner_checkpoint=r.str("refiner_checkpoint") or None,
-        refiner_switch_at=r.float("refiner_switch_at", 0.8, 0.0, 1.0) if payload.get("refiner_switch_at") is not None
+        refiner_switch_at=r.float("refiner_switch_at", 0.8, 0.0, 1.0)
+        if payload.get("refiner_switch_at") is not None
         else None,
         alwayson_scripts=r.dict("alwayson_scripts"),
     )
@@ -205,7 +213,8 @@ def _refuse_unsupported(r: Reader) -> None:
     hr_checkpoint = r.raw("hr_checkpoint_name")
     if r.bool("enable_hr") and hr_checkpoint not in (None, "", "Use same checkpoint"):
         raise PayloadError(
-            f"hr_checkpoint_name {hr_checkpoint!r} is not supported: hires fix uses the job's checkpoint")
+            f"hr_checkpoint_name {hr_checkpoint!r} is not supported: hires fix uses the job's checkpoint"
+        )
 
 
 def _refuse_script_name(r: Reader) -> None:
@@ -219,12 +228,16 @@ def _refuse_script_name(r: Reader) -> None:
 
 def _hires(r: Reader) -> HiresSettings:
     return HiresSettings(
-        scale=r.float("hr_scale", 2.0, 1.0, 8.0), resize_x=r.int("hr_resize_x", 0, 0, MAX_SIDE),
-        resize_y=r.int("hr_resize_y", 0, 0, MAX_SIDE), upscaler=r.str("hr_upscaler") or "Latent",
+        scale=r.float("hr_scale", 2.0, 1.0, 8.0),
+        resize_x=r.int("hr_resize_x", 0, 0, MAX_SIDE),
+        resize_y=r.int("hr_resize_y", 0, 0, MAX_SIDE),
+        upscaler=r.str("hr_upscaler") or "Latent",
         steps=r.int("hr_second_pass_steps", 0, 0, 150),
         denoising_strength=r.float("denoising_strength", 0.7, 0.0, 1.0),
-        sampler_name=r.str("hr_sampler_name") or None, scheduler=r.str("hr_scheduler") or None,
-        prompt=r.str("hr_prompt"), negative_prompt=r.str("hr_negative_prompt"),
+        sampler_name=r.str("hr_sampler_name") or None,
+        scheduler=r.str("hr_scheduler") or None,
+        prompt=r.str("hr_prompt"),
+        negative_prompt=r.str("hr_negative_prompt"),
     )
 
 
@@ -245,7 +258,8 @@ def _img2img(r: Reader, settings: GenerationSettings) -> None:
             mask=mask,
             blur_x=blur if blur is not None else r.int("mask_blur_x", 4, 0, 64),
             blur_y=blur if blur is not None else r.int("mask_blur_y", 4, 0, 64),
-            fill=r.int("inpainting_fill", 1, 0, 3), full_res=r.bool("inpaint_full_res"),
+            fill=r.int("inpainting_fill", 1, 0, 3),
+            full_res=r.bool("inpaint_full_res"),
             full_res_padding=r.int("inpaint_full_res_padding", 32, 0, 256),
             invert=bool(r.int("inpainting_mask_invert", 0, 0, 1)),
         )

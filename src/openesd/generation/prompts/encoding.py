@@ -38,7 +38,9 @@ class _Encoder:
     pooled: bool = False
 
 
-def encode_prompts(pipe: Any, prompt: str, negative_prompt: str, clip_skip: int, embeddings: list[Path]) -> PromptEmbeds:
+def encode_prompts(
+    pipe: Any, prompt: str, negative_prompt: str, clip_skip: int, embeddings: list[Path]
+) -> PromptEmbeds:
     """Positive and negative embeddings of equal length, shaped as `pipe(...)` accepts them."""
     import torch
 

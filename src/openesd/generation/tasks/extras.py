@@ -34,9 +34,7 @@ class ExtrasOptions:
     upscaler_2_visibility: float = 0.0
 
 
-def run_extras(
-    task: str, payload: dict, models: ModelFiles, upscalers: Upscalers | None = None
-) -> GenerationResult:
+def run_extras(task: str, payload: dict, models: ModelFiles, upscalers: Upscalers | None = None) -> GenerationResult:
     """Upscale the payload's image(s); the result carries the WebUI's `html_info` summary."""
     # 1. Validate everything before touching an image, so a bad payload fails fast and whole.
     if task not in EXTRAS_TASKS:
@@ -94,18 +92,13 @@ def parse_options(payload: dict) -> ExtrasOptions:
             f"upscaling_resize_h), got {options.resize_mode}"
         )
     if options.resize_mode == RESIZE_BY and not 1.0 <= options.factor <= MAX_RESIZE_FACTOR:
-        raise PayloadError(
-            f"upscaling_resize must be between 1 and {MAX_RESIZE_FACTOR:g}, got {options.factor}"
-        )
+        raise PayloadError(f"upscaling_resize must be between 1 and {MAX_RESIZE_FACTOR:g}, got {options.factor}")
     if options.resize_mode == RESIZE_TO and (options.width <= 0 or options.height <= 0):
         raise PayloadError(
-            "upscaling_resize_w and upscaling_resize_h must be positive, "
-            f"got {options.width}x{options.height}"
+            f"upscaling_resize_w and upscaling_resize_h must be positive, got {options.width}x{options.height}"
         )
     if not 0.0 <= options.upscaler_2_visibility <= 1.0:
-        raise PayloadError(
-            f"extras_upscaler_2_visibility must be between 0 and 1, got {options.upscaler_2_visibility}"
-        )
+        raise PayloadError(f"extras_upscaler_2_visibility must be between 0 and 1, got {options.upscaler_2_visibility}")
     return options
 
 

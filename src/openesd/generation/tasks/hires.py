@@ -43,9 +43,12 @@ def hires_params(settings: GenerationSettings) -> dict[str, Any]:
     tw, th = target_size(settings, hr)
     scaled = hr.resize_x == 0 and hr.resize_y == 0
     return {
-        "Hires upscale": hr.scale if scaled else None, "Hires resize": None if scaled else f"{tw}x{th}",
-        "Hires steps": hr.steps or None, "Hires upscaler": hr.upscaler,
-        "Hires sampler": hr.sampler_name, "Hires prompt": hr.prompt or None,
+        "Hires upscale": hr.scale if scaled else None,
+        "Hires resize": None if scaled else f"{tw}x{th}",
+        "Hires steps": hr.steps or None,
+        "Hires upscaler": hr.upscaler,
+        "Hires sampler": hr.sampler_name,
+        "Hires prompt": hr.prompt or None,
         "Hires negative prompt": hr.negative_prompt or None,
     }
 
@@ -62,12 +65,24 @@ def second_pass(model: PreparedModel, settings: GenerationSettings, latents: Any
     pipe = derive(model, "img2img", scheduler)
     embeds = batch.embeds
     if hr.prompt or hr.negative_prompt:
-        embeds = encode(model, pipe, hr.prompt or settings.prompt, hr.negative_prompt or settings.negative_prompt,
-                        settings.clip_skip)
-    out = pipe(**embeds, image=image, strength=max(hr.denoising_strength, 1.0 / (hr.steps or settings.steps)),
-               num_images_per_prompt=len(batch.seeds), num_inference_steps=hr.steps or settings.steps,
-               guidance_scale=settings.cfg_scale, generator=seeds.generators(batch.seeds),
-               callback_on_step_end=ctx.progress.hook(), output_type="pil")
+        embeds = encode(
+            model,
+            pipe,
+            hr.prompt or settings.prompt,
+            hr.negative_prompt or settings.negative_prompt,
+            settings.clip_skip,
+        )
+    out = pipe(
+        **embeds,
+        image=image,
+        strength=max(hr.denoising_strength, 1.0 / (hr.steps or settings.steps)),
+        num_images_per_prompt=len(batch.seeds),
+        num_inference_steps=hr.steps or settings.steps,
+        guidance_scale=settings.cfg_scale,
+        generator=seeds.generators(batch.seeds),
+        callback_on_step_end=ctx.progress.hook(),
+        output_type="pil",
+    )
     return out.images
 
 

@@ -46,14 +46,16 @@ def _resize_and_fill(image: Image.Image, width: int, height: int, ratio: float, 
         fill = height // 2 - h // 2
         if fill > 0:
             canvas.paste(resized.resize((width, fill), box=(0, 0, width, 0)), box=(0, 0))
-            canvas.paste(resized.resize((width, fill), box=(0, resized.height, width, resized.height)),
-                         box=(0, fill + h))
+            canvas.paste(
+                resized.resize((width, fill), box=(0, resized.height, width, resized.height)), box=(0, fill + h)
+            )
     elif ratio > src_ratio:
         fill = width // 2 - w // 2
         if fill > 0:
             canvas.paste(resized.resize((fill, height), box=(0, 0, 0, height)), box=(0, 0))
-            canvas.paste(resized.resize((fill, height), box=(resized.width, 0, resized.width, height)),
-                         box=(fill + w, 0))
+            canvas.paste(
+                resized.resize((fill, height), box=(resized.width, 0, resized.width, height)), box=(fill + w, 0)
+            )
     return canvas
 
 
@@ -62,8 +64,11 @@ def prepare_mask(inpaint: InpaintSettings, size: tuple[int, int]) -> Image.Image
     mask = decode_image(inpaint.mask)
     if mask.mode in ("RGBA", "LA"):
         # A1111: the alpha channel and the colour together decide what is masked.
-        mask = Image.merge("RGB", [mask.getchannel("A")] * 3).convert("L") if mask.mode == "LA" else \
-            Image.composite(mask.convert("RGB"), Image.new("RGB", mask.size), mask.getchannel("A")).convert("L")
+        mask = (
+            Image.merge("RGB", [mask.getchannel("A")] * 3).convert("L")
+            if mask.mode == "LA"
+            else Image.composite(mask.convert("RGB"), Image.new("RGB", mask.size), mask.getchannel("A")).convert("L")
+        )
     mask = mask.convert("L").resize(size, Image.LANCZOS)
     if inpaint.invert:
         mask = ImageOps.invert(mask)
@@ -112,25 +117,31 @@ def _init_image(data: str, settings: GenerationSettings) -> Image.Image:
     return image
 
 
-def run_img2img(model: PreparedModel, settings: GenerationSettings, scripts: ScriptOptions,
-                ctx: JobContext) -> GenerationResult:
+def run_img2img(
+    model: PreparedModel, settings: GenerationSettings, scripts: ScriptOptions, ctx: JobContext
+) -> GenerationResult:
     # 1. Decode and size the inputs before any step runs.
     inits = [_init_image(s, settings) for s in settings.init_images]
     mask = prepare_mask(settings.inpaint, (settings.width, settings.height)) if settings.inpaint else None
     scheduler = scheduler_for(model, settings.sampler_name, settings.scheduler)
     kind = "inpaint" if mask is not None else "img2img"
     controlnet = prepare_controlnet(scripts, ctx, settings.width, settings.height, init_image=inits[0])
-    pipe = derive(model, f"controlnet-{kind}" if controlnet else kind, scheduler,
-                  controlnet.controlnet if controlnet else None)
+    pipe = derive(
+        model, f"controlnet-{kind}" if controlnet else kind, scheduler, controlnet.controlnet if controlnet else None
+    )
 
     # 2. Seeds and prompts.
     seed, subseed = seeds.resolve_seed(settings.seed), seeds.resolve_seed(settings.subseed)
     embeds = encode(model, pipe, settings.prompt, settings.negative_prompt, settings.clip_skip)
     extra = dict(ctx.extra_params)
     if mask is not None:
-        extra.update({"Mask blur": max(settings.inpaint.blur_x, settings.inpaint.blur_y),
-                      "Inpaint area": "Only masked" if settings.inpaint.full_res else None,
-                      "Masked area padding": settings.inpaint.full_res_padding if settings.inpaint.full_res else None})
+        extra.update(
+            {
+                "Mask blur": max(settings.inpaint.blur_x, settings.inpaint.blur_y),
+                "Inpaint area": "Only masked" if settings.inpaint.full_res else None,
+                "Masked area padding": settings.inpaint.full_res_padding if settings.inpaint.full_res else None,
+            }
+        )
     info = InfoBuilder(settings, model.path, model.vae_path, seed, subseed, extra=extra)
 
     # 3. Denoise each batch from its init images.
@@ -158,22 +169,36 @@ def _control_kwargs(controlnet: Any) -> dict[str, Any]:
     return kwargs
 
 
-def _img2img_batch(model: PreparedModel, pipe: Any, settings: GenerationSettings, sources: list[Image.Image],
-                   batch: Any, call: dict, ctx: JobContext) -> list[Image.Image]:
+def _img2img_batch(
+    model: PreparedModel,
+    pipe: Any,
+    settings: GenerationSettings,
+    sources: list[Image.Image],
+    batch: Any,
+    call: dict,
+    ctx: JobContext,
+) -> list[Image.Image]:
     steps, strength = settings.steps, settings.denoising_strength
     if int(steps * strength) < 1:
         return [s.copy() for s in sources]  # nothing to denoise: the WebUI returns the input
     image: Any = _latent_resize(model, settings, sources) if settings.resize_mode == 3 else sources
-    out = pipe(**_repeat_embeds(call, len(sources)), image=image, strength=strength, num_images_per_prompt=1,
-               num_inference_steps=steps, guidance_scale=settings.cfg_scale,
-               generator=seeds.generators(batch.seeds), callback_on_step_end=ctx.progress.hook(), output_type="pil")
+    out = pipe(
+        **_repeat_embeds(call, len(sources)),
+        image=image,
+        strength=strength,
+        num_images_per_prompt=1,
+        num_inference_steps=steps,
+        guidance_scale=settings.cfg_scale,
+        generator=seeds.generators(batch.seeds),
+        callback_on_step_end=ctx.progress.hook(),
+        output_type="pil",
+    )
     return out.images
 
 
 def _repeat_embeds(call: dict, count: int) -> dict:
     """One init image per batch item: the (batch 1) prompt embeddings are repeated to the batch size."""
-    return {k: v.repeat(count, *([1] * (v.dim() - 1))) if k.endswith("prompt_embeds") else v
-            for k, v in call.items()}
+    return {k: v.repeat(count, *([1] * (v.dim() - 1))) if k.endswith("prompt_embeds") else v for k, v in call.items()}
 
 
 def _latent_resize(model: PreparedModel, settings: GenerationSettings, sources: list[Image.Image]) -> Any:
@@ -195,13 +220,23 @@ def _latent_resize(model: PreparedModel, settings: GenerationSettings, sources: 
     return stacked.to(pipe.unet.dtype)
 
 
-def _inpaint_batch(pipe: Any, settings: GenerationSettings, sources: list[Image.Image], mask: Image.Image,
-                   batch: Any, call: dict, ctx: JobContext) -> list[Image.Image]:
+def _inpaint_batch(
+    pipe: Any,
+    settings: GenerationSettings,
+    sources: list[Image.Image],
+    mask: Image.Image,
+    batch: Any,
+    call: dict,
+    ctx: JobContext,
+) -> list[Image.Image]:
     inpaint = settings.inpaint
     results = []
     for source, image_seed in zip(sources, batch.seeds):
-        region = crop_region(mask, inpaint.full_res_padding, settings.width, settings.height) \
-            if inpaint.full_res else (0, 0, source.width, source.height)
+        region = (
+            crop_region(mask, inpaint.full_res_padding, settings.width, settings.height)
+            if inpaint.full_res
+            else (0, 0, source.width, source.height)
+        )
         crop_img = source.crop(region).resize((settings.width, settings.height), Image.LANCZOS)
         crop_mask = mask.crop(region).resize((settings.width, settings.height), Image.LANCZOS)
         filled = fill_masked(crop_img, crop_mask, inpaint.fill, image_seed)
@@ -210,16 +245,26 @@ def _inpaint_batch(pipe: Any, settings: GenerationSettings, sources: list[Image.
         if int(steps * strength) < 1:
             results.append(source.copy())
             continue
-        out = pipe(**call, image=filled, mask_image=crop_mask, strength=strength, num_inference_steps=steps,
-                   guidance_scale=settings.cfg_scale, width=settings.width, height=settings.height,
-                   generator=seeds.generators([image_seed]), callback_on_step_end=ctx.progress.hook(),
-                   output_type="pil").images[0]
+        out = pipe(
+            **call,
+            image=filled,
+            mask_image=crop_mask,
+            strength=strength,
+            num_inference_steps=steps,
+            guidance_scale=settings.cfg_scale,
+            width=settings.width,
+            height=settings.height,
+            generator=seeds.generators([image_seed]),
+            callback_on_step_end=ctx.progress.hook(),
+            output_type="pil",
+        ).images[0]
         results.append(_paste_back(source, out, mask, region))
     return results
 
 
-def _paste_back(original: Image.Image, generated: Image.Image, mask: Image.Image,
-                region: tuple[int, int, int, int]) -> Image.Image:
+def _paste_back(
+    original: Image.Image, generated: Image.Image, mask: Image.Image, region: tuple[int, int, int, int]
+) -> Image.Image:
     """Only masked pixels come from the generation; the rest stays the original (A1111's overlay)."""
     x1, y1, x2, y2 = region
     patch = generated.resize((x2 - x1, y2 - y1), Image.LANCZOS)

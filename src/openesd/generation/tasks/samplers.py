@@ -65,10 +65,17 @@ NO_EQUIVALENT = {
     "Polyexponential": "diffusers has no polyexponential sigma schedule",
 }
 # Classes that take a Karras/exponential/beta sigma schedule.
-_SIGMA_CLASSES = {"EulerDiscreteScheduler", "LMSDiscreteScheduler", "HeunDiscreteScheduler",
-                  "KDPM2DiscreteScheduler", "KDPM2AncestralDiscreteScheduler",
-                  "DPMSolverSinglestepScheduler", _DPMPP, "UniPCMultistepScheduler",
-                  "EulerAncestralDiscreteScheduler"}
+_SIGMA_CLASSES = {
+    "EulerDiscreteScheduler",
+    "LMSDiscreteScheduler",
+    "HeunDiscreteScheduler",
+    "KDPM2DiscreteScheduler",
+    "KDPM2AncestralDiscreteScheduler",
+    "DPMSolverSinglestepScheduler",
+    _DPMPP,
+    "UniPCMultistepScheduler",
+    "EulerAncestralDiscreteScheduler",
+}
 
 
 def sampler_names() -> list[str]:
@@ -102,8 +109,7 @@ def resolve(name: str, scheduler: str | None = None) -> Sampler:
     if base not in SAMPLERS:
         raise UnsupportedFeature(f"Sampler '{name}' is not known. Valid samplers: {', '.join(sampler_names())}")
     if schedule not in SCHEDULES:
-        raise UnsupportedFeature(
-            f"Scheduler '{schedule}' is not known. Valid schedulers: {', '.join(SCHEDULES)}")
+        raise UnsupportedFeature(f"Scheduler '{schedule}' is not known. Valid schedulers: {', '.join(SCHEDULES)}")
     sampler = SAMPLERS[base]
     options = SCHEDULES[schedule]
     if options and sampler.scheduler not in _SIGMA_CLASSES and "timestep_spacing" not in options:
@@ -118,8 +124,15 @@ def build_scheduler(base_config: dict[str, Any], sampler: Sampler) -> Any:
     cls = getattr(diffusers, sampler.scheduler)
     config = {k: v for k, v in base_config.items() if not k.startswith("_")}
     # The base config comes from a different class; drop sigma options it may carry over.
-    for key in ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "algorithm_type",
-                "solver_order", "solver_type", "skip_prk_steps"):
+    for key in (
+        "use_karras_sigmas",
+        "use_exponential_sigmas",
+        "use_beta_sigmas",
+        "algorithm_type",
+        "solver_order",
+        "solver_type",
+        "skip_prk_steps",
+    ):
         config.pop(key, None)
     if sampler.scheduler in ("DDIMScheduler", "DDPMScheduler", "PNDMScheduler", "LCMScheduler"):
         config["clip_sample"] = False

@@ -44,8 +44,13 @@ def slerp(val: float, low: Any, high: Any) -> Any:
     return (torch.sin((1.0 - val) * omega) / so).unsqueeze(1) * low + (torch.sin(val * omega) / so).unsqueeze(1) * high
 
 
-def noise(shape: tuple[int, int, int], seed: int, subseed: int | None, subseed_strength: float,
-          resize_from: tuple[int, int] | None) -> Any:
+def noise(
+    shape: tuple[int, int, int],
+    seed: int,
+    subseed: int | None,
+    subseed_strength: float,
+    resize_from: tuple[int, int] | None,
+) -> Any:
     """Initial noise (C, H, W) for one image. `resize_from` is the latent (h, w) the seed was found at."""
     noise_shape = shape if resize_from is None else (shape[0], resize_from[0], resize_from[1])
     x = randn(seed, noise_shape)
@@ -64,12 +69,17 @@ def _paste_centered(base: Any, small: Any) -> Any:
     h = small.shape[1] if dy >= 0 else small.shape[1] + 2 * dy
     tx, ty = max(dx, 0), max(dy, 0)
     sx, sy = max(-dx, 0), max(-dy, 0)
-    base[:, ty:ty + h, tx:tx + w] = small[:, sy:sy + h, sx:sx + w]
+    base[:, ty : ty + h, tx : tx + w] = small[:, sy : sy + h, sx : sx + w]
     return base
 
 
-def batch_noise(shape: tuple[int, int, int], seeds: list[int], subseeds: list[int], subseed_strength: float,
-                resize_from: tuple[int, int] | None) -> Any:
+def batch_noise(
+    shape: tuple[int, int, int],
+    seeds: list[int],
+    subseeds: list[int],
+    subseed_strength: float,
+    resize_from: tuple[int, int] | None,
+) -> Any:
     import torch
 
     return torch.stack([noise(shape, s, ss, subseed_strength, resize_from) for s, ss in zip(seeds, subseeds)])

@@ -47,8 +47,9 @@ def batches(settings: GenerationSettings, seed: int, subseed: int, embeds: dict[
     ]
 
 
-def initial_latents(model: PreparedModel, settings: GenerationSettings, batch: Batch, width: int, height: int,
-                    channels: int = 4) -> Any:
+def initial_latents(
+    model: PreparedModel, settings: GenerationSettings, batch: Batch, width: int, height: int, channels: int = 4
+) -> Any:
     factor = model.vae_scale_factor
     shape = (channels, height // factor, width // factor)
     resize = None
@@ -58,8 +59,9 @@ def initial_latents(model: PreparedModel, settings: GenerationSettings, batch: B
     return noise.to(model.pipe.device, model.pipe.unet.dtype)
 
 
-def run_txt2img(model: PreparedModel, settings: GenerationSettings, scripts: ScriptOptions,
-                ctx: JobContext) -> GenerationResult:
+def run_txt2img(
+    model: PreparedModel, settings: GenerationSettings, scripts: ScriptOptions, ctx: JobContext
+) -> GenerationResult:
     from openesd.generation.tasks import hires
 
     # 1. Check what this model can do with these settings before any step runs.
@@ -89,12 +91,21 @@ def run_txt2img(model: PreparedModel, settings: GenerationSettings, scripts: Scr
         latents = initial_latents(model, settings, batch, settings.width, settings.height)
         handoff = settings.hires is not None or refiner is not None
         end = settings.refiner_switch_at if refiner is not None else None
-        out = pipe(**batch.embeds, **_control_kwargs(controlnet, model), **conditioning,
-                   **_size_kwargs(settings.width, settings.height), latents=latents,
-                   num_images_per_prompt=len(batch.seeds), num_inference_steps=settings.steps,
-                   guidance_scale=settings.cfg_scale, generator=seeds.generators(batch.seeds),
-                   output_type="latent" if handoff else "pil", callback_on_step_end=ctx.progress.hook(),
-                   **_eta(settings), **({"denoising_end": end} if end is not None else {}))
+        out = pipe(
+            **batch.embeds,
+            **_control_kwargs(controlnet, model),
+            **conditioning,
+            **_size_kwargs(settings.width, settings.height),
+            latents=latents,
+            num_images_per_prompt=len(batch.seeds),
+            num_inference_steps=settings.steps,
+            guidance_scale=settings.cfg_scale,
+            generator=seeds.generators(batch.seeds),
+            output_type="latent" if handoff else "pil",
+            callback_on_step_end=ctx.progress.hook(),
+            **_eta(settings),
+            **({"denoising_end": end} if end is not None else {}),
+        )
         result = out.images
         if settings.hires is not None:
             result = hires.second_pass(model, settings, result, batch, ctx)
@@ -106,8 +117,14 @@ def run_txt2img(model: PreparedModel, settings: GenerationSettings, scripts: Scr
     return finish(images, settings, info, seed, subseed)
 
 
-def finish(images: list[Any], settings: GenerationSettings, info: InfoBuilder, seed: int, subseed: int,
-           extra_images: list[Any] | None = None) -> GenerationResult:
+def finish(
+    images: list[Any],
+    settings: GenerationSettings,
+    info: InfoBuilder,
+    seed: int,
+    subseed: int,
+    extra_images: list[Any] | None = None,
+) -> GenerationResult:
     pngs = []
     all_seeds = [s for b in batches(settings, seed, subseed, {}) for s in b.seeds]
     all_subseeds = [s for b in batches(settings, seed, subseed, {}) for s in b.subseeds]
@@ -123,8 +140,7 @@ def _inpainting_model_inputs(settings: GenerationSettings) -> dict[str, Any]:
     from PIL import Image
 
     size = (settings.width, settings.height)
-    return {"image": Image.new("RGB", size, (127, 127, 127)), "mask_image": Image.new("L", size, 255),
-            "strength": 1.0}
+    return {"image": Image.new("RGB", size, (127, 127, 127)), "mask_image": Image.new("L", size, 255), "strength": 1.0}
 
 
 def _control_kwargs(controlnet: Any, model: PreparedModel) -> dict[str, Any]:
@@ -145,42 +161,49 @@ def _eta(settings: GenerationSettings) -> dict[str, float]:
     return {"eta": settings.eta} if settings.eta is not None else {}
 
 
-def prepare_controlnet(scripts: ScriptOptions, ctx: JobContext, width: int, height: int,
-                       init_image: Any = None) -> Any:
+def prepare_controlnet(scripts: ScriptOptions, ctx: JobContext, width: int, height: int, init_image: Any = None) -> Any:
     """ControlNet models and call kwargs for the enabled units, or None (img2img units may use the init image)."""
     if not scripts.controlnet_units:
         return None
     from openesd.generation.adapters import controlnet
 
-    return controlnet.prepare_units(scripts.controlnet_units, ctx.models, width, height, ctx.device, ctx.dtype,
-                                    init_image=init_image)
+    return controlnet.prepare_units(
+        scripts.controlnet_units, ctx.models, width, height, ctx.device, ctx.dtype, init_image=init_image
+    )
 
 
 def _load_refiner(model: PreparedModel, settings: GenerationSettings, ctx: JobContext) -> PreparedModel | None:
     if not settings.refiner_checkpoint or settings.refiner_checkpoint == "None":
         return None
     if model.family != "sdxl":
-        raise UnsupportedFeature(
-            f"the refiner needs an SDXL base checkpoint; {model.path.name} is {model.family}")
+        raise UnsupportedFeature(f"the refiner needs an SDXL base checkpoint; {model.path.name} is {model.family}")
     refiner = ctx.load_model(settings.refiner_checkpoint)
     if refiner.family not in ("sdxl", "sdxl_refiner"):
         raise UnsupportedFeature(f"refiner checkpoint {refiner.path.name} is {refiner.family}, not SDXL")
     switch = settings.refiner_switch_at if settings.refiner_switch_at is not None else 0.8
     settings.refiner_switch_at = switch
-    ctx.extra_params.update({"Refiner": f"{model_name(refiner.path)} [{short_hash(refiner.path)}]",
-                             "Refiner switch at": switch})
+    ctx.extra_params.update(
+        {"Refiner": f"{model_name(refiner.path)} [{short_hash(refiner.path)}]", "Refiner switch at": switch}
+    )
     return refiner
 
 
-def refine(refiner: PreparedModel, settings: GenerationSettings, latents: Any, batch: Batch,
-           ctx: JobContext) -> list[Any]:
+def refine(
+    refiner: PreparedModel, settings: GenerationSettings, latents: Any, batch: Batch, ctx: JobContext
+) -> list[Any]:
     """Finish the base model's latents with the refiner from `refiner_switch_at` on (diffusers' handoff)."""
     scheduler = scheduler_for(refiner, settings.sampler_name, settings.scheduler)
     pipe = derive(refiner, "img2img", scheduler)
     embeds = encode(refiner, pipe, settings.prompt, settings.negative_prompt, settings.clip_skip)
-    out = pipe(**embeds, image=latents.to(refiner.pipe.device, refiner.pipe.unet.dtype),
-               num_images_per_prompt=len(batch.seeds), num_inference_steps=settings.steps,
-               denoising_start=settings.refiner_switch_at, guidance_scale=settings.cfg_scale,
-               generator=seeds.generators(batch.seeds), callback_on_step_end=ctx.progress.hook(),
-               output_type="pil")
+    out = pipe(
+        **embeds,
+        image=latents.to(refiner.pipe.device, refiner.pipe.unet.dtype),
+        num_images_per_prompt=len(batch.seeds),
+        num_inference_steps=settings.steps,
+        denoising_start=settings.refiner_switch_at,
+        guidance_scale=settings.cfg_scale,
+        generator=seeds.generators(batch.seeds),
+        callback_on_step_end=ctx.progress.hook(),
+        output_type="pil",
+    )
     return out.images

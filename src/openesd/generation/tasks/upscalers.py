@@ -98,9 +98,7 @@ class Upscalers:
         width, height = int(image.width * scale), int(image.height * scale)
         return self.upscale_to(image, name, max(width, 1), max(height, 1), models)
 
-    def upscale_to(
-        self, image: Image.Image, name: str, width: int, height: int, models: ModelFiles
-    ) -> Image.Image:
+    def upscale_to(self, image: Image.Image, name: str, width: int, height: int, models: ModelFiles) -> Image.Image:
         if width <= 0 or height <= 0:
             raise PayloadError(f"upscale target size must be positive, got {width}x{height}")
         choice = resolve_upscaler(name, models)

@@ -44,7 +44,9 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_personal_tokens"),
         sa.ForeignKeyConstraint(
-            ["username"], ["users.username"], ondelete="CASCADE",
+            ["username"],
+            ["users.username"],
+            ondelete="CASCADE",
             name="fk_personal_tokens_username_users",
         ),
         sa.UniqueConstraint("token_hash", name="uq_personal_tokens_token_hash"),

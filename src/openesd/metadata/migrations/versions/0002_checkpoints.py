@@ -39,7 +39,9 @@ def upgrade() -> None:
         sa.Column("checkpoint_id", sa.String(36), nullable=False),
         sa.PrimaryKeyConstraint("name", name="pk_checkpoint_names"),
         sa.ForeignKeyConstraint(
-            ["checkpoint_id"], ["checkpoints.id"], ondelete="CASCADE",
+            ["checkpoint_id"],
+            ["checkpoints.id"],
+            ondelete="CASCADE",
             name="fk_checkpoint_names_checkpoint_id_checkpoints",
         ),
     )

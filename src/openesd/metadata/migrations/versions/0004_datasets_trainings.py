@@ -38,8 +38,9 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("params", sa.JSON(), nullable=False),
         sa.Column("allowed_roles_or_users", sa.JSON(), nullable=False),
-        sa.ForeignKeyConstraint(["dataset_name"], ["datasets.name"], name="fk_dataset_items_dataset_name_datasets",
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["dataset_name"], ["datasets.name"], name="fk_dataset_items_dataset_name_datasets", ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("dataset_name", "sort_key", name="pk_dataset_items"),
     )
     op.create_index("ix_dataset_items_key", "dataset_items", ["key"])
