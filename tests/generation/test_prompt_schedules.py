@@ -265,3 +265,9 @@ def test_an_infinite_when_is_refused_not_a_crash() -> None:
     # the WebUI raises OverflowError from int(inf) and the job fails; here the message names the number
     with pytest.raises(PayloadError, match="1e999"):
         prompt_schedule("[a:b:1e999]", 10)
+
+
+def test_an_ambiguous_prompt_takes_the_construct() -> None:
+    # The WebUI's lark parser reads this either way depending on Python's hash seed (the edit, or all
+    # text); OpenESD always takes the edit (docs/decisions.md, "Prompt schedules").
+    assert prompt_schedule("(a:1)[b:3]]", 10) == [(3, "(a:1)]"), (10, "(a:1)b]")]
