@@ -11,7 +11,7 @@ from PIL import Image
 
 from openesd.generation.adapters import controlnet as cn
 from openesd.generation.adapters.controlnet import prepare_units
-from openesd.generation.errors import GenerationError, ModelError, PayloadError
+from openesd.errors import GenerationError, ModelError, PayloadError
 from tests.support import tiny_adapters as ta
 from tests.support import tiny_models as tm
 

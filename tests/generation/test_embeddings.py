@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from openesd.generation.adapters.embeddings import load_embeddings
-from openesd.generation.errors import ModelError
+from openesd.errors import ModelError
 from openesd.generation.prompts.encoding import encode_prompts
 from tests.support import tiny_adapters as ta
 from tests.support import tiny_models as tm

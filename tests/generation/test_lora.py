@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from openesd.generation.adapters import lora as lora_module
-from openesd.generation.errors import ModelError
+from openesd.errors import ModelError
 from openesd.generation.adapters.lora import apply_loras
 from openesd.generation.prompts.encoding import encode_prompts
 from tests.support import tiny_adapters as ta

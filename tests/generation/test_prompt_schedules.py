@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from openesd.generation.errors import PayloadError
+from openesd.errors import PayloadError
 from openesd.generation.prompts.schedules import (
     ScheduledPrompt,
     composable_schedule,

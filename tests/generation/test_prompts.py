@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from openesd.generation.errors import PayloadError
+from openesd.errors import PayloadError
 from openesd.generation.prompts.encoding import encode_prompts, extract_loras, parse_attention
 from tests.support import tiny_models as tm
 

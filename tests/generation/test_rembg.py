@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from openesd.generation.errors import GenerationError
+from openesd.errors import GenerationError
 from openesd.generation.tasks.rembg import run_rembg
 from tests.support.tiny_extras import sample_image, to_base64, write_tiny_u2net_onnx
 

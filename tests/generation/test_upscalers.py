@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from openesd.generation.errors import GenerationError
+from openesd.errors import GenerationError
 from openesd.generation.tasks.upscalers import Upscalers, upscale, upscale_to, upscaler_names
 from tests.support.tiny_extras import sample_image, write_tiny_esrgan
 

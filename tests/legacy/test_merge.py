@@ -13,7 +13,7 @@ from tests.legacy.test_endpoints_checkpoints import legacy_upload
 torch = pytest.importorskip("torch")
 from safetensors.torch import load, load_file, save, save_file  # noqa: E402
 
-from openesd.generation.errors import ModelError  # noqa: E402
+from openesd.errors import ModelError  # noqa: E402
 from openesd.modeltools.merge import MergeOptions, merge_checkpoints  # noqa: E402
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from openesd.generation.errors import GenerationError
+from openesd.errors import GenerationError
 from openesd.generation.generator import GenerationRequest, Generator, ProgressCallback
 from openesd.generation.payload.settings import parse_payload
 from openesd.generation.types import GenerationResult, ModelFiles

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from openesd.generation import job as jobs
-from openesd.generation.errors import PayloadError, UnsupportedFeature
+from openesd.errors import PayloadError, UnsupportedFeature
 from openesd.generation.models import device as devices
 from openesd.generation.models.cache import ModelCache, default_budget
 from openesd.generation.payload.scripts import ScriptOptions, apply_scripts

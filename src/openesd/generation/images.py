@@ -8,7 +8,7 @@ import io
 
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from openesd.generation.errors import PayloadError
+from openesd.errors import PayloadError
 
 
 def decode_image(s: str) -> Image.Image:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from openesd.generation.errors import ModelError, PayloadError, UnsupportedFeature
+from openesd.errors import ModelError, PayloadError, UnsupportedFeature
 from openesd.generation.types import ModelFiles
 
 ProgressCallback = Callable[[int, int], None]

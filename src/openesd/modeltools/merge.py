@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openesd.generation.errors import ModelError
+from openesd.errors import ModelError
 
 INTERPOLATIONS = ("No interpolation", "Weighted sum", "Add difference")
 # Copied from A unmerged, as the WebUI does (an integer index buffer in older checkpoints).
@@ -72,10 +72,12 @@ def open_tensors(path: Path) -> Iterator[TensorSource]:
         except (OSError, ValueError) as exc:  # SafetensorError is a ValueError subclass in some versions
             raise ModelError(f"model file {path.name!r} is not a readable safetensors file: {exc}") from exc
         return
-    yield TensorSource(None, _load_weights_only(path))
+    yield TensorSource(None, load_weights_only(path))
 
 
-def _load_weights_only(path: Path) -> dict[str, Any]:
+def load_weights_only(path: Path) -> dict[str, Any]:
+    """The tensors of a `.ckpt`/`.pt` file through torch's weights-only loader (no pickled code runs),
+    memory-mapped where the file allows; `state_dict` wrappers unwrapped. The worker's loader uses it too."""
     import pickle
 
     import torch

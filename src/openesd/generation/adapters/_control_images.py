@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from openesd.generation.errors import PayloadError, UnsupportedFeature
+from openesd.errors import PayloadError, UnsupportedFeature
 from openesd.generation.images import decode_image
 
 MODULES = ("none", "canny")

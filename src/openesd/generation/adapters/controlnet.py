@@ -10,7 +10,7 @@ from typing import Any
 
 from openesd.generation.adapters import _control_images as images
 from openesd.generation.adapters._controlnet_loading import load_controlnet
-from openesd.generation.errors import ModelError, PayloadError, UnsupportedFeature
+from openesd.errors import ModelError, PayloadError, UnsupportedFeature
 from openesd.generation.types import ModelFiles
 
 CONTROL_MODES = {"balanced": 0, "my prompt is more important": 1, "controlnet is more important": 2}

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from openesd.generation.errors import ModelError
+from openesd.errors import ModelError
 
 SUFFIXES = (".safetensors", ".pt", ".bin")
 SDXL_KEYS = ("clip_l", "clip_g")

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from openesd.generation.errors import ModelError
+from openesd.errors import ModelError
 from openesd.generation.models.loading import read_state_dict
 
 MAX_ADAPTERS = 8

@@ -23,7 +23,7 @@ def resolve(device: str = "auto") -> DeviceSpec:
     """`auto` -> first CUDA device if any, else CPU; an explicit `cuda:N` or `cpu` is taken as given."""
     import torch
 
-    from openesd.generation.errors import GenerationError
+    from openesd.errors import GenerationError
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import re
 import shutil
 import tempfile
@@ -19,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from openesd.generation.errors import ModelError
+from openesd.errors import ModelError
 from openesd.generation.models import _detect
 from openesd.generation.models._tokenizer import write_tokenizer
 
@@ -70,7 +69,9 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     if suffix in SAFE_SUFFIXES:
         return _read_safetensors(path)
     if suffix in PICKLE_SUFFIXES:
-        return _read_pickle(path)
+        from openesd.modeltools.merge import load_weights_only
+
+        return load_weights_only(path)
     valid = ", ".join(SAFE_SUFFIXES + PICKLE_SUFFIXES)
     raise ModelError(f"model file {path.name!r} has an unknown format {suffix!r}; valid: {valid}")
 
@@ -83,23 +84,6 @@ def _read_safetensors(path: Path) -> dict[str, Any]:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(f"model file {path.name!r} is not a readable safetensors file: {exc}") from exc
-
-
-def _read_pickle(path: Path) -> dict[str, Any]:
-    import torch
-
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, TypeError) as exc:
-        raise ModelError(
-            f"model file {path.name!r} was refused: it holds objects other than tensors, and "
-            f"pickled code is never run; convert it to .safetensors ({type(exc).__name__})"
-        ) from exc
-    while isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ModelError(f"model file {path.name!r} holds no state dict")
-    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
 def shapes_of(state: dict[str, Any]) -> dict[str, tuple[int, ...]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from openesd.generation.errors import UnsupportedFeature
+from openesd.errors import UnsupportedFeature
 from openesd.generation.payload.settings import GenerationSettings, Reader
 
 KNOWN = ("controlnet", "seed", "refiner", "tiled vae", "tiled diffusion", "extra options")

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from openesd.generation.errors import PayloadError
+from openesd.errors import PayloadError
 
 MAX_SIDE = 8192  # the WebUI API's bound on width/height
 

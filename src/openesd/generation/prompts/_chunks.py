@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from openesd.generation.errors import ModelError
+from openesd.errors import ModelError
 from openesd.generation.prompts._parser import BREAK
 
 CHUNK = 75  # tokens of text per chunk; BOS and EOS make it 77

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from openesd.generation.errors import PayloadError
+from openesd.errors import PayloadError
 
 ROUND = 1.1  # `(text)` multiplies by this, `[text]` divides by it
 BREAK = "BREAK"  # a fragment with this text and weight -1 starts a new 75-token chunk

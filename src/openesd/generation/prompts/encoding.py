@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from openesd.generation.adapters.embeddings import Embedding, load_embeddings
-from openesd.generation.errors import PayloadError
+from openesd.errors import PayloadError
 from openesd.generation.prompts._chunks import Chunk, Vocabulary, make_chunks
 from openesd.generation.prompts._parser import extract_loras, parse_attention
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple, Union
 
-from openesd.generation.errors import PayloadError
+from openesd.errors import PayloadError
 
 __all__ = [
     "ComposablePart",

@@ -9,7 +9,7 @@ from typing import Any
 
 from PIL import Image
 
-from openesd.generation.errors import GenerationError, PayloadError, UnsupportedFeature
+from openesd.errors import GenerationError, PayloadError, UnsupportedFeature
 from openesd.generation.images import decode_image, encode_png
 from openesd.generation.tasks.upscalers import Upscalers, default_upscalers, resolve_upscaler
 from openesd.generation.types import GenerationResult, ModelFiles

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from openesd.generation.errors import PayloadError
+from openesd.errors import PayloadError
 from openesd.generation.job import PreparedModel, derive, encode
 from openesd.generation.payload.settings import GenerationSettings, HiresSettings
 from openesd.generation.tasks import seeds

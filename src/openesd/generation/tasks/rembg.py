@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from openesd.generation.errors import ModelError, PayloadError
+from openesd.errors import ModelError, PayloadError
 from openesd.generation.images import decode_image, encode_png
 from openesd.generation.types import GenerationResult, ModelFiles
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from openesd.generation.errors import UnsupportedFeature
+from openesd.errors import UnsupportedFeature
 
 if TYPE_CHECKING:
     from openesd.generation.job import PreparedModel

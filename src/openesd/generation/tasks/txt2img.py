@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from openesd.generation.errors import UnsupportedFeature
+from openesd.errors import UnsupportedFeature
 from openesd.generation.images import encode_png
 from openesd.generation.job import PreparedModel, Progress, derive, encode
 from openesd.generation.payload.scripts import ScriptOptions

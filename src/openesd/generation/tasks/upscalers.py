@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from openesd.generation.errors import ModelError, PayloadError
+from openesd.errors import ModelError, PayloadError
 from openesd.generation.types import ModelFiles
 
 if TYPE_CHECKING:
