@@ -20,7 +20,7 @@ def _sessions(url):
 
 
 def test_sqlite_reads_in_place_until_something_is_written(tmp_path):
-    engine, sessions = _sessions(f"sqlite:///{tmp_path / 'openesd.db'}")
+    engine, sessions = _sessions(f"sqlite:///{tmp_path / 'openesd.db'}")  # migrations left a pooled connection
     with sessions() as session:
         assert reads_in_place(session)  # nothing done yet
         session.scalars(select(Role)).all()
@@ -34,6 +34,19 @@ def test_sqlite_reads_in_place_until_something_is_written(tmp_path):
         session.execute(update(Role).values(creator="root"))
         assert not reads_in_place(session)  # a statement that writes, without the ORM
         session.rollback()
+    engine.dispose()
+
+
+def test_never_waits_for_a_pooled_connection_in_place(tmp_path):
+    """With every pooled connection held (by requests in the thread pool), a read would wait for one."""
+    engine, sessions = _sessions(f"sqlite:///{tmp_path / 'openesd.db'}")
+    held = [engine.connect() for _ in range(engine.pool.size())]
+    with sessions() as session:
+        assert not reads_in_place(session)
+        held.pop().close()
+        assert reads_in_place(session)  # one waits in the pool now
+    for connection in held:
+        connection.close()
     engine.dispose()
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session, sessionmaker
@@ -74,13 +74,23 @@ def reads_in_place(session: Session) -> bool:
     """Whether this session's work, and its end, may run on the calling thread: on SQLite (a library in this
     process, where in WAL mode a read never waits for a writer) while it has written nothing and holds no
     change to write. Then a commit writes nothing and a read costs less than a hop to another thread, which
-    under load also waits for the GIL. Never on PostgreSQL: every statement is a network round trip."""
-    if session.get_bind().dialect.name != "sqlite" or session.new or session.dirty or session.deleted:
+    under load also waits for the GIL. Never on PostgreSQL: every statement is a network round trip. Nor
+    when the session would have to wait for a pooled connection: requests in the thread pool may hold them
+    all, and the event loop must not stall behind them."""
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite" or session.new or session.dirty or session.deleted:
         return False
     if not session.in_transaction():
-        return True
+        return _idle_connections(bind) > 0
     dbapi = session.connection().connection.dbapi_connection  # None only once the pool invalidated it
     return dbapi is not None and not dbapi.in_transaction
+
+
+def _idle_connections(bind: Engine | Connection) -> int:
+    """Connections waiting in the engine's pool (a pool that does not count them counts as none)."""
+    pool = bind.pool if isinstance(bind, Engine) else bind.engine.pool
+    checked_in = getattr(pool, "checkedin", None)
+    return int(checked_in()) if callable(checked_in) else 0
 
 
 def after_commit(session: Session, action: Callable[..., object], *args: object) -> None:
