@@ -18,6 +18,7 @@ from openesd.inferences.schemas import (
     CreateInference,
     DeleteInferences,
 )
+from openesd.inferences.realtime import run_to_end
 from openesd.inferences.service import InferenceService, JobOutcome, Stage
 
 router = APIRouter(tags=["inferences"])
@@ -41,7 +42,8 @@ CreateBody = Annotated[CreateInference, esd_body(CREATE_INFERENCE_SCHEMA, Create
 DeleteBody = Annotated[DeleteInferences, esd_body(DELETE_INFERENCES_SCHEMA, DeleteInferences)]
 
 
-def _answer(outcome: JobOutcome) -> Response:
+def _answer(outcome: JobOutcome, inferences: InferenceService) -> Response:
+    outcome = run_to_end(outcome, inferences)
     return esd_response(STAGE_STATUS[outcome.stage], outcome.data)
 
 
@@ -52,7 +54,7 @@ def _timed_out():
 @router.post("/inferences")
 def create_inference(body: CreateBody, request: Request, auth: AuthDep, inferences: Inferences):
     try:  # identity comes after the payload_string check (§8.2 step 1), so the service asks for it
-        return _answer(inferences.create(body, lambda: identify(request, auth)))
+        return _answer(inferences.create(body, lambda: identify(request, auth)), inferences)
     except GatewayTimeout:
         return _timed_out()
 
@@ -65,7 +67,7 @@ def start_inference(
     inferences: Inferences,
 ):
     try:
-        return _answer(inferences.start(job_id, access))
+        return _answer(inferences.start(job_id, access), inferences)
     except GatewayTimeout:
         return _timed_out()
 

@@ -85,6 +85,7 @@ class Stage(Enum):
 
     CREATED = "created"  # waits for its payload upload and a start call
     QUEUED = "queued"  # asynchronous: on its endpoint's queue once committed
+    RUNNING = "running"  # real-time: reaches the engine once committed; the request waits (`run_to_end`)
     FINISHED = "finished"  # real-time: ran to its end inside the request
 
 
@@ -126,7 +127,7 @@ class InferenceService:
         used = self._resolve_models(body, access)
         job = self._store_job(requester, body, endpoint, used)
         if body.payload_string is not None:
-            return self.start(job.id, access)
+            return self.start(job.id, access)  # a real-time one comes back RUNNING: see `run_to_end`
         # The upload URL is handed to the creator here only: no listing or read ever shows it (a read
         # permission must not grant a write).
         upload_url = self.store.signed_url(job_param(job.task_type, job.id), "PUT", self.settings.signed_url_ttl_s)
@@ -249,21 +250,16 @@ class InferenceService:
         self._seal_payload(job)
         spec = job_spec(job)
         # The row (and its lease) is the truth: the engine sees only committed jobs.
-        if job.inference_type != "Real-time":
-            after_commit(self.session, self.engine.submit, spec)
-            data = {
-                "inference_id": job.id,
-                "status": "inprogress",
-                "endpoint_name": endpoint.endpoint_name,
-                "output_path": job.params["output_path"],
-            }
-            return JobOutcome(Stage.QUEUED, {"inference": data})
-        # Real-time answers with the result, so the job must reach the engine inside this request: the one
-        # place a service commits the request's transaction itself (the session dependency then commits
-        # what the wait read, which is nothing).
-        self.session.commit()
-        self.engine.submit(spec)
-        return self._wait(job_id)
+        after_commit(self.session, self.engine.submit, spec)
+        if job.inference_type == "Real-time":
+            return JobOutcome(Stage.RUNNING, {"inference_id": job.id})
+        data = {
+            "inference_id": job.id,
+            "status": "inprogress",
+            "endpoint_name": endpoint.endpoint_name,
+            "output_path": job.params["output_path"],
+        }
+        return JobOutcome(Stage.QUEUED, {"inference": data})
 
     def _seal_payload(self, job: InferenceJob) -> None:
         """Move the uploaded payload where no signed URL reaches: a write after the start changes nothing."""
@@ -271,7 +267,8 @@ class InferenceService:
         if job.payload_string is None and self.store.stat(uploaded) is not None:
             self.store.move(uploaded, started_job_param(job.task_type, job.id))
 
-    def _wait(self, job_id: str) -> JobOutcome:
+    def wait(self, job_id: str) -> JobOutcome:
+        """A started real-time job's end, once its row is committed (`run_to_end`)."""
         if not self.waiter.wait(job_id, self.settings.realtime_timeout_s):
             raise GatewayTimeout()
         self.session.expire_all()

@@ -12,6 +12,7 @@ from openesd.endpoints.repository import EndpointRepository
 from openesd.errors import BadRequest, Forbidden, GatewayTimeout, OpenESDError, Unauthorized
 from openesd.inferences.errors import ModelsNotFound, NoEndpointAvailable
 from openesd.inferences.schemas import DIFFUSION_TASKS, CreateInference
+from openesd.inferences.realtime import run_to_end
 from openesd.inferences.service import TASK_TYPES, InferenceService
 from openesd.legacy.identity import Requesters
 from openesd.legacy.payloads import one_call_payload
@@ -134,7 +135,7 @@ class LegacyInferences:
         """The 1.5.0 start (its permission stage is the route's, strict mode only); a real-time job answers
         with its final state. Someone else's job is refused with `statusCode` "403", a hidden one is absent."""
         try:
-            data = self.inferences.start(job_id, access).data
+            data = run_to_end(self.inferences.start(job_id, access), self.inferences).data
         except GatewayTimeout:
             data = {}
         except OpenESDError as error:

@@ -93,6 +93,15 @@ def _idle_connections(bind: Engine | Connection) -> int:
     return int(checked_in()) if callable(checked_in) else 0
 
 
+def commit_now(session: Session) -> None:
+    """The request's commit, early, and its after-commit work at once, on this thread: for a request that
+    waits on what it handed to the engine (a real-time job, `inferences/realtime.py`). The session
+    dependency's own commit then finds nothing left to write or run."""
+    session.commit()
+    for action, args in session.info.pop(AFTER_COMMIT, ()):
+        action(*args)
+
+
 def after_commit(session: Session, action: Callable[..., object], *args: object) -> None:
     """Run `action(*args)` once this request's transaction is committed, after the response is sent;
     dropped when it rolls back. How work reaches the engine: it sees only committed rows. The request's
