@@ -20,6 +20,7 @@ from openesd.errors import Forbidden, NotFound, OpenESDError
 from openesd.legacy.archives import unpack_checkpoint
 from openesd.legacy.identity import Requesters, RequestersDep, holds
 from openesd.legacy.responses import BODY_HEADERS, LegacyError
+from openesd.metadata.db import after_commit, commit_now
 
 LEGACY_TYPES = ["Stable-diffusion", "embeddings", "Lora", "hypernetworks", "ControlNet", "VAE"]
 MAX_PARTS = 10000
@@ -138,9 +139,9 @@ class LegacyCheckpoints:
             ).imports
         except OpenESDError as error:
             raise checkpoint_error(500, "error", error.message) from None
-        self.session.commit()  # the importer reads the records from its own sessions
         for checkpoint_id in ids:
-            self.importer.submit(checkpoint_id)
+            after_commit(self.session, self.importer.submit, checkpoint_id)
+        commit_now(self.session)  # the old API answers once the imports ended: the importer needs the rows now
         views = self._wait_for(ids, wait_s)
         answer = {"statusCode": 200, "headers": BODY_HEADERS, "checkpoint": views[0]}
         if len(views) > 1:
@@ -152,8 +153,7 @@ class LegacyCheckpoints:
         repository = CheckpointRepository(self.session)
         deadline = time.monotonic() + wait_s
         while True:
-            self.session.commit()  # end the read transaction so the importer's commits are seen
-            self.session.expire_all()
+            self.session.rollback()  # nothing is pending: end the read transaction to see the importer's commits
             records = [repository.get(i) for i in ids]
             if all(r is None or r.status != "Initial" for r in records) or time.monotonic() >= deadline:
                 return [self._view(r) for r in records if r is not None]
