@@ -9,7 +9,6 @@ its output checkpoint stays `Initial` and the next start submits it again.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import multiprocessing
 import shutil
@@ -107,7 +106,7 @@ def run(settings_values: dict[str, Any], spec: MergeSpec) -> MergeEvent:
 
 
 def _merge(settings_values: dict[str, Any], spec: MergeSpec) -> str:
-    """Fetch, merge, store; the sha256 of the stored file."""
+    """Fetch, merge, store; the sha256 of the stored file (hashed by the store as it wrote it)."""
     from openesd.modeltools.merge import MergeOptions, merge_checkpoints
     from openesd.settings import Settings
     from openesd.storage import open_store
@@ -128,8 +127,7 @@ def _merge(settings_values: dict[str, Any], spec: MergeSpec) -> str:
         )
         output = work / "out.safetensors"
         merge_checkpoints(primary, output, options, inputs["secondary"], inputs["tertiary"], inputs["vae"])
-        store.put_file(spec.output_key, output)
-        return _sha256(output)
+        return store.put_file(spec.output_key, output).put_sha256()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -137,11 +135,3 @@ def _merge(settings_values: dict[str, Any], spec: MergeSpec) -> str:
 def _fetch(store: ObjectStore, key: str, work: Path, role: str) -> Path:
     suffix = Path(key).suffix.lower()  # the reader picks safetensors or weights-only torch by suffix
     return store.download(key, work / f"{role}{suffix}")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -8,7 +8,6 @@ batches) and becomes a kill when the worker does not end within STOP_GRACE_S.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import multiprocessing
 import shutil
@@ -16,7 +15,7 @@ import tempfile
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openesd.execution.base import ModelFile, TrainingSpec, report
 from openesd.execution.events import (
@@ -28,6 +27,9 @@ from openesd.execution.events import (
     TrainingStatus,
     TrainingStopped,
 )
+
+if TYPE_CHECKING:
+    from openesd.storage.base import ObjectStore
 
 log = logging.getLogger("openesd.execution.training")
 _SPAWN = multiprocessing.get_context("spawn")
@@ -257,12 +259,8 @@ def _fetch_dataset(store: Any, prefix: str, dest: Path) -> Path:
     return dest
 
 
-def _upload(store: Any, path: Path, spec: TrainingSpec) -> str:
-    """Store the LoRA under the training's output folder and the output checkpoint's folder; its sha256."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1024 * 1024), b""):
-            digest.update(chunk)
-    for prefix in (spec.output_prefix, spec.checkpoint_folder):
-        store.put_file(f"{prefix}/{path.name}", path)
-    return digest.hexdigest()
+def _upload(store: ObjectStore, path: Path, spec: TrainingSpec) -> str:
+    """Store the LoRA under the training's output folder and the output checkpoint's folder; its sha256 (hashed
+    by the store as it wrote the file)."""
+    stored = [store.put_file(f"{prefix}/{path.name}", path) for prefix in (spec.output_prefix, spec.checkpoint_folder)]
+    return stored[0].put_sha256()

@@ -23,6 +23,12 @@ class StoredObject:
     size: int
     sha256: str | None = None
 
+    def put_sha256(self) -> str:
+        """The sha256 of a file `put_file` just stored: every store hashes the file as it stores it."""
+        if self.sha256 is None:
+            raise ValueError(f"the store gave no sha256 for {self.key}")
+        return self.sha256
+
 
 class ObjectStore(Protocol):
     """Objects by key, plus the presigned URLs and multipart uploads that ESD clients rely on."""
