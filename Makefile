@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml
 	# torch first, at the pinned release, so no dependency asks for a newer one.
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install -q -e '.[worker,cluster,test]'
+	# The sampler reference of the tests: k-diffusion's sampling module without its training stack.
+	$(BIN)/pip install -q --no-deps k-diffusion==0.1.1.post1
 	touch $@
 
 install: $(STAMP)

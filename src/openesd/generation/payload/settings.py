@@ -120,6 +120,37 @@ class InpaintSettings:
     invert: bool
 
 
+@dataclass(frozen=True)
+class SamplerOptions:
+    """The WebUI's sampling options, from the payload and `override_settings` (WebUI option names).
+
+    Zero for `sigma_min`, `sigma_max` and `rho` means the model's / scheduler's own value, as in the
+    WebUI; `eta` None means the WebUI's default for the sampler (`eta_ancestral` for ancestral and SDE
+    samplers, `eta_ddim` for DDIM).
+    """
+
+    s_churn: float = 0.0
+    s_tmin: float = 0.0
+    s_tmax: float = float("inf")
+    s_noise: float = 1.0
+    eta: float | None = None
+    eta_ancestral: float = 1.0
+    eta_ddim: float = 0.0
+    eta_noise_seed_delta: int = 0
+    randn_source: str = "CPU"  # CPU | GPU | NV
+    sigma_min: float = 0.0
+    sigma_max: float = 0.0
+    rho: float = 0.0
+    always_discard_next_to_last_sigma: bool = False
+    sgm_noise_multiplier: bool = False
+    uni_pc_variant: str = "bh1"
+    uni_pc_skip_type: str = "time_uniform"
+    uni_pc_order: int = 3
+    uni_pc_lower_order_final: bool = True
+    use_old_scheduling: bool = False
+    emphasis: str = "Original"
+
+
 @dataclass
 class GenerationSettings:
     """A txt2img/img2img payload with the WebUI API's defaults filled in."""
@@ -151,6 +182,7 @@ class GenerationSettings:
     denoising_strength: float = 0.75
     inpaint: InpaintSettings | None = None
     include_init_images: bool = False
+    sampling: SamplerOptions = field(default_factory=SamplerOptions)
 
     @property
     def clip_skip(self) -> int:
