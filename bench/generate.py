@@ -2,11 +2,14 @@
 
 The model is SD 1.5's (or, with --sdxl, SDXL base's) real architecture with random weights, built in
 memory and saved as an A1111 single file in a temp dir, so our loader is part of what runs. Both sides
-use `Euler a`, the same size, steps, seed and precision. Prints seconds per image at batch 1,
-images per second at the best batch of --batches, for both, and our/diffusers ratios.
+use the same sampler (--sampler, default `Euler a`), size, steps, seed and precision: ours runs the
+WebUI's sampler (generation/sampling: k-diffusion's algorithms driven from the pipeline), the plain
+side diffusers' own scheduler of that name. Prints seconds per image at batch 1, images per second
+at the best batch of --batches, for both, and our/diffusers ratios (issue 21's goal: <= 1.05x).
 
     python bench/generate.py --width 256 --height 256 --steps 4 --batches 1,2   # CPU
     python bench/generate.py --steps 25 --batches 1,2,4,8                      # GPU, 512x512
+    python bench/generate.py --sampler "DPM++ 2M Karras" --steps 25 --batches 1
 """
 
 from __future__ import annotations
@@ -30,7 +33,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batches", default="1,2,4", help="batch sizes to try, comma-separated")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per setting (best is kept)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--sampler", default="Euler a", choices=sorted(DIFFUSERS_SCHEDULERS))
     return parser.parse_args()
+
+
+# The diffusers scheduler each benchmarked WebUI sampler is compared with (class, config options).
+DIFFUSERS_SCHEDULERS: dict[str, tuple[str, dict]] = {
+    "Euler a": ("EulerAncestralDiscreteScheduler", {}),
+    "Euler": ("EulerDiscreteScheduler", {}),
+    "DPM++ 2M Karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
+    "DPM++ SDE Karras": ("DPMSolverSDEScheduler", {"use_karras_sigmas": True}),
+    "Heun": ("HeunDiscreteScheduler", {}),
+    "DDIM": ("DDIMScheduler", {}),
+}
 
 
 def build_checkpoint(sdxl: bool, folder: Path, half: bool) -> tuple[dict, Path]:
@@ -103,7 +118,7 @@ def _payload(args, size: tuple[int, int], batch: int, steps: int | None = None) 
         "prompt": "a photograph of an astronaut riding a horse",
         "negative_prompt": "",
         "seed": 1,
-        "sampler_name": "Euler a",
+        "sampler_name": args.sampler,
         "steps": steps or args.steps,
         "cfg_scale": 7,
         "width": size[0],
@@ -118,7 +133,8 @@ def plain_diffusers(components: dict, args, size: tuple[int, int], device: str, 
 
     cls = diffusers.StableDiffusionXLPipeline if args.sdxl else diffusers.StableDiffusionPipeline
     pipe = cls(**components).to(device, dtype)
-    pipe.scheduler = diffusers.EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)
+    name, options = DIFFUSERS_SCHEDULERS[args.sampler]
+    pipe.scheduler = getattr(diffusers, name).from_config({**pipe.scheduler.config, **options})
     pipe.set_progress_bar_config(disable=True)
 
     def make_run(batch: int):
@@ -165,7 +181,7 @@ def main() -> None:
     batches = [int(b) for b in args.batches.split(",")]
     print(
         f"{'SDXL' if args.sdxl else 'SD 1.5'} architecture, random weights, {size[0]}x{size[1]}, "
-        f"{args.steps} steps, Euler a, device {spec.device}, dtype {spec.dtype}, torch {torch.__version__}",
+        f"{args.steps} steps, {args.sampler}, device {spec.device}, dtype {spec.dtype}, torch {torch.__version__}",
         flush=True,
     )
     with tempfile.TemporaryDirectory() as tmp:

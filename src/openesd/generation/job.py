@@ -76,6 +76,10 @@ class Progress:
     callback: ProgressCallback | None
     done: int = 0
 
+    def plan(self, total: int) -> None:
+        """The job's real number of model calls, once the sampler is known (second-order samplers double it)."""
+        self.total = max(total, 1)
+
     def hook(self) -> Callable[..., dict]:
         def on_step_end(pipe: Any, step: int, timestep: Any, kwargs: dict) -> dict:
             self.done += 1
@@ -154,8 +158,8 @@ PIPELINES = {
 }
 
 
-def derive(model: PreparedModel, kind: str, scheduler: Any, controlnet: Any = None) -> Any:
-    """A pipeline of `kind` sharing the loaded components (no copy, no reload)."""
+def derive(model: PreparedModel, kind: str, scheduler: Any, controlnet: Any = None, unet: Any = None) -> Any:
+    """A pipeline of `kind` sharing the loaded components (no copy, no reload); `unet` replaces the UNet."""
     import diffusers
 
     family = "sd" if model.family in ("sd1", "sd2") else model.family
@@ -171,6 +175,8 @@ def derive(model: PreparedModel, kind: str, scheduler: Any, controlnet: Any = No
     parts["scheduler"] = scheduler
     if controlnet is not None:
         parts["controlnet"] = controlnet
+    if unet is not None:
+        parts["unet"] = unet
     config = {k: v for k, v in source.config.items() if k in options}
     pipe = cls(**parts, **config)
     pipe.set_progress_bar_config(disable=True)

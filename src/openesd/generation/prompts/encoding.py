@@ -11,7 +11,7 @@ from openesd.errors import PayloadError
 from openesd.generation.prompts._chunks import Chunk, Vocabulary, make_chunks
 from openesd.generation.prompts._parser import extract_loras, parse_attention
 
-__all__ = ["PromptEmbeds", "encode_prompts", "extract_loras", "parse_attention"]
+__all__ = ["PromptEmbeds", "encode_prompts", "encode_texts", "extract_loras", "parse_attention"]
 
 
 @dataclass
@@ -42,27 +42,44 @@ def encode_prompts(
     pipe: Any, prompt: str, negative_prompt: str, clip_skip: int, embeddings: list[Path]
 ) -> PromptEmbeds:
     """Positive and negative embeddings of equal length, shaped as `pipe(...)` accepts them."""
+    ((embeds, pooled),) = _encode_texts(pipe, [prompt, negative_prompt], clip_skip, embeddings, pad=True)
+    result = PromptEmbeds(embeds[0:1], embeds[1:2])
+    if pooled is not None:
+        result.pooled_prompt_embeds, result.negative_pooled_prompt_embeds = pooled[0:1], pooled[1:2]
+    return result
+
+
+def encode_texts(pipe: Any, texts: list[str], clip_skip: int, embeddings: list[Path]) -> list[tuple[Any, Any]]:
+    """Each text alone, at its own length, as the WebUI conditions on it: (hidden (1, n*77, width), pooled)."""
+    return _encode_texts(pipe, texts, clip_skip, embeddings, pad=False)
+
+
+def _encode_texts(
+    pipe: Any, texts: list[str], clip_skip: int, embeddings: list[Path], *, pad: bool
+) -> list[tuple[Any, Any]]:
+    """(hidden, pooled) per group of texts: one group of all texts padded to one length, or one per text."""
     import torch
 
     if not isinstance(clip_skip, int) or clip_skip < 1:
         raise PayloadError(f"CLIP_stop_at_last_layers must be a whole number of at least 1, got {clip_skip!r}")
     loaded = load_embeddings(list(embeddings or []))
     encoders = _encoders(pipe, clip_skip)
-    runs = [parse_attention(prompt or ""), parse_attention(negative_prompt or "")]
+    runs = [parse_attention(text or "") for text in texts]
     vocabularies = [_vocabulary(e, loaded) for e in encoders]
-    per_encoder = [[make_chunks(r, vocab) for r in runs] for vocab in vocabularies]
-    _pad_to_same_length(per_encoder, encoders)
-    hidden, pooled = [], None
-    with torch.no_grad():
-        for encoder, chunk_lists in zip(encoders, per_encoder):
-            states, pool = _encode(encoder, chunk_lists, clip_skip)
-            hidden.append(states.to(hidden[0].device) if hidden else states)
-            pooled = pool if encoder.pooled else pooled
-    embeds = torch.cat(hidden, dim=-1)  # SDXL: clip_l (768) then clip_g (1280), as the UNet expects
-    result = PromptEmbeds(embeds[0:1], embeds[1:2])
-    if pooled is not None:
-        result.pooled_prompt_embeds, result.negative_pooled_prompt_embeds = pooled[0:1], pooled[1:2]
-    return result
+    groups = [runs] if pad else [[run] for run in runs]
+    results = []
+    for group in groups:
+        per_encoder = [[make_chunks(r, vocab) for r in group] for vocab in vocabularies]
+        _pad_to_same_length(per_encoder, encoders)
+        hidden, pooled = [], None
+        with torch.no_grad():
+            for encoder, chunk_lists in zip(encoders, per_encoder):
+                states, pool = _encode(encoder, chunk_lists, clip_skip)
+                hidden.append(states.to(hidden[0].device) if hidden else states)
+                pooled = pool if encoder.pooled else pooled
+        # SDXL: clip_l (768) then clip_g (1280), as the UNet expects
+        results.append((torch.cat(hidden, dim=-1), pooled))
+    return results
 
 
 def _encoders(pipe: Any, clip_skip: int) -> list[_Encoder]:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from openesd.errors import PayloadError
-from openesd.generation.job import PreparedModel, derive, encode
+from openesd.generation.job import PreparedModel
 from openesd.generation.payload.settings import GenerationSettings, HiresSettings
 from openesd.generation.tasks import seeds
-from openesd.generation.tasks.samplers import scheduler_for
 
 # A1111's latent upscale modes: name -> (torch interpolate mode, antialias).
 LATENT_MODES = {
@@ -53,37 +52,54 @@ def hires_params(settings: GenerationSettings) -> dict[str, Any]:
     }
 
 
-def second_pass(model: PreparedModel, settings: GenerationSettings, latents: Any, batch: Any, ctx: Any) -> list[Any]:
+def prepare(model: PreparedModel, settings: GenerationSettings, first: Any) -> Any:
+    """The hires pass, as the WebUI's `sample_hr_pass`: img2img of the enlarged first pass that runs
+    exactly `hr_second_pass_steps` (or `steps`) steps, its prompt schedule counting on from the first pass."""
+    from openesd.generation.tasks.passes import prepare_pass
+
+    hr = settings.hires
+    return prepare_pass(
+        model,
+        "img2img",
+        settings,
+        sampler_name=hr.sampler_name or settings.sampler_name,
+        scheduler_name=hr.scheduler or settings.scheduler,
+        steps=hr.steps or settings.steps,
+        prompt=hr.prompt or settings.prompt,
+        negative_prompt=hr.negative_prompt or settings.negative_prompt,
+        denoising_strength=hr.denoising_strength,
+        exact_steps=True,
+        first_pass_steps=first.plan.steps,
+    )
+
+
+def second_pass(
+    model: PreparedModel, settings: GenerationSettings, latents: Any, batch: Any, run: Any, ctx: Any
+) -> list[Any]:
     """First-pass latents -> final PIL images at the hires size."""
+    from openesd.generation.tasks.passes import start_batch
+    from openesd.generation.tasks.txt2img import to_pil
+
     hr = settings.hires
     tw, th = target_size(settings, hr)
     if hr.upscaler in LATENT_MODES:
         image = _upscale_latents(latents, model.vae_scale_factor, tw, th, *LATENT_MODES[hr.upscaler])
     else:
         image = _upscale_images(decode_latents(model.pipe, latents), hr.upscaler, tw, th, ctx)
-    scheduler = scheduler_for(model, hr.sampler_name or settings.sampler_name, hr.scheduler or settings.scheduler)
-    pipe = derive(model, "img2img", scheduler)
-    embeds = batch.embeds
-    if hr.prompt or hr.negative_prompt:
-        embeds = encode(
-            model,
-            pipe,
-            hr.prompt or settings.prompt,
-            hr.negative_prompt or settings.negative_prompt,
-            settings.clip_skip,
-        )
-    out = pipe(
-        **embeds,
+    # A new ImageRNG at the hires size from the same seeds: its first draw is the img2img noise.
+    start_batch(run, model, settings, batch.seeds, batch.subseeds, tw, th)
+    out = run.pipe(
+        **run.embeds,
         image=image,
-        strength=max(hr.denoising_strength, 1.0 / (hr.steps or settings.steps)),
+        strength=hr.denoising_strength,
         num_images_per_prompt=len(batch.seeds),
         num_inference_steps=hr.steps or settings.steps,
         guidance_scale=settings.cfg_scale,
         generator=seeds.generators(batch.seeds),
         callback_on_step_end=ctx.progress.hook(),
-        output_type="pil",
+        output_type="np",
     )
-    return out.images
+    return to_pil(out.images)
 
 
 def _upscale_latents(latents: Any, factor: int, width: int, height: int, mode: str, antialias: bool) -> Any:
@@ -101,7 +117,7 @@ def _upscale_images(images: list[Any], name: str, width: int, height: int, ctx: 
 
 
 def decode_latents(pipe: Any, latents: Any) -> list[Any]:
-    """Latents (scaled, as `output_type="latent"` returns them) -> PIL images."""
+    """Latents (scaled, as `output_type="latent"` returns them) -> PIL images, 8 bits as the WebUI makes them."""
     import torch
 
     vae = pipe.vae
@@ -116,4 +132,6 @@ def decode_latents(pipe: Any, latents: Any) -> list[Any]:
     finally:
         if upcast:
             vae.to(dtype)
-    return pipe.image_processor.postprocess(decoded.float(), output_type="pil")
+    from openesd.generation.tasks.txt2img import to_pil
+
+    return to_pil(pipe.image_processor.postprocess(decoded.float(), output_type="np"))

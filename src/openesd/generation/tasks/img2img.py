@@ -8,13 +8,13 @@ from typing import Any
 from PIL import Image, ImageFilter, ImageOps
 
 from openesd.generation.images import decode_image
-from openesd.generation.job import PreparedModel, derive, encode
+from openesd.generation.job import PreparedModel
 from openesd.generation.payload.scripts import ScriptOptions
 from openesd.generation.payload.settings import GenerationSettings, InpaintSettings
 from openesd.generation.tasks import seeds
 from openesd.generation.tasks.infotext import InfoBuilder
-from openesd.generation.tasks.samplers import scheduler_for
-from openesd.generation.tasks.txt2img import JobContext, batches, finish, prepare_controlnet
+from openesd.generation.tasks.passes import Pass, prepare_pass, start_batch
+from openesd.generation.tasks.txt2img import JobContext, batches, finish, prepare_controlnet, to_pil
 from openesd.generation.types import GenerationResult
 
 RESIZE_MODES = ("Just resize", "Crop and resize", "Resize and fill", "Just resize (latent upscale)")
@@ -123,16 +123,27 @@ def run_img2img(
     # 1. Decode and size the inputs before any step runs.
     inits = [_init_image(s, settings) for s in settings.init_images]
     mask = prepare_mask(settings.inpaint, (settings.width, settings.height)) if settings.inpaint else None
-    scheduler = scheduler_for(model, settings.sampler_name, settings.scheduler)
     kind = "inpaint" if mask is not None else "img2img"
     controlnet = prepare_controlnet(scripts, ctx, settings.width, settings.height, init_image=inits[0])
-    pipe = derive(
-        model, f"controlnet-{kind}" if controlnet else kind, scheduler, controlnet.controlnet if controlnet else None
+    strength = settings.denoising_strength
+    if mask is not None and settings.inpaint.fill in (2, 3) and strength >= 1.0:
+        strength = 1.0
+    run = prepare_pass(
+        model,
+        f"controlnet-{kind}" if controlnet else kind,
+        settings,
+        sampler_name=settings.sampler_name,
+        scheduler_name=settings.scheduler,
+        steps=settings.steps,
+        prompt=settings.prompt,
+        negative_prompt=settings.negative_prompt,
+        denoising_strength=strength,
+        controlnet=controlnet.controlnet if controlnet else None,
     )
+    ctx.progress.plan(settings.n_iter * settings.batch_size * run.evaluations)
 
-    # 2. Seeds and prompts.
+    # 2. Seeds.
     seed, subseed = seeds.resolve_seed(settings.seed), seeds.resolve_seed(settings.subseed)
-    embeds = encode(model, pipe, settings.prompt, settings.negative_prompt, settings.clip_skip)
     extra = dict(ctx.extra_params)
     if mask is not None:
         extra.update(
@@ -147,14 +158,14 @@ def run_img2img(
     # 3. Denoise each batch from its init images.
     images: list[Any] = []
     index = 0
-    for batch in batches(settings, seed, subseed, embeds):
+    for batch in batches(settings, seed, subseed):
         sources = [inits[(index + i) % len(inits)] for i in range(len(batch.seeds))]
         index += len(batch.seeds)
-        call = dict(**batch.embeds, **_control_kwargs(controlnet))
+        call = dict(**run.embeds, **_control_kwargs(controlnet))
         if mask is None:
-            images.extend(_img2img_batch(model, pipe, settings, sources, batch, call, ctx))
+            images.extend(_img2img_batch(model, run, settings, sources, batch, call, ctx))
         else:
-            images.extend(_inpaint_batch(pipe, settings, sources, mask, batch, call, ctx))
+            images.extend(_inpaint_batch(model, run, settings, sources, mask, batch, call, ctx))
     extra_images = inits if settings.include_init_images else None
     return finish(images, settings, info, seed, subseed, extra_images)
 
@@ -171,29 +182,27 @@ def _control_kwargs(controlnet: Any) -> dict[str, Any]:
 
 def _img2img_batch(
     model: PreparedModel,
-    pipe: Any,
+    run: Pass,
     settings: GenerationSettings,
     sources: list[Image.Image],
     batch: Any,
     call: dict,
     ctx: JobContext,
 ) -> list[Image.Image]:
-    steps, strength = settings.steps, settings.denoising_strength
-    if int(steps * strength) < 1:
-        return [s.copy() for s in sources]  # nothing to denoise: the WebUI returns the input
     image: Any = _latent_resize(model, settings, sources) if settings.resize_mode == 3 else sources
-    out = pipe(
+    start_batch(run, model, settings, batch.seeds, batch.subseeds, settings.width, settings.height)
+    out = run.pipe(
         **_repeat_embeds(call, len(sources)),
         image=image,
-        strength=strength,
+        strength=run.plan.denoising_strength,
         num_images_per_prompt=1,
-        num_inference_steps=steps,
+        num_inference_steps=settings.steps,
         guidance_scale=settings.cfg_scale,
         generator=seeds.generators(batch.seeds),
         callback_on_step_end=ctx.progress.hook(),
-        output_type="pil",
+        output_type="np",
     )
-    return out.images
+    return to_pil(out.images)
 
 
 def _repeat_embeds(call: dict, count: int) -> dict:
@@ -221,7 +230,8 @@ def _latent_resize(model: PreparedModel, settings: GenerationSettings, sources: 
 
 
 def _inpaint_batch(
-    pipe: Any,
+    model: PreparedModel,
+    run: Pass,
     settings: GenerationSettings,
     sources: list[Image.Image],
     mask: Image.Image,
@@ -231,7 +241,7 @@ def _inpaint_batch(
 ) -> list[Image.Image]:
     inpaint = settings.inpaint
     results = []
-    for source, image_seed in zip(sources, batch.seeds):
+    for index, (source, image_seed) in enumerate(zip(sources, batch.seeds)):
         region = (
             crop_region(mask, inpaint.full_res_padding, settings.width, settings.height)
             if inpaint.full_res
@@ -240,25 +250,24 @@ def _inpaint_batch(
         crop_img = source.crop(region).resize((settings.width, settings.height), Image.LANCZOS)
         crop_mask = mask.crop(region).resize((settings.width, settings.height), Image.LANCZOS)
         filled = fill_masked(crop_img, crop_mask, inpaint.fill, image_seed)
-        strength = 1.0 if inpaint.fill in (2, 3) and settings.denoising_strength >= 1.0 else settings.denoising_strength
-        steps = settings.steps
-        if int(steps * strength) < 1:
-            results.append(source.copy())
-            continue
-        out = pipe(
+        noise = start_batch(
+            run, model, settings, [image_seed], [batch.subseeds[index]], settings.width, settings.height
+        )
+        out = run.pipe(
             **call,
             image=filled,
             mask_image=crop_mask,
-            strength=strength,
-            num_inference_steps=steps,
+            strength=run.plan.denoising_strength,
+            **({"latents": noise} if run.plan.denoising_strength >= 1.0 else {}),
+            num_inference_steps=settings.steps,
             guidance_scale=settings.cfg_scale,
             width=settings.width,
             height=settings.height,
             generator=seeds.generators([image_seed]),
             callback_on_step_end=ctx.progress.hook(),
-            output_type="pil",
-        ).images[0]
-        results.append(_paste_back(source, out, mask, region))
+            output_type="np",
+        ).images
+        results.append(_paste_back(source, to_pil(out)[0], mask, region))
     return results
 
 

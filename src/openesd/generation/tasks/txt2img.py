@@ -8,12 +8,14 @@ from typing import Any, Callable
 
 from openesd.errors import UnsupportedFeature
 from openesd.generation.images import encode_png
-from openesd.generation.job import PreparedModel, Progress, derive, encode
+from openesd.generation.job import PreparedModel, Progress
 from openesd.generation.payload.scripts import ScriptOptions
 from openesd.generation.payload.settings import GenerationSettings
 from openesd.generation.tasks import seeds
 from openesd.generation.tasks.infotext import InfoBuilder, model_name, short_hash
-from openesd.generation.tasks.samplers import scheduler_for
+from openesd.generation.prompts.encoding import encode_texts, extract_loras
+from openesd.generation.sampling.driver import Cond, Conditioning, ModelSwitch, webui_uint8
+from openesd.generation.tasks.passes import prepare_pass, start_batch
 from openesd.generation.types import GenerationResult, ModelFiles
 
 
@@ -32,31 +34,18 @@ class JobContext:
 
 @dataclass
 class Batch:
-    """One n_iter step: the seeds of its images and the prompt embeddings for the pipeline call."""
+    """One n_iter step: the seeds and subseeds of its images."""
 
     seeds: list[int]
     subseeds: list[int]
-    embeds: dict[str, Any]
 
 
-def batches(settings: GenerationSettings, seed: int, subseed: int, embeds: dict[str, Any]) -> list[Batch]:
+def batches(settings: GenerationSettings, seed: int, subseed: int) -> list[Batch]:
     size = settings.batch_size
     return [
-        Batch(seeds.image_seeds(seed + n * size, size), seeds.image_seeds(subseed + n * size, size), embeds)
+        Batch(seeds.image_seeds(seed + n * size, size), seeds.image_seeds(subseed + n * size, size))
         for n in range(settings.n_iter)
     ]
-
-
-def initial_latents(
-    model: PreparedModel, settings: GenerationSettings, batch: Batch, width: int, height: int, channels: int = 4
-) -> Any:
-    factor = model.vae_scale_factor
-    shape = (channels, height // factor, width // factor)
-    resize = None
-    if settings.seed_resize_from_w > 0 and settings.seed_resize_from_h > 0:
-        resize = (settings.seed_resize_from_h // factor, settings.seed_resize_from_w // factor)
-    noise = seeds.batch_noise(shape, batch.seeds, batch.subseeds, settings.subseed_strength, resize)
-    return noise.to(model.pipe.device, model.pipe.unet.dtype)
 
 
 def run_txt2img(
@@ -71,47 +60,54 @@ def run_txt2img(
         raise UnsupportedFeature(f"{model.path.name} is an SDXL refiner; it cannot run txt2img on its own")
     if model.inpainting and settings.hires:
         raise UnsupportedFeature(f"hires fix is not supported with the inpainting checkpoint {model.path.name}")
-    scheduler = scheduler_for(model, settings.sampler_name, settings.scheduler)
     controlnet = prepare_controlnet(scripts, ctx, settings.width, settings.height)
     kind = "controlnet-txt2img" if controlnet else "txt2img"
     if model.inpainting:
         kind = "controlnet-inpaint" if controlnet else "inpaint"
-    pipe = derive(model, kind, scheduler, controlnet.controlnet if controlnet else None)
     conditioning = _inpainting_model_inputs(settings) if model.inpainting else {}
     refiner = _load_refiner(model, settings, ctx)
+    run = prepare_pass(
+        model,
+        kind,
+        settings,
+        sampler_name=settings.sampler_name,
+        scheduler_name=settings.scheduler,
+        steps=settings.steps,
+        prompt=settings.prompt,
+        negative_prompt=settings.negative_prompt,
+        controlnet=controlnet.controlnet if controlnet else None,
+    )
+    hires_pass = hires.prepare(model, settings, run) if settings.hires is not None else None
+    if refiner is not None:
+        run.unet.switch_at(refiner_switch(refiner, settings, run))
+    ctx.progress.plan(settings.n_iter * (run.evaluations + (hires_pass.evaluations if hires_pass else 0)))
 
-    # 2. Seeds and prompt embeddings, once for the whole job.
+    # 2. Seeds, once for the whole job.
     seed, subseed = seeds.resolve_seed(settings.seed), seeds.resolve_seed(settings.subseed)
-    embeds = encode(model, pipe, settings.prompt, settings.negative_prompt, settings.clip_skip)
     info = InfoBuilder(settings, model.path, model.vae_path, seed, subseed, extra=dict(ctx.extra_params))
 
-    # 3. Sample each batch; hand latents to hires fix / the refiner when asked.
+    # 3. Sample each batch; hand the latents to the hires pass when asked.
     images: list[Any] = []
-    for batch in batches(settings, seed, subseed, embeds):
-        latents = initial_latents(model, settings, batch, settings.width, settings.height)
-        handoff = settings.hires is not None or refiner is not None
-        end = settings.refiner_switch_at if refiner is not None else None
-        out = pipe(
-            **batch.embeds,
+    for batch in batches(settings, seed, subseed):
+        noise = start_batch(run, model, settings, batch.seeds, batch.subseeds, settings.width, settings.height)
+        out = run.pipe(
+            **run.embeds,
             **_control_kwargs(controlnet, model),
             **conditioning,
             **_size_kwargs(settings.width, settings.height),
-            latents=latents,
+            latents=noise,
             num_images_per_prompt=len(batch.seeds),
             num_inference_steps=settings.steps,
             guidance_scale=settings.cfg_scale,
-            generator=seeds.generators(batch.seeds),
-            output_type="latent" if handoff else "pil",
+            output_type="latent" if hires_pass is not None or refiner is not None else "np",
             callback_on_step_end=ctx.progress.hook(),
-            **_eta(settings),
-            **({"denoising_end": end} if end is not None else {}),
         )
-        result = out.images
-        if settings.hires is not None:
-            result = hires.second_pass(model, settings, result, batch, ctx)
-        elif refiner is not None:
-            result = refine(refiner, settings, result, batch, ctx)
-        images.extend(result)
+        if hires_pass is not None:
+            images.extend(hires.second_pass(model, settings, out.images, batch, hires_pass, ctx))
+        elif refiner is not None:  # the WebUI decodes with the model loaded last: the refiner
+            images.extend(hires.decode_latents(refiner.pipe, out.images))
+        else:
+            images.extend(to_pil(out.images))
 
     # 4. Infotexts and PNGs, as the WebUI returns them.
     return finish(images, settings, info, seed, subseed)
@@ -126,13 +122,20 @@ def finish(
     extra_images: list[Any] | None = None,
 ) -> GenerationResult:
     pngs = []
-    all_seeds = [s for b in batches(settings, seed, subseed, {}) for s in b.seeds]
-    all_subseeds = [s for b in batches(settings, seed, subseed, {}) for s in b.subseeds]
+    all_seeds = [s for b in batches(settings, seed, subseed) for s in b.seeds]
+    all_subseeds = [s for b in batches(settings, seed, subseed) for s in b.subseeds]
     for image, image_seed, image_subseed in zip(images, all_seeds, all_subseeds):
         text = info.add_image(settings.prompt, settings.negative_prompt, image_seed, image_subseed, image.size)
         pngs.append(encode_png(image, text))
     pngs.extend(encode_png(image) for image in extra_images or [])
     return GenerationResult(images=pngs, parameters=None, info=info.info_json())
+
+
+def to_pil(images: Any) -> list[Any]:
+    """A pipeline's `np` output -> PIL images, converted to 8 bits as the WebUI does (truncating)."""
+    from PIL import Image
+
+    return [Image.fromarray(array) for array in webui_uint8(images)]
 
 
 def _inpainting_model_inputs(settings: GenerationSettings) -> dict[str, Any]:
@@ -154,11 +157,6 @@ def _control_kwargs(controlnet: Any, model: PreparedModel) -> dict[str, Any]:
 
 def _size_kwargs(width: int, height: int) -> dict[str, int]:
     return {"width": width, "height": height}
-
-
-def _eta(settings: GenerationSettings) -> dict[str, float]:
-    # diffusers passes eta only to schedulers that take it (DDIM); A1111's default there is 0.
-    return {"eta": settings.eta} if settings.eta is not None else {}
 
 
 def prepare_controlnet(scripts: ScriptOptions, ctx: JobContext, width: int, height: int, init_image: Any = None) -> Any:
@@ -188,22 +186,20 @@ def _load_refiner(model: PreparedModel, settings: GenerationSettings, ctx: JobCo
     return refiner
 
 
-def refine(
-    refiner: PreparedModel, settings: GenerationSettings, latents: Any, batch: Batch, ctx: JobContext
-) -> list[Any]:
-    """Finish the base model's latents with the refiner from `refiner_switch_at` on (diffusers' handoff)."""
-    scheduler = scheduler_for(refiner, settings.sampler_name, settings.scheduler)
-    pipe = derive(refiner, "img2img", scheduler)
-    embeds = encode(refiner, pipe, settings.prompt, settings.negative_prompt, settings.clip_skip)
-    out = pipe(
-        **embeds,
-        image=latents.to(refiner.pipe.device, refiner.pipe.unet.dtype),
-        num_images_per_prompt=len(batch.seeds),
-        num_inference_steps=settings.steps,
-        denoising_start=settings.refiner_switch_at,
-        guidance_scale=settings.cfg_scale,
-        generator=seeds.generators(batch.seeds),
-        callback_on_step_end=ctx.progress.hook(),
-        output_type="pil",
+def refiner_switch(refiner: PreparedModel, settings: GenerationSettings, run: Any) -> ModelSwitch:
+    """The WebUI's refiner: the sampler switches to the refiner's UNet and conditioning mid-run."""
+    import torch
+
+    def encode_all(texts: list[str]) -> list[Cond]:
+        found = encode_texts(refiner.pipe, texts, settings.clip_skip, refiner.embeddings)
+        return [Cond(hidden, pooled) for hidden, pooled in found]
+
+    text, negative = extract_loras(settings.prompt)[0], extract_loras(settings.negative_prompt)[0]
+    conditioning = Conditioning.build(
+        text, negative, run.plan.steps, encode_all, use_old_scheduling=settings.sampling.use_old_scheduling
     )
-    return out.images
+    # SDXL refiner time ids: original size, crop (0, 0), then the WebUI's aesthetic scores (6 and 2.5).
+    size = [float(settings.height), float(settings.width), 0.0, 0.0]
+    time_ids = (torch.tensor([size + [2.5]]), torch.tensor([size + [6.0]]))
+    model_sigmas = [float(s) for s in run.plan.model_sigmas.sigmas]
+    return ModelSwitch(settings.refiner_switch_at, refiner.pipe.unet, conditioning, time_ids, model_sigmas)

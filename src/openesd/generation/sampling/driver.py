@@ -1,0 +1,406 @@
+"""Run a WebUI sampler inside a diffusers pipeline: the pipeline keeps its plumbing (VAE, ControlNet,
+SDXL's added conditioning, inpainting channels), the WebUI's sampling replaces its scheduler and CFG.
+
+Two objects take the places a pipeline gives them:
+- `SamplerScheduler` stands where the pipeline expects a scheduler. The pipeline calls
+  `scale_model_input`, the UNet, then `step`; here the sampler coroutine (`samplers.py`) decides
+  every point the model is evaluated at, so the latents the pipeline carries between calls are
+  the sampler's next evaluation point, and its list of timesteps is one per model call, known
+  in advance by a dry run of the coroutine.
+- `ConditionedUNet` stands where the pipeline expects the UNet. It is the WebUI's CFG denoiser:
+  the conditioning of each call comes from the prompt schedule at the WebUI's step counter (one
+  per model call, from 0), composable `AND` parts are evaluated with their weights, cond and
+  uncond of different lengths are evaluated apart (the WebUI pads neither), and it hands the
+  pipeline an uncond/cond pair whose guidance `uncond + scale * (cond - uncond)` is the WebUI's.
+
+The UNet sees the WebUI's inputs: `x * c_in(sigma)` and the fractional timestep of `sigma` (log-sigma
+interpolation); the denoised prediction given back to the sampler is `x - sigma * eps` (eps models)
+or `c_skip * x + c_out * v` (v-prediction), as k-diffusion's CompVis denoisers compute them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from openesd.errors import PayloadError
+from openesd.generation.payload.settings import SamplerOptions
+from openesd.generation.prompts.schedules import ScheduledPrompt, composable_schedule, prompt_schedule, text_at_step
+from openesd.generation.sampling import samplers
+from openesd.generation.sampling.schedules import ModelSigmas, sigma_plan
+
+SamplerRun = Generator[tuple[Any, float], Any, Any]
+NoiseSampler = Callable[[float, float], Any]
+
+
+# ---- the sampling plan of one pass -----------------------------------------------------------------
+
+
+@dataclass
+class PassPlan:
+    """One sampling pass: the sampler, its sigmas (txt2img: all; img2img: the WebUI's slice) and options."""
+
+    spec: Any  # samplers.SamplerSpec
+    sigmas: list[float]
+    options: SamplerOptions
+    model_sigmas: ModelSigmas
+    prediction_type: str
+    params: dict[str, Any] = field(default_factory=dict)  # infotext entries of the schedule
+    steps: int = 0  # the step count the prompt schedule is built for (WebUI: p.steps * step multiplier)
+    denoising_strength: float | None = None  # img2img passes
+    evaluation_sigmas: list[float] = field(default_factory=list)
+
+    @property
+    def evaluations(self) -> int:
+        return len(self.evaluation_sigmas)
+
+
+def plan_pass(
+    scheduler_config: dict[str, Any],
+    sampler_name: str,
+    scheduler_name: str | None,
+    steps: int,
+    options: SamplerOptions,
+    *,
+    family: str,
+    denoising_strength: float | None = None,
+    exact_steps: bool = False,
+) -> PassPlan:
+    """The sigmas the WebUI samples for this pass.
+
+    txt2img: the scheduler's list for `steps`. img2img (`denoising_strength` given): the WebUI's
+    `setup_img2img_steps`: by default `t_enc = int(min(strength, 0.999) * steps)` and the sampler runs
+    the last `t_enc + 1` steps of the `steps`-step list; with `exact_steps` (the hires pass, or the
+    `img2img_fix_steps` option) the list is made for `int(steps / strength)` steps and exactly `steps`
+    of them run.
+    """
+    spec, label = samplers.resolve(sampler_name, scheduler_name)
+    if denoising_strength is not None and denoising_strength <= 0:
+        raise PayloadError("denoising_strength must be above 0 for a pass that samples, got 0")
+    model_sigmas = ModelSigmas.from_config(scheduler_config)
+    total, t_enc = steps, steps
+    if denoising_strength is not None:
+        if exact_steps:
+            total = int(steps / min(denoising_strength, 0.999)) if denoising_strength > 0 else 0
+            t_enc = steps - 1
+        else:
+            t_enc = int(min(denoising_strength, 0.999) * steps)
+    plan = sigma_plan(label, spec, total, model_sigmas, options, family=family)
+    sigmas = list(plan.sigmas)
+    if denoising_strength is not None:
+        sigmas = sigmas[total - t_enc - 1 :]
+    multiplier = 2 if spec.second_order else 1
+    result = PassPlan(
+        spec=spec,
+        sigmas=sigmas,
+        options=options,
+        model_sigmas=model_sigmas,
+        prediction_type=str(scheduler_config.get("prediction_type", "epsilon")),
+        params=dict(plan.params),
+        steps=steps * multiplier,
+        denoising_strength=denoising_strength,
+    )
+    result.evaluation_sigmas = _dry_run(result)
+    return result
+
+
+def _dry_run(plan: PassPlan) -> list[float]:
+    """Every sigma the sampler will evaluate the model at, from a run on a one-element latent."""
+    import torch
+
+    x = torch.zeros(1, 1, 1, 1, dtype=torch.float64)
+    run = samplers.start(plan.spec, x, plan.sigmas, lambda sigma, sigma_next: torch.zeros_like(x), plan.options)
+    seen: list[float] = []
+    try:
+        point, sigma = next(run)
+        while True:
+            seen.append(float(sigma))
+            point, sigma = run.send(torch.zeros_like(point))
+    except StopIteration:
+        return seen
+
+
+# ---- conditioning -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Cond:
+    """One text's encoding for the UNet: hidden states (1, tokens, width) and SDXL's pooled vector."""
+
+    hidden: Any
+    pooled: Any = None
+
+
+@dataclass
+class Conditioning:
+    """The prompt and negative prompt of one pass as the WebUI's CFG denoiser reads them per step."""
+
+    parts: list[tuple[float, list[ScheduledPrompt]]]  # composable AND parts: (weight, schedule)
+    negative: list[ScheduledPrompt]
+    encoded: dict[str, Cond]
+
+    @classmethod
+    def build(
+        cls,
+        prompt: str,
+        negative_prompt: str,
+        steps: int,
+        encode: Callable[[list[str]], list[Cond]],
+        *,
+        hires_steps: int | None = None,
+        use_old_scheduling: bool = False,
+    ) -> Conditioning:
+        parts = [
+            (part.weight, part.schedule) for part in composable_schedule(prompt, steps, hires_steps, use_old_scheduling)
+        ]
+        negative = prompt_schedule(negative_prompt, steps, hires_steps, use_old_scheduling)
+        texts = list(dict.fromkeys([e.text for _, s in parts for e in s] + [e.text for e in negative]))
+        return cls(parts, negative, dict(zip(texts, encode(texts))))
+
+    def at(self, step: int) -> tuple[Cond, list[tuple[float, Cond]]]:
+        uncond = self.encoded[text_at_step(self.negative, step)]
+        return uncond, [(weight, self.encoded[text_at_step(schedule, step)]) for weight, schedule in self.parts]
+
+    def first_texts(self) -> tuple[str, str]:
+        """Step 0's first positive part and negative: what the pipeline itself (and ControlNet) is given."""
+        return text_at_step(self.parts[0][1], 0), text_at_step(self.negative, 0)
+
+
+# ---- the sampler in the scheduler's place ---------------------------------------------------------------
+
+
+class _Output(tuple):  # diffusers reads `.prev_sample` when return_dict is true
+    @property
+    def prev_sample(self) -> Any:
+        return self[0]
+
+
+class SamplerScheduler:
+    """A diffusers-scheduler stand-in driving one sampler coroutine per pipeline call (see the module doc)."""
+
+    order = 1
+
+    def __init__(self, plan: PassPlan, base_config: dict[str, Any]):
+        from diffusers.configuration_utils import FrozenDict
+
+        self.plan = plan
+        config = {k: v for k, v in base_config.items() if not k.startswith("_")}
+        self.config = FrozenDict({**config, "steps_offset": 1, "clip_sample": False})
+        # txt2img starts from noise * sigmas[0]; the WebUI's SDXL option scales by sqrt(1 + sigma^2).
+        sigma0 = plan.sigmas[0]
+        self.init_noise_sigma = math.sqrt(1.0 + sigma0**2) if plan.options.sgm_noise_multiplier else sigma0
+        self.model_dtype: Any = None
+        self.timesteps: Any = None
+        self.batch_size = 1
+        self.initial_noise: Any = None
+        self.noise_factory: Callable[[Any], NoiseSampler] | None = None
+        self.step_index = 0
+        self.sigma = plan.sigmas[0]
+        self._run: SamplerRun | None = None
+        self._padding = 0
+        self._x: Any = None
+        self.on_step: Callable[[int], None] | None = None
+
+    # diffusers' pipeline protocol
+
+    def set_timesteps(self, num_inference_steps: int | None = None, device: Any = None, **_: Any) -> None:
+        """One timestep per model call. An img2img pipeline then drops the first `n - int(n * strength)`
+        entries (its own idea of img2img); they are padding here, as the sampler's sigmas are already
+        the WebUI's img2img slice."""
+        import torch
+
+        ts = [self.plan.model_sigmas.sigma_to_t(s) for s in self.plan.evaluation_sigmas]
+        self._padding = 0
+        strength = self.plan.denoising_strength
+        if strength is not None and num_inference_steps:
+            self._padding = num_inference_steps - min(int(num_inference_steps * strength), num_inference_steps)
+        self.timesteps = torch.tensor(ts[:1] * self._padding + ts, dtype=torch.float32, device=device)
+
+    def set_begin_index(self, begin_index: int = 0) -> None:
+        if begin_index != self._padding:
+            raise RuntimeError(f"the pipeline skips {begin_index} timesteps where the sampler planned {self._padding}")
+
+    def add_noise(self, original: Any, noise: Any, timesteps: Any) -> Any:
+        """img2img's start (WebUI: init latent + noise * first sigma); later calls (inpainting) at `timesteps`."""
+        if self._run is None and self.initial_noise is not None:
+            return original + self.initial_noise.to(original.device, original.dtype) * self.plan.sigmas[0]
+        sigma = self.plan.model_sigmas.t_to_sigma(float(timesteps.flatten()[0]))
+        return original + noise * sigma
+
+    def scale_model_input(self, sample: Any, timestep: Any = None) -> Any:
+        if self._run is None:
+            self._begin(sample[: self.batch_size])
+        copies = sample.shape[0] // self.batch_size
+        x_in = (self._x * (1.0 / math.sqrt(self.sigma**2 + 1.0))).to(self.model_dtype or sample.dtype)
+        return x_in if copies == 1 else x_in.repeat(copies, *([1] * (x_in.ndim - 1)))
+
+    def step(self, model_output: Any, timestep: Any, sample: Any, return_dict: bool = True, **_: Any) -> Any:
+        denoised = self._denoised(model_output)
+        if self.on_step is not None:
+            self.on_step(self.step_index)
+        assert self._run is not None
+        try:
+            self._x, self.sigma = self._run.send(denoised)
+            self.step_index += 1
+        except StopIteration as done:
+            self._x = done.value
+        # The pipeline carries the sampler's next point in the model's dtype (its VAE decodes the last
+        # one); the sampler itself keeps float32.
+        latents = self._x.to(self.model_dtype or sample.dtype)
+        return _Output((latents,)) if return_dict else (latents,)
+
+    # the sampler
+
+    def _begin(self, x: Any) -> None:
+        noise = self.noise_factory(x) if self.noise_factory is not None else None
+        if noise is None:
+            raise RuntimeError("the sampler's step noise was not set up")
+        self._run = samplers.start(self.plan.spec, x.float(), self.plan.sigmas, noise, self.plan.options)
+        self._x, self.sigma = next(self._run)
+        self.step_index = 0
+
+    def _denoised(self, output: Any) -> Any:
+        sigma, x = self.sigma, self._x
+        output = output.to(x.dtype)
+        if self.plan.prediction_type == "v_prediction":
+            c_skip = 1.0 / (sigma**2 + 1.0)
+            c_out = -sigma / math.sqrt(sigma**2 + 1.0)
+            return x * c_skip + output * c_out
+        if self.plan.prediction_type == "sample":
+            return output
+        return x - output * sigma
+
+    def reset(
+        self,
+        batch_size: int,
+        initial_noise: Any,
+        noise_factory: Callable[[Any], NoiseSampler],
+        model_dtype: Any = None,
+    ) -> None:
+        """Ready for the next pipeline call (one per n_iter batch)."""
+        self.batch_size = batch_size
+        self.model_dtype = model_dtype
+        self.initial_noise = initial_noise
+        self.noise_factory = noise_factory
+        self._run, self._x, self.step_index, self.sigma = None, None, 0, self.plan.sigmas[0]
+
+    @property
+    def current_t(self) -> float:
+        return self.plan.model_sigmas.sigma_to_t(self.sigma)
+
+
+# ---- the WebUI's CFG denoiser in the UNet's place ----------------------------------------------------
+
+
+@dataclass
+class ModelSwitch:
+    """The WebUI's SDXL refiner: once the denoising is `at` done, the same sampler run goes on with
+    another UNet, its own conditioning and its SDXL time ids (aesthetic scores for cond and uncond).
+
+    "Done" is the WebUI's measure: `(999 - t) / 1000` for the model timestep t nearest the sigma.
+    """
+
+    at: float
+    unet: Any
+    conditioning: Conditioning
+    time_ids: tuple[Any, Any]  # (uncond, cond), each (1, n)
+    model_sigmas: list[float]
+
+    def reached(self, sigma: float) -> bool:
+        nearest = min(range(len(self.model_sigmas)), key=lambda i: abs(self.model_sigmas[i] - sigma))
+        return (999 - nearest) / 1000 >= self.at
+
+
+class ConditionedUNet:
+    """Wraps the pipeline's UNet (see the module doc); everything else about the UNet is the UNet's."""
+
+    _own = ("_unet", "_scheduler", "_conditioning", "_cfg_scale", "_switch", "_switched")
+
+    def __init__(self, unet: Any, scheduler: SamplerScheduler, conditioning: Conditioning, cfg_scale: float):
+        state = self.__dict__
+        state.update(_unet=unet, _scheduler=scheduler, _conditioning=conditioning, _cfg_scale=float(cfg_scale))
+        state.update(_switch=None, _switched=False)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["_unet"], name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._own:
+            self.__dict__[name] = value
+        else:
+            setattr(self.__dict__["_unet"], name, value)
+
+    def switch_at(self, switch: ModelSwitch | None) -> None:
+        self._switch, self._switched = switch, False
+
+    def restart(self) -> None:
+        """A new sampler run (the next batch) starts on the first model."""
+        self._switched = False
+
+    def __call__(self, sample: Any, timestep: Any, encoder_hidden_states: Any = None, **kwargs: Any) -> Any:
+        import torch
+
+        scheduler: SamplerScheduler = self._scheduler
+        batch = scheduler.batch_size
+        pipeline_cfg = sample.shape[0] == 2 * batch
+        unet, conditioning, time_ids = self._unet, self._conditioning, None
+        switch: ModelSwitch | None = self._switch
+        if switch is not None and (self._switched or switch.reached(scheduler.sigma)):
+            self._switched = True
+            unet, conditioning, time_ids = switch.unet, switch.conditioning, switch.time_ids
+        uncond, parts = conditioning.at(scheduler.step_index)
+        x_in = sample[:batch].to(unet.dtype)
+        t = torch.full((batch,), scheduler.current_t, dtype=torch.float32, device=sample.device)
+        added = kwargs.pop("added_cond_kwargs", None) or {}
+        down = kwargs.pop("down_block_additional_residuals", None)
+        mid = kwargs.pop("mid_block_additional_residual", None)
+        if time_ids is not None:  # the base model's ControlNet does not steer the refiner
+            down = mid = None
+        kwargs.pop("return_dict", None)
+        cfg_scale: float = self._cfg_scale
+        guided = cfg_scale != 1.0 or len(parts) > 1 or parts[0][0] != 1.0
+
+        def half(value: Any, which: int) -> Any:  # which: 0 the pipeline's uncond half, 1 its cond half
+            if value is None or not pipeline_cfg:
+                return value
+            return value[which * batch : (which + 1) * batch]
+
+        def predict(cond: Cond, which: int) -> Any:
+            extra: dict[str, Any] = {}
+            if added:
+                overrides = {}
+                if cond.pooled is not None:
+                    overrides["text_embeds"] = cond.pooled.to(sample.device, unet.dtype).expand(batch, -1)
+                if time_ids is not None:
+                    overrides["time_ids"] = time_ids[which].to(sample.device).expand(batch, -1)
+                extra["added_cond_kwargs"] = {**{k: half(v, which) for k, v in added.items()}, **overrides}
+            if down is not None:
+                extra["down_block_additional_residuals"] = [half(r, which) for r in down]
+                extra["mid_block_additional_residual"] = half(mid, which)
+            hidden = cond.hidden.to(sample.device, unet.dtype).expand(batch, -1, -1)
+            return unet(x_in, t, encoder_hidden_states=hidden, return_dict=False, **extra, **kwargs)[0]
+
+        conds = [predict(cond, 1) for _, cond in parts]
+        if not guided:
+            eps = conds[0]
+            return (torch.cat([eps, eps]) if pipeline_cfg else eps,)
+        eps_uncond = predict(uncond, 0)
+        combined = eps_uncond
+        for (weight, _), eps in zip(parts, conds):
+            combined = combined + (eps - eps_uncond) * weight
+        if pipeline_cfg:
+            return (torch.cat([eps_uncond, combined]),)
+        return (eps_uncond + (combined - eps_uncond) * cfg_scale,)
+
+
+def webui_uint8(images: Any) -> Any:
+    """Decoded images in [0, 1] (N, H, W, C floats) -> uint8 as the WebUI converts them: truncated, not rounded."""
+    import numpy as np
+
+    return (255.0 * np.clip(np.asarray(images, dtype=np.float32), 0.0, 1.0)).astype(np.uint8)
+
+
+def cond_list(hidden: Sequence[Any], pooled: Sequence[Any] | None) -> list[Cond]:
+    return [Cond(h, None if pooled is None else pooled[i]) for i, h in enumerate(hidden)]
