@@ -200,6 +200,8 @@ class SamplerScheduler:
         self.sigma = plan.sigmas[0]
         self._run: SamplerRun | None = None
         self._padding = 0
+        self.init_latent: Any = None
+        self.latent_mask: Any = None  # inpainting with a 4-channel model: 1 where the image is regenerated
         self._x: Any = None
         self.on_step: Callable[[int], None] | None = None
 
@@ -223,11 +225,16 @@ class SamplerScheduler:
             raise RuntimeError(f"the pipeline skips {begin_index} timesteps where the sampler planned {self._padding}")
 
     def add_noise(self, original: Any, noise: Any, timesteps: Any) -> Any:
-        """img2img's start (WebUI: init latent + noise * first sigma); later calls (inpainting) at `timesteps`."""
+        """img2img's start: the init latent + the WebUI's noise * the first sigma.
+
+        Inpainting pipelines also call it after every step to blend the noised original into the
+        unmasked area; the WebUI blends the prediction instead (`_denoised`), so here that blend is
+        made a no-op by handing back the sampler's own latents.
+        """
+        self.init_latent = original.float()
         if self._run is None and self.initial_noise is not None:
             return original + self.initial_noise.to(original.device, original.dtype) * self.plan.sigmas[0]
-        sigma = self.plan.model_sigmas.t_to_sigma(float(timesteps.flatten()[0]))
-        return original + noise * sigma
+        return self._x.to(original.dtype)
 
     def scale_model_input(self, sample: Any, timestep: Any = None) -> Any:
         if self._run is None:
@@ -267,10 +274,17 @@ class SamplerScheduler:
         if self.plan.prediction_type == "v_prediction":
             c_skip = 1.0 / (sigma**2 + 1.0)
             c_out = -sigma / math.sqrt(sigma**2 + 1.0)
-            return x * c_skip + output * c_out
-        if self.plan.prediction_type == "sample":
-            return output
-        return x - output * sigma
+            denoised = x * c_skip + output * c_out
+        elif self.plan.prediction_type == "sample":
+            denoised = output
+        else:
+            denoised = x - output * sigma
+        if self.latent_mask is not None and self.init_latent is not None:
+            # Inpainting with an ordinary model, as the WebUI's CFG denoiser: outside the mask the
+            # prediction is the original.
+            mask = self.latent_mask.to(denoised.device, denoised.dtype)
+            denoised = self.init_latent.to(denoised.device) * (1.0 - mask) + denoised * mask
+        return denoised
 
     def reset(
         self,
@@ -282,6 +296,7 @@ class SamplerScheduler:
         """Ready for the next pipeline call (one per n_iter batch)."""
         self.batch_size = batch_size
         self.model_dtype = model_dtype
+        self.init_latent = self.latent_mask = None
         self.initial_noise = initial_noise
         self.noise_factory = noise_factory
         self._run, self._x, self.step_index, self.sigma = None, None, 0, self.plan.sigmas[0]
