@@ -253,6 +253,8 @@ def _inpaint_batch(
         noise = start_batch(
             run, model, settings, [image_seed], [batch.subseeds[index]], settings.width, settings.height
         )
+        if not model.inpainting:
+            run.scheduler.latent_mask = _latent_mask(crop_mask, model.vae_scale_factor)
         out = run.pipe(
             **call,
             image=filled,
@@ -269,6 +271,15 @@ def _inpaint_batch(
         ).images
         results.append(_paste_back(source, to_pil(out)[0], mask, region))
     return results
+
+
+def _latent_mask(mask: Image.Image, factor: int) -> Any:
+    """The mask at latent size, rounded to 0/1 as the WebUI's `mask_round` does: (1, 1, h, w)."""
+    import numpy as np
+    import torch
+
+    small = mask.convert("L").resize((mask.width // factor, mask.height // factor))
+    return torch.from_numpy(np.around(np.asarray(small, dtype=np.float32) / 255.0))[None, None]
 
 
 def _paste_back(
