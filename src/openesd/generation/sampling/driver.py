@@ -45,6 +45,7 @@ class PassPlan:
     spec: Any  # samplers.SamplerSpec
     sigmas: list[float]
     options: SamplerOptions
+    full_sigmas: list[float]  # img2img: the whole list it was sliced from (the SDE noise spans it)
     model_sigmas: ModelSigmas
     prediction_type: str
     params: dict[str, Any] = field(default_factory=dict)  # infotext entries of the schedule
@@ -96,6 +97,7 @@ def plan_pass(
         spec=spec,
         sigmas=sigmas,
         options=options,
+        full_sigmas=list(plan.sigmas),
         model_sigmas=model_sigmas,
         prediction_type=str(scheduler_config.get("prediction_type", "epsilon")),
         params=dict(plan.params),

@@ -116,13 +116,14 @@ def start_batch(
     if settings.seed_resize_from_w > 0 and settings.seed_resize_from_h > 0:
         resize = (settings.seed_resize_from_h // factor, settings.seed_resize_from_w // factor)
     device = model.pipe.unet.device
+    source = randn_source(options.randn_source, device)
     rng = webui_noise.ImageRNG(
         (channels, height // factor, width // factor),
         image_seeds,
         subseeds=image_subseeds,
         subseed_strength=settings.subseed_strength,
         seed_resize_from=resize,
-        source=options.randn_source,
+        source=source,
         eta_noise_seed_delta=options.eta_noise_seed_delta,
         device=device,
     )
@@ -131,7 +132,7 @@ def start_batch(
     if plan.spec.brownian_noise:
 
         def factory(x: Any) -> Any:
-            return webui_noise.brownian_noise(x, plan.sigmas, image_seeds)
+            return webui_noise.brownian_noise(x, plan.full_sigmas, image_seeds, source=source)
     else:
 
         def factory(x: Any) -> Any:
@@ -140,3 +141,15 @@ def start_batch(
     run.scheduler.reset(len(image_seeds), initial, factory, model_dtype=model.pipe.unet.dtype)
     run.unet.restart()
     return initial
+
+
+def randn_source(option: str, device: Any) -> str:
+    """The source that gives an A1111 user's noise for the WebUI's `randn_source` option on this device.
+
+    The WebUI's default, "GPU", draws with torch on the GPU; its users' pictures come from NVIDIA
+    cards, whose torch.randn the "NV" source reproduces on any device. So "GPU" is the device's own
+    generator on CUDA and NV elsewhere (docs/decisions.md).
+    """
+    if option == "GPU" and getattr(device, "type", str(device)) != "cuda":
+        return "NV"
+    return option

@@ -41,9 +41,15 @@ class Batch:
 
 
 def batches(settings: GenerationSettings, seed: int, subseed: int) -> list[Batch]:
+    """The WebUI's `all_seeds`/`all_subseeds`: seed + i per image, except that with a variation
+    strength every image keeps the seed and only the subseeds count up."""
     size = settings.batch_size
+    step = 0 if settings.subseed_strength else 1
     return [
-        Batch(seeds.image_seeds(seed + n * size, size), seeds.image_seeds(subseed + n * size, size))
+        Batch(
+            [seed + (n * size + i) * step for i in range(size)],
+            seeds.image_seeds(subseed + n * size, size),
+        )
         for n in range(settings.n_iter)
     ]
 
