@@ -42,10 +42,11 @@ def test_infotext_names_prompt_sampler_seed_size_and_model(generator, sd15_model
     lines = text.split("\n")
     assert lines[0] == "a red fox"
     assert lines[1] == "Negative prompt: blurry"
-    assert "Steps: 2, Sampler: DPM++ 2M Karras, CFG scale: 7, Seed: 7, Size: 64x64" in lines[2]
+    # The WebUI 1.10 splits the old combined name into sampler and schedule type; the API's floats stay floats.
+    assert "Steps: 2, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.0, Seed: 7, Size: 64x64" in lines[2]
     assert f"Model: {sd15_checkpoint.stem}" in lines[2] and "Model hash: " in lines[2]
     data = info(result)
-    assert data["infotexts"] == [text] and data["seed"] == 7 and data["sampler_name"] == "DPM++ 2M Karras"
+    assert data["infotexts"] == [text] and data["seed"] == 7 and data["sampler_name"] == "DPM++ 2M"
     assert result.parameters["prompt"] == "a red fox"
 
 
