@@ -119,7 +119,7 @@ def test_vae_override_selects_the_vae_file(generator, sd15_checkpoint, vae_file)
     plain = run(generator, "txt2img", txt2img_payload(), models)
     chosen = run(generator, "txt2img", txt2img_payload(override_settings={"sd_vae": vae_file.name}), models)
     assert plain.images[0] != chosen.images[0]
-    assert f"VAE: {vae_file.stem}" in png(chosen.images[0]).text["parameters"]
+    assert f"VAE: {vae_file.name}" in png(chosen.images[0]).text["parameters"]  # with its extension, as the WebUI
     back = run(generator, "txt2img", txt2img_payload(override_settings={"sd_vae": "Automatic"}), models)
     assert back.images[0] == plain.images[0]
 
