@@ -119,7 +119,13 @@ def test_a_picture_changing_setting_this_worker_cannot_do_is_refused_by_name(key
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("token_merging_ratio", 0), ("sd_vae_decode_method", "Full"), ("enable_batch_seeds", True), ("sd_unet", None)],
+    [
+        ("token_merging_ratio", 0),
+        ("sd_vae_decode_method", "Full"),
+        ("enable_batch_seeds", True),
+        ("sd_unet", None),
+        ("sd_unet", "None"),
+    ],
 )
 def test_the_same_setting_at_the_webui_default_is_accepted(key, value):
     s = _read({key: value})

@@ -271,8 +271,12 @@ def _int(bound: float | None) -> int | None:
     return None if bound is None else int(bound)
 
 
+# Values other than the default that mean the same here ("None": the checkpoint's own UNet).
+_ALSO_DEFAULT = {"sd_unet": "None"}
+
+
 def _refuse_unless_default(key: str, value: Any, default: Any, why: str) -> None:
-    if value is None or _same(value, default):
+    if value is None or _same(value, default) or value == _ALSO_DEFAULT.get(key):
         return
     raise PayloadError(
         f"{PREFIX}{key} {value!r} is not supported: {why} (accepted only at the WebUI's default, {default!r})"
