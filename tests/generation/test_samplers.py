@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from openesd.generation import GenerationError
+from openesd.generation.tasks.infotext import split_sampler
 from openesd.generation.tasks.samplers import NO_EQUIVALENT, resolve, sampler_names, split_name
 from tests.support.generation_jobs import png, run, txt2img_payload
 
@@ -70,7 +71,8 @@ def test_each_sampler_generates(generator, sd15_models, name):
     result = run(generator, "txt2img", txt2img_payload(sampler_name=name, steps=steps), sd15_models)
     image = png(result.images[0])
     assert image.size == (64, 64)
-    assert f"Sampler: {name}," in image.text["parameters"]
+    sampler, _ = split_sampler(name, None)  # the WebUI writes "DPM++ 2M Karras" as DPM++ 2M + Karras
+    assert f"Sampler: {sampler}, Schedule type: " in image.text["parameters"]
 
 
 def test_job_with_unknown_sampler_fails_before_loading(generator, sd15_models):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from dataclasses import dataclass, field
-from typing import Any
 
 from openesd.errors import PayloadError
+from openesd.generation.payload.options import read_override_settings, sampler_fields
+from openesd.generation.payload.reader import Reader
+
+__all__ = ["GenerationSettings", "Reader", "SamplerOptions", "parse_payload", "read_settings"]
 
 MAX_SIDE = 8192  # the WebUI API's bound on width/height
 
@@ -32,65 +34,6 @@ def parse_payload(text: str | bytes) -> dict:
     if not isinstance(data, dict):
         raise PayloadError(f"payload must be a JSON object, got {type(data).__name__}")
     return data
-
-
-class Reader:
-    """Typed access to one payload; every bad value fails with the key and the value it held."""
-
-    def __init__(self, payload: dict):
-        self.payload = payload
-
-    def raw(self, key: str, default: Any = None) -> Any:
-        value = self.payload.get(key)
-        return default if value is None else value
-
-    def int(self, key: str, default: int, low: int | None = None, high: int | None = None) -> int:
-        value = self.raw(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise PayloadError(f"{key} must be an integer, got {value!r}")
-        try:
-            number = float(value)
-            if not number.is_integer():
-                raise ValueError
-        except ValueError:
-            raise PayloadError(f"{key} must be an integer, got {value!r}") from None
-        return self._bounded(key, int(number), low, high)
-
-    def float(self, key: str, default: float, low: float | None = None, high: float | None = None) -> float:
-        value = self.raw(key, default)
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise PayloadError(f"{key} must be a number, got {value!r}") from None
-        if math.isnan(number):
-            raise PayloadError(f"{key} must be a number, got NaN")
-        return self._bounded(key, number, low, high)
-
-    def str(self, key: str, default: str = "") -> str:
-        value = self.raw(key, default)
-        if not isinstance(value, str):
-            raise PayloadError(f"{key} must be a string, got {value!r}")
-        return value
-
-    def bool(self, key: str, default: bool = False) -> bool:
-        value = self.raw(key, default)
-        if isinstance(value, (bool, int)):
-            return bool(value)
-        raise PayloadError(f"{key} must be true or false, got {value!r}")
-
-    def dict(self, key: str) -> dict:
-        value = self.raw(key, {})
-        if not isinstance(value, dict):
-            raise PayloadError(f"{key} must be an object, got {value!r}")
-        return value
-
-    @staticmethod
-    def _bounded(key: str, value: Any, low: Any, high: Any) -> Any:
-        if low is not None and value < low:
-            raise PayloadError(f"{key} must be at least {low}, got {value}")
-        if high is not None and value > high:
-            raise PayloadError(f"{key} must be at most {high}, got {value}")
-        return value
 
 
 @dataclass
@@ -126,7 +69,10 @@ class SamplerOptions:
 
     Zero for `sigma_min`, `sigma_max` and `rho` means the model's / scheduler's own value, as in the
     WebUI; `eta` None means the WebUI's default for the sampler (`eta_ancestral` for ancestral and SDE
-    samplers, `eta_ddim` for DDIM).
+    samplers, `eta_ddim` for DDIM). `s_churn`, `s_tmin`, `s_tmax` (infinity for the WebUI's 0) and
+    `s_noise` are the values the sampler function gets if it takes them, combined as the WebUI does
+    (payload/options.py `sampler_fields`). read_settings fills every field from the WebUI's defaults
+    (options.HONOURED), whatever the defaults below say.
     """
 
     s_churn: float = 0.0
@@ -149,6 +95,15 @@ class SamplerOptions:
     uni_pc_lower_order_final: bool = True
     use_old_scheduling: bool = False
     emphasis: str = "Original"
+    no_dpmpp_sde_batch_determinism: bool = False
+    use_old_karras_scheduler_sigmas: bool = False  # Karras sigmas from 0.1 to 10 instead of the model's range
+    beta_dist_alpha: float = 0.6  # the "Beta" scheduler's distribution
+    beta_dist_beta: float = 0.6
+    s_min_uncond: float = 0.0  # CFG denoiser: skip the negative prompt below this sigma (every other step)
+    s_min_uncond_all: bool = False  # ... on every step
+    skip_early_cond: float = 0.0  # CFG denoiser: no CFG for this fraction of the first steps
+    pad_cond_uncond: bool = False  # pad the shorter of prompt / negative prompt with empty-prompt chunks
+    pad_cond_uncond_v0: bool = False
 
 
 @dataclass
@@ -183,6 +138,8 @@ class GenerationSettings:
     inpaint: InpaintSettings | None = None
     include_init_images: bool = False
     sampling: SamplerOptions = field(default_factory=SamplerOptions)
+    ignored_settings: list[str] = field(default_factory=list)  # override_settings keys with no effect here
+    unknown_settings: list[str] = field(default_factory=list)  # override_settings keys the WebUI 1.10 lacks
 
     @property
     def clip_skip(self) -> int:
@@ -195,6 +152,7 @@ def read_settings(payload: dict, task: str) -> GenerationSettings:
     r = Reader(payload)
     _refuse_script_name(r)
     _refuse_unsupported(r)
+    options = read_override_settings(r.dict("override_settings"))
     settings = GenerationSettings(
         prompt=r.str("prompt"),
         negative_prompt=r.str("negative_prompt"),
@@ -211,7 +169,7 @@ def read_settings(payload: dict, task: str) -> GenerationSettings:
         cfg_scale=r.float("cfg_scale", 7.0, 0.0, 30.0),
         width=_side(r, "width"),
         height=_side(r, "height"),
-        tiling=r.bool("tiling"),
+        tiling=r.bool("tiling", options.values["tiling"]),
         eta=r.float("eta", 0.0) if payload.get("eta") is not None else None,
         override_settings=r.dict("override_settings"),
         refiner_checkpoint=r.str("refiner_checkpoint") or None,
@@ -219,6 +177,9 @@ def read_settings(payload: dict, task: str) -> GenerationSettings:
         if payload.get("refiner_switch_at") is not None
         else None,
         alwayson_scripts=r.dict("alwayson_scripts"),
+        sampling=SamplerOptions(**sampler_fields(options.values, r)),
+        ignored_settings=options.ignored,
+        unknown_settings=options.unknown,
     )
     if task == "txt2img" and r.bool("enable_hr"):
         settings.hires = _hires(r)

@@ -1,4 +1,5 @@
-"""Encode WebUI prompts (emphasis, BREAK, long prompts, embeddings, clip skip) into diffusers' prompt_embeds."""
+"""Encode WebUI prompts (emphasis and its modes, BREAK, long prompts, embeddings, clip skip) into diffusers'
+prompt_embeds."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 from openesd.generation.adapters.embeddings import Embedding, load_embeddings
 from openesd.errors import PayloadError
 from openesd.generation.prompts._chunks import Chunk, Vocabulary, make_chunks
-from openesd.generation.prompts._parser import extract_loras, parse_attention
+from openesd.generation.payload.options import EMPHASIS_MODES
+from openesd.generation.prompts._parser import BREAK, extract_loras, parse_attention
 
 __all__ = ["PromptEmbeds", "encode_prompts", "encode_texts", "extract_loras", "parse_attention"]
 
@@ -39,32 +41,46 @@ class _Encoder:
 
 
 def encode_prompts(
-    pipe: Any, prompt: str, negative_prompt: str, clip_skip: int, embeddings: list[Path]
+    pipe: Any,
+    prompt: str,
+    negative_prompt: str,
+    clip_skip: int,
+    embeddings: list[Path],
+    emphasis: str = "Original",
 ) -> PromptEmbeds:
-    """Positive and negative embeddings of equal length, shaped as `pipe(...)` accepts them."""
-    ((embeds, pooled),) = _encode_texts(pipe, [prompt, negative_prompt], clip_skip, embeddings, pad=True)
+    """Positive and negative embeddings of equal length, shaped as `pipe(...)` accepts them.
+
+    `emphasis` is the WebUI's option of that name: "Original" scales each token's output by its weight
+    and restores each chunk's mean, "No norm" only scales, "Ignore" reads the brackets but weighs every
+    token 1, "None" reads the whole prompt as literal text (brackets, backslashes and BREAK included).
+    """
+    ((embeds, pooled),) = _encode_texts(pipe, [prompt, negative_prompt], clip_skip, embeddings, emphasis, pad=True)
     result = PromptEmbeds(embeds[0:1], embeds[1:2])
     if pooled is not None:
         result.pooled_prompt_embeds, result.negative_pooled_prompt_embeds = pooled[0:1], pooled[1:2]
     return result
 
 
-def encode_texts(pipe: Any, texts: list[str], clip_skip: int, embeddings: list[Path]) -> list[tuple[Any, Any]]:
+def encode_texts(
+    pipe: Any, texts: list[str], clip_skip: int, embeddings: list[Path], emphasis: str = "Original"
+) -> list[tuple[Any, Any]]:
     """Each text alone, at its own length, as the WebUI conditions on it: (hidden (1, n*77, width), pooled)."""
-    return _encode_texts(pipe, texts, clip_skip, embeddings, pad=False)
+    return _encode_texts(pipe, texts, clip_skip, embeddings, emphasis, pad=False)
 
 
 def _encode_texts(
-    pipe: Any, texts: list[str], clip_skip: int, embeddings: list[Path], *, pad: bool
+    pipe: Any, texts: list[str], clip_skip: int, embeddings: list[Path], emphasis: str, *, pad: bool
 ) -> list[tuple[Any, Any]]:
     """(hidden, pooled) per group of texts: one group of all texts padded to one length, or one per text."""
     import torch
 
     if not isinstance(clip_skip, int) or clip_skip < 1:
         raise PayloadError(f"CLIP_stop_at_last_layers must be a whole number of at least 1, got {clip_skip!r}")
+    if emphasis not in EMPHASIS_MODES:
+        raise PayloadError(f"emphasis must be one of {', '.join(EMPHASIS_MODES)}; got {emphasis!r}")
     loaded = load_embeddings(list(embeddings or []))
     encoders = _encoders(pipe, clip_skip)
-    runs = [parse_attention(text or "") for text in texts]
+    runs = [_runs(text or "", emphasis) for text in texts]
     vocabularies = [_vocabulary(e, loaded) for e in encoders]
     groups = [runs] if pad else [[run] for run in runs]
     results = []
@@ -74,12 +90,23 @@ def _encode_texts(
         hidden, pooled = [], None
         with torch.no_grad():
             for encoder, chunk_lists in zip(encoders, per_encoder):
-                states, pool = _encode(encoder, chunk_lists, clip_skip)
+                states, pool = _encode(encoder, chunk_lists, clip_skip, emphasis)
                 hidden.append(states.to(hidden[0].device) if hidden else states)
                 pooled = pool if encoder.pooled else pooled
         # SDXL: clip_l (768) then clip_g (1280), as the UNet expects
         results.append((torch.cat(hidden, dim=-1), pooled))
     return results
+
+
+def _runs(text: str, emphasis: str) -> list[tuple[str, float]]:
+    """(fragment, weight) runs as the WebUI's tokenize_line reads them under each emphasis mode."""
+    if emphasis == "None":
+        return [(text, 1.0)]
+    runs = parse_attention(text)
+    if emphasis == "Ignore":
+        # The fragments stay as parsed (each is tokenized on its own); only the weights go.
+        return [(fragment, weight if fragment == BREAK and weight == -1 else 1.0) for fragment, weight in runs]
+    return runs
 
 
 def _encoders(pipe: Any, clip_skip: int) -> list[_Encoder]:
@@ -138,7 +165,7 @@ def _pad_to_same_length(per_encoder: list[list[list[Chunk]]], encoders: list[_En
             chunks.extend(Chunk(list(empty.tokens), list(empty.weights)) for _ in range(target - len(chunks)))
 
 
-def _encode(encoder: _Encoder, chunk_lists: list[list[Chunk]], clip_skip: int) -> tuple[Any, Any]:
+def _encode(encoder: _Encoder, chunk_lists: list[list[Chunk]], clip_skip: int, emphasis: str) -> tuple[Any, Any]:
     """All chunks of all prompts in one forward pass -> (prompts, chunks*77, width), pooled of chunk 0."""
     import torch
 
@@ -153,7 +180,7 @@ def _encode(encoder: _Encoder, chunk_lists: list[list[Chunk]], clip_skip: int) -
         handle.remove()
     states = _select_layer(encoder, out, clip_skip)
     weights = torch.tensor([c.weights for c in flat], dtype=states.dtype, device=device)
-    states = _apply_weights(states, weights)
+    states = _apply_weights(states, weights, emphasis)
     per_prompt = len(chunk_lists[0])
     states = states.reshape(len(chunk_lists), per_prompt * states.shape[1], states.shape[2])
     pooled = None
@@ -190,12 +217,17 @@ def _select_layer(encoder: _Encoder, out: Any, clip_skip: int) -> Any:
     return out.last_hidden_state
 
 
-def _apply_weights(states: Any, weights: Any) -> Any:
-    """Scale each token, then restore each chunk's mean (the WebUI's "Original" emphasis)."""
+def _apply_weights(states: Any, weights: Any, emphasis: str = "Original") -> Any:
+    """The WebUI's emphasis on one chunk's output: "No norm" scales each token by its weight, "Original"
+    then restores the chunk's mean, "Ignore" and "None" leave the output alone (sd_emphasis.py)."""
     import torch
 
-    original = states.mean(dim=(1, 2), keepdim=True)
+    if emphasis in ("None", "Ignore"):
+        return states
     weighted = states * weights.unsqueeze(-1)
+    if emphasis == "No norm":
+        return weighted
+    original = states.mean(dim=(1, 2), keepdim=True)
     new = weighted.mean(dim=(1, 2), keepdim=True)
     # A chunk whose mean is ~0 (a norm with zero bias) would blow up the ratio; leave it unrestored.
     scale = weighted.abs().mean(dim=(1, 2), keepdim=True) * 1e-4
