@@ -83,7 +83,7 @@ class SamplerOptions:
     eta_ancestral: float = 1.0
     eta_ddim: float = 0.0
     eta_noise_seed_delta: int = 0
-    randn_source: str = "CPU"  # CPU | GPU | NV
+    randn_source: str = "GPU"  # GPU (the WebUI's default: an NVIDIA card's noise) | CPU | NV
     sigma_min: float = 0.0
     sigma_max: float = 0.0
     rho: float = 0.0

@@ -69,11 +69,12 @@ def prepare_pass(
     )
     scheduler = SamplerScheduler(plan, config)
     text, negative = extract_loras(prompt)[0], extract_loras(negative_prompt)[0]
+    emphasis = settings.sampling.emphasis
 
     def encode_all(texts: list[str]) -> list[Cond]:
         return [
             Cond(hidden, pooled)
-            for hidden, pooled in encode_texts(model.pipe, texts, settings.clip_skip, model.embeddings)
+            for hidden, pooled in encode_texts(model.pipe, texts, settings.clip_skip, model.embeddings, emphasis)
         ]
 
     schedule_steps, hires_steps = plan.steps, None
@@ -90,7 +91,7 @@ def prepare_pass(
     unet = ConditionedUNet(model.pipe.unet, scheduler, conditioning, settings.cfg_scale)
     pipe = derive(model, kind, scheduler, controlnet, unet=unet)
     first, first_negative = conditioning.first_texts()
-    embeds = encode(model, pipe, first, first_negative, settings.clip_skip)
+    embeds = encode(model, pipe, first, first_negative, settings.clip_skip, emphasis)
     return Pass(pipe, scheduler, unet, plan, embeds)
 
 

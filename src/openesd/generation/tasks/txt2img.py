@@ -90,7 +90,15 @@ def run_txt2img(
 
     # 2. Seeds, once for the whole job.
     seed, subseed = seeds.resolve_seed(settings.seed), seeds.resolve_seed(settings.subseed)
-    info = InfoBuilder(settings, model.path, model.vae_path, seed, subseed, extra=dict(ctx.extra_params))
+    info = InfoBuilder(
+        settings,
+        model.path,
+        model.vae_path,
+        seed,
+        subseed,
+        extra=dict(ctx.extra_params),
+        inpainting_conditioning=model.inpainting,
+    )
 
     # 3. Sample each batch; hand the latents to the hires pass when asked.
     images: list[Any] = []
@@ -197,7 +205,7 @@ def refiner_switch(refiner: PreparedModel, settings: GenerationSettings, run: An
     import torch
 
     def encode_all(texts: list[str]) -> list[Cond]:
-        found = encode_texts(refiner.pipe, texts, settings.clip_skip, refiner.embeddings)
+        found = encode_texts(refiner.pipe, texts, settings.clip_skip, refiner.embeddings, settings.sampling.emphasis)
         return [Cond(hidden, pooled) for hidden, pooled in found]
 
     text, negative = extract_loras(settings.prompt)[0], extract_loras(settings.negative_prompt)[0]
