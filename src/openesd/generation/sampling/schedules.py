@@ -1,0 +1,379 @@
+"""The model's discrete sigmas and the WebUI 1.10's scheduler sigma lists (sd_schedulers.py behaviour).
+
+Every list is computed the way the WebUI computes it: float32 torch on the CPU (k-diffusion's
+get_sigmas_* functions), numpy float64 where the WebUI uses numpy, then handed out as Python floats.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from openesd.errors import UnsupportedFeature
+
+if TYPE_CHECKING:
+    import torch
+
+    from openesd.generation.payload.settings import SamplerOptions
+    from openesd.generation.sampling.samplers import SamplerSpec
+
+# The WebUI's Align Your Steps tables (sd_schedulers.py, from NVIDIA's AYS how-to), 10 steps + sigma_min.
+AYS_SD15 = (14.615, 6.475, 3.861, 2.697, 1.886, 1.396, 0.963, 0.652, 0.399, 0.152, 0.029)
+AYS_SDXL = (14.615, 6.315, 3.771, 2.181, 1.342, 0.862, 0.555, 0.380, 0.234, 0.113, 0.029)
+# processing.py rescale_zero_terminal_snr_abar: the last alpha_bar is set to this instead of 0.
+ZERO_SNR_LAST_ALPHA_BAR = 4.8973451890853435e-08
+BETA_DIST_DEFAULT = 0.6  # the WebUI's beta_dist_alpha / beta_dist_beta defaults
+
+
+class ModelSigmas:
+    """The model's 1000 sigmas, ascending, as k-diffusion's DiscreteSchedule holds them (MIT, Crowson).
+
+    float32 like the WebUI's CompVisDenoiser: alphas_cumprod is computed in float64 and registered
+    as a float32 buffer by the LDM / SGM model; sigmas = ((1 - a) / a) ** 0.5 in float32.
+    """
+
+    def __init__(self, sigmas: torch.Tensor) -> None:
+        import torch
+
+        self.sigmas = sigmas.to(torch.float32)
+        self.log_sigmas = self.sigmas.log()
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], *, zero_terminal_snr: bool = False) -> ModelSigmas:
+        """From a diffusers scheduler config; `zero_terminal_snr` is the WebUI's sd_noise_schedule option."""
+        import torch
+
+        alphas_cumprod = _alphas_cumprod(config).to(torch.float32)
+        if zero_terminal_snr:
+            alphas_cumprod = _rescale_zero_terminal_snr(alphas_cumprod)
+        return cls(((1 - alphas_cumprod) / alphas_cumprod) ** 0.5)
+
+    @property
+    def sigma_min(self) -> float:
+        return float(self.sigmas[0])
+
+    @property
+    def sigma_max(self) -> float:
+        return float(self.sigmas[-1])
+
+    def sigma_to_t(self, sigma: torch.Tensor | float) -> torch.Tensor:
+        """Fractional timestep of a sigma, by linear interpolation of log sigma (k-diffusion)."""
+        import torch
+
+        sigma = torch.as_tensor(sigma, dtype=torch.float32)
+        log_sigma = sigma.log()
+        dists = log_sigma - self.log_sigmas[:, None]
+        low_idx = dists.ge(0).cumsum(dim=0).argmax(dim=0).clamp(max=self.log_sigmas.shape[0] - 2)
+        high_idx = low_idx + 1
+        low, high = self.log_sigmas[low_idx], self.log_sigmas[high_idx]
+        w = ((low - log_sigma) / (low - high)).clamp(0, 1)
+        return ((1 - w) * low_idx + w * high_idx).view(sigma.shape)
+
+    def t_to_sigma(self, t: torch.Tensor | float) -> torch.Tensor:
+        """Sigma of a (fractional) timestep, by linear interpolation of log sigma (k-diffusion)."""
+        import torch
+
+        t = torch.as_tensor(t).float()
+        low_idx, high_idx, w = t.floor().long(), t.ceil().long(), t.frac()
+        return ((1 - w) * self.log_sigmas[low_idx] + w * self.log_sigmas[high_idx]).exp()
+
+    def get_sigmas(self, n: int) -> torch.Tensor:
+        """k-diffusion's DiscreteSchedule.get_sigmas: n timesteps evenly spaced from 999 to 0, then 0."""
+        import torch
+
+        t = torch.linspace(len(self.sigmas) - 1, 0, n)
+        return _append_zero(self.t_to_sigma(t))
+
+    def lcm(self) -> LCMSigmas:
+        """The WebUI's LCMCompVisDenoiser view of this model (50 of the 1000 sigmas)."""
+        return LCMSigmas(self)
+
+
+class LCMSigmas(ModelSigmas):
+    """The WebUI's LCMCompVisDenoiser: every 20th timestep (19, 39, ..., 999), quantized sigma_to_t."""
+
+    skip_steps = 20
+
+    def __init__(self, model: ModelSigmas) -> None:
+        index = list(range(self.skip_steps - 1, len(model.sigmas), self.skip_steps))
+        # the WebUI takes alphas_cumprod at those steps; sigma is a function of alpha_bar alone
+        super().__init__(model.sigmas[index])
+
+    def sigma_to_t(self, sigma: torch.Tensor | float) -> torch.Tensor:
+        import torch
+
+        sigma = torch.as_tensor(sigma, dtype=torch.float32)
+        dists = sigma.log() - self.log_sigmas[:, None]
+        return dists.abs().argmin(dim=0).view(sigma.shape) * self.skip_steps + (self.skip_steps - 1)
+
+    def t_to_sigma(self, t: torch.Tensor | float) -> torch.Tensor:
+        import torch
+
+        t = torch.as_tensor(t)
+        index = torch.clamp(((t - (self.skip_steps - 1)) / self.skip_steps).float(), min=0, max=len(self.sigmas) - 1)
+        return super().t_to_sigma(index)
+
+    def get_sigmas(self, n: int) -> torch.Tensor:
+        import torch
+
+        start = self.sigma_to_t(torch.tensor(self.sigma_max))
+        end = self.sigma_to_t(torch.tensor(self.sigma_min))
+        return _append_zero(self.t_to_sigma(torch.linspace(start, end, n)))
+
+
+@dataclass(frozen=True)
+class SigmaPlan:
+    """The sigmas the WebUI hands the sampler, and the infotext entries it writes for that choice."""
+
+    sigmas: list[float]
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    """One entry of the WebUI's sd_schedulers.schedulers list."""
+
+    name: str
+    label: str
+    function: Callable[..., torch.Tensor] | None
+    default_rho: float = -1
+    need_inner_model: bool = False
+    aliases: tuple[str, ...] = ()
+
+
+def sigma_plan(
+    scheduler_label: str,
+    spec: SamplerSpec,
+    steps: int,
+    model: ModelSigmas,
+    options: SamplerOptions,
+    *,
+    is_sdxl: bool = False,
+) -> SigmaPlan:
+    """The sigmas for `steps` steps of `spec` under the scheduler named `scheduler_label`.
+
+    Follows KDiffusionSampler.get_sigmas (and CompVisSampler.get_timesteps for the timestep samplers).
+    """
+    params: dict[str, Any] = {}
+    discard = spec.discard_next_to_last_sigma
+    if options.always_discard_next_to_last_sigma and not discard:
+        discard = True
+        params["Discard penultimate sigma"] = True
+    steps += 1 if discard else 0
+    if spec.timesteps:
+        return SigmaPlan(timestep_sigmas(steps, model), params)
+    inner = model.lcm() if spec.lcm else model
+    sigmas = _scheduled(scheduler_label, spec, steps, inner, options, params, is_sdxl)
+    if discard:
+        sigmas = sigmas[:-2] + sigmas[-1:]
+    if spec.model_sigma_range:
+        # KDiffusionSampler.sample gives sample_dpm_fast the model's sigma range and n = steps, not the
+        # schedule (still computed, so its infotext stays); the coroutine reads sigmas[0], sigmas[-2], length
+        sigmas = inner.get_sigmas(steps).tolist()
+        sigmas[0], sigmas[-2] = inner.sigma_max, inner.sigma_min
+    return SigmaPlan(sigmas, params)
+
+
+def timesteps(steps: int) -> list[int]:
+    """CompVisSampler.get_timesteps: range(0, 1000, 1000 // steps) + 1, clipped to 999 (may be > steps long)."""
+    return [min(max(t + 1, 0), 999) for t in range(0, 1000, 1000 // steps)]
+
+
+def timestep_sigmas(steps: int, model: ModelSigmas) -> list[float]:
+    """The timestep samplers' levels as sigmas: sigma(t) for the timesteps, descending, then 0.
+
+    The WebUI's DDIM/PLMS evaluate the model at every timestep but the first (smallest), and their
+    last step lands on that first timestep: the next-to-last entry is the landing level, not a
+    model evaluation (samplers.py).
+    """
+    return [float(model.sigmas[t]) for t in reversed(timesteps(steps))] + [0.0]
+
+
+def find_scheduler(label: str) -> Scheduler:
+    """The scheduler by label, name or alias, as sd_schedulers.schedulers_map finds it."""
+    for scheduler in SCHEDULERS:
+        if label in (scheduler.label, scheduler.name, *scheduler.aliases):
+            return scheduler
+    valid = ", ".join(s.label for s in SCHEDULERS)
+    raise UnsupportedFeature(f"Unknown scheduler {label!r}; valid schedulers: {valid}")
+
+
+def _scheduled(
+    label: str, spec: SamplerSpec, steps: int, inner: ModelSigmas, options: SamplerOptions, params: dict, is_sdxl: bool
+) -> list[float]:
+    scheduler = find_scheduler(label)
+    if scheduler.name == "automatic" and spec.default_scheduler:
+        scheduler = find_scheduler(spec.default_scheduler)
+    if scheduler.function is None:
+        return inner.get_sigmas(steps).tolist()
+    params["Schedule type"] = scheduler.label
+    kwargs: dict[str, Any] = {"sigma_min": inner.sigma_min, "sigma_max": inner.sigma_max}
+    if options.sigma_min != 0 and options.sigma_min != inner.sigma_min:
+        kwargs["sigma_min"] = params["Schedule min sigma"] = options.sigma_min
+    if options.sigma_max != 0 and options.sigma_max != inner.sigma_max:
+        kwargs["sigma_max"] = params["Schedule max sigma"] = options.sigma_max
+    if scheduler.default_rho != -1 and options.rho != 0 and options.rho != scheduler.default_rho:
+        kwargs["rho"] = params["Schedule rho"] = options.rho
+    if scheduler.need_inner_model:
+        kwargs["inner_model"] = inner
+    if scheduler.name == "align_your_steps":
+        kwargs["is_sdxl"] = is_sdxl
+    if scheduler.name == "beta":
+        kwargs["alpha"] = params["Beta schedule alpha"] = getattr(options, "beta_dist_alpha", BETA_DIST_DEFAULT)
+        kwargs["beta"] = params["Beta schedule beta"] = getattr(options, "beta_dist_beta", BETA_DIST_DEFAULT)
+    return scheduler.function(n=steps, **kwargs).tolist()
+
+
+# --- the schedules (k-diffusion's get_sigmas_* are MIT, Katherine Crowson; the rest follow the WebUI's formulas)
+
+
+def _append_zero(x: torch.Tensor) -> torch.Tensor:
+    import torch
+
+    return torch.cat([x, x.new_zeros([1])])
+
+
+def uniform(n: int, sigma_min: float, sigma_max: float, inner_model: ModelSigmas) -> torch.Tensor:
+    return inner_model.get_sigmas(n)
+
+
+def karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
+    """Karras et al. (2022), k-diffusion get_sigmas_karras."""
+    import torch
+
+    ramp = torch.linspace(0, 1, n)
+    min_inv_rho = sigma_min ** (1 / rho)
+    max_inv_rho = sigma_max ** (1 / rho)
+    return _append_zero((max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** rho)
+
+
+def exponential(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
+    import torch
+
+    return _append_zero(torch.linspace(math.log(sigma_max), math.log(sigma_min), n).exp())
+
+
+def polyexponential(n: int, sigma_min: float, sigma_max: float, rho: float = 1.0) -> torch.Tensor:
+    import torch
+
+    ramp = torch.linspace(1, 0, n) ** rho
+    return _append_zero(torch.exp(ramp * (math.log(sigma_max) - math.log(sigma_min)) + math.log(sigma_min)))
+
+
+def sgm_uniform(n: int, sigma_min: float, sigma_max: float, inner_model: ModelSigmas) -> torch.Tensor:
+    import torch
+
+    start = inner_model.sigma_to_t(torch.tensor(sigma_max))
+    end = inner_model.sigma_to_t(torch.tensor(sigma_min))
+    sigmas = [float(inner_model.t_to_sigma(t)) for t in torch.linspace(start, end, n + 1)[:-1]]
+    return torch.tensor([*sigmas, 0.0], dtype=torch.float32)
+
+
+def align_your_steps(n: int, sigma_min: float, sigma_max: float, is_sdxl: bool) -> torch.Tensor:
+    """The AYS table of the model family, log-linearly interpolated (numpy float64) to n steps."""
+    import numpy as np
+    import torch
+
+    table = list(AYS_SDXL if is_sdxl else AYS_SD15)
+    if n == len(table):
+        return torch.tensor([*table, 0.0], dtype=torch.float32)
+    xs = np.linspace(0, 1, len(table))
+    ys = np.log(table[::-1])
+    interpolated = np.exp(np.interp(np.linspace(0, 1, n), xs, ys))[::-1]
+    return torch.tensor(np.append(interpolated, [0.0]), dtype=torch.float32)
+
+
+def kl_optimal(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
+    """The WebUI's KL Optimal: n + 1 sigmas ending in sigma_min, not 0 (its last step does not reach 0)."""
+    import torch
+
+    alpha_min = torch.arctan(torch.tensor(sigma_min))
+    alpha_max = torch.arctan(torch.tensor(sigma_max))
+    step = torch.arange(n + 1)
+    return torch.tan(step / n * alpha_min + (1.0 - step / n) * alpha_max)
+
+
+def simple(n: int, sigma_min: float, sigma_max: float, inner_model: ModelSigmas) -> torch.Tensor:
+    import torch
+
+    stride = len(inner_model.sigmas) / n
+    sigmas = [float(inner_model.sigmas[-(1 + int(x * stride))]) for x in range(n)]
+    return torch.tensor([*sigmas, 0.0], dtype=torch.float32)
+
+
+def normal(n: int, sigma_min: float, sigma_max: float, inner_model: ModelSigmas) -> torch.Tensor:
+    import torch
+
+    start = inner_model.sigma_to_t(torch.tensor(sigma_max))
+    end = inner_model.sigma_to_t(torch.tensor(sigma_min))
+    sigmas = [float(inner_model.t_to_sigma(t)) for t in torch.linspace(start, end, n)]
+    return torch.tensor([*sigmas, 0.0], dtype=torch.float32)
+
+
+def ddim(n: int, sigma_min: float, sigma_max: float, inner_model: ModelSigmas) -> torch.Tensor:
+    """Every (1000 // n)-th sigma from timestep 1 up: may give more than n steps, as in the WebUI."""
+    import torch
+
+    stride = max(len(inner_model.sigmas) // n, 1)
+    sigmas = [float(inner_model.sigmas[x]) for x in range(1, len(inner_model.sigmas), stride)]
+    return torch.tensor([*sigmas[::-1], 0.0], dtype=torch.float32)
+
+
+def beta(
+    n: int, sigma_min: float, sigma_max: float, inner_model: ModelSigmas, alpha: float, beta: float
+) -> torch.Tensor:
+    """Lee et al. (2024), "Beta Sampling is All You Need": scipy's beta quantiles of 1 - linspace(0, 1, n)."""
+    import numpy as np
+    import torch
+    from scipy import stats
+
+    quantiles = [stats.beta.ppf(x, alpha, beta) for x in 1 - np.linspace(0, 1, n)]
+    return torch.tensor([*(sigma_min + x * (sigma_max - sigma_min) for x in quantiles), 0.0], dtype=torch.float32)
+
+
+SCHEDULERS = (
+    Scheduler("automatic", "Automatic", None),
+    Scheduler("uniform", "Uniform", uniform, need_inner_model=True),
+    Scheduler("karras", "Karras", karras, default_rho=7.0),
+    Scheduler("exponential", "Exponential", exponential),
+    Scheduler("polyexponential", "Polyexponential", polyexponential, default_rho=1.0),
+    Scheduler("sgm_uniform", "SGM Uniform", sgm_uniform, need_inner_model=True, aliases=("SGMUniform",)),
+    Scheduler("kl_optimal", "KL Optimal", kl_optimal),
+    Scheduler("align_your_steps", "Align Your Steps", align_your_steps),
+    Scheduler("simple", "Simple", simple, need_inner_model=True),
+    Scheduler("normal", "Normal", normal, need_inner_model=True),
+    Scheduler("ddim", "DDIM", ddim, need_inner_model=True),
+    Scheduler("beta", "Beta", beta, need_inner_model=True),
+)
+
+
+def _alphas_cumprod(config: Mapping[str, Any]) -> torch.Tensor:
+    """alpha_bar in float64 as the LDM/SGM code computes it (torch.linspace float64, numpy cumprod)."""
+    import numpy as np
+    import torch
+
+    n = int(config.get("num_train_timesteps", 1000))
+    start, end = float(config.get("beta_start", 0.00085)), float(config.get("beta_end", 0.012))
+    schedule = config.get("beta_schedule", "scaled_linear")
+    if config.get("trained_betas") is not None:
+        betas = np.asarray(config["trained_betas"], dtype=np.float64)
+    elif schedule == "scaled_linear":  # LDM's "linear"
+        betas = (torch.linspace(start**0.5, end**0.5, n, dtype=torch.float64) ** 2).numpy()
+    elif schedule == "linear":  # LDM's "sqrt_linear"
+        betas = torch.linspace(start, end, n, dtype=torch.float64).numpy()
+    else:
+        raise UnsupportedFeature(f"Unsupported beta_schedule {schedule!r}; valid: scaled_linear, linear, trained_betas")
+    return torch.tensor(np.cumprod(1.0 - betas, axis=0))
+
+
+def _rescale_zero_terminal_snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """The WebUI's "Zero Terminal SNR" noise schedule (Lin et al. 2023), on the float32 alpha_bar."""
+    alphas_bar_sqrt = alphas_cumprod.sqrt()
+    first, last = alphas_bar_sqrt[0].clone(), alphas_bar_sqrt[-1].clone()
+    alphas_bar_sqrt -= last
+    alphas_bar_sqrt *= first / (first - last)
+    alphas_bar = alphas_bar_sqrt**2
+    alphas_bar[-1] = ZERO_SNR_LAST_ALPHA_BAR
+    return alphas_bar
