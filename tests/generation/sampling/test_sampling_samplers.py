@@ -73,9 +73,11 @@ def drive(coroutine) -> tuple[torch.Tensor, int]:
         return stop.value, calls
 
 
-def ours(name: str, x: torch.Tensor, sigmas: list[float], options: SamplerOptions) -> tuple[torch.Tensor, int]:
+def ours(
+    name: str, x: torch.Tensor, sigmas: list[float], options: SamplerOptions, extra=None
+) -> tuple[torch.Tensor, int]:
     queue = deque(noises())
-    return drive(start(SAMPLERS[name], x, sigmas, lambda sigma, sigma_next: queue.popleft(), options))
+    return drive(start(SAMPLERS[name], x, sigmas, lambda sigma, sigma_next: queue.popleft(), options, extra))
 
 
 class _TorchHijack:
@@ -354,3 +356,144 @@ def test_every_webui_sampler_is_implemented_or_refused():
         *("PLMS", "UniPC", "LCM"),
     ]
     assert sorted([*SAMPLERS, *REFUSED]) == sorted(webui)
+
+
+class _UniPCReference:
+    """The WebUI's UniPC (uni_pc.py: NoiseScheduleVP 'discrete', multistep, predict_x0), on float64 scalars."""
+
+    def __init__(self, model: ModelSigmas, variant: str):
+        ac = _alphas_cumprod()
+        self.t_array = np.linspace(0.0, 1.0, 1001)[1:]
+        self.log_alpha = (0.5 * torch.log(ac)).double().numpy()
+        self.model, self.variant = model, variant
+        self.calls = 0
+
+    def log_alpha_t(self, t: float) -> float:
+        return float(np.interp(t, self.t_array, self.log_alpha))
+
+    def lam(self, t: float) -> float:
+        la = self.log_alpha_t(t)
+        return la - 0.5 * math.log(1 - math.exp(2 * la))
+
+    def x0(self, x, t: float):
+        self.calls += 1
+        t_input = min(max((t - 1 / 1000) * 1000, 0.0), 999.0)
+        sigma = self.model.t_to_sigma(torch.tensor(t_input)).item()
+        x_ve = x * math.sqrt(1 + sigma**2)
+        eps = (x_ve - denoise(x_ve, sigma)) / sigma
+        alpha = math.exp(self.log_alpha_t(t))
+        return (x - math.sqrt(1 - alpha**2) * eps) / alpha
+
+    def time_steps(self, skip_type: str, n: int) -> list[float]:
+        if skip_type == "time_uniform":
+            return torch.linspace(1.0, 1 / 1000, n + 1).tolist()
+        if skip_type == "time_quadratic":
+            return torch.linspace(1.0, (1 / 1000) ** 0.5, n + 1).pow(2).tolist()
+        lambdas = torch.linspace(self.lam(1.0), self.lam(1 / 1000), n + 1).double()
+        log_alpha = -0.5 * torch.logaddexp(torch.zeros(1, dtype=torch.float64), -2 * lambdas)
+        return np.interp(log_alpha.numpy(), self.log_alpha[::-1], self.t_array[::-1]).tolist()
+
+    def update(self, x, models, ts, t, order, corrector):
+        lam0, lam_t = self.lam(ts[-1]), self.lam(t)
+        sigma0 = math.sqrt(1 - math.exp(2 * self.log_alpha_t(ts[-1])))
+        alpha_t = math.exp(self.log_alpha_t(t))
+        sigma_t = math.sqrt(1 - alpha_t**2)
+        h = lam_t - lam0
+        rks = [(self.lam(ts[-(i + 1)]) - lam0) / h for i in range(1, order)]
+        d1s = [(models[-(i + 1)] - models[-1]) / rk for i, rk in enumerate(rks, start=1)]
+        rks = torch.tensor([*rks, 1.0], dtype=torch.float64)
+        hh = -h
+        x_t_ = sigma_t / sigma0 * x - alpha_t * math.expm1(hh) * models[-1]
+        if self.variant == "vary_coeff":
+            return self.vary(x_t_, x, models, d1s, rks, hh, alpha_t, t, corrector)
+        b_h = hh if self.variant == "bh1" else math.expm1(hh)
+        r = torch.stack([rks ** (i - 1) for i in range(1, order + 1)])
+        b, h_phi_k, fact = [], math.expm1(hh) / hh - 1, 1
+        for i in range(1, order + 1):
+            b.append(h_phi_k * fact / b_h)
+            fact *= i + 1
+            h_phi_k = h_phi_k / hh - 1 / fact
+        b = torch.tensor(b, dtype=torch.float64)
+        pred = 0
+        if d1s:
+            rhos_p = torch.tensor([0.5]) if order == 2 else torch.linalg.solve(r[:-1, :-1], b[:-1])
+            pred = sum(rho.item() * d for rho, d in zip(rhos_p, d1s, strict=False))
+        x_t = x_t_ - alpha_t * b_h * pred
+        if not corrector:
+            return x_t, None
+        rhos_c = torch.tensor([0.5]) if order == 1 else torch.linalg.solve(r, b)
+        model_t = self.x0(x_t, t)
+        corr = sum(rho.item() * d for rho, d in zip(rhos_c[:-1], d1s, strict=False))
+        return x_t_ - alpha_t * b_h * (corr + rhos_c[-1].item() * (model_t - models[-1])), model_t
+
+    def vary(self, x_t_, x, models, d1s, rks, hh, alpha_t, t, corrector):
+        size = len(rks)
+        cols, col = [], torch.ones_like(rks)
+        for k in range(1, size + 1):
+            cols.append(col)
+            col = col * rks / (k + 1)
+        c = torch.stack(cols, dim=1)
+        phis, fact, phi = [], 1, math.expm1(hh)
+        for k in range(1, size + 2):
+            phis.append(phi)
+            phi = phi / hh - 1 / fact
+            fact *= k + 1
+        x_t = x_t_
+        if d1s:
+            a_p = torch.linalg.inv(c[:-1, :-1])
+            for k in range(size - 1):
+                x_t = x_t - alpha_t * phis[k + 1] * sum(a.item() * d for a, d in zip(a_p[k], d1s, strict=False))
+        if not corrector:
+            return x_t, None
+        a_c = torch.linalg.inv(c)
+        model_t = self.x0(x_t, t)
+        x_t, k = x_t_, 0
+        for k in range(size - 1):
+            x_t = x_t - alpha_t * phis[k + 1] * sum(a.item() * d for a, d in zip(a_c[k][:-1], d1s, strict=False))
+        return x_t - alpha_t * phis[size] * ((model_t - models[-1]) * a_c[k][-1].item()), model_t
+
+    def sample(self, x, steps: int, order: int, skip_type: str, lower_order_final: bool):
+        ts = self.time_steps(skip_type, steps)
+        models, prev = [self.x0(x, ts[0])], [ts[0]]
+        for init in range(1, order):
+            x, model_x = self.update(x, models, prev, ts[init], init, True)
+            models.append(model_x)
+            prev.append(ts[init])
+        for step in range(order, steps + 1):
+            step_order = min(order, steps + 1 - step) if lower_order_final else order
+            x, model_x = self.update(x, models, prev, ts[step], step_order, step != steps)
+            for i in range(order - 1):
+                prev[i], models[i] = prev[i + 1], models[i + 1]
+            prev[-1] = ts[step]
+            if step < steps:
+                models[-1] = model_x
+        return x
+
+
+@pytest.mark.parametrize(
+    ("variant", "skip_type", "order", "lower_order_final", "steps"),
+    [
+        ("bh1", "time_uniform", 3, True, 10),
+        ("bh2", "time_uniform", 2, True, 8),
+        ("bh1", "time_quadratic", 3, False, 12),
+        ("bh2", "logSNR", 3, True, 10),
+        ("vary_coeff", "time_uniform", 3, True, 10),
+        ("vary_coeff", "logSNR", 1, True, 6),
+        ("bh1", "time_uniform", 3, True, 30),
+    ],
+)
+def test_unipc_matches_the_webuis_algorithm(model, variant, skip_type, order, lower_order_final, steps):
+    options = SamplerOptions(
+        uni_pc_variant=variant,
+        uni_pc_skip_type=skip_type,
+        uni_pc_order=order,
+        uni_pc_lower_order_final=lower_order_final,
+    )
+    plan = sigma_plan("Automatic", SAMPLERS["UniPC"], steps, model, options)
+    noise = torch.randn(SHAPE, generator=torch.Generator().manual_seed(5))
+    reference = _UniPCReference(model, variant)
+    expected = reference.sample(noise, len(timesteps(steps)), order, skip_type, lower_order_final)
+    got, calls = ours("UniPC", noise * math.sqrt(1 + plan.sigmas[0] ** 2), plan.sigmas, options, plan.extra)
+    assert (got - expected).abs().max().item() < TOLERANCE
+    count = evaluations(SAMPLERS["UniPC"], plan.sigmas, options, plan.extra)
+    assert calls == reference.calls == len(timesteps(steps)) == count

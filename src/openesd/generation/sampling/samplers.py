@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from openesd.errors import UnsupportedFeature
-from openesd.generation.sampling import _extra, _kdiffusion, _timesteps
+from openesd.generation.sampling import _extra, _kdiffusion, _timesteps, _unipc
 from openesd.generation.sampling._kdiffusion import Noise, Sample
 from openesd.generation.sampling.schedules import SCHEDULERS, find_scheduler
 
@@ -42,9 +42,11 @@ class SamplerSpec:
     timesteps: bool = False  # DDIM/PLMS: integer timesteps, VP latent returned (schedules.timestep_sigmas)
     lcm: bool = False  # LCM: the LCMCompVisDenoiser's sigmas (and denoiser)
     model_sigma_range: bool = False  # DPM fast: txt2img runs from the model's sigma_max to sigma_min
+    unipc: bool = False  # UniPC: its own continuous-time levels (schedules.unipc_sigmas)
     extra_params: tuple[str, ...] = ()  # the s_* options the WebUI passes
     eta_option: str | None = None  # the SamplerOptions field eta defaults to, when the function takes eta
     fixed: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    from_options: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # kwarg -> option
 
 
 def _spec(name: str, function: Callable[..., Sample], *aliases: str, **options: Any) -> SamplerSpec:
@@ -141,6 +143,16 @@ SAMPLERS: dict[str, SamplerSpec] = {
         _spec("Restart", _extra.restart, "restart", default_scheduler="karras", second_order=True),
         _spec("DDIM", _timesteps.ddim, "ddim", timesteps=True, eta_option="eta_ddim"),
         _spec("PLMS", _timesteps.plms, "plms", timesteps=True),
+        _spec(
+            "UniPC",
+            _unipc.unipc,
+            "unipc",
+            timesteps=True,
+            unipc=True,
+            from_options=MappingProxyType(
+                {"variant": "uni_pc_variant", "order": "uni_pc_order", "lower_order_final": "uni_pc_lower_order_final"}
+            ),
+        ),
         _spec("LCM", _timesteps.lcm, "k_lcm", lcm=True),
     )
 }
@@ -150,9 +162,8 @@ REFUSED: dict[str, str] = {
     "known before sampling",
     "DDIM CFG++": "it needs the unconditional prediction besides the CFG-combined one, which the sampler "
     "protocol does not give",
-    "UniPC": "not implemented yet: it runs on its own continuous-time schedule (uni_pc.NoiseScheduleVP)",
 }
-_REFUSED_ALIASES = {"k_dpm_ad": "DPM adaptive", "ddim_cfgpp": "DDIM CFG++", "unipc": "UniPC"}
+_REFUSED_ALIASES = {"k_dpm_ad": "DPM adaptive", "ddim_cfgpp": "DDIM CFG++"}
 
 
 def _find_sampler(name: str) -> SamplerSpec:
@@ -208,6 +219,8 @@ def _kwargs(spec: SamplerSpec, options: SamplerOptions) -> dict[str, Any]:
     kwargs: dict[str, Any] = dict(spec.fixed)
     for name in spec.extra_params:
         kwargs[name] = getattr(options, name)
+    for name, option in spec.from_options.items():
+        kwargs[name] = getattr(options, option)
     if "s_tmax" in kwargs:
         kwargs["s_tmax"] = kwargs["s_tmax"] or math.inf  # the WebUI: 0 means infinity
     value = eta(spec, options)
@@ -216,17 +229,29 @@ def _kwargs(spec: SamplerSpec, options: SamplerOptions) -> dict[str, Any]:
     return kwargs
 
 
-def start(spec: SamplerSpec, x: Tensor, sigmas: list[float], noise: Noise, options: SamplerOptions) -> Sample:
-    """The sampler's coroutine over `sigmas` from latent `x`, with the WebUI's keyword arguments."""
-    return spec.function(x, list(sigmas), noise, **_kwargs(spec, options))
+def start(
+    spec: SamplerSpec,
+    x: Tensor,
+    sigmas: list[float],
+    noise: Noise,
+    options: SamplerOptions,
+    extra: Mapping[str, Any] | None = None,
+) -> Sample:
+    """The sampler's coroutine over `sigmas` from latent `x`, with the WebUI's keyword arguments.
+
+    `extra` is the SigmaPlan's `extra` (UniPC's alpha_t per level).
+    """
+    return spec.function(x, list(sigmas), noise, **_kwargs(spec, options), **(extra or {}))
 
 
-def evaluations(spec: SamplerSpec, sigmas: list[float], options: SamplerOptions) -> int:
+def evaluations(
+    spec: SamplerSpec, sigmas: list[float], options: SamplerOptions, extra: Mapping[str, Any] | None = None
+) -> int:
     """How many times the sampler will ask for the model (a dry run on a one-element latent)."""
     import torch
 
     zero = torch.zeros(1, dtype=torch.float64)
-    coroutine = start(spec, zero, sigmas, lambda sigma, sigma_next: zero, options)
+    coroutine = start(spec, zero, sigmas, lambda sigma, sigma_next: zero, options, extra)
     count = 0
     try:
         next(coroutine)

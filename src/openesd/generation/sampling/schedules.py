@@ -34,11 +34,12 @@ class ModelSigmas:
     as a float32 buffer by the LDM / SGM model; sigmas = ((1 - a) / a) ** 0.5 in float32.
     """
 
-    def __init__(self, sigmas: torch.Tensor) -> None:
+    def __init__(self, sigmas: torch.Tensor, alphas_cumprod: torch.Tensor | None = None) -> None:
         import torch
 
         self.sigmas = sigmas.to(torch.float32)
         self.log_sigmas = self.sigmas.log()
+        self.alphas_cumprod = 1 / (1 + self.sigmas**2) if alphas_cumprod is None else alphas_cumprod
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], *, zero_terminal_snr: bool = False) -> ModelSigmas:
@@ -48,7 +49,7 @@ class ModelSigmas:
         alphas_cumprod = _alphas_cumprod(config).to(torch.float32)
         if zero_terminal_snr:
             alphas_cumprod = _rescale_zero_terminal_snr(alphas_cumprod)
-        return cls(((1 - alphas_cumprod) / alphas_cumprod) ** 0.5)
+        return cls(((1 - alphas_cumprod) / alphas_cumprod) ** 0.5, alphas_cumprod)
 
     @property
     def sigma_min(self) -> float:
@@ -129,6 +130,8 @@ class SigmaPlan:
 
     sigmas: list[float]
     params: dict[str, Any] = field(default_factory=dict)
+    # keyword arguments the sampler needs besides the sigmas (UniPC: its own alpha_t per level); start() takes them
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,11 @@ def sigma_plan(
         discard = True
         params["Discard penultimate sigma"] = True
     steps += 1 if discard else 0
+    if spec.unipc:
+        from openesd.generation.sampling._unipc import unipc_levels
+
+        sigmas, alphas = unipc_levels(len(timesteps(steps)), model, options.uni_pc_skip_type)
+        return SigmaPlan(sigmas, params, {"alphas": alphas})
     if spec.timesteps:
         return SigmaPlan(timestep_sigmas(steps, model), params)
     inner = model.lcm() if spec.lcm else model
