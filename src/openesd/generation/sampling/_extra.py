@@ -81,7 +81,7 @@ def restart_plan(sigmas: list[float]) -> list[tuple[float, float]]:
     """
     import torch
 
-    from openesd.generation.sampling.schedules import karras
+    from openesd.generation.sampling._schedulers import karras
 
     tensor = torch.tensor(sigmas, dtype=torch.float32)
     steps = len(sigmas) - 1
