@@ -13,7 +13,7 @@ import torch
 
 from openesd.errors import UnsupportedFeature
 from openesd.generation.payload.settings import SamplerOptions
-from openesd.generation.sampling.samplers import REFUSED, SAMPLERS, evaluations, resolve, start
+from openesd.generation.sampling.samplers import REFUSED, SAMPLERS, evaluations, resolve, start, starting_latent
 from openesd.generation.sampling.schedules import SCHEDULERS, ModelSigmas, sigma_plan, timesteps
 from tests.support.kdiffusion import sampling
 
@@ -384,12 +384,12 @@ class _UniPCReference:
         alpha = math.exp(self.log_alpha_t(t))
         return (x - math.sqrt(1 - alpha**2) * eps) / alpha
 
-    def time_steps(self, skip_type: str, n: int) -> list[float]:
+    def time_steps(self, skip_type: str, n: int, t_start: float) -> list[float]:
         if skip_type == "time_uniform":
-            return torch.linspace(1.0, 1 / 1000, n + 1).tolist()
+            return torch.linspace(t_start, 1 / 1000, n + 1).tolist()
         if skip_type == "time_quadratic":
-            return torch.linspace(1.0, (1 / 1000) ** 0.5, n + 1).pow(2).tolist()
-        lambdas = torch.linspace(self.lam(1.0), self.lam(1 / 1000), n + 1).double()
+            return torch.linspace(t_start**0.5, (1 / 1000) ** 0.5, n + 1).pow(2).tolist()
+        lambdas = torch.linspace(self.lam(t_start), self.lam(1 / 1000), n + 1).double()
         log_alpha = -0.5 * torch.logaddexp(torch.zeros(1, dtype=torch.float64), -2 * lambdas)
         return np.interp(log_alpha.numpy(), self.log_alpha[::-1], self.t_array[::-1]).tolist()
 
@@ -452,8 +452,8 @@ class _UniPCReference:
             x_t = x_t - alpha_t * phis[k + 1] * sum(a.item() * d for a, d in zip(a_c[k][:-1], d1s, strict=False))
         return x_t - alpha_t * phis[size] * ((model_t - models[-1]) * a_c[k][-1].item()), model_t
 
-    def sample(self, x, steps: int, order: int, skip_type: str, lower_order_final: bool):
-        ts = self.time_steps(skip_type, steps)
+    def sample(self, x, steps: int, order: int, skip_type: str, lower_order_final: bool, t_start: float = 1.0):
+        ts = self.time_steps(skip_type, steps, t_start)
         models, prev = [self.x0(x, ts[0])], [ts[0]]
         for init in range(1, order):
             x, model_x = self.update(x, models, prev, ts[init], init, True)
@@ -497,3 +497,62 @@ def test_unipc_matches_the_webuis_algorithm(model, variant, skip_type, order, lo
     assert (got - expected).abs().max().item() < TOLERANCE
     count = evaluations(SAMPLERS["UniPC"], plan.sigmas, options, plan.extra)
     assert calls == reference.calls == len(timesteps(steps)) == count
+
+
+# --- img2img: the part of the schedule the WebUI samples, and the noised init latent
+
+
+@pytest.mark.parametrize(("name", "steps", "t_enc"), [("DPM++ 2M", 20, 15), ("DPM2", 10, 5), ("DPM fast", 12, 6)])
+def test_img2img_takes_the_last_t_enc_plus_one_steps(model, name, steps, t_enc):
+    options = SamplerOptions()
+    full = sigma_plan("Automatic", SAMPLERS[name], steps, model, options)
+    if name == "DPM fast":  # its txt2img range is the model's; img2img slices the schedule itself
+        full = sigma_plan("Automatic", SAMPLERS["Euler"], steps, model, options)
+    plan = sigma_plan("Automatic", SAMPLERS[name], steps, model, options, t_enc=t_enc)
+    assert plan.sigmas == full.sigmas[steps - t_enc - 1 :] and len(plan.sigmas) == t_enc + 2
+    init, noise = start_latent([1.0]), start_latent([1.0]) * 0.5
+    assert torch.equal(starting_latent(SAMPLERS[name], plan, noise, options, init), init + noise * plan.sigmas[0])
+
+
+def test_starting_latents_of_txt2img(model):
+    noise = start_latent([1.0])
+    plan = sigma_plan("Automatic", SAMPLERS["Euler"], 10, model, SamplerOptions())
+    assert torch.equal(starting_latent(SAMPLERS["Euler"], plan, noise, SamplerOptions()), noise * plan.sigmas[0])
+    sgm = starting_latent(SAMPLERS["Euler"], plan, noise, SamplerOptions(sgm_noise_multiplier=True))
+    assert torch.allclose(sgm, noise * math.sqrt(1 + plan.sigmas[0] ** 2))
+    ddim = sigma_plan("Automatic", SAMPLERS["DDIM"], 10, model, SamplerOptions())
+    scaled = starting_latent(SAMPLERS["DDIM"], ddim, noise, SamplerOptions())
+    assert torch.allclose(scaled, noise * math.sqrt(1 + ddim.sigmas[0] ** 2))
+
+
+@pytest.mark.parametrize(("name", "steps", "t_enc"), [("DDIM", 20, 12), ("PLMS", 10, 6), ("DDIM", 30, 21)])
+def test_img2img_timestep_samplers_match_the_webui(model, name, steps, t_enc):
+    options = SamplerOptions(eta_ddim=0.3)
+    plan = sigma_plan("Automatic", SAMPLERS[name], steps, model, options, t_enc=t_enc)
+    init, noise = start_latent([1.0]), start_latent([1.0]) * 0.5
+    ts, a = timesteps(steps), _alphas_cumprod()[timesteps(steps)[t_enc]].item()
+    xi = init * math.sqrt(a) + noise * math.sqrt(1 - a)  # CompVisSampler.sample_img2img
+    if name == "DDIM":
+        expected, expected_calls = _ddim_reference(xi, ts[:t_enc], 0.3, deque(noises()))
+    else:
+        expected, expected_calls = _plms_reference(xi, ts[:t_enc])
+    got, calls = ours(name, starting_latent(SAMPLERS[name], plan, noise, options, init), plan.sigmas, options)
+    assert (got - expected).abs().max().item() < TOLERANCE
+    assert calls == expected_calls == evaluations(SAMPLERS[name], plan.sigmas, options)
+
+
+@pytest.mark.parametrize("skip_type", ["time_uniform", "logSNR"])
+def test_img2img_unipc_matches_the_webui(model, skip_type):
+    options = SamplerOptions(uni_pc_skip_type=skip_type)
+    steps, t_enc = 20, 12
+    plan = sigma_plan("Automatic", SAMPLERS["UniPC"], steps, model, options, t_enc=t_enc)
+    init, noise = start_latent([1.0]), start_latent([1.0]) * 0.5
+    ts = timesteps(steps)
+    a = _alphas_cumprod()[ts[t_enc]].item()
+    xi = init * math.sqrt(a) + noise * math.sqrt(1 - a)
+    reference = _UniPCReference(model, "bh1")
+    expected = reference.sample(xi, t_enc, 3, skip_type, True, t_start=ts[t_enc - 1] / 1000 + 1 / 1000)
+    x = starting_latent(SAMPLERS["UniPC"], plan, noise, options, init)
+    got, calls = ours("UniPC", x, plan.sigmas, options, plan.extra)
+    assert (got - expected).abs().max().item() < TOLERANCE
+    assert calls == reference.calls == t_enc

@@ -2,7 +2,7 @@
 
 DDIM and PLMS work in the WebUI's VP form (x_t = sqrt(a) x0 + sqrt(1 - a) eps) on the alpha_bar of its
 integer timesteps; here each level comes as its sigma (a = 1 / (1 + sigma^2)). `sigmas` is
-schedules.timestep_sigmas: the evaluated levels, then the landing level, then 0. The model is asked at
+schedules.timesteps: the evaluated levels, then the landing level, then 0. The model is asked at
 (x_vp * sqrt(1 + sigma^2), sigma), which the k-diffusion-style driver scales back to exactly x_vp, and
 eps = (x - denoised) / sigma. They return the VP latent at the landing level, as the WebUI does.
 """

@@ -26,8 +26,10 @@ if TYPE_CHECKING:
     from openesd.generation.sampling.schedules import ModelSigmas
 
 
-def unipc_levels(steps: int, model: ModelSigmas, skip_type: str) -> tuple[list[float], list[float]]:
-    """UniPC's steps + 1 levels (UniPC.get_time_steps, from t = 1 to 1/N): (sigmas then 0, alpha_t)."""
+def unipc_levels(
+    steps: int, model: ModelSigmas, skip_type: str, t_start: float = 1.0
+) -> tuple[list[float], list[float]]:
+    """UniPC's steps + 1 levels (UniPC.get_time_steps, from t_start to 1/N): (sigmas then 0, alpha_t)."""
     import numpy as np
     import torch
 
@@ -38,11 +40,12 @@ def unipc_levels(steps: int, model: ModelSigmas, skip_type: str) -> tuple[list[f
     log_alpha = (0.5 * torch.log(model.alphas_cumprod.float())).double().numpy()
     t_0 = 1.0 / total
     if skip_type == "time_uniform":
-        t = torch.linspace(1.0, t_0, steps + 1)
+        t = torch.linspace(t_start, t_0, steps + 1)
     elif skip_type == "time_quadratic":
-        t = torch.linspace(1.0, t_0**0.5, steps + 1).pow(2)
+        t = torch.linspace(t_start**0.5, t_0**0.5, steps + 1).pow(2)
     elif skip_type == "logSNR":  # lambda uniform, then NoiseScheduleVP.inverse_lambda
-        lambda_t, lambda_0 = (la - 0.5 * math.log(1 - math.exp(2 * la)) for la in (log_alpha[-1], log_alpha[0]))
+        ends = (float(np.interp(t_start, t_array, log_alpha)), log_alpha[0])
+        lambda_t, lambda_0 = (la - 0.5 * math.log(1 - math.exp(2 * la)) for la in ends)
         lambdas = torch.linspace(lambda_t, lambda_0, steps + 1).double()
         target = (-0.5 * torch.logaddexp(torch.zeros(1, dtype=torch.float64), -2 * lambdas)).numpy()
         t = torch.tensor(np.interp(target, log_alpha[::-1], t_array[::-1]), dtype=torch.float32)

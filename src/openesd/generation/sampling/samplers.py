@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from openesd.errors import UnsupportedFeature
 from openesd.generation.sampling import _extra, _kdiffusion, _timesteps, _unipc
 from openesd.generation.sampling._kdiffusion import Noise, Sample
-from openesd.generation.sampling.schedules import SCHEDULERS, find_scheduler
+from openesd.generation.sampling.schedules import SCHEDULERS, SigmaPlan, find_scheduler
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -39,7 +39,7 @@ class SamplerSpec:
     second_order: bool = False
     brownian_noise: bool = False
     uses_ensd: bool = False
-    timesteps: bool = False  # DDIM/PLMS: integer timesteps, VP latent returned (schedules.timestep_sigmas)
+    timesteps: bool = False  # DDIM/PLMS: integer timesteps, VP latent returned (schedules.timesteps)
     lcm: bool = False  # LCM: the LCMCompVisDenoiser's sigmas (and denoiser)
     model_sigma_range: bool = False  # DPM fast: txt2img runs from the model's sigma_max to sigma_min
     unipc: bool = False  # UniPC: its own continuous-time levels (schedules.unipc_sigmas)
@@ -262,15 +262,21 @@ def evaluations(
         return count
 
 
-def initial_noise_scale(spec: SamplerSpec, sigmas: list[float], options: SamplerOptions) -> float:
-    """What txt2img multiplies the unit initial noise by to get the sampler's starting latent.
+def starting_latent(
+    spec: SamplerSpec, plan: SigmaPlan, noise: Tensor, options: SamplerOptions, init_latent: Tensor | None = None
+) -> Tensor:
+    """The latent the sampler starts from: txt2img's unit noise, or img2img's init latent noised, as the WebUI.
 
-    k-diffusion samplers: sigmas[0] (sqrt(1 + sigma^2) with sgm_noise_multiplier); DDIM/PLMS start from
-    the unit noise as the VP latent, which is sqrt(1 + sigma^2) in this (k-diffusion) space.
+    k-diffusion samplers: noise * sigma (sqrt(1 + sigma^2) with sgm_noise_multiplier), added to the init
+    latent in img2img. DDIM/PLMS/UniPC start from the VP latent (the unit noise, or
+    sqrt(a) x0 + sqrt(1 - a) noise at plan.noise_sigma), returned in this (k-diffusion) space at sigmas[0].
     """
-    if spec.timesteps or options.sgm_noise_multiplier:
-        return math.sqrt(1.0 + sigmas[0] ** 2)
-    return sigmas[0]
+    sigma = plan.sigmas[0] if plan.noise_sigma is None else plan.noise_sigma
+    if spec.timesteps:
+        x_vp = noise if init_latent is None else (init_latent + noise * sigma) / math.sqrt(1 + sigma**2)
+        return x_vp * math.sqrt(1 + plan.sigmas[0] ** 2)
+    scaled = noise * (math.sqrt(1.0 + sigma**2) if options.sgm_noise_multiplier else sigma)
+    return scaled if init_latent is None else init_latent + scaled
 
 
 def sampler_params(spec: SamplerSpec, options: SamplerOptions) -> dict[str, Any]:

@@ -128,6 +128,9 @@ class SigmaPlan:
     params: dict[str, Any] = field(default_factory=dict)
     # keyword arguments the sampler needs besides the sigmas (UniPC: its own alpha_t per level); start() takes them
     extra: dict[str, Any] = field(default_factory=dict)
+    # img2img with DDIM/PLMS/UniPC: the level the WebUI noises the init latent to (timesteps[t_enc]), one above
+    # the first evaluated; None: sigmas[0]
+    noise_sigma: float | None = None
 
 
 def sigma_plan(
@@ -138,49 +141,62 @@ def sigma_plan(
     options: SamplerOptions,
     *,
     is_sdxl: bool = False,
+    t_enc: int | None = None,
 ) -> SigmaPlan:
     """The sigmas for `steps` steps of `spec` under the scheduler named `scheduler_label`.
 
     Follows KDiffusionSampler.get_sigmas (and CompVisSampler.get_timesteps for the timestep samplers).
+    img2img: pass the `steps` and `t_enc` of the WebUI's sd_samplers_common.setup_img2img_steps; the plan
+    is then the part the WebUI samples, and `noise_sigma` the level the init latent is noised to
+    (samplers.starting_latent).
     """
     params: dict[str, Any] = {}
     discard = spec.discard_next_to_last_sigma
     if options.always_discard_next_to_last_sigma and not discard:
         discard = True
         params["Discard penultimate sigma"] = True
-    steps += 1 if discard else 0
-    if spec.unipc:
-        from openesd.generation.sampling._unipc import unipc_levels
-
-        sigmas, alphas = unipc_levels(len(timesteps(steps)), model, options.uni_pc_skip_type)
-        return SigmaPlan(sigmas, params, {"alphas": alphas})
+    total = steps + (1 if discard else 0)
     if spec.timesteps:
-        return SigmaPlan(timestep_sigmas(steps, model), params)
+        return _timestep_plan(spec, total, model, options, params, t_enc)
     inner = model.lcm() if spec.lcm else model
-    sigmas = _scheduled(scheduler_label, spec, steps, inner, options, params, is_sdxl)
+    sigmas = _scheduled(scheduler_label, spec, total, inner, options, params, is_sdxl)
     if discard:
         sigmas = sigmas[:-2] + sigmas[-1:]
+    if t_enc is not None:  # sample_img2img: sigma_sched = sigmas[steps - t_enc - 1:], steps before the discard
+        return SigmaPlan(sigmas[steps - t_enc - 1 :], params)
     if spec.model_sigma_range:
         # KDiffusionSampler.sample gives sample_dpm_fast the model's sigma range and n = steps, not the
         # schedule (still computed, so its infotext stays); the coroutine reads sigmas[0], sigmas[-2], length
-        sigmas = inner.get_sigmas(steps).tolist()
+        sigmas = inner.get_sigmas(total).tolist()
         sigmas[0], sigmas[-2] = inner.sigma_max, inner.sigma_min
     return SigmaPlan(sigmas, params)
 
 
+def _timestep_plan(
+    spec: SamplerSpec, steps: int, model: ModelSigmas, options: SamplerOptions, params: dict, t_enc: int | None
+) -> SigmaPlan:
+    """DDIM / PLMS / UniPC: CompVisSampler.sample, or sample_img2img (timesteps[:t_enc], noised to t_enc)."""
+    ts = timesteps(steps)
+    noise_sigma = float(model.sigmas[ts[t_enc]]) if t_enc is not None else None
+    if t_enc is not None:
+        ts = ts[:t_enc]
+    if spec.unipc:
+        from openesd.generation.sampling._unipc import unipc_levels
+
+        t_start = 1.0 if t_enc is None else ts[-1] / 1000 + 1 / 1000  # the WebUI's t_start for img2img
+        sigmas, alphas = unipc_levels(len(ts), model, options.uni_pc_skip_type, t_start)
+        return SigmaPlan(sigmas, params, {"alphas": alphas}, noise_sigma)
+    return SigmaPlan([float(model.sigmas[t]) for t in reversed(ts)] + [0.0], params, noise_sigma=noise_sigma)
+
+
 def timesteps(steps: int) -> list[int]:
-    """CompVisSampler.get_timesteps: range(0, 1000, 1000 // steps) + 1, clipped to 999 (may be > steps long)."""
-    return [min(max(t + 1, 0), 999) for t in range(0, 1000, 1000 // steps)]
+    """CompVisSampler.get_timesteps: range(0, 1000, 1000 // steps) + 1, clipped to 999 (may be > steps long).
 
-
-def timestep_sigmas(steps: int, model: ModelSigmas) -> list[float]:
-    """The timestep samplers' levels as sigmas: sigma(t) for the timesteps, descending, then 0.
-
-    The WebUI's DDIM/PLMS evaluate the model at every timestep but the first (smallest), and their
-    last step lands on that first timestep: the next-to-last entry is the landing level, not a
-    model evaluation (samplers.py).
+    As sigmas (SigmaPlan of DDIM/PLMS): sigma(t) for these, descending, then 0. The WebUI's DDIM/PLMS
+    evaluate the model at every timestep but the smallest, and their last step lands on that one: the
+    next-to-last entry is the landing level, not a model evaluation.
     """
-    return [float(model.sigmas[t]) for t in reversed(timesteps(steps))] + [0.0]
+    return [min(max(t + 1, 0), 999) for t in range(0, 1000, 1000 // steps)]
 
 
 def find_scheduler(label: str) -> Scheduler:
