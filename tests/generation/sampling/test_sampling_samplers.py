@@ -13,7 +13,15 @@ import torch
 
 from openesd.errors import UnsupportedFeature
 from openesd.generation.payload.settings import SamplerOptions
-from openesd.generation.sampling.samplers import REFUSED, SAMPLERS, evaluations, resolve, start, starting_latent
+from openesd.generation.sampling.samplers import (
+    REFUSED,
+    SAMPLERS,
+    evaluations,
+    resolve,
+    sampler_params,
+    start,
+    starting_latent,
+)
 from openesd.generation.sampling.schedules import SCHEDULERS, ModelSigmas, sigma_plan, timesteps
 from tests.support.kdiffusion import sampling
 
@@ -556,3 +564,23 @@ def test_img2img_unipc_matches_the_webui(model, skip_type):
     got, calls = ours("UniPC", x, plan.sigmas, options, plan.extra)
     assert (got - expected).abs().max().item() < TOLERANCE
     assert calls == reference.calls == t_enc
+
+
+# --- infotext and options
+
+
+def test_sampler_infotext_entries():
+    assert sampler_params(SAMPLERS["Euler a"], SamplerOptions()) == {}
+    assert sampler_params(SAMPLERS["Euler a"], SamplerOptions(eta_ancestral=0.6)) == {"Eta": 0.6}
+    assert sampler_params(SAMPLERS["DDIM"], SamplerOptions(eta=0.4, eta_ddim=0.1)) == {"Eta DDIM": 0.4}
+    assert sampler_params(SAMPLERS["DDIM"], SamplerOptions(eta_ancestral=0.6)) == {}
+    churned = sampler_params(SAMPLERS["Euler"], SamplerOptions(s_churn=0.5, s_tmax=0.0, sgm_noise_multiplier=True))
+    assert churned == {"Sigma churn": 0.5, "SGM noise multiplier": True}  # s_tmax 0 is infinity
+    assert sampler_params(SAMPLERS["Euler a"], SamplerOptions(s_churn=0.5, s_noise=0.9)) == {}  # takes neither
+
+
+def test_unipc_needs_as_many_steps_as_its_order(model):
+    options = SamplerOptions(uni_pc_order=3)
+    plan = sigma_plan("Automatic", SAMPLERS["UniPC"], 2, model, options)
+    with pytest.raises(UnsupportedFeature, match="UniPC order 3 needs at least 3 steps, got 2"):
+        evaluations(SAMPLERS["UniPC"], plan.sigmas, options, plan.extra)
