@@ -82,10 +82,16 @@ def drive(coroutine) -> tuple[torch.Tensor, int]:
 
 
 def ours(
-    name: str, x: torch.Tensor, sigmas: list[float], options: SamplerOptions, extra=None
+    name: str, x: torch.Tensor, sigmas: list[float], options: SamplerOptions, extra=None, calls: list | None = None
 ) -> tuple[torch.Tensor, int]:
     queue = deque(noises())
-    return drive(start(SAMPLERS[name], x, sigmas, lambda sigma, sigma_next: queue.popleft(), options, extra))
+
+    def noise(sigma, sigma_next):
+        if calls is not None:
+            calls.append((sigma, sigma_next))
+        return queue.popleft()
+
+    return drive(start(SAMPLERS[name], x, sigmas, noise, options, extra))
 
 
 class _TorchHijack:
@@ -101,13 +107,19 @@ class _TorchHijack:
         return getattr(torch, item)
 
 
-def theirs(monkeypatch, function: str, x, sigmas: list[float], **kwargs) -> tuple[torch.Tensor, int]:
+def theirs(monkeypatch, function: str, x, sigmas: list[float], calls: list | None = None, **kwargs):
     ks = sampling()
     queue = deque(noises())
     monkeypatch.setattr(ks, "torch", _TorchHijack(queue))
     fn = getattr(ks, function)
+
+    def noise_sampler(sigma, sigma_next):
+        if calls is not None:
+            calls.append((float(sigma), float(sigma_next)))
+        return queue.popleft()
+
     if "noise_sampler" in inspect.signature(fn).parameters:
-        kwargs["noise_sampler"] = lambda sigma, sigma_next: queue.popleft()
+        kwargs["noise_sampler"] = noise_sampler
     model = Counted(denoise)
     result = fn(model, x, torch.tensor(sigmas, dtype=torch.float32), disable=True, **kwargs)
     return result, model.calls
@@ -138,10 +150,14 @@ def test_k_diffusion_samplers_match(monkeypatch, model, name, scheduler):
     options = SamplerOptions()
     sigmas = sigma_plan(scheduler, SAMPLERS[name], 8, model, options).sigmas
     x = start_latent(sigmas)
-    expected, expected_calls = theirs(monkeypatch, K_FUNCTIONS[name], x, sigmas, **webui_kwargs(name, options))
-    got, calls = ours(name, x, sigmas, options)
+    their_noise, our_noise = [], []
+    kwargs = webui_kwargs(name, options)
+    expected, expected_calls = theirs(monkeypatch, K_FUNCTIONS[name], x, sigmas, their_noise, **kwargs)
+    got, calls = ours(name, x, sigmas, options, calls=our_noise)
     assert (got - expected).abs().max().item() < TOLERANCE
     assert calls == expected_calls == evaluations(SAMPLERS[name], sigmas, options)
+    if SAMPLERS[name].brownian_noise:  # the Brownian tree is queried at exactly k-diffusion's float32 times
+        assert our_noise == their_noise
 
 
 @pytest.mark.parametrize(

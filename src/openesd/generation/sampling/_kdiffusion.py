@@ -178,28 +178,45 @@ def dpmpp_2s_ancestral(x: Tensor, sigmas: list[float], noise: Noise, eta=1.0, s_
     return x
 
 
+def _sde_points(sigmas: list[float], r: float) -> list[tuple[float, float, float]]:
+    """DPM++ SDE's (sigma, midpoint, sigma_next) per step in float32, as k-diffusion's tensors give them.
+
+    They are where the Brownian tree is queried: a last-bit difference in a query time changes the
+    Brownian increment by about sqrt(ulp), so they are computed as k-diffusion does, before sampling.
+    """
+    import torch
+
+    points = []
+    for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:], strict=True):
+        t = torch.tensor(sigma).log().neg()
+        t_next = torch.tensor(sigma_next).log().neg()
+        s = t + (t_next - t) * r
+        points.append((float(t.neg().exp()), float(s.neg().exp()), float(t_next.neg().exp())))
+    return points
+
+
 def dpmpp_sde(x: Tensor, sigmas: list[float], noise: Noise, eta=1.0, s_noise=1.0, r=0.5) -> Sample:
     """sample_dpmpp_sde: DPM-Solver++ (stochastic), the noise at (sigma, midpoint) then (sigma, sigma_next)."""
+    points = _sde_points(sigmas, r)
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         denoised = yield x, sigma
         if sigma_next == 0:
             x = x + (x - denoised) / sigma * (sigma_next - sigma)
             continue
-        t, t_next = -math.log(sigma), -math.log(sigma_next)
-        h = t_next - t
-        s = t + h * r
+        sigma_t, sigma_s, sigma_t_next = points[i]
+        t = -math.log(sigma)
         fac = 1 / (2 * r)
-        sd, su = ancestral_step(math.exp(-t), math.exp(-s), eta)
+        sd, su = ancestral_step(sigma_t, sigma_s, eta)
         s_ = -math.log(sd)
         x_2 = (math.exp(-s_) / math.exp(-t)) * x - math.expm1(t - s_) * denoised
-        x_2 = x_2 + noise(math.exp(-t), math.exp(-s)) * s_noise * su
-        denoised_2 = yield x_2, math.exp(-s)
-        sd, su = ancestral_step(math.exp(-t), math.exp(-t_next), eta)
+        x_2 = x_2 + noise(sigma_t, sigma_s) * s_noise * su
+        denoised_2 = yield x_2, sigma_s
+        sd, su = ancestral_step(sigma_t, sigma_t_next, eta)
         t_next_ = -math.log(sd)
         denoised_d = (1 - fac) * denoised + fac * denoised_2
         x = (math.exp(-t_next_) / math.exp(-t)) * x - math.expm1(t - t_next_) * denoised_d
-        x = x + noise(math.exp(-t), math.exp(-t_next)) * s_noise * su
+        x = x + noise(sigma_t, sigma_t_next) * s_noise * su
     return x
 
 
