@@ -174,16 +174,17 @@ def test_options_reach_the_sampler(monkeypatch, model, name):
     assert (got - default).abs().max().item() > 1e-3
 
 
-@pytest.mark.parametrize(("eta", "steps"), [(1.0, 10), (0.0, 9), (0.5, 2)])
+@pytest.mark.parametrize(("eta", "steps"), [(1.0, 10), (0.0, 9), (0.5, 2), (1.0, 1)])
 def test_dpm_fast_matches(monkeypatch, model, eta, steps):
     options = SamplerOptions(eta=eta)
-    sigmas = sigma_plan("Automatic", SAMPLERS["DPM fast"], steps, model, options).sigmas
-    x = start_latent(sigmas)
+    plan = sigma_plan("Karras", SAMPLERS["DPM fast"], steps, model, options)  # txt2img ignores the schedule
+    x = start_latent([model.sigma_max])
     kwargs = {"eta": eta, "s_noise": 1.0}
     expected, expected_calls = _dpm_fast(monkeypatch, x, model, steps, kwargs)
-    got, calls = ours("DPM fast", x, sigmas, options)
+    got, calls = ours("DPM fast", x, plan.sigmas, options, plan.extra)
     assert (got - expected).abs().max().item() < TOLERANCE
-    assert calls == expected_calls == steps == evaluations(SAMPLERS["DPM fast"], sigmas, options)
+    assert calls == expected_calls == steps == evaluations(SAMPLERS["DPM fast"], plan.sigmas, options, plan.extra)
+    assert plan.params == {"Schedule type": "Karras"}
 
 
 def _dpm_fast(monkeypatch, x, model, steps, kwargs):
@@ -533,6 +534,7 @@ def test_img2img_takes_the_last_t_enc_plus_one_steps(model, name, steps, t_enc):
     if name == "DPM fast":  # its txt2img range is the model's; img2img slices the schedule itself
         full = sigma_plan("Automatic", SAMPLERS["Euler"], steps, model, options)
     plan = sigma_plan("Automatic", SAMPLERS[name], steps, model, options, t_enc=t_enc)
+    assert plan.extra == {}
     assert plan.sigmas == full.sigmas[steps - t_enc - 1 :] and len(plan.sigmas) == t_enc + 2
     init, noise = start_latent([1.0]), start_latent([1.0]) * 0.5
     assert torch.equal(starting_latent(SAMPLERS[name], plan, noise, options, init), init + noise * plan.sigmas[0])

@@ -45,18 +45,28 @@ def _dpm_solver_step(x: Tensor, t: float, t_next: float, order: int, eps: Tensor
     return x - sigma_next * math.expm1(h) * eps - sigma_next / r2 * (math.expm1(h) / h - 1) * (eps_r2 - eps)
 
 
-def dpm_fast(x: Tensor, sigmas: list[float], noise: Noise, eta: float = 0.0, s_noise: float = 1.0) -> Sample:
-    """sample_dpm_fast over [sigmas[-2], sigmas[0]] with len(sigmas) - 1 model calls.
+def dpm_fast(
+    x: Tensor,
+    sigmas: list[float],
+    noise: Noise,
+    eta: float = 0.0,
+    s_noise: float = 1.0,
+    sigma_min: float | None = None,
+    sigma_max: float | None = None,
+) -> Sample:
+    """sample_dpm_fast from sigma_max to sigma_min with len(sigmas) - 1 model calls.
 
-    The WebUI passes the model's sigma_min / sigma_max and n = steps (txt2img), or sigma_sched[-2],
-    sigma_sched[0] and len(sigma_sched) - 1 (img2img): the ends of `sigmas` and its step count.
+    The WebUI passes the model's sigma_min / sigma_max and n = steps (txt2img: the plan's `extra`), or
+    sigma_sched[-2], sigma_sched[0] and len(sigma_sched) - 1 (img2img: the defaults here).
     """
     import torch
 
     nfe = len(sigmas) - 1
     if nfe < 1:
         return x
-    t_start, t_end = (float(-torch.tensor(s).log()) for s in (sigmas[0], sigmas[-2]))
+    sigma_max = sigmas[0] if sigma_max is None else sigma_max
+    sigma_min = sigmas[-2] if sigma_min is None else sigma_min
+    t_start, t_end = (float(-torch.tensor(s).log()) for s in (sigma_max, sigma_min))
     m = nfe // 3 + 1
     ts = torch.linspace(t_start, t_end, m + 1).tolist()  # float32, as k-diffusion's t tensors
     orders = [3] * (m - 2) + [2, 1] if nfe % 3 == 0 else [3] * (m - 1) + [nfe % 3]

@@ -166,9 +166,9 @@ def sigma_plan(
         return SigmaPlan(sigmas[steps - t_enc - 1 :], params)
     if spec.model_sigma_range:
         # KDiffusionSampler.sample gives sample_dpm_fast the model's sigma range and n = steps, not the
-        # schedule (still computed, so its infotext stays); the coroutine reads sigmas[0], sigmas[-2], length
-        sigmas = inner.get_sigmas(total).tolist()
-        sigmas[0], sigmas[-2] = inner.sigma_max, inner.sigma_min
+        # schedule (still computed, so its infotext stays); the coroutine takes n from the list's length
+        extra = {"sigma_min": inner.sigma_min, "sigma_max": inner.sigma_max}
+        return SigmaPlan(inner.get_sigmas(total).tolist(), params, extra)
     return SigmaPlan(sigmas, params)
 
 
