@@ -538,6 +538,8 @@ def test_img2img_takes_the_last_t_enc_plus_one_steps(model, name, steps, t_enc):
     assert plan.sigmas == full.sigmas[steps - t_enc - 1 :] and len(plan.sigmas) == t_enc + 2
     init, noise = start_latent([1.0]), start_latent([1.0]) * 0.5
     assert torch.equal(starting_latent(SAMPLERS[name], plan, noise, options, init), init + noise * plan.sigmas[0])
+    sgm = SamplerOptions(sgm_noise_multiplier=True)  # txt2img only in the WebUI
+    assert torch.equal(starting_latent(SAMPLERS[name], plan, noise, sgm, init), init + noise * plan.sigmas[0])
 
 
 def test_starting_latents_of_txt2img(model):

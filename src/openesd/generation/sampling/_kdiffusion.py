@@ -178,26 +178,25 @@ def dpmpp_2s_ancestral(x: Tensor, sigmas: list[float], noise: Noise, eta=1.0, s_
     return x
 
 
-def _sde_points(sigmas: list[float], r: float) -> list[tuple[float, float, float]]:
+def _sde_points(sigmas: list[float], r: float, device: Any) -> list[tuple[float, float, float]]:
     """DPM++ SDE's (sigma, midpoint, sigma_next) per step in float32, as k-diffusion's tensors give them.
 
     They are where the Brownian tree is queried: a last-bit difference in a query time changes the
-    Brownian increment by about sqrt(ulp), so they are computed as k-diffusion does, before sampling.
+    Brownian increment by about sqrt(ulp), so they are computed as k-diffusion does, on the latent's
+    device where the WebUI keeps its sigmas, once before sampling.
     """
     import torch
 
-    points = []
-    for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:], strict=True):
-        t = torch.tensor(sigma).log().neg()
-        t_next = torch.tensor(sigma_next).log().neg()
-        s = t + (t_next - t) * r
-        points.append((float(t.neg().exp()), float(s.neg().exp()), float(t_next.neg().exp())))
-    return points
+    t = torch.tensor(sigmas[:-1], dtype=torch.float32, device=device).log().neg()
+    t_next = torch.tensor(sigmas[1:], dtype=torch.float32, device=device).log().neg()
+    s = t + (t_next - t) * r
+    points = torch.stack([t.neg().exp(), s.neg().exp(), t_next.neg().exp()], dim=1).tolist()
+    return [(a, b, c) for a, b, c in points]
 
 
 def dpmpp_sde(x: Tensor, sigmas: list[float], noise: Noise, eta=1.0, s_noise=1.0, r=0.5) -> Sample:
     """sample_dpmpp_sde: DPM-Solver++ (stochastic), the noise at (sigma, midpoint) then (sigma, sigma_next)."""
-    points = _sde_points(sigmas, r)
+    points = _sde_points(sigmas, r, x.device)
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         denoised = yield x, sigma

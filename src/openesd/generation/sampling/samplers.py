@@ -267,20 +267,23 @@ def starting_latent(
 ) -> Tensor:
     """The latent the sampler starts from: txt2img's unit noise, or img2img's init latent noised, as the WebUI.
 
-    k-diffusion samplers: noise * sigma (sqrt(1 + sigma^2) with sgm_noise_multiplier), added to the init
-    latent in img2img. DDIM/PLMS/UniPC start from the VP latent (the unit noise, or
-    sqrt(a) x0 + sqrt(1 - a) noise at plan.noise_sigma), returned in this (k-diffusion) space at sigmas[0].
+    k-diffusion samplers: txt2img noise * sigma (sqrt(1 + sigma^2) with sgm_noise_multiplier, which the
+    WebUI applies to txt2img only); img2img init + noise * sigma. DDIM/PLMS/UniPC start from the VP
+    latent (the unit noise, or sqrt(a) x0 + sqrt(1 - a) noise at plan.noise_sigma), returned in this
+    (k-diffusion) space at sigmas[0]. The WebUI's img2img_extra_noise is not applied here.
     """
     sigma = plan.sigmas[0] if plan.noise_sigma is None else plan.noise_sigma
     if spec.timesteps:
         x_vp = noise if init_latent is None else (init_latent + noise * sigma) / math.sqrt(1 + sigma**2)
         return x_vp * math.sqrt(1 + plan.sigmas[0] ** 2)
-    scaled = noise * (math.sqrt(1.0 + sigma**2) if options.sgm_noise_multiplier else sigma)
-    return scaled if init_latent is None else init_latent + scaled
+    if init_latent is not None:
+        return init_latent + noise * sigma
+    return noise * (math.sqrt(1.0 + sigma**2) if options.sgm_noise_multiplier else sigma)
 
 
 def sampler_params(spec: SamplerSpec, options: SamplerOptions) -> dict[str, Any]:
-    """The infotext entries the WebUI's Sampler.initialize / sample add for these options."""
+    """The infotext entries the WebUI's Sampler.initialize / sample add for these options (txt2img: its img2img
+    writes no "SGM noise multiplier")."""
     params: dict[str, Any] = {}
     value = eta(spec, options)
     if value is not None and spec.timesteps and value != 0.0:
