@@ -42,7 +42,7 @@ class SamplerSpec:
     timesteps: bool = False  # DDIM/PLMS: integer timesteps, VP latent returned (schedules.timesteps)
     lcm: bool = False  # LCM: the LCMCompVisDenoiser's sigmas (and denoiser)
     model_sigma_range: bool = False  # DPM fast: txt2img runs from the model's sigma_max to sigma_min
-    unipc: bool = False  # UniPC: its own continuous-time levels (schedules.unipc_sigmas)
+    unipc: bool = False  # UniPC: its own continuous-time levels (_unipc.unipc_levels)
     extra_params: tuple[str, ...] = ()  # the s_* options the WebUI passes
     eta_option: str | None = None  # the SamplerOptions field eta defaults to, when the function takes eta
     fixed: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
