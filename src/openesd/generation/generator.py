@@ -15,7 +15,7 @@ from openesd.generation.models import device as devices
 from openesd.generation.models.cache import ModelCache, default_budget
 from openesd.generation.payload.scripts import ScriptOptions, apply_scripts
 from openesd.generation.payload.settings import GenerationSettings, read_settings
-from openesd.generation.tasks import samplers
+from openesd.generation.sampling import samplers
 from openesd.generation.types import GenerationResult, ModelFiles
 
 ProgressCallback = Callable[[int, int], None]

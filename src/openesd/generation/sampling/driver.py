@@ -29,7 +29,7 @@ from openesd.errors import PayloadError
 from openesd.generation.payload.settings import SamplerOptions
 from openesd.generation.prompts.schedules import ScheduledPrompt, composable_schedule, prompt_schedule, text_at_step
 from openesd.generation.sampling import samplers
-from openesd.generation.sampling.schedules import ModelSigmas, sigma_plan
+from openesd.generation.sampling.schedules import ModelSigmas, SigmaPlan, sigma_plan
 
 SamplerRun = Generator[tuple[Any, float], Any, Any]
 NoiseSampler = Callable[[float, float], Any]
@@ -40,22 +40,35 @@ NoiseSampler = Callable[[float, float], Any]
 
 @dataclass
 class PassPlan:
-    """One sampling pass: the sampler, its sigmas (txt2img: all; img2img: the WebUI's slice) and options."""
+    """One sampling pass: the sampler, the sigmas it runs (txt2img: all; img2img: the WebUI's part) and options."""
 
     spec: Any  # samplers.SamplerSpec
-    sigmas: list[float]
+    plan: SigmaPlan
+    full_sigmas: list[float]  # img2img: the whole list its part comes from (the SDE noise spans it)
     options: SamplerOptions
-    full_sigmas: list[float]  # img2img: the whole list it was sliced from (the SDE noise spans it)
-    model_sigmas: ModelSigmas
+    model_sigmas: ModelSigmas  # the denoiser's view of the model (LCM: its 50 quantized timesteps)
     prediction_type: str
-    params: dict[str, Any] = field(default_factory=dict)  # infotext entries of the schedule
-    steps: int = 0  # the step count the prompt schedule is built for (WebUI: p.steps * step multiplier)
+    steps: int  # the step count the prompt schedule is built for (WebUI: total_steps = steps * 2 if second order)
     denoising_strength: float | None = None  # img2img passes
     evaluation_sigmas: list[float] = field(default_factory=list)
 
     @property
+    def sigmas(self) -> list[float]:
+        return self.plan.sigmas
+
+    @property
     def evaluations(self) -> int:
         return len(self.evaluation_sigmas)
+
+    def start(self, x: Any, noise: NoiseSampler) -> SamplerRun:
+        return samplers.start(self.spec, x, self.plan.sigmas, noise, self.options, self.plan.extra)
+
+    def starting_latent(self, noise: Any, init_latent: Any = None) -> Any:
+        return samplers.starting_latent(self.spec, self.plan, noise, self.options, init_latent)
+
+    def t(self, sigma: float) -> float:
+        """The UNet's timestep for a sigma: fractional (log-sigma interpolation), or LCM's quantized one."""
+        return float(self.model_sigmas.sigma_to_t(sigma))
 
 
 def plan_pass(
@@ -73,35 +86,37 @@ def plan_pass(
 
     txt2img: the scheduler's list for `steps`. img2img (`denoising_strength` given): the WebUI's
     `setup_img2img_steps`: by default `t_enc = int(min(strength, 0.999) * steps)` and the sampler runs
-    the last `t_enc + 1` steps of the `steps`-step list; with `exact_steps` (the hires pass, or the
-    `img2img_fix_steps` option) the list is made for `int(steps / strength)` steps and exactly `steps`
-    of them run.
+    the last `t_enc + 1` steps of the `steps`-step list; with `exact_steps` (the hires pass) the list is
+    made for `int(steps / strength)` steps and exactly `steps` of them run.
     """
     spec, label = samplers.resolve(sampler_name, scheduler_name)
-    if denoising_strength is not None and denoising_strength <= 0:
-        raise PayloadError("denoising_strength must be above 0 for a pass that samples, got 0")
     model_sigmas = ModelSigmas.from_config(scheduler_config)
-    total, t_enc = steps, steps
+    is_sdxl = family in ("sdxl", "sdxl_refiner")
+    total, t_enc = steps, None
     if denoising_strength is not None:
+        if denoising_strength <= 0:
+            raise PayloadError("denoising_strength must be above 0 for a pass that samples, got 0")
         if exact_steps:
-            total = int(steps / min(denoising_strength, 0.999)) if denoising_strength > 0 else 0
-            t_enc = steps - 1
+            total, t_enc = int(steps / min(denoising_strength, 0.999)), steps - 1
         else:
             t_enc = int(min(denoising_strength, 0.999) * steps)
-    plan = sigma_plan(label, spec, total, model_sigmas, options, family=family)
-    sigmas = list(plan.sigmas)
-    if denoising_strength is not None:
-        sigmas = sigmas[total - t_enc - 1 :]
-    multiplier = 2 if spec.second_order else 1
+        if spec.timesteps and t_enc < 1:
+            raise PayloadError(
+                f"denoising_strength {denoising_strength} leaves no step for {spec.name} at {steps} steps "
+                "(the WebUI's DDIM, PLMS and UniPC need at least one); raise it or the steps"
+            )
+    full = sigma_plan(label, spec, total, model_sigmas, options, is_sdxl=is_sdxl)
+    plan = (
+        full if t_enc is None else sigma_plan(label, spec, total, model_sigmas, options, is_sdxl=is_sdxl, t_enc=t_enc)
+    )
     result = PassPlan(
         spec=spec,
-        sigmas=sigmas,
+        plan=plan,
+        full_sigmas=list(full.sigmas),
         options=options,
-        full_sigmas=list(plan.sigmas),
-        model_sigmas=model_sigmas,
+        model_sigmas=model_sigmas.lcm() if spec.lcm else model_sigmas,
         prediction_type=str(scheduler_config.get("prediction_type", "epsilon")),
-        params=dict(plan.params),
-        steps=steps * multiplier,
+        steps=steps * (2 if spec.second_order else 1),
         denoising_strength=denoising_strength,
     )
     result.evaluation_sigmas = _dry_run(result)
@@ -113,7 +128,7 @@ def _dry_run(plan: PassPlan) -> list[float]:
     import torch
 
     x = torch.zeros(1, 1, 1, 1, dtype=torch.float64)
-    run = samplers.start(plan.spec, x, plan.sigmas, lambda sigma, sigma_next: torch.zeros_like(x), plan.options)
+    run = plan.start(x, lambda sigma, sigma_next: torch.zeros_like(x))
     seen: list[float] = []
     try:
         point, sigma = next(run)
@@ -190,9 +205,8 @@ class SamplerScheduler:
         self.plan = plan
         config = {k: v for k, v in base_config.items() if not k.startswith("_")}
         self.config = FrozenDict({**config, "steps_offset": 1, "clip_sample": False})
-        # txt2img starts from noise * sigmas[0]; the WebUI's SDXL option scales by sqrt(1 + sigma^2).
-        sigma0 = plan.sigmas[0]
-        self.init_noise_sigma = math.sqrt(1.0 + sigma0**2) if plan.options.sgm_noise_multiplier else sigma0
+        # The pipeline is given the sampler's starting latent itself (PassPlan.starting_latent).
+        self.init_noise_sigma = 1.0
         self.model_dtype: Any = None
         self.timesteps: Any = None
         self.batch_size = 1
@@ -215,7 +229,7 @@ class SamplerScheduler:
         the WebUI's img2img slice."""
         import torch
 
-        ts = [self.plan.model_sigmas.sigma_to_t(s) for s in self.plan.evaluation_sigmas]
+        ts = [self.plan.t(s) for s in self.plan.evaluation_sigmas]
         self._padding = 0
         strength = self.plan.denoising_strength
         if strength is not None and num_inference_steps:
@@ -233,9 +247,12 @@ class SamplerScheduler:
         unmasked area; the WebUI blends the prediction instead (`_denoised`), so here that blend is
         made a no-op by handing back the sampler's own latents.
         """
+        import torch
+
         self.init_latent = original.float()
         if self._run is None and self.initial_noise is not None:
-            return original + self.initial_noise.to(original.device, original.dtype) * self.plan.sigmas[0]
+            noise = self.initial_noise.to(original.device, torch.float32)
+            return self.plan.starting_latent(noise, init_latent=original.float())
         return self._x.to(original.dtype)
 
     def scale_model_input(self, sample: Any, timestep: Any = None) -> Any:
@@ -266,7 +283,7 @@ class SamplerScheduler:
         noise = self.noise_factory(x) if self.noise_factory is not None else None
         if noise is None:
             raise RuntimeError("the sampler's step noise was not set up")
-        self._run = samplers.start(self.plan.spec, x.float(), self.plan.sigmas, noise, self.plan.options)
+        self._run = self.plan.start(x.float(), noise)
         self._x, self.sigma = next(self._run)
         self.step_index = 0
 
@@ -281,6 +298,12 @@ class SamplerScheduler:
             denoised = output
         else:
             denoised = x - output * sigma
+        if self.plan.spec.lcm:
+            # The WebUI's LCM denoiser: LCM's boundary condition at its quantized timestep (sigma_data 0.5).
+            scaled = self.current_t * 10.0
+            c_skip = 0.25 / (scaled**2 + 0.25)
+            c_out = scaled / math.sqrt(scaled**2 + 0.25)
+            denoised = denoised * c_out + x * c_skip
         if self.latent_mask is not None and self.init_latent is not None:
             # Inpainting with an ordinary model, as the WebUI's CFG denoiser: outside the mask the
             # prediction is the original.
@@ -305,7 +328,7 @@ class SamplerScheduler:
 
     @property
     def current_t(self) -> float:
-        return self.plan.model_sigmas.sigma_to_t(self.sigma)
+        return self.plan.t(self.sigma)
 
 
 # ---- the WebUI's CFG denoiser in the UNet's place ----------------------------------------------------

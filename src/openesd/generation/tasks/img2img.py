@@ -260,7 +260,7 @@ def _inpaint_batch(
             image=filled,
             mask_image=crop_mask,
             strength=run.plan.denoising_strength,
-            **({"latents": noise} if run.plan.denoising_strength >= 1.0 else {}),
+            **({"latents": run.plan.starting_latent(noise)} if run.plan.denoising_strength >= 1.0 else {}),
             num_inference_steps=settings.steps,
             guidance_scale=settings.cfg_scale,
             width=settings.width,

@@ -109,7 +109,7 @@ def run_txt2img(
             **_control_kwargs(controlnet, model),
             **conditioning,
             **_size_kwargs(settings.width, settings.height),
-            latents=noise,
+            latents=run.plan.starting_latent(noise),
             num_images_per_prompt=len(batch.seeds),
             num_inference_steps=settings.steps,
             guidance_scale=settings.cfg_scale,
