@@ -44,7 +44,6 @@ HONOURED: dict[str, Option] = {
     "randn_source": Option("GPU", str, choices=RANDN_SOURCES),
     "eta_noise_seed_delta": Option(0, int),
     "sgm_noise_multiplier": Option(False, bool),
-    "no_dpmpp_sde_batch_determinism": Option(False, bool),
     # Sampler parameters.
     "eta_ancestral": Option(1.0, float, 0.0),
     "eta_ddim": Option(0.0, float, 0.0),
@@ -78,6 +77,10 @@ _NO_SDXL_COND = "this worker conditions SDXL with the WebUI's default for it"
 _NO_OLD = "this worker follows the WebUI 1.10 behaviour only"
 # Picture-changing settings this worker cannot do: accepted at the WebUI's default, refused otherwise.
 REFUSED: dict[str, tuple[Any, str]] = {
+    "no_dpmpp_sde_batch_determinism": (
+        False,
+        "the WebUI then draws the SDE samplers' noise from an unseeded generator, so no seed reproduces it",
+    ),
     "sd_unet": ("Automatic", "separate UNet files are not supported; the checkpoint's UNet is used"),
     "sd_hypernetwork": ("None", "hypernetworks are not supported"),
     "enable_quantization": (False, "quantized k-diffusion sigmas are not implemented"),

@@ -95,7 +95,6 @@ class SamplerOptions:
     uni_pc_lower_order_final: bool = True
     use_old_scheduling: bool = False
     emphasis: str = "Original"
-    no_dpmpp_sde_batch_determinism: bool = False
     use_old_karras_scheduler_sigmas: bool = False  # Karras sigmas from 0.1 to 10 instead of the model's range
     beta_dist_alpha: float = 0.6  # the "Beta" scheduler's distribution
     beta_dist_beta: float = 0.6

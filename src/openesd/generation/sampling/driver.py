@@ -157,6 +157,7 @@ class Conditioning:
     parts: list[tuple[float, list[ScheduledPrompt]]]  # composable AND parts: (weight, schedule)
     negative: list[ScheduledPrompt]
     encoded: dict[str, Cond]
+    empty: Cond | None = None  # the empty prompt's chunk, for the WebUI's pad_cond_uncond options
 
     @classmethod
     def build(
@@ -168,17 +169,41 @@ class Conditioning:
         *,
         hires_steps: int | None = None,
         use_old_scheduling: bool = False,
+        with_empty: bool = False,
     ) -> Conditioning:
         parts = [
             (part.weight, part.schedule) for part in composable_schedule(prompt, steps, hires_steps, use_old_scheduling)
         ]
         negative = prompt_schedule(negative_prompt, steps, hires_steps, use_old_scheduling)
         texts = list(dict.fromkeys([e.text for _, s in parts for e in s] + [e.text for e in negative]))
-        return cls(parts, negative, dict(zip(texts, encode(texts))))
+        encoded = dict(zip(texts + [""], encode(texts + [""]))) if with_empty else dict(zip(texts, encode(texts)))
+        return cls(parts, negative, encoded, encoded[""] if with_empty else None)
 
     def at(self, step: int) -> tuple[Cond, list[tuple[float, Cond]]]:
+        """The uncond and the weighted conds of one model call. The AND parts are brought to one length
+        by repeating their last token vector, as the WebUI's `stack_conds` does."""
         uncond = self.encoded[text_at_step(self.negative, step)]
-        return uncond, [(weight, self.encoded[text_at_step(schedule, step)]) for weight, schedule in self.parts]
+        parts = [(weight, self.encoded[text_at_step(schedule, step)]) for weight, schedule in self.parts]
+        longest = max(cond.hidden.shape[1] for _, cond in parts)
+        return uncond, [(weight, _extend(cond, longest)) for weight, cond in parts]
+
+
+def _extend(cond: Cond, length: int) -> Cond:
+    import torch
+
+    missing = length - cond.hidden.shape[1]
+    if missing <= 0:
+        return cond
+    return Cond(torch.cat([cond.hidden, cond.hidden[:, -1:].repeat(1, missing, 1)], dim=1), cond.pooled)
+
+
+def _pad_with_empty(cond: Cond, length: int, empty: Cond) -> Cond:
+    import torch
+
+    repeats = (length - cond.hidden.shape[1]) // empty.hidden.shape[1]
+    if repeats <= 0:
+        return cond
+    return Cond(torch.cat([cond.hidden, empty.hidden.repeat(1, repeats, 1)], dim=1), cond.pooled)
 
     def first_texts(self) -> tuple[str, str]:
         """Step 0's first positive part and negative: what the pipeline itself (and ControlNet) is given."""
@@ -358,7 +383,7 @@ class ConditionedUNet:
 
     _own = ("_unet", "_scheduler", "_conditioning", "_cfg_scale", "_switch", "_switched")
 
-    def __init__(self, unet: Any, scheduler: SamplerScheduler, conditioning: Conditioning, cfg_scale: float):
+    def __init__(self, unet: Any, scheduler: SamplerScheduler, conditioning: Conditioning, cfg_scale: float) -> None:
         state = self.__dict__
         state.update(_unet=unet, _scheduler=scheduler, _conditioning=conditioning, _cfg_scale=float(cfg_scale))
         state.update(_switch=None, _switched=False)
@@ -390,7 +415,21 @@ class ConditionedUNet:
         if switch is not None and (self._switched or switch.reached(scheduler.sigma)):
             self._switched = True
             unet, conditioning, time_ids = switch.unet, switch.conditioning, switch.time_ids
-        uncond, parts = conditioning.at(scheduler.step_index)
+        step, options = scheduler.step_index, scheduler.plan.options
+        uncond, parts = conditioning.at(step)
+        empty = conditioning.empty
+        if empty is not None and uncond.hidden.shape[1] != parts[0][1].hidden.shape[1]:  # pad_cond_uncond
+            longest = max(uncond.hidden.shape[1], parts[0][1].hidden.shape[1])
+            uncond = _pad_with_empty(uncond, longest, empty)
+            parts = [(weight, _pad_with_empty(cond, longest, empty)) for weight, cond in parts]
+        # The WebUI's CFG denoiser skips the negative prompt early on (skip_early_cond) or, below a sigma, on
+        # every other call (NGMS, s_min_uncond); the first cond then stands in for it.
+        total = max(scheduler.plan.steps, 1)
+        skip_uncond = (options.skip_early_cond != 0 and step / total <= options.skip_early_cond) or (
+            (step % 2 or options.s_min_uncond_all)
+            and options.s_min_uncond > 0
+            and scheduler.sigma < options.s_min_uncond
+        )
         x_in = sample[:batch].to(unet.dtype)
         t = torch.full((batch,), scheduler.current_t, dtype=torch.float32, device=sample.device)
         added = kwargs.pop("added_cond_kwargs", None) or {}
@@ -426,7 +465,7 @@ class ConditionedUNet:
         if not guided:
             eps = conds[0]
             return (torch.cat([eps, eps]) if pipeline_cfg else eps,)
-        eps_uncond = predict(uncond, 0)
+        eps_uncond = conds[0] if skip_uncond else predict(uncond, 0)
         combined = eps_uncond
         for (weight, _), eps in zip(parts, conds):
             combined = combined + (eps - eps_uncond) * weight

@@ -218,6 +218,8 @@ def _scheduled(
         return inner.get_sigmas(steps).tolist()
     params["Schedule type"] = scheduler.label
     kwargs: dict[str, Any] = {"sigma_min": inner.sigma_min, "sigma_max": inner.sigma_max}
+    if options.use_old_karras_scheduler_sigmas:  # the WebUI's compatibility option: every scheduler's range
+        kwargs.update(sigma_min=0.1, sigma_max=10.0)
     if options.sigma_min != 0 and options.sigma_min != inner.sigma_min:
         kwargs["sigma_min"] = params["Schedule min sigma"] = options.sigma_min
     if options.sigma_max != 0 and options.sigma_max != inner.sigma_max:

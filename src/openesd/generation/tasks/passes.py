@@ -87,6 +87,7 @@ def prepare_pass(
         encode_all,
         hires_steps=hires_steps,
         use_old_scheduling=settings.sampling.use_old_scheduling,
+        with_empty=settings.sampling.pad_cond_uncond or settings.sampling.pad_cond_uncond_v0,
     )
     unet = ConditionedUNet(model.pipe.unet, scheduler, conditioning, settings.cfg_scale)
     pipe = derive(model, kind, scheduler, controlnet, unet=unet)
