@@ -170,13 +170,19 @@ class Conditioning:
         hires_steps: int | None = None,
         use_old_scheduling: bool = False,
         with_empty: bool = False,
+        zero_empty_negative: bool = False,
     ) -> Conditioning:
+        """`zero_empty_negative`: SDXL, where the WebUI conditions an empty negative prompt on zeros."""
         parts = [
             (part.weight, part.schedule) for part in composable_schedule(prompt, steps, hires_steps, use_old_scheduling)
         ]
         negative = prompt_schedule(negative_prompt, steps, hires_steps, use_old_scheduling)
         texts = list(dict.fromkeys([e.text for _, s in parts for e in s] + [e.text for e in negative]))
         encoded = dict(zip(texts + [""], encode(texts + [""]))) if with_empty else dict(zip(texts, encode(texts)))
+        if zero_empty_negative and negative_prompt == "":
+            blank = encoded[""]
+            zeros = Cond(blank.hidden.new_zeros(blank.hidden.shape), _zeros_like(blank.pooled))
+            encoded[_ZERO], negative = zeros, [ScheduledPrompt(entry.end_at_step, _ZERO) for entry in negative]
         return cls(parts, negative, encoded, encoded[""] if with_empty else None)
 
     def at(self, step: int) -> tuple[Cond, list[tuple[float, Cond]]]:
@@ -186,6 +192,13 @@ class Conditioning:
         parts = [(weight, self.encoded[text_at_step(schedule, step)]) for weight, schedule in self.parts]
         longest = max(cond.hidden.shape[1] for _, cond in parts)
         return uncond, [(weight, _extend(cond, longest)) for weight, cond in parts]
+
+
+_ZERO = "\x00zeros"  # the key of SDXL's all-zero negative conditioning (no prompt text can be it)
+
+
+def _zeros_like(value: Any) -> Any:
+    return None if value is None else value.new_zeros(value.shape)
 
 
 def _extend(cond: Cond, length: int) -> Cond:

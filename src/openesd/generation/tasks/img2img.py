@@ -128,19 +128,23 @@ def run_img2img(
     strength = settings.denoising_strength
     if mask is not None and settings.inpaint.fill in (2, 3) and strength >= 1.0:
         strength = 1.0
-    run = prepare_pass(
-        model,
-        f"controlnet-{kind}" if controlnet else kind,
-        settings,
-        sampler_name=settings.sampler_name,
-        scheduler_name=settings.scheduler,
-        steps=settings.steps,
-        prompt=settings.prompt,
-        negative_prompt=settings.negative_prompt,
-        denoising_strength=strength,
-        controlnet=controlnet.controlnet if controlnet else None,
+    run = (
+        None
+        if strength <= 0
+        else prepare_pass(
+            model,
+            f"controlnet-{kind}" if controlnet else kind,
+            settings,
+            sampler_name=settings.sampler_name,
+            scheduler_name=settings.scheduler,
+            steps=settings.steps,
+            prompt=settings.prompt,
+            negative_prompt=settings.negative_prompt,
+            denoising_strength=strength,
+            controlnet=controlnet.controlnet if controlnet else None,
+        )
     )
-    ctx.progress.plan(settings.n_iter * settings.batch_size * run.evaluations)
+    ctx.progress.plan(settings.n_iter * settings.batch_size * (run.evaluations if run else 0))
 
     # 2. Seeds.
     seed, subseed = seeds.resolve_seed(settings.seed), seeds.resolve_seed(settings.subseed)
@@ -161,6 +165,9 @@ def run_img2img(
     for batch in batches(settings, seed, subseed):
         sources = [inits[(index + i) % len(inits)] for i in range(len(batch.seeds))]
         index += len(batch.seeds)
+        if run is None:  # denoising strength 0: nothing to sample, the inputs come back as they are
+            images.extend(source.copy() for source in sources)
+            continue
         call = dict(**run.embeds, **_control_kwargs(controlnet))
         if mask is None:
             images.extend(_img2img_batch(model, run, settings, sources, batch, call, ctx))

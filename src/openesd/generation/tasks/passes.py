@@ -88,6 +88,7 @@ def prepare_pass(
         hires_steps=hires_steps,
         use_old_scheduling=settings.sampling.use_old_scheduling,
         with_empty=settings.sampling.pad_cond_uncond or settings.sampling.pad_cond_uncond_v0,
+        zero_empty_negative=model.family in ("sdxl", "sdxl_refiner"),
     )
     unet = ConditionedUNet(model.pipe.unet, scheduler, conditioning, settings.cfg_scale)
     pipe = derive(model, kind, scheduler, controlnet, unet=unet)

@@ -216,6 +216,7 @@ def refiner_switch(refiner: PreparedModel, settings: GenerationSettings, run: An
         encode_all,
         use_old_scheduling=settings.sampling.use_old_scheduling,
         with_empty=settings.sampling.pad_cond_uncond or settings.sampling.pad_cond_uncond_v0,
+        zero_empty_negative=True,
     )
     # SDXL refiner time ids: original size, crop (0, 0), then the WebUI's aesthetic scores (6 and 2.5).
     size = [float(settings.height), float(settings.width), 0.0, 0.0]
