@@ -18,14 +18,14 @@ WebUI's files read to learn it, no code copied):
 - CFG (sd_samplers_cfg_denoiser.CFGDenoiser): cond then uncond batched in one UNet call, denoised =
   uncond + (cond - uncond) * cfg_scale on the denoised predictions (on eps for the timestep
   samplers: CFGDenoiserTimesteps); SDXL's vector = pooled text + time ids [h, w, crop_top 0,
-  crop_left 0, h, w] (sd_models_xl.get_learned_conditioning).
+  crop_left 0, h, w] and zeros for an empty negative prompt (sd_models_xl.get_learned_conditioning).
 - Schedulers (sd_schedulers.py; KDiffusionSampler.get_sigmas): `scheduler_sigmas`; sigma_min/max
   are the model's smallest and largest sigma; discard_next_to_last_sigma asks for steps + 1 sigmas
   and drops the penultimate one.
-- Seeds (rng.ImageRNG, TorchHijack): see `webui_noise`; the step noise replaces k-diffusion's
-  `torch.randn_like` while a sampler runs; DPM++ SDE / 2M SDE / 3M SDE take a
-  BrownianTreeNoiseSampler over the full schedule's (min>0, max) seeded with the image seeds
-  (KDiffusionSampler.create_noise_sampler), not ENSD-shifted.
+- Seeds (processing.process_images_inner, rng.ImageRNG, TorchHijack): `image_seeds` and
+  `webui_noise`; the step noise replaces k-diffusion's `torch.randn_like` while a sampler runs;
+  DPM++ SDE / 2M SDE / 3M SDE take a BrownianTreeNoiseSampler over the full schedule's (min > 0,
+  max) seeded with the image seeds (KDiffusionSampler.create_noise_sampler), not ENSD-shifted.
 - Timestep samplers (sd_samplers_timesteps.py, sd_samplers_timesteps_impl.py): timesteps
   range(0, 1000, 1000 // steps) + 1 clipped to 999; DDIM / DDIM CFG++ / PLMS walk them from the top
   and stop one short (len - 1 model steps, ending at alphas_cumprod[timesteps[0]]); x starts at the
@@ -166,8 +166,16 @@ class Conditioning:
     time_ids: torch.Tensor | None = None
 
 
+def image_seeds(seed: int, subseed: int, subseed_strength: float, count: int) -> tuple[list[int], list[int]]:
+    """Seeds and subseeds of a job's images (processing.process_images_inner): seed + i, except that
+    with a subseed strength every image keeps the seed and only the subseeds count up."""
+    seeds = [seed + (i if subseed_strength == 0 else 0) for i in range(count)]
+    return seeds, [subseed + i for i in range(count)]
+
+
 def conditioning(pipe: Any, prompt: str, negative: str, width: int, height: int, clip_skip: int = 1) -> Conditioning:
-    """The project's prompt encoding, and the WebUI's SDXL time ids for a width x height image."""
+    """The project's prompt encoding, and the WebUI's SDXL time ids for a width x height image; an
+    empty SDXL negative prompt is all zeros, text and pooled (sd_models_xl: force_zero_embeddings)."""
     from openesd.generation.prompts.encoding import encode_prompts
 
     embeds = encode_prompts(pipe, prompt, negative, clip_skip, [])
@@ -175,6 +183,8 @@ def conditioning(pipe: Any, prompt: str, negative: str, width: int, height: int,
     if embeds.pooled_prompt_embeds is not None:
         result.pooled_cond, result.pooled_uncond = embeds.pooled_prompt_embeds, embeds.negative_pooled_prompt_embeds
         result.time_ids = torch.tensor([[height, width, 0, 0, height, width]], dtype=torch.float32)
+        if negative == "":
+            result.uncond, result.pooled_uncond = result.uncond * 0, result.pooled_uncond * 0
     return result
 
 
