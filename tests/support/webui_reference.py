@@ -19,17 +19,16 @@ WebUI's files read to learn it, no code copied):
   uncond + (cond - uncond) * cfg_scale on the denoised predictions (on eps for the timestep
   samplers: CFGDenoiserTimesteps); SDXL's vector = pooled text + time ids [h, w, crop_top 0,
   crop_left 0, h, w] and zeros for an empty negative prompt (sd_models_xl.get_learned_conditioning).
-- Schedulers (sd_schedulers.py; KDiffusionSampler.get_sigmas): `scheduler_sigmas`; sigma_min/max
-  are the model's smallest and largest sigma; discard_next_to_last_sigma asks for steps + 1 sigmas
-  and drops the penultimate one.
+- Schedulers (sd_schedulers.py; KDiffusionSampler.get_sigmas): `scheduler_sigmas` over the lists in
+  `webui_schedules`; discard_next_to_last_sigma asks for steps + 1 sigmas and drops the penultimate.
 - Seeds (processing.process_images_inner, rng.ImageRNG, TorchHijack): `image_seeds` and
   `webui_noise`; the step noise replaces k-diffusion's `torch.randn_like` while a sampler runs;
   DPM++ SDE / 2M SDE / 3M SDE take a BrownianTreeNoiseSampler over the full schedule's (min > 0,
   max) seeded with the image seeds (KDiffusionSampler.create_noise_sampler), not ENSD-shifted.
-- Timestep samplers (sd_samplers_timesteps.py, sd_samplers_timesteps_impl.py): timesteps
-  range(0, 1000, 1000 // steps) + 1 clipped to 999; DDIM / DDIM CFG++ / PLMS walk them from the top
-  and stop one short (len - 1 model steps, ending at alphas_cumprod[timesteps[0]]); x starts at the
-  noise itself. UniPC needs the WebUI's UniPC port and is not reproduced here (`NOT_REPRODUCED`).
+- Timestep samplers (sd_samplers_timesteps.py; `webui_timesteps`): timesteps range(0, 1000,
+  1000 // steps) + 1 clipped to 999; DDIM / DDIM CFG++ / PLMS walk them from the top and stop one
+  short; x starts at the noise itself; CFG++ divides the scale by 12.5. UniPC needs the WebUI's own
+  UniPC port and Restart its own sampler: neither is reproduced here (`NOT_REPRODUCED`).
 - LCM (sd_samplers_lcm.py): 50 "original" timesteps 19, 39, ..., 999, t quantised to the nearest
   of them, LCM's c_skip/c_out at 10 * t (sigma_data 0.5), x = denoised + sigma_next * noise.
 - txt2img (processing.StableDiffusionProcessingTxt2Img.sample): x = noise * sigmas[0].
@@ -57,7 +56,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from tests.support import kdiffusion
+from tests.support import kdiffusion, webui_schedules, webui_timesteps
 from tests.support.webui_noise import ImageNoise, StepNoise
 
 
@@ -101,27 +100,10 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "UniPC": SamplerSpec("timesteps", "unipc"),
     "LCM": SamplerSpec("lcm", "sample_lcm"),
 }
-SCHEDULERS = (
-    "Automatic",
-    "Uniform",
-    "Karras",
-    "Exponential",
-    "Polyexponential",
-    "SGM Uniform",
-    "KL Optimal",
-    "Align Your Steps",
-    "Simple",
-    "Normal",
-    "DDIM",
-    "Beta",
-)
+SCHEDULERS = webui_schedules.SCHEDULERS
 NOT_REPRODUCED = {
     "Restart": "the WebUI's own Restart sampler (sd_samplers_extra.restart_sampler) is not in k-diffusion",
     "UniPC": "the WebUI runs its own UniPC port (models/diffusion/uni_pc), not in k-diffusion",
-}
-_AYS = {
-    "sd": [14.615, 6.475, 3.861, 2.697, 1.886, 1.396, 0.963, 0.652, 0.399, 0.152, 0.029],
-    "sdxl": [14.615, 6.315, 3.771, 2.181, 1.342, 0.862, 0.555, 0.380, 0.234, 0.113, 0.029],
 }
 
 
@@ -310,64 +292,17 @@ def scheduler_sigmas(model: DiscreteModel, scheduler: str, steps: int, settings:
     name = spec.scheduler if scheduler == "Automatic" else scheduler
     discard = spec.discard_penultimate or settings.always_discard_next_to_last_sigma
     n = steps + 1 if discard else steps
-    sigmas = _schedule(model, name, n, settings).float()
+    beta = (settings.beta_dist_alpha, settings.beta_dist_beta)
+    sigmas = webui_schedules.sigma_list(model, name, n, beta).float()
     if discard:
         sigmas = torch.cat([sigmas[:-2], sigmas[-1:]])
     return sigmas
 
 
-def _schedule(model: DiscreteModel, name: str, n: int, settings: Settings) -> torch.Tensor:
-    ks = kdiffusion.sampling()
-    smin, smax = model.sigmas[0].item(), model.sigmas[-1].item()
-    if name == "Uniform":
-        return model.get_sigmas(n)
-    if name == "Karras":
-        return ks.get_sigmas_karras(n, smin, smax, rho=7.0)
-    if name == "Exponential":
-        return ks.get_sigmas_exponential(n, smin, smax)
-    if name == "Polyexponential":
-        return ks.get_sigmas_polyexponential(n, smin, smax, rho=1.0)
-    if name in ("SGM Uniform", "Normal"):
-        start, end = model.sigma_to_t(torch.tensor(smax)), model.sigma_to_t(torch.tensor(smin))
-        ts = (
-            torch.linspace(float(start), float(end), n + 1)[:-1]
-            if name == "SGM Uniform"
-            else torch.linspace(float(start), float(end), n)
-        )
-        return torch.tensor([float(model.t_to_sigma(t)) for t in ts] + [0.0])
-    if name == "KL Optimal":  # ends at sigma_min, without a final 0, as the WebUI's does
-        i = torch.arange(n + 1)
-        return torch.tan(i / n * math.atan(smin) + (1.0 - i / n) * math.atan(smax))
-    if name == "Align Your Steps":
-        return _align_your_steps(_AYS["sdxl" if model.is_sdxl else "sd"], n)
-    if name == "Simple":
-        ss = len(model.sigmas) / n
-        return torch.tensor([float(model.sigmas[-(1 + int(x * ss))]) for x in range(n)] + [0.0])
-    if name == "DDIM":
-        ss = max(len(model.sigmas) // n, 1)
-        picked = [float(model.sigmas[x]) for x in range(1, len(model.sigmas), ss)]
-        return torch.tensor(picked[::-1] + [0.0])
-    if name == "Beta":
-        from scipy import stats
-
-        xs = [stats.beta.ppf(x, settings.beta_dist_alpha, settings.beta_dist_beta) for x in 1 - np.linspace(0, 1, n)]
-        return torch.tensor([smin + x * (smax - smin) for x in xs] + [0.0])
-    raise ValueError(f"unknown WebUI scheduler {name!r}")
-
-
-def _align_your_steps(sigmas: list[float], n: int) -> torch.Tensor:
-    if n == len(sigmas):
-        return torch.tensor(sigmas + [0.0])
-    ys = np.log(sigmas[::-1])
-    interpolated = np.exp(np.interp(np.linspace(0, 1, n), np.linspace(0, 1, len(sigmas)), ys))[::-1]
-    return torch.tensor(np.append(interpolated, [0.0]), dtype=torch.float32)
-
-
 def timesteps_for(steps: int, settings: Settings) -> torch.Tensor:
-    """sd_samplers_timesteps.CompVisSampler.get_timesteps."""
+    """sd_samplers_timesteps.CompVisSampler.get_timesteps, with discard_next_to_last_sigma."""
     discard = settings.spec.discard_penultimate or settings.always_discard_next_to_last_sigma
-    n = steps + 1 if discard else steps
-    return torch.clip(torch.arange(0, 1000, 1000 // n) + 1, 0, 999)
+    return webui_schedules.integer_timesteps(steps + 1 if discard else steps)
 
 
 # -- Running a sampler ------------------------------------------------------------------------------
@@ -443,7 +378,7 @@ def _model_for(pipe: Any, settings: Settings) -> DiscreteModel:
 def _timestep_sample(
     model: DiscreteModel, cond: Conditioning, settings: Settings, x: torch.Tensor, timesteps: torch.Tensor, noise: Any
 ) -> torch.Tensor:
-    """DDIM, DDIM CFG++ and PLMS in the WebUI's integer-timestep form (sd_samplers_timesteps_impl)."""
+    """DDIM, DDIM CFG++ and PLMS (webui_timesteps) on the CFG-combined eps (CFGDenoiserTimesteps)."""
     cfgpp = settings.spec.function == "ddim_cfgpp"
     scale = settings.cfg_scale / 12.5 if cfgpp else settings.cfg_scale
     last_uncond: list[torch.Tensor] = []
@@ -454,46 +389,12 @@ def _timestep_sample(
         last_uncond[:] = [out[batch:]]
         return out[batch:] + (out[:batch] - out[batch:]) * scale
 
-    ac = model.alphas_cumprod
-    alphas = ac[timesteps].double()
-    prev = ac[torch.nn.functional.pad(timesteps[:-1], pad=(1, 0))].double()
-    eta = settings.eta if settings.eta is not None else settings.eta_ddim
-    sigmas = eta * ((1 - prev) / (1 - alphas) * (1 - alphas / prev)).sqrt()
     with torch.no_grad():
         if settings.spec.function == "plms":
-            return _plms(eps, x, timesteps, alphas, prev)
-        for index in range(len(timesteps) - 1, 0, -1):
-            e_t = eps(x, int(timesteps[index]))
-            a_t, a_prev, sigma_t = float(alphas[index]), float(prev[index]), float(sigmas[index])
-            pred_x0 = (x - math.sqrt(1 - a_t) * e_t) / math.sqrt(a_t)
-            direction = math.sqrt(1 - a_prev - sigma_t**2) * (last_uncond[0] if cfgpp else e_t)
-            x = math.sqrt(a_prev) * pred_x0 + direction + sigma_t * noise.next().to(x)
-    return x
-
-
-def _plms(eps: Any, x: torch.Tensor, timesteps: torch.Tensor, alphas: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
-    """PLMS: a pseudo improved-Euler first step, then Adams-Bashforth of order 2, 3, 4 on eps."""
-
-    def step(x: torch.Tensor, e: torch.Tensor, index: int) -> torch.Tensor:
-        a_t, a_prev = float(alphas[index]), float(prev[index])
-        pred_x0 = (x - math.sqrt(1 - a_t) * e) / math.sqrt(a_t)
-        return math.sqrt(a_prev) * pred_x0 + math.sqrt(1 - a_prev) * e
-
-    history: list[torch.Tensor] = []
-    for index in range(len(timesteps) - 1, 0, -1):
-        e_t = eps(x, int(timesteps[index]))
-        if not history:
-            e_next = eps(step(x, e_t, index), int(timesteps[max(index - 1, 0)]))
-            e_prime = (e_t + e_next) / 2
-        elif len(history) == 1:
-            e_prime = (3 * e_t - history[-1]) / 2
-        elif len(history) == 2:
-            e_prime = (23 * e_t - 16 * history[-1] + 5 * history[-2]) / 12
-        else:
-            e_prime = (55 * e_t - 59 * history[-1] + 37 * history[-2] - 9 * history[-3]) / 24
-        x = step(x, e_prime, index)
-        history = (history + [e_t])[-3:]
-    return x
+            return webui_timesteps.plms(eps, x, timesteps, model.alphas_cumprod)
+        eta = settings.eta if settings.eta is not None else settings.eta_ddim
+        direction = (lambda: last_uncond[0]) if cfgpp else None
+        return webui_timesteps.ddim(eps, x, timesteps, model.alphas_cumprod, eta, noise, direction)
 
 
 # -- txt2img, img2img, hires fix ---------------------------------------------------------------------
