@@ -193,6 +193,11 @@ class Conditioning:
         longest = max(cond.hidden.shape[1] for _, cond in parts)
         return uncond, [(weight, _extend(cond, longest)) for weight, cond in parts]
 
+    def first_texts(self) -> tuple[str, str]:
+        """Step 0's first positive part and the negative: what the pipeline itself (and ControlNet) is given."""
+        negative = text_at_step(self.negative, 0)
+        return text_at_step(self.parts[0][1], 0), "" if negative == _ZERO else negative
+
 
 _ZERO = "\x00zeros"  # the key of SDXL's all-zero negative conditioning (no prompt text can be it)
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from openesd.errors import PayloadError
 from openesd.generation.job import PreparedModel
+from openesd.generation.tasks.vae import decode_latents, encode_mean, to_pil
 from openesd.generation.payload.settings import GenerationSettings, HiresSettings
 from openesd.generation.tasks import seeds
 
@@ -78,14 +79,13 @@ def second_pass(
 ) -> list[Any]:
     """First-pass latents -> final PIL images at the hires size."""
     from openesd.generation.tasks.passes import start_batch
-    from openesd.generation.tasks.txt2img import to_pil
 
     hr = settings.hires
     tw, th = target_size(settings, hr)
     if hr.upscaler in LATENT_MODES:
         image = _upscale_latents(latents, model.vae_scale_factor, tw, th, *LATENT_MODES[hr.upscaler])
     else:
-        image = _upscale_images(decode_latents(model.pipe, latents), hr.upscaler, tw, th, ctx)
+        image = encode_mean(model.pipe, _upscale_images(decode_latents(model.pipe, latents), hr.upscaler, tw, th, ctx))
     # A new ImageRNG at the hires size from the same seeds: its first draw is the img2img noise.
     start_batch(run, model, settings, batch.seeds, batch.subseeds, tw, th)
     out = run.pipe(
@@ -114,24 +114,3 @@ def _upscale_images(images: list[Any], name: str, width: int, height: int, ctx: 
     from openesd.generation.tasks import upscalers
 
     return [upscalers.upscale_to(image, name, width, height, ctx.models, ctx.upscalers) for image in images]
-
-
-def decode_latents(pipe: Any, latents: Any) -> list[Any]:
-    """Latents (scaled, as `output_type="latent"` returns them) -> PIL images, 8 bits as the WebUI makes them."""
-    import torch
-
-    vae = pipe.vae
-    dtype = vae.dtype
-    # An fp16 VAE marked force_upcast (SDXL's) overflows; decode in fp32 as diffusers' pipelines do.
-    upcast = dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
-    if upcast:
-        vae.to(torch.float32)
-    try:
-        with torch.no_grad():
-            decoded = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
-    finally:
-        if upcast:
-            vae.to(dtype)
-    from openesd.generation.tasks.txt2img import to_pil
-
-    return to_pil(pipe.image_processor.postprocess(decoded.float(), output_type="np"))

@@ -14,7 +14,8 @@ from openesd.generation.payload.settings import GenerationSettings, InpaintSetti
 from openesd.generation.tasks import seeds
 from openesd.generation.tasks.infotext import InfoBuilder
 from openesd.generation.tasks.passes import Pass, prepare_pass, start_batch
-from openesd.generation.tasks.txt2img import JobContext, batches, finish, prepare_controlnet, to_pil
+from openesd.generation.tasks.vae import encode_mean, to_pil
+from openesd.generation.tasks.txt2img import JobContext, batches, finish, prepare_controlnet
 from openesd.generation.types import GenerationResult
 
 RESIZE_MODES = ("Just resize", "Crop and resize", "Resize and fill", "Just resize (latent upscale)")
@@ -196,7 +197,10 @@ def _img2img_batch(
     call: dict,
     ctx: JobContext,
 ) -> list[Image.Image]:
-    image: Any = _latent_resize(model, settings, sources) if settings.resize_mode == 3 else sources
+    # The init latent is the VAE posterior's mean (tasks/vae.py says why), handed to the pipeline as latents.
+    image: Any = (
+        _latent_resize(model, settings, sources) if settings.resize_mode == 3 else encode_mean(model.pipe, sources)
+    )
     start_batch(run, model, settings, batch.seeds, batch.subseeds, settings.width, settings.height)
     out = run.pipe(
         **_repeat_embeds(call, len(sources)),

@@ -14,8 +14,9 @@ from openesd.generation.payload.settings import GenerationSettings
 from openesd.generation.tasks import seeds
 from openesd.generation.tasks.infotext import InfoBuilder, model_name, short_hash
 from openesd.generation.prompts.encoding import encode_texts, extract_loras
-from openesd.generation.sampling.driver import Cond, Conditioning, ModelSwitch, webui_uint8
+from openesd.generation.sampling.driver import Cond, Conditioning, ModelSwitch
 from openesd.generation.tasks.passes import prepare_pass, start_batch
+from openesd.generation.tasks.vae import decode_latents, to_pil
 from openesd.generation.types import GenerationResult, ModelFiles
 
 
@@ -110,6 +111,7 @@ def run_txt2img(
             **conditioning,
             **_size_kwargs(settings.width, settings.height),
             latents=run.plan.starting_latent(noise),
+            generator=seeds.generators(batch.seeds),  # an inpainting checkpoint's VAE still samples
             num_images_per_prompt=len(batch.seeds),
             num_inference_steps=settings.steps,
             guidance_scale=settings.cfg_scale,
@@ -119,7 +121,7 @@ def run_txt2img(
         if hires_pass is not None:
             images.extend(hires.second_pass(model, settings, out.images, batch, hires_pass, ctx))
         elif refiner is not None:  # the WebUI decodes with the model loaded last: the refiner
-            images.extend(hires.decode_latents(refiner.pipe, out.images))
+            images.extend(decode_latents(refiner.pipe, out.images))
         else:
             images.extend(to_pil(out.images))
 
@@ -143,13 +145,6 @@ def finish(
         pngs.append(encode_png(image, text))
     pngs.extend(encode_png(image) for image in extra_images or [])
     return GenerationResult(images=pngs, parameters=None, info=info.info_json())
-
-
-def to_pil(images: Any) -> list[Any]:
-    """A pipeline's `np` output -> PIL images, converted to 8 bits as the WebUI does (truncating)."""
-    from PIL import Image
-
-    return [Image.fromarray(array) for array in webui_uint8(images)]
 
 
 def _inpainting_model_inputs(settings: GenerationSettings) -> dict[str, Any]:
