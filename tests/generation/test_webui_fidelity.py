@@ -191,7 +191,9 @@ def _settings(payload: dict, **extra: Any) -> ref.Settings:
         s_churn=payload.get("s_churn", 0.0),
         s_noise=payload.get("s_noise", 1.0),
         eta_noise_seed_delta=options.get("eta_noise_seed_delta", 0),
-        randn_source=options.get("randn_source", "CPU"),
+        # The WebUI's default source is "GPU": an NVIDIA card's torch.randn, which the worker gives on any
+        # other device with the NV source (docs/decisions.md), and so does the reference here.
+        randn_source={"GPU": "NV"}.get(options.get("randn_source", "GPU"), options.get("randn_source", "GPU")),
         **extra,
     )
 

@@ -56,7 +56,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from tests.support import kdiffusion, webui_schedules, webui_timesteps
+from tests.support import kdiffusion, webui_noise, webui_schedules, webui_timesteps
 from tests.support.webui_noise import ImageNoise, StepNoise
 
 
@@ -349,12 +349,32 @@ def _k_sample(
         kwargs["sigmas"] = sigmas
     if spec.brownian:
         positive = schedule[schedule > 0]
-        kwargs["noise_sampler"] = ks.BrownianTreeNoiseSampler(x, positive.min(), schedule.max(), seed=settings.seeds)
+        with _torchsde_randn(settings.randn_source):  # the tree draws its first numbers when it is made
+            kwargs["noise_sampler"] = ks.BrownianTreeNoiseSampler(
+                x, positive.min(), schedule.max(), seed=settings.seeds
+            )
     if spec.solver_type:
         kwargs["solver_type"] = spec.solver_type
     denoiser = CFGDenoiser(model, cond, settings.cfg_scale)
-    with torch.no_grad(), _step_noise(noise, x):
+    with torch.no_grad(), _step_noise(noise, x), _torchsde_randn(settings.randn_source):
         return func(denoiser, x, disable=True, **kwargs)
+
+
+@contextlib.contextmanager
+def _torchsde_randn(source: str) -> Iterator[None]:
+    """sd_samplers_kdiffusion replaces torchsde's `_randn` with `devices.randn_local`: the Brownian trees
+    draw their normals from the `randn_source` generator seeded with the tree's seed."""
+    from torchsde._brownian import brownian_interval
+
+    def randn(size: Any, dtype: Any, device: Any, seed: int) -> torch.Tensor:
+        return webui_noise.draw(webui_noise.make_generator(seed, source), tuple(size)).to(device, dtype)
+
+    original = brownian_interval._randn
+    brownian_interval._randn = randn
+    try:
+        yield
+    finally:
+        brownian_interval._randn = original
 
 
 def _sample_lcm(model: Any, x: torch.Tensor, sigmas: torch.Tensor, disable: Any = None, **_: Any) -> torch.Tensor:
