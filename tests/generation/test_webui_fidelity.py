@@ -439,3 +439,66 @@ def test_seed_and_option_variations(generator, sdxl, table, case):
     assert expected.image.shape[0] == batch
     names = [payload["sampler_name"], *VARIATIONS[case], *options]
     measure(generator, sdxl, "txt2img", payload, expected, names, table)
+
+
+# -- Prompt editing and composable prompts: the conditioning changes per model call --------------------
+
+
+class _PerCallDenoiser(ref.CFGDenoiser):
+    """The WebUI's CFG denoiser with its prompt looked up per call (the step counter starts at 0 and
+    counts model calls) and composable parts combined as `uncond + sum(w_i * (cond_i - uncond)) * cfg`."""
+
+    def __init__(self, model: Any, parts_at: Callable[[int], list[tuple[float, ref.Conditioning]]], cfg_scale: float):
+        super().__init__(model, parts_at(0)[0][1], cfg_scale)
+        self.parts_at = parts_at
+
+    def __call__(self, x: Any, sigma: Any, **_: Any) -> Any:
+        import torch
+
+        parts = self.parts_at(self.calls)
+        self.calls += 1
+        batch = x.shape[0]
+        outs = [self.model.denoise(torch.cat([x, x]), torch.cat([sigma, sigma]), cond) for _, cond in parts]
+        uncond = outs[0][batch:]
+        return uncond + sum((out[:batch] - uncond) * weight for (weight, _), out in zip(parts, outs)) * self.cfg_scale
+
+
+def _decoder_input(generator, model: Model, payload: dict) -> Any:
+    with DecoderInputs() as seen:
+        result = run(generator, "txt2img", payload, model.files)
+    return seen.last(len(result.images), seen.inputs[-1][None])
+
+
+def _per_call_reference(monkeypatch, model: Model, payload: dict, parts_at) -> Expected:
+    settings = _settings(payload)
+    monkeypatch.setattr(ref, "CFGDenoiser", lambda m, cond, cfg: _PerCallDenoiser(m, parts_at, cfg))
+    latents = ref.txt2img(model.pipe, model.cond(), settings, SIZE, SIZE)
+    monkeypatch.undo()
+    with DecoderInputs() as seen:
+        image = ref.decode(model.pipe, latents)
+    return Expected(image, seen.last(len(image), latents))
+
+
+def test_prompt_editing_conditions_the_first_half_on_from_and_the_rest_on_to(generator, sd15, table, monkeypatch):
+    """`[cat:dog:0.5]` at 6 steps: the WebUI's schedule ends "cat" at step int(0.5 * 6) = 3, so model calls
+    0-3 see "cat" and calls 4-5 "dog"; the picture is neither the all-"cat" nor the all-"dog" one."""
+    cat, dog = (ref.conditioning(sd15.pipe, text, NEGATIVE, SIZE, SIZE) for text in ("a cat", "a dog"))
+    payload = txt2img_payload(sampler_name="Euler", steps=6, prompt="a [cat:dog:0.5]")
+    edited = _per_call_reference(monkeypatch, sd15, payload, lambda call: [(1.0, cat if call <= 3 else dog)])
+    measure(generator, sd15, "txt2img", payload, edited, ["prompt"], table)
+    ours = _decoder_input(generator, sd15, payload)
+    # On this tiny random model a prompt moves the latents little, so the bar is relative: the worker is
+    # far closer to the edited run than either unedited run is.
+    closest = relative_error(ours, edited.decoder_input)
+    assert closest < 1e-5, f"decoder input {closest:.1e} from the edited reference"
+    for fixed in (cat, dog):
+        other = _per_call_reference(monkeypatch, sd15, payload, lambda call, fixed=fixed: [(1.0, fixed)])
+        assert relative_error(ours, other.decoder_input) > 20 * closest
+
+
+def test_composable_and_weighs_each_part_against_the_negative_prompt(generator, sd15, table, monkeypatch):
+    """`a cat AND a dog :0.5`: the WebUI adds each part's guidance with its weight (the trailing `:0.5`)."""
+    cat, dog = (ref.conditioning(sd15.pipe, text, NEGATIVE, SIZE, SIZE) for text in ("a cat", "a dog"))
+    payload = txt2img_payload(sampler_name="Euler", steps=4, prompt="a cat AND a dog :0.5")
+    composed = _per_call_reference(monkeypatch, sd15, payload, lambda call: [(1.0, cat), (0.5, dog)])
+    measure(generator, sd15, "txt2img", payload, composed, ["AND"], table)
