@@ -85,3 +85,27 @@ def test_a_prompt_without_weights_is_the_same_in_every_mode(sd15):
 def test_an_unknown_mode_is_refused_naming_the_modes(sd15):
     with pytest.raises(PayloadError, match="emphasis must be one of None, Ignore, Original, No norm; got 'Strong'"):
         _ours(sd15, "Strong")
+
+
+def test_a_schedules_texts_are_one_batch_padded_and_weighted_together(sd15):
+    """The WebUI encodes a prompt's schedule (`[(cat:1.5):a long ... :0.5]`) as one batch: every text gets
+    the batch's chunk count (empty chunks added) and "Original" emphasis restores each chunk position's
+    mean over the whole batch, not per text."""
+    from openesd.generation.prompts.encoding import encode_groups
+
+    long = ", ".join(["a red house"] * 30)  # two chunks
+    texts = ["a (cat:1.5)", long]
+    ((cat, house),) = encode_groups(sd15, [texts], 1, [])
+    assert cat[0].shape == house[0].shape == (1, 154, tm.TEXT_HIDDEN_SIZE)
+    empty = encode_prompts(sd15, "", "", 1, []).prompt_embeds
+    assert torch.allclose(cat[0][:, 77:], empty, atol=1e-6)
+    # Expected, from the unweighted ("Ignore") and scaled-only ("No norm") encodings of the same batch.
+    ((raw_cat, raw_house),) = encode_groups(sd15, [texts], 1, [], "Ignore")
+    ((scaled_cat, scaled_house),) = encode_groups(sd15, [texts], 1, [], "No norm")
+    first_raw = torch.cat([raw_cat[0][:, :77], raw_house[0][:, :77]])
+    first_scaled = torch.cat([scaled_cat[0][:, :77], scaled_house[0][:, :77]])
+    expected = scaled_cat[0][:, :77] * (first_raw.mean() / first_scaled.mean())
+    assert abs(float(first_raw.mean())) > 0.1  # the restoration is not a no-op here
+    assert torch.allclose(cat[0][:, :77], expected, rtol=1e-5, atol=1e-5)
+    alone = encode_prompts(sd15, "a (cat:1.5)", "", 1, []).prompt_embeds
+    assert not torch.allclose(cat[0][:, :77], alone, rtol=1e-5, atol=1e-4)

@@ -13,7 +13,7 @@ from openesd.generation.prompts._chunks import Chunk, Vocabulary, make_chunks
 from openesd.generation.payload.options import EMPHASIS_MODES
 from openesd.generation.prompts._parser import BREAK, extract_loras, parse_attention
 
-__all__ = ["PromptEmbeds", "encode_prompts", "encode_texts", "extract_loras", "parse_attention"]
+__all__ = ["PromptEmbeds", "encode_prompts", "encode_groups", "extract_loras", "parse_attention"]
 
 
 @dataclass
@@ -54,24 +54,39 @@ def encode_prompts(
     and restores each chunk's mean, "No norm" only scales, "Ignore" reads the brackets but weighs every
     token 1, "None" reads the whole prompt as literal text (brackets, backslashes and BREAK included).
     """
-    ((embeds, pooled),) = _encode_texts(pipe, [prompt, negative_prompt], clip_skip, embeddings, emphasis, pad=True)
+    ((embeds, pooled),) = _encode_groups(pipe, [[prompt, negative_prompt]], clip_skip, embeddings, emphasis)
     result = PromptEmbeds(embeds[0:1], embeds[1:2])
     if pooled is not None:
         result.pooled_prompt_embeds, result.negative_pooled_prompt_embeds = pooled[0:1], pooled[1:2]
     return result
 
 
-def encode_texts(
-    pipe: Any, texts: list[str], clip_skip: int, embeddings: list[Path], emphasis: str = "Original"
-) -> list[tuple[Any, Any]]:
-    """Each text alone, at its own length, as the WebUI conditions on it: (hidden (1, n*77, width), pooled)."""
-    return _encode_texts(pipe, texts, clip_skip, embeddings, emphasis, pad=False)
+def encode_groups(
+    pipe: Any, groups: list[list[str]], clip_skip: int, embeddings: list[Path], emphasis: str = "Original"
+) -> list[list[tuple[Any, Any]]]:
+    """Each group of texts as the WebUI conditions on it, one (hidden (1, n*77, width), pooled) per text.
+
+    A group is one text-encoder batch of the WebUI's (the texts of one prompt's schedule): its texts are
+    padded to one chunk count with empty chunks, and "Original" emphasis restores each chunk position's
+    mean over the whole batch, as `FrozenCLIPEmbedderWithCustomWordsBase` does.
+    """
+    encoded = _encode_groups(pipe, groups, clip_skip, embeddings, emphasis, batch_mean=True)
+    return [
+        [(hidden[i : i + 1], None if pooled is None else pooled[i : i + 1]) for i in range(len(group))]
+        for group, (hidden, pooled) in zip(groups, encoded)
+    ]
 
 
-def _encode_texts(
-    pipe: Any, texts: list[str], clip_skip: int, embeddings: list[Path], emphasis: str, *, pad: bool
+def _encode_groups(
+    pipe: Any,
+    groups: list[list[str]],
+    clip_skip: int,
+    embeddings: list[Path],
+    emphasis: str,
+    *,
+    batch_mean: bool = False,
 ) -> list[tuple[Any, Any]]:
-    """(hidden, pooled) per group of texts: one group of all texts padded to one length, or one per text."""
+    """(hidden (texts, n*77, width), pooled) per group, each group's texts padded to one chunk count."""
     import torch
 
     if not isinstance(clip_skip, int) or clip_skip < 1:
@@ -80,17 +95,16 @@ def _encode_texts(
         raise PayloadError(f"emphasis must be one of {', '.join(EMPHASIS_MODES)}; got {emphasis!r}")
     loaded = load_embeddings(list(embeddings or []))
     encoders = _encoders(pipe, clip_skip)
-    runs = [_runs(text or "", emphasis) for text in texts]
     vocabularies = [_vocabulary(e, loaded) for e in encoders]
-    groups = [runs] if pad else [[run] for run in runs]
     results = []
     for group in groups:
-        per_encoder = [[make_chunks(r, vocab) for r in group] for vocab in vocabularies]
+        runs = [_runs(text or "", emphasis) for text in group]
+        per_encoder = [[make_chunks(r, vocab) for r in runs] for vocab in vocabularies]
         _pad_to_same_length(per_encoder, encoders)
         hidden, pooled = [], None
         with torch.no_grad():
             for encoder, chunk_lists in zip(encoders, per_encoder):
-                states, pool = _encode(encoder, chunk_lists, clip_skip, emphasis)
+                states, pool = _encode(encoder, chunk_lists, clip_skip, emphasis, batch_mean)
                 hidden.append(states.to(hidden[0].device) if hidden else states)
                 pooled = pool if encoder.pooled else pooled
         # SDXL: clip_l (768) then clip_g (1280), as the UNet expects
@@ -165,7 +179,9 @@ def _pad_to_same_length(per_encoder: list[list[list[Chunk]]], encoders: list[_En
             chunks.extend(Chunk(list(empty.tokens), list(empty.weights)) for _ in range(target - len(chunks)))
 
 
-def _encode(encoder: _Encoder, chunk_lists: list[list[Chunk]], clip_skip: int, emphasis: str) -> tuple[Any, Any]:
+def _encode(
+    encoder: _Encoder, chunk_lists: list[list[Chunk]], clip_skip: int, emphasis: str, batch_mean: bool = False
+) -> tuple[Any, Any]:
     """All chunks of all prompts in one forward pass -> (prompts, chunks*77, width), pooled of chunk 0."""
     import torch
 
@@ -180,8 +196,17 @@ def _encode(encoder: _Encoder, chunk_lists: list[list[Chunk]], clip_skip: int, e
         handle.remove()
     states = _select_layer(encoder, out, clip_skip)
     weights = torch.tensor([c.weights for c in flat], dtype=states.dtype, device=device)
-    states = _apply_weights(states, weights, emphasis)
     per_prompt = len(chunk_lists[0])
+    if batch_mean:  # one mean per chunk position over the batch's texts
+        shape = states.shape
+        grouped = _apply_weights(
+            states.reshape(len(chunk_lists), per_prompt, *shape[1:]).transpose(0, 1).reshape(per_prompt, -1, shape[2]),
+            weights.reshape(len(chunk_lists), per_prompt, -1).transpose(0, 1).reshape(per_prompt, -1),
+            emphasis,
+        )
+        states = grouped.reshape(per_prompt, len(chunk_lists), *shape[1:]).transpose(0, 1).reshape(shape)
+    else:
+        states = _apply_weights(states, weights, emphasis)
     states = states.reshape(len(chunk_lists), per_prompt * states.shape[1], states.shape[2])
     pooled = None
     if encoder.pooled:

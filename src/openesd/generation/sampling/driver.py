@@ -151,12 +151,31 @@ class Cond:
 
 
 @dataclass
-class Conditioning:
-    """The prompt and negative prompt of one pass as the WebUI's CFG denoiser reads them per step."""
+class Schedule:
+    """One prompt's (end step, text) schedule and its texts' encodings, made together as the WebUI does."""
 
-    parts: list[tuple[float, list[ScheduledPrompt]]]  # composable AND parts: (weight, schedule)
-    negative: list[ScheduledPrompt]
+    entries: list[ScheduledPrompt]
     encoded: dict[str, Cond]
+
+    def at(self, step: int) -> Cond:
+        return self.encoded[text_at_step(self.entries, step)]
+
+
+# Encodes groups of texts: each group in one text-encoder batch (padded to one chunk count with empty
+# chunks, emphasis restoring the batch's mean), one list of Conds per group.
+Encoder = Callable[[list[list[str]]], list[list[Cond]]]
+
+
+@dataclass
+class Conditioning:
+    """The prompt and negative prompt of one pass as the WebUI's CFG denoiser reads them per step.
+
+    As `prompt_parser.get_learned_conditioning`: each AND part's schedule, and the negative prompt's,
+    is encoded as one batch of its texts.
+    """
+
+    parts: list[tuple[float, Schedule]]  # composable AND parts: (weight, schedule)
+    negative: Schedule
     empty: Cond | None = None  # the empty prompt's chunk, for the WebUI's pad_cond_uncond options
 
     @classmethod
@@ -165,7 +184,7 @@ class Conditioning:
         prompt: str,
         negative_prompt: str,
         steps: int,
-        encode: Callable[[list[str]], list[Cond]],
+        encode: Encoder,
         *,
         hires_steps: int | None = None,
         use_old_scheduling: bool = False,
@@ -173,37 +192,38 @@ class Conditioning:
         zero_empty_negative: bool = False,
     ) -> Conditioning:
         """`zero_empty_negative`: SDXL, where the WebUI conditions an empty negative prompt on zeros."""
-        parts = [
+        schedules = [
             (part.weight, part.schedule) for part in composable_schedule(prompt, steps, hires_steps, use_old_scheduling)
         ]
-        negative = prompt_schedule(negative_prompt, steps, hires_steps, use_old_scheduling)
-        texts = list(dict.fromkeys([e.text for _, s in parts for e in s] + [e.text for e in negative]))
-        encoded = dict(zip(texts + [""], encode(texts + [""]))) if with_empty else dict(zip(texts, encode(texts)))
+        schedules.append((0.0, prompt_schedule(negative_prompt, steps, hires_steps, use_old_scheduling)))
+        groups = [list(dict.fromkeys(entry.text for entry in entries)) for _, entries in schedules]
+        encoded = encode(groups + ([[""]] if with_empty else []))
+        made = [
+            Schedule(entries, dict(zip(texts, conds))) for (_, entries), texts, conds in zip(schedules, groups, encoded)
+        ]
+        negative, weights = made.pop(), [weight for weight, _ in schedules[:-1]]
         if zero_empty_negative and negative_prompt == "":
-            blank = encoded[""]
-            zeros = Cond(blank.hidden.new_zeros(blank.hidden.shape), _zeros_like(blank.pooled))
-            encoded[_ZERO], negative = zeros, [ScheduledPrompt(entry.end_at_step, _ZERO) for entry in negative]
-        return cls(parts, negative, encoded, encoded[""] if with_empty else None)
+            negative.encoded = {text: _zeros(cond) for text, cond in negative.encoded.items()}
+        empty = encoded[-1][0] if with_empty else None
+        return cls(list(zip(weights, made)), negative, empty)
 
     def at(self, step: int) -> tuple[Cond, list[tuple[float, Cond]]]:
         """The uncond and the weighted conds of one model call. The AND parts are brought to one length
         by repeating their last token vector, as the WebUI's `stack_conds` does."""
-        uncond = self.encoded[text_at_step(self.negative, step)]
-        parts = [(weight, self.encoded[text_at_step(schedule, step)]) for weight, schedule in self.parts]
+        parts = [(weight, schedule.at(step)) for weight, schedule in self.parts]
         longest = max(cond.hidden.shape[1] for _, cond in parts)
-        return uncond, [(weight, _extend(cond, longest)) for weight, cond in parts]
+        return self.negative.at(step), [(weight, _extend(cond, longest)) for weight, cond in parts]
 
     def first_texts(self) -> tuple[str, str]:
         """Step 0's first positive part and the negative: what the pipeline itself (and ControlNet) is given."""
-        negative = text_at_step(self.negative, 0)
-        return text_at_step(self.parts[0][1], 0), "" if negative == _ZERO else negative
+        return text_at_step(self.parts[0][1].entries, 0), text_at_step(self.negative.entries, 0)
 
 
-_ZERO = "\x00zeros"  # the key of SDXL's all-zero negative conditioning (no prompt text can be it)
-
-
-def _zeros_like(value: Any) -> Any:
-    return None if value is None else value.new_zeros(value.shape)
+def _zeros(cond: Cond) -> Cond:
+    return Cond(
+        cond.hidden.new_zeros(cond.hidden.shape),
+        None if cond.pooled is None else cond.pooled.new_zeros(cond.pooled.shape),
+    )
 
 
 def _extend(cond: Cond, length: int) -> Cond:
@@ -222,10 +242,6 @@ def _pad_with_empty(cond: Cond, length: int, empty: Cond) -> Cond:
     if repeats <= 0:
         return cond
     return Cond(torch.cat([cond.hidden, empty.hidden.repeat(1, repeats, 1)], dim=1), cond.pooled)
-
-    def first_texts(self) -> tuple[str, str]:
-        """Step 0's first positive part and negative: what the pipeline itself (and ControlNet) is given."""
-        return text_at_step(self.parts[0][1], 0), text_at_step(self.negative, 0)
 
 
 # ---- the sampler in the scheduler's place ---------------------------------------------------------------

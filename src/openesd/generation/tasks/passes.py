@@ -13,7 +13,7 @@ from typing import Any
 
 from openesd.generation.job import PreparedModel, derive, encode
 from openesd.generation.payload.settings import GenerationSettings
-from openesd.generation.prompts.encoding import encode_texts, extract_loras
+from openesd.generation.prompts.encoding import encode_groups, extract_loras
 from openesd.generation.sampling import noise as webui_noise
 from openesd.generation.sampling.driver import (
     Cond,
@@ -71,11 +71,9 @@ def prepare_pass(
     text, negative = extract_loras(prompt)[0], extract_loras(negative_prompt)[0]
     emphasis = settings.sampling.emphasis
 
-    def encode_all(texts: list[str]) -> list[Cond]:
-        return [
-            Cond(hidden, pooled)
-            for hidden, pooled in encode_texts(model.pipe, texts, settings.clip_skip, model.embeddings, emphasis)
-        ]
+    def encode_all(groups: list[list[str]]) -> list[list[Cond]]:
+        found = encode_groups(model.pipe, groups, settings.clip_skip, model.embeddings, emphasis)
+        return [[Cond(hidden, pooled) for hidden, pooled in group] for group in found]
 
     schedule_steps, hires_steps = plan.steps, None
     if first_pass_steps is not None:

@@ -13,7 +13,7 @@ from openesd.generation.payload.scripts import ScriptOptions
 from openesd.generation.payload.settings import GenerationSettings
 from openesd.generation.tasks import seeds
 from openesd.generation.tasks.infotext import InfoBuilder, model_name, short_hash
-from openesd.generation.prompts.encoding import encode_texts, extract_loras
+from openesd.generation.prompts.encoding import encode_groups, extract_loras
 from openesd.generation.sampling.driver import Cond, Conditioning, ModelSwitch
 from openesd.generation.tasks.passes import prepare_pass, start_batch
 from openesd.generation.tasks.vae import decode_latents, to_pil
@@ -199,9 +199,10 @@ def refiner_switch(refiner: PreparedModel, settings: GenerationSettings, run: An
     """The WebUI's refiner: the sampler switches to the refiner's UNet and conditioning mid-run."""
     import torch
 
-    def encode_all(texts: list[str]) -> list[Cond]:
-        found = encode_texts(refiner.pipe, texts, settings.clip_skip, refiner.embeddings, settings.sampling.emphasis)
-        return [Cond(hidden, pooled) for hidden, pooled in found]
+    def encode_all(groups: list[list[str]]) -> list[list[Cond]]:
+        emphasis = settings.sampling.emphasis
+        found = encode_groups(refiner.pipe, groups, settings.clip_skip, refiner.embeddings, emphasis)
+        return [[Cond(hidden, pooled) for hidden, pooled in group] for group in found]
 
     text, negative = extract_loras(settings.prompt)[0], extract_loras(settings.negative_prompt)[0]
     conditioning = Conditioning.build(
