@@ -21,7 +21,7 @@ or `c_skip * x + c_out * v` (v-prediction), as k-diffusion's CompVis denoisers c
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -480,8 +480,10 @@ class ConditionedUNet:
                 return value
             return value[which * batch : (which + 1) * batch]
 
-        def predict(cond: Cond, which: int) -> Any:
-            extra: dict[str, Any] = {}
+        def inputs(cond: Cond, which: int) -> dict[str, Any]:
+            extra: dict[str, Any] = {
+                "encoder_hidden_states": cond.hidden.to(sample.device, unet.dtype).expand(batch, -1, -1)
+            }
             if added:
                 overrides = {}
                 if cond.pooled is not None:
@@ -492,14 +494,33 @@ class ConditionedUNet:
             if down is not None:
                 extra["down_block_additional_residuals"] = [half(r, which) for r in down]
                 extra["mid_block_additional_residual"] = half(mid, which)
-            hidden = cond.hidden.to(sample.device, unet.dtype).expand(batch, -1, -1)
-            return unet(x_in, t, encoder_hidden_states=hidden, return_dict=False, **extra, **kwargs)[0]
+            return extra
 
-        conds = [predict(cond, 1) for _, cond in parts]
+        def predict(wanted: list[tuple[Cond, int]]) -> list[Any]:
+            """One UNet call per hidden-state length (the WebUI's batch_cond_uncond), split back per cond."""
+            out: list[Any] = [None] * len(wanted)
+            lengths = sorted({cond.hidden.shape[1] for cond, _ in wanted})
+            for length in lengths:
+                members = [i for i, (cond, _) in enumerate(wanted) if cond.hidden.shape[1] == length]
+                calls = [inputs(*wanted[i]) for i in members]
+                merged = _concat(calls)
+                n = len(members)
+                x = x_in if n == 1 else x_in.repeat(n, *([1] * (x_in.ndim - 1)))
+                times = t if n == 1 else t.repeat(n)
+                result = unet(x, times, return_dict=False, **merged, **kwargs)[0]
+                for k, i in enumerate(members):
+                    out[i] = result[k * batch : (k + 1) * batch]
+            return out
+
+        wanted = [(cond, 1) for _, cond in parts]
+        if guided and not skip_uncond:
+            wanted.append((uncond, 0))
+        predictions = predict(wanted)
+        conds = predictions[: len(parts)]
         if not guided:
             eps = conds[0]
             return (torch.cat([eps, eps]) if pipeline_cfg else eps,)
-        eps_uncond = conds[0] if skip_uncond else predict(uncond, 0)
+        eps_uncond = conds[0] if skip_uncond else predictions[-1]
         combined = eps_uncond
         for (weight, _), eps in zip(parts, conds):
             combined = combined + (eps - eps_uncond) * weight
@@ -508,12 +529,28 @@ class ConditionedUNet:
         return (eps_uncond + (combined - eps_uncond) * cfg_scale,)
 
 
+def _concat(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """The UNet keyword arguments of several evaluations as one batch (tensors, lists and dicts of them)."""
+    import torch
+
+    if len(calls) == 1:
+        return calls[0]
+
+    def join(values: list[Any]) -> Any:
+        first = values[0]
+        if first is None:
+            return None
+        if isinstance(first, dict):
+            return {key: join([v[key] for v in values]) for key in first}
+        if isinstance(first, (list, tuple)):
+            return [join([v[i] for v in values]) for i in range(len(first))]
+        return torch.cat(values)
+
+    return {key: join([call[key] for call in calls]) for key in calls[0]}
+
+
 def webui_uint8(images: Any) -> Any:
     """Decoded images in [0, 1] (N, H, W, C floats) -> uint8 as the WebUI converts them: truncated, not rounded."""
     import numpy as np
 
     return (255.0 * np.clip(np.asarray(images, dtype=np.float32), 0.0, 1.0)).astype(np.uint8)
-
-
-def cond_list(hidden: Sequence[Any], pooled: Sequence[Any] | None) -> list[Cond]:
-    return [Cond(h, None if pooled is None else pooled[i]) for i, h in enumerate(hidden)]
