@@ -252,3 +252,44 @@ def test_info_lists_ignored_and_unknown_settings():
     assert data["ignored_settings"] == ["samples_save"] and data["unknown_settings"] == ["my_extension_option"]
     assert data["extra_generation_params"] == {"Sigma noise": 0.9}
     assert data["sampler_name"] == "Euler"
+
+
+def test_an_alias_is_written_as_the_sampler_it_runs_with_its_entries():
+    _, _, pairs = parse(
+        _infotext(_settings({"eta_ancestral": 0.5, "eta_noise_seed_delta": 31337}, sampler_name="k_euler_a"))
+    )
+    assert (pairs["Sampler"], pairs["Eta"], pairs["ENSD"]) == ("Euler a", "0.5", "31337")
+
+
+def test_an_explicit_scheduler_wins_over_a_combined_names_suffix_as_the_job_runs():
+    # samplers.resolve keeps an explicit choice (the WebUI lets the suffix win); the infotext says what ran
+    _, _, pairs = parse(_infotext(_settings(sampler_name="DPM++ 2M Karras", scheduler="Exponential")))
+    assert (pairs["Sampler"], pairs["Schedule type"]) == ("DPM++ 2M", "Exponential")
+
+
+def test_sgm_noise_multiplier_is_written_by_txt2img_only_before_eta():
+    override = {"sgm_noise_multiplier": True, "eta_ancestral": 0.5}
+    txt2img = _infotext(_settings(override, sampler_name="Euler a"))
+    assert txt2img.endswith("SGM noise multiplier: True, Eta: 0.5, Version: OpenESD")
+    img2img = read_settings(
+        {"prompt": "a fox", "init_images": ["x"], "sampler_name": "Euler a", "override_settings": override}, "img2img"
+    )
+    _, _, pairs = parse(_infotext(img2img))  # KDiffusionSampler.sample_img2img writes none
+    assert "SGM noise multiplier" not in pairs and pairs["Eta"] == "0.5"
+
+
+def test_info_holds_the_schedule_type_get_sigmas_writes():
+    for sampler, scheduler, written in [("DPM++ 2M", None, "Karras"), ("Euler", "Beta", "Beta"), ("Euler", None, None)]:
+        s = _settings(sampler_name=sampler, scheduler=scheduler)
+        info = InfoBuilder(s, None, None, 7, -1)
+        info.add_image(s.prompt, s.negative_prompt, 7, 8, (512, 512))
+        assert json.loads(info.info_json())["extra_generation_params"].get("Schedule type") == written
+        assert parse(info.infotexts[0])[2]["Schedule type"] == (written or "Automatic")
+
+
+def test_a_sampler_that_does_not_resolve_is_written_as_given():
+    _, _, pairs = parse(
+        _infotext(_settings({"eta_noise_seed_delta": 31337}, sampler_name="DPM adaptive", scheduler="karras"))
+    )
+    assert (pairs["Sampler"], pairs["Schedule type"]) == ("DPM adaptive", "Karras") and "ENSD" not in pairs
+    assert split_sampler("Fancy", "nonsense") == ("Fancy", "nonsense")

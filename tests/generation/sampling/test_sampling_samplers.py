@@ -596,6 +596,8 @@ def test_sampler_infotext_entries():
     assert sampler_params(SAMPLERS["DDIM"], SamplerOptions(eta_ancestral=0.6)) == {}
     churned = sampler_params(SAMPLERS["Euler"], SamplerOptions(s_churn=0.5, s_tmax=0.0, sgm_noise_multiplier=True))
     assert churned == {"Sigma churn": 0.5, "SGM noise multiplier": True}  # s_tmax 0 is infinity
+    assert list(churned) == ["SGM noise multiplier", "Sigma churn"]  # sample() writes it before initialize()
+    assert sampler_params(SAMPLERS["Euler"], SamplerOptions(sgm_noise_multiplier=True), img2img=True) == {}
     assert sampler_params(SAMPLERS["Euler a"], SamplerOptions(s_churn=0.5, s_noise=0.9)) == {}  # takes neither
 
 

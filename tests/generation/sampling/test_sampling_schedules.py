@@ -14,7 +14,7 @@ from scipy import stats
 from openesd.errors import UnsupportedFeature
 from openesd.generation.payload.settings import SamplerOptions
 from openesd.generation.sampling.samplers import SAMPLERS, resolve
-from openesd.generation.sampling.schedules import SCHEDULERS, ModelSigmas, sigma_plan, timesteps
+from openesd.generation.sampling.schedules import SCHEDULERS, ModelSigmas, schedule_params, sigma_plan, timesteps
 from tests.support.kdiffusion import sampling
 
 SD_CONFIG = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000}
@@ -187,3 +187,16 @@ def test_every_webui_scheduler_is_listed():
     ]
     with pytest.raises(UnsupportedFeature, match="Unknown scheduler 'Fancy'; valid schedulers: Automatic, Uniform"):
         resolve("Euler", "Fancy")
+
+
+@pytest.mark.parametrize("sampler", ["Euler", "DPM++ 2M", "DPM2", "DDIM", "LCM", "DPM fast"])
+@pytest.mark.parametrize("label", ["Automatic", "Karras", "Polyexponential", "Beta", "Uniform"])
+def test_schedule_params_are_the_plans_infotext_without_the_model(model, sampler, label):
+    options = SamplerOptions(sigma_min=0.05, sigma_max=12.0, rho=3.0, always_discard_next_to_last_sigma=True)
+    spec = SAMPLERS[sampler]
+    inner = model.lcm() if spec.lcm else model
+    in_plan = sigma_plan(label, spec, 6, model, options).params
+    assert schedule_params(label, spec, options, (inner.sigma_min, inner.sigma_max)) == in_plan
+    assert list(schedule_params(label, spec, options)) == list(in_plan)  # no model: same entries, same order
+    own = SamplerOptions(sigma_min=inner.sigma_min, sigma_max=inner.sigma_max)  # the model's own range
+    assert "Schedule min sigma" not in sigma_plan(label, spec, 6, model, own).params

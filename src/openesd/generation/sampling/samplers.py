@@ -281,10 +281,13 @@ def starting_latent(
     return noise * (math.sqrt(1.0 + sigma**2) if options.sgm_noise_multiplier else sigma)
 
 
-def sampler_params(spec: SamplerSpec, options: SamplerOptions) -> dict[str, Any]:
-    """The infotext entries the WebUI's Sampler.initialize / sample add for these options (txt2img: its img2img
-    writes no "SGM noise multiplier")."""
+def sampler_params(spec: SamplerSpec, options: SamplerOptions, *, img2img: bool = False) -> dict[str, Any]:
+    """The infotext entries the WebUI's sampler adds for these options, in its order: "SGM noise multiplier"
+    (KDiffusionSampler.sample; its sample_img2img writes none), then Sampler.initialize's "Eta" / "Eta DDIM"
+    and "Sigma churn" / "Sigma tmin" / "Sigma tmax" / "Sigma noise"."""
     params: dict[str, Any] = {}
+    if options.sgm_noise_multiplier and not spec.timesteps and not img2img:
+        params["SGM noise multiplier"] = True
     value = eta(spec, options)
     if value is not None and spec.timesteps and value != 0.0:
         params["Eta DDIM"] = value
@@ -296,6 +299,4 @@ def sampler_params(spec: SamplerSpec, options: SamplerOptions) -> dict[str, Any]
     for name in spec.extra_params:
         if kwargs[name] != defaults[name]:
             params[labels[name]] = kwargs[name]
-    if options.sgm_noise_multiplier and not spec.timesteps:
-        params["SGM noise multiplier"] = True
     return params

@@ -150,15 +150,12 @@ def sigma_plan(
     is then the part the WebUI samples, and `noise_sigma` the level the init latent is noised to
     (samplers.starting_latent).
     """
-    params: dict[str, Any] = {}
-    discard = spec.discard_next_to_last_sigma
-    if options.always_discard_next_to_last_sigma and not discard:
-        discard = True
-        params["Discard penultimate sigma"] = True
+    inner = model.lcm() if spec.lcm and not spec.timesteps else model
+    params = schedule_params(scheduler_label, spec, options, (inner.sigma_min, inner.sigma_max))
+    discard = spec.discard_next_to_last_sigma or options.always_discard_next_to_last_sigma
     total = steps + (1 if discard else 0)
     if spec.timesteps:
         return _timestep_plan(spec, total, model, options, params, t_enc)
-    inner = model.lcm() if spec.lcm else model
     sigmas = _scheduled(scheduler_label, spec, total, inner, options, params, is_sdxl)
     if discard:
         sigmas = sigmas[:-2] + sigmas[-1:]
@@ -208,31 +205,72 @@ def find_scheduler(label: str) -> Scheduler:
     raise UnsupportedFeature(f"Unknown scheduler {label!r}; valid schedulers: {valid}")
 
 
-def _scheduled(
-    label: str, spec: SamplerSpec, steps: int, inner: ModelSigmas, options: SamplerOptions, params: dict, is_sdxl: bool
-) -> list[float]:
+def sampler_scheduler(label: str, spec: SamplerSpec) -> Scheduler:
+    """The scheduler a k-diffusion sampler runs under `label` (label, name or alias): "Automatic" is the
+    sampler's own default_scheduler where it has one (get_sigmas); a scheduler without a function means
+    the model's own sigmas."""
     scheduler = find_scheduler(label)
     if scheduler.name == "automatic" and spec.default_scheduler:
         scheduler = find_scheduler(spec.default_scheduler)
+    return scheduler
+
+
+def schedule_params(
+    label: str, spec: SamplerSpec, options: SamplerOptions, sigma_range: tuple[float, float] | None = None
+) -> dict[str, Any]:
+    """The infotext entries the WebUI's get_sigmas (get_timesteps for DDIM/PLMS/UniPC) writes for `spec` under
+    the scheduler `label`, in its order: "Discard penultimate sigma", then for a scheduler with a function its
+    "Schedule type", "Schedule min sigma" / "Schedule max sigma" / "Schedule rho" where the options change
+    them, and the "Beta schedule alpha" / "... beta". These are the SigmaPlan's `params`; this needs no model:
+    `sigma_range` is the model's (sigma_min, sigma_max), and without it a sigma setting is left out only when
+    it is 0 (the WebUI also leaves out one equal to the model's own).
+    """
+    params: dict[str, Any] = {}
+    if options.always_discard_next_to_last_sigma and not spec.discard_next_to_last_sigma:
+        params["Discard penultimate sigma"] = True
+    if spec.timesteps:
+        return params
+    scheduler = sampler_scheduler(label, spec)
+    if scheduler.function is None:
+        return params
+    params["Schedule type"] = scheduler.label
+    model_min, model_max = sigma_range or (None, None)
+    if options.sigma_min != 0 and options.sigma_min != model_min:
+        params["Schedule min sigma"] = options.sigma_min
+    if options.sigma_max != 0 and options.sigma_max != model_max:
+        params["Schedule max sigma"] = options.sigma_max
+    if scheduler.default_rho != -1 and options.rho != 0 and options.rho != scheduler.default_rho:
+        params["Schedule rho"] = options.rho
+    if scheduler.name == "beta":
+        params["Beta schedule alpha"] = getattr(options, "beta_dist_alpha", BETA_DIST_DEFAULT)
+        params["Beta schedule beta"] = getattr(options, "beta_dist_beta", BETA_DIST_DEFAULT)
+    return params
+
+
+# schedule_params entry -> the scheduler function's keyword argument it sets
+_PARAM_KWARGS = {
+    "Schedule min sigma": "sigma_min",
+    "Schedule max sigma": "sigma_max",
+    "Schedule rho": "rho",
+    "Beta schedule alpha": "alpha",
+    "Beta schedule beta": "beta",
+}
+
+
+def _scheduled(
+    label: str, spec: SamplerSpec, steps: int, inner: ModelSigmas, options: SamplerOptions, params: dict, is_sdxl: bool
+) -> list[float]:
+    scheduler = sampler_scheduler(label, spec)
     if scheduler.function is None:
         return inner.get_sigmas(steps).tolist()
-    params["Schedule type"] = scheduler.label
     kwargs: dict[str, Any] = {"sigma_min": inner.sigma_min, "sigma_max": inner.sigma_max}
     if options.use_old_karras_scheduler_sigmas:  # the WebUI's compatibility option: every scheduler's range
         kwargs.update(sigma_min=0.1, sigma_max=10.0)
-    if options.sigma_min != 0 and options.sigma_min != inner.sigma_min:
-        kwargs["sigma_min"] = params["Schedule min sigma"] = options.sigma_min
-    if options.sigma_max != 0 and options.sigma_max != inner.sigma_max:
-        kwargs["sigma_max"] = params["Schedule max sigma"] = options.sigma_max
-    if scheduler.default_rho != -1 and options.rho != 0 and options.rho != scheduler.default_rho:
-        kwargs["rho"] = params["Schedule rho"] = options.rho
+    kwargs.update({kwarg: params[key] for key, kwarg in _PARAM_KWARGS.items() if key in params})
     if scheduler.need_inner_model:
         kwargs["inner_model"] = inner
     if scheduler.name == "align_your_steps":
         kwargs["is_sdxl"] = is_sdxl
-    if scheduler.name == "beta":
-        kwargs["alpha"] = params["Beta schedule alpha"] = getattr(options, "beta_dist_alpha", BETA_DIST_DEFAULT)
-        kwargs["beta"] = params["Beta schedule beta"] = getattr(options, "beta_dist_beta", BETA_DIST_DEFAULT)
     return scheduler.function(n=steps, **kwargs).tolist()
 
 

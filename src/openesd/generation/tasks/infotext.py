@@ -10,6 +10,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from openesd.errors import UnsupportedFeature
+from openesd.generation.sampling import samplers, schedules
+
 VERSION = "OpenESD"
 
 
@@ -176,67 +179,13 @@ class InfoBuilder:
 
 
 # ---- the sampler's entries, as the WebUI 1.10's samplers write them --------------------------------
-
-
-@dataclass(frozen=True)
-class _WebUISampler:
-    """What a WebUI 1.10 sampler writes into the infotext (sd_samplers_kdiffusion / _timesteps / _lcm)."""
-
-    schedule: str | None = None  # the schedule "Automatic" stands for (the sampler's 'scheduler' option)
-    eta: str | None = None  # "Eta" (k-diffusion, default 1) or "Eta DDIM" (timesteps, default 0); None: no eta
-    sigma_params: tuple[str, ...] = ()  # which of s_churn/s_tmin/s_tmax/s_noise its function is given
-    ensd: bool = False  # "uses_ensd"
-    discards: bool = False  # drops the penultimate sigma itself ('discard_next_to_last_sigma')
-    sigmas: bool = True  # takes a sigma schedule (k-diffusion); the timesteps samplers do not
-
-
-_ALL = ("s_churn", "s_tmin", "s_tmax", "s_noise")
-_NOISE = ("s_noise",)
-WEBUI_SAMPLERS: dict[str, _WebUISampler] = {
-    "DPM++ 2M": _WebUISampler("Karras"),
-    "DPM++ SDE": _WebUISampler("Karras", "Eta", _NOISE),
-    "DPM++ 2M SDE": _WebUISampler("Exponential", "Eta", _NOISE),
-    "DPM++ 2M SDE Heun": _WebUISampler("Exponential", "Eta", _NOISE),
-    "DPM++ 2S a": _WebUISampler("Karras", "Eta", _NOISE, ensd=True),
-    "DPM++ 3M SDE": _WebUISampler("Exponential", "Eta", _NOISE, discards=True),
-    "Euler a": _WebUISampler(None, "Eta", ensd=True),
-    "Euler": _WebUISampler(None, None, _ALL),
-    "LMS": _WebUISampler(),
-    "Heun": _WebUISampler(None, None, _ALL),
-    "DPM2": _WebUISampler("Karras", None, _ALL, discards=True),
-    "DPM2 a": _WebUISampler("Karras", "Eta", _NOISE, ensd=True, discards=True),
-    "DPM fast": _WebUISampler(None, "Eta", _NOISE, ensd=True),
-    "DPM adaptive": _WebUISampler(None, "Eta", ensd=True),
-    "Restart": _WebUISampler("Karras"),
-    "LCM": _WebUISampler(),
-    "DDIM": _WebUISampler(eta="Eta DDIM", sigmas=False),
-    "DDIM CFG++": _WebUISampler(eta="Eta DDIM", sigmas=False),
-    "PLMS": _WebUISampler(sigmas=False),
-    "UniPC": _WebUISampler(sigmas=False),
-}
-# Schedule label -> (name, default rho; None where rho does not apply), in the WebUI's order.
-SCHEDULES: dict[str, tuple[str, float | None]] = {
-    "Automatic": ("automatic", None),
-    "Uniform": ("uniform", None),
-    "Karras": ("karras", 7.0),
-    "Exponential": ("exponential", None),
-    "Polyexponential": ("polyexponential", 1.0),
-    "SGM Uniform": ("sgm_uniform", None),
-    "KL Optimal": ("kl_optimal", None),
-    "Align Your Steps": ("align_your_steps", None),
-    "Simple": ("simple", None),
-    "Normal": ("normal", None),
-    "DDIM": ("ddim", None),
-    "Beta": ("beta", None),
-}
-_SCHEDULE_NAMES = {name: label for label, (name, _) in SCHEDULES.items()} | {"SGMUniform": "SGM Uniform"}
-_SIGMA_LABELS = {"s_churn": "Sigma churn", "s_tmin": "Sigma tmin", "s_tmax": "Sigma tmax", "s_noise": "Sigma noise"}
-_SIGMA_DEFAULTS = {"s_churn": 0.0, "s_tmin": 0.0, "s_tmax": float("inf"), "s_noise": 1.0}
+# The facts (default schedulers, eta, s_* parameters, ENSD, discarding) are the sampler package's.
 
 
 @dataclass(frozen=True)
 class SamplerEntries:
-    """The sampler's part of an infotext: "Sampler", "Schedule type", "ENSD" and the sampler's extra entries."""
+    """The sampler's part of an infotext: "Sampler", "Schedule type", "ENSD" and the sampler's extra entries
+    (which hold "Schedule type" too where the sampler's get_sigmas writes it, as the WebUI's do)."""
 
     sampler: str
     schedule: str
@@ -245,68 +194,44 @@ class SamplerEntries:
 
 
 def split_sampler(sampler_name: str, scheduler: str | None) -> tuple[str, str]:
-    """(sampler, schedule label) as the WebUI 1.10 reads them: "DPM++ 2M Karras" is "DPM++ 2M" on the
-    Karras schedule, a scheduler given by name ("karras") becomes its label, none is "Automatic"."""
-    schedule = _SCHEDULE_NAMES.get(scheduler or "", scheduler) or "Automatic"
-    for label, (name, _) in SCHEDULES.items():
-        for suffix in (label, name, *(k for k, v in _SCHEDULE_NAMES.items() if v == label and k != name)):
-            if sampler_name.endswith(" " + suffix):
-                return sampler_name[: -len(suffix) - 1], label
-    return sampler_name, schedule
+    """(sampler, schedule label) as the job runs them (samplers.resolve): "DPM++ 2M Karras" is "DPM++ 2M" on
+    the Karras schedule, an alias is the sampler's name, a scheduler given by name ("karras") becomes its
+    label, none is "Automatic". A name that does not resolve is kept as given."""
+    try:
+        spec, label = samplers.resolve(sampler_name, scheduler)
+    except UnsupportedFeature:
+        return sampler_name, _schedule_label(scheduler)
+    return spec.name, label
 
 
 def sampler_entries(settings: Any) -> SamplerEntries:
     """What the WebUI's sampler writes for these settings (settings.sampling holds the options)."""
     options = settings.sampling
-    name, schedule = split_sampler(settings.sampler_name, settings.scheduler)
-    known = WEBUI_SAMPLERS.get(name, _WebUISampler(sigmas=False))
-    if known.sigmas and schedule == "Automatic" and known.schedule:
-        schedule = known.schedule
-    eta = _eta(known, options)
-    extra: dict[str, Any] = {}
-    if options.always_discard_next_to_last_sigma and not known.discards:
-        extra["Discard penultimate sigma"] = True
-    if known.sigmas and schedule != "Automatic":
-        extra.update(_schedule_entries(schedule, options))
-    if known.sigmas and options.sgm_noise_multiplier:
-        extra["SGM noise multiplier"] = True
-    if known.eta is not None and eta != (1.0 if known.eta == "Eta" else 0.0):
-        extra[known.eta] = eta
-    for param in known.sigma_params:
-        value = getattr(options, param)
-        if value != _SIGMA_DEFAULTS[param]:
-            extra[_SIGMA_LABELS[param]] = value
-    extra.update(_cfg_entries(options))
-    uses_ensd = options.eta_noise_seed_delta != 0 and known.ensd and eta != 0
-    return SamplerEntries(name, schedule, options.eta_noise_seed_delta if uses_ensd else None, extra)
+    try:
+        spec, label = samplers.resolve(settings.sampler_name, settings.scheduler)
+    except UnsupportedFeature:  # infotext is only built for a sampler that resolved: no sampler entries
+        return SamplerEntries(settings.sampler_name, _schedule_label(settings.scheduler), None, _cfg_entries(options))
+    extra = {
+        **schedules.schedule_params(label, spec, options),
+        **samplers.sampler_params(spec, options, img2img=bool(settings.init_images)),
+        **_cfg_entries(options),
+    }
+    uses_ensd = options.eta_noise_seed_delta != 0 and spec.uses_ensd and samplers.eta(spec, options) != 0
+    ensd = options.eta_noise_seed_delta if uses_ensd else None
+    return SamplerEntries(spec.name, extra.get("Schedule type", label), ensd, extra)
+
+
+def _schedule_label(scheduler: str | None) -> str:
+    try:
+        return schedules.find_scheduler(scheduler).label if scheduler else "Automatic"
+    except UnsupportedFeature:
+        return scheduler or "Automatic"
 
 
 def emphasis_entry(emphasis: str, prompt: str, negative_prompt: str) -> str | None:
     """ "Emphasis" is written when it is not "Original" and a prompt holds a bracket (sd_hijack_clip)."""
     brackets = any(c in text for text in (prompt, negative_prompt) for c in "([")
     return emphasis if emphasis != "Original" and brackets else None
-
-
-def _eta(known: _WebUISampler, options: Any) -> float:
-    if options.eta is not None:
-        return float(options.eta)
-    return float(options.eta_ddim if known.eta == "Eta DDIM" else options.eta_ancestral)
-
-
-def _schedule_entries(schedule: str, options: Any) -> dict[str, Any]:
-    # WebUI get_sigmas: a setting of 0 is the model's / scheduler's own value and is not written.
-    entries: dict[str, Any] = {}
-    if options.sigma_min != 0:
-        entries["Schedule min sigma"] = options.sigma_min
-    if options.sigma_max != 0:
-        entries["Schedule max sigma"] = options.sigma_max
-    default_rho = SCHEDULES.get(schedule, ("", None))[1]
-    if default_rho is not None and options.rho not in (0, default_rho):
-        entries["Schedule rho"] = options.rho
-    if schedule == "Beta":
-        entries["Beta schedule alpha"] = options.beta_dist_alpha
-        entries["Beta schedule beta"] = options.beta_dist_beta
-    return entries
 
 
 def _cfg_entries(options: Any) -> dict[str, Any]:
