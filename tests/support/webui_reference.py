@@ -10,7 +10,8 @@ WebUI's files read to learn it, no code copied):
   discard_next_to_last_sigma, Brownian noise and solver type. KDiffusionSampler.initialize: `eta`
   is the payload's or `eta_ancestral` (1.0) for every function that takes one (DPM fast/adaptive
   too), `eta_ddim` (0.0) for DDIM; s_churn/s_tmin/s_tmax/s_noise go to the functions listed in
-  `sampler_extra_params`.
+  `sampler_extra_params`. DPM fast / adaptive get the model's sigma range instead of the list, and
+  DPM fast n = steps (KDiffusionSampler.sample); x is still noise * the scheduler's sigmas[0].
 - Model (k_diffusion.external.CompVisDenoiser/CompVisVDenoiser via KDiffusionSampler): the LDM
   alphas_cumprod (betas linear in sqrt space, float64, stored float32), sigma -> fractional t by
   log-sigma interpolation (DiscreteSchedule.sigma_to_t, unquantised), eps: x + eps * -sigma on
@@ -346,8 +347,8 @@ def _k_sample(
         whole = sigmas is schedule
         kwargs["sigma_min"] = float(model.sigmas[0] if whole else sigmas[-2])
         kwargs["sigma_max"] = float(model.sigmas[-1] if whole else sigmas[0])
-        if "n" in params:
-            kwargs["n"] = len(sigmas) - 1
+        if "n" in params:  # txt2img: the steps asked for, whatever length the scheduler's list has
+            kwargs["n"] = settings.steps if whole else len(sigmas) - 1
     else:
         kwargs["sigmas"] = sigmas
     if spec.brownian:

@@ -188,6 +188,22 @@ def test_dpm_fast_matches(monkeypatch, model, eta, steps):
     assert plan.params == {"Schedule type": "Karras"}
 
 
+@pytest.mark.parametrize(("steps", "discard"), [(4, False), (7, False), (5, True)])
+def test_dpm_fast_txt2img_starts_at_the_schedules_first_sigma(model, steps, discard):
+    """KDiffusionSampler.sample: x = noise * the scheduler's sigmas[0] (DDIM: sigma(751) at 4 steps, not the
+    model's sigma_max that DPM fast starts from), n = steps as asked, however long the list (DDIM: 8 sigmas at
+    7 steps) and before the discarded sigma."""
+    options = SamplerOptions(always_discard_next_to_last_sigma=discard)
+    scheduled = sigma_plan("DDIM", SAMPLERS["Euler"], steps, model, options).sigmas
+    plan = sigma_plan("DDIM", SAMPLERS["DPM fast"], steps, model, options)
+    noise = start_latent([1.0])
+    assert torch.equal(starting_latent(SAMPLERS["DPM fast"], plan, noise, options), noise * scheduled[0])
+    assert scheduled[0] < model.sigma_max
+    assert evaluations(SAMPLERS["DPM fast"], plan.sigmas, options, plan.extra) == steps
+    assert plan.extra == {"sigma_min": model.sigma_min, "sigma_max": model.sigma_max}
+    assert plan.params["Schedule type"] == "DDIM"
+
+
 def _dpm_fast(monkeypatch, x, model, steps, kwargs):
     ks = sampling()
     queue = deque(noises())
