@@ -172,6 +172,9 @@ _SHOWN = {
 }
 
 
+_UNI_PC = ("uni_pc_variant", "uni_pc_skip_type", "uni_pc_order", "uni_pc_lower_order_final")
+
+
 def _settings(payload: dict, **extra: Any) -> ref.Settings:
     """The reference's settings for a WebUI payload (the payload keys these tests use)."""
     options = payload.get("override_settings", {})
@@ -194,6 +197,7 @@ def _settings(payload: dict, **extra: Any) -> ref.Settings:
         # The WebUI's default source is "GPU": an NVIDIA card's torch.randn, which the worker gives on any
         # other device with the NV source (docs/decisions.md), and so does the reference here.
         randn_source={"GPU": "NV"}.get(options.get("randn_source", "GPU"), options.get("randn_source", "GPU")),
+        **{key: options[key] for key in _UNI_PC if key in options},
         **extra,
     )
 
@@ -416,6 +420,14 @@ VARIATIONS = {
     "randn NV": {"sampler_name": "Euler a", "override_settings": {"randn_source": "NV"}},
     "randn CPU": {"sampler_name": "DPM++ 2S a", "override_settings": {"randn_source": "CPU"}},
     "discard penultimate": {"sampler_name": "Euler", "override_settings": {"always_discard_next_to_last_sigma": True}},
+    "UniPC bh2 logSNR order 2": {
+        "sampler_name": "UniPC",
+        "override_settings": {"uni_pc_variant": "bh2", "uni_pc_skip_type": "logSNR", "uni_pc_order": 2},
+    },
+    "UniPC vary_coeff quadratic": {
+        "sampler_name": "UniPC",
+        "override_settings": {"uni_pc_variant": "vary_coeff", "uni_pc_skip_type": "time_quadratic"},
+    },
 }
 
 
