@@ -28,7 +28,7 @@ LATENT_TOLERANCE = 1e-3
 SIZE = 64
 STEPS = 4
 PROMPT, NEGATIVE = "a red fox", "blurry"
-REPRODUCED = [name for name in ref.SAMPLERS if name not in ref.NOT_REPRODUCED]
+SAMPLERS = list(ref.SAMPLERS)
 
 
 @dataclass
@@ -172,6 +172,9 @@ _SHOWN = {
 }
 
 
+_UNI_PC = ("uni_pc_variant", "uni_pc_skip_type", "uni_pc_order", "uni_pc_lower_order_final")
+
+
 def _settings(payload: dict, **extra: Any) -> ref.Settings:
     """The reference's settings for a WebUI payload (the payload keys these tests use)."""
     options = payload.get("override_settings", {})
@@ -194,6 +197,7 @@ def _settings(payload: dict, **extra: Any) -> ref.Settings:
         # The WebUI's default source is "GPU": an NVIDIA card's torch.randn, which the worker gives on any
         # other device with the NV source (docs/decisions.md), and so does the reference here.
         randn_source={"GPU": "NV"}.get(options.get("randn_source", "GPU"), options.get("randn_source", "GPU")),
+        **{key: options[key] for key in _UNI_PC if key in options},
         **extra,
     )
 
@@ -312,13 +316,13 @@ def test_measurement_can_fail(sd15):
 
 
 @pytest.mark.parametrize("scheduler", ref.SCHEDULERS)
-@pytest.mark.parametrize("sampler", REPRODUCED)
+@pytest.mark.parametrize("sampler", SAMPLERS)
 def test_txt2img_sdxl(generator, sdxl, table, sampler, scheduler):
     payload = txt2img_payload(sampler_name=sampler, scheduler=scheduler, steps=STEPS)
     measure(generator, sdxl, "txt2img", payload, _txt2img_reference(sdxl, payload), [sampler, scheduler], table)
 
 
-@pytest.mark.parametrize("sampler", REPRODUCED)
+@pytest.mark.parametrize("sampler", SAMPLERS)
 def test_txt2img_sd15_automatic_schedule(generator, sd15, table, sampler):
     payload = txt2img_payload(sampler_name=sampler, scheduler="Automatic", steps=STEPS)
     measure(generator, sd15, "txt2img", payload, _txt2img_reference(sd15, payload), [sampler], table)
@@ -341,13 +345,6 @@ def test_txt2img_sdxl_empty_negative_prompt(generator, sdxl, table):
     measure(generator, sdxl, "txt2img", payload, reference(sdxl, ("empty negative",), make), ["negative"], table)
 
 
-@pytest.mark.parametrize("sampler", sorted(ref.NOT_REPRODUCED))
-def test_samplers_without_a_reference_are_refused_by_name(generator, sd15, sampler):
-    """Nothing proves them identical, so they must be refused (add them to the reference first)."""
-    with pytest.raises(GenerationError, match=sampler):
-        run(generator, "txt2img", txt2img_payload(sampler_name=sampler, steps=STEPS), sd15.files)
-
-
 # -- img2img (denoising 0.6) and hires fix (Latent), each sampler on its automatic schedule ----------
 
 
@@ -359,7 +356,7 @@ def _init_image() -> Any:
     return Image.fromarray(rgb.astype(np.uint8))
 
 
-@pytest.mark.parametrize("sampler", REPRODUCED)
+@pytest.mark.parametrize("sampler", SAMPLERS)
 def test_img2img(generator, sd15, table, sampler):
     image = _init_image()
     payload = txt2img_payload(
@@ -374,7 +371,7 @@ def test_img2img(generator, sd15, table, sampler):
     measure(generator, sd15, "img2img", payload, expected, [sampler], table)
 
 
-@pytest.mark.parametrize("sampler", REPRODUCED)
+@pytest.mark.parametrize("sampler", SAMPLERS)
 def test_hires_fix_latent(generator, sdxl, table, sampler):
     """On the tiny SDXL, for time (see the matrix above)."""
     payload = txt2img_payload(
@@ -423,6 +420,14 @@ VARIATIONS = {
     "randn NV": {"sampler_name": "Euler a", "override_settings": {"randn_source": "NV"}},
     "randn CPU": {"sampler_name": "DPM++ 2S a", "override_settings": {"randn_source": "CPU"}},
     "discard penultimate": {"sampler_name": "Euler", "override_settings": {"always_discard_next_to_last_sigma": True}},
+    "UniPC bh2 logSNR order 2": {
+        "sampler_name": "UniPC",
+        "override_settings": {"uni_pc_variant": "bh2", "uni_pc_skip_type": "logSNR", "uni_pc_order": 2},
+    },
+    "UniPC vary_coeff quadratic": {
+        "sampler_name": "UniPC",
+        "override_settings": {"uni_pc_variant": "vary_coeff", "uni_pc_skip_type": "time_quadratic"},
+    },
 }
 
 

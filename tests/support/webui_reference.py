@@ -10,7 +10,8 @@ WebUI's files read to learn it, no code copied):
   discard_next_to_last_sigma, Brownian noise and solver type. KDiffusionSampler.initialize: `eta`
   is the payload's or `eta_ancestral` (1.0) for every function that takes one (DPM fast/adaptive
   too), `eta_ddim` (0.0) for DDIM; s_churn/s_tmin/s_tmax/s_noise go to the functions listed in
-  `sampler_extra_params`.
+  `sampler_extra_params`. DPM fast / adaptive get the model's sigma range instead of the list, and
+  DPM fast n = steps (KDiffusionSampler.sample); x is still noise * the scheduler's sigmas[0].
 - Model (k_diffusion.external.CompVisDenoiser/CompVisVDenoiser via KDiffusionSampler): the LDM
   alphas_cumprod (betas linear in sqrt space, float64, stored float32), sigma -> fractional t by
   log-sigma interpolation (DiscreteSchedule.sigma_to_t, unquantised), eps: x + eps * -sigma on
@@ -27,8 +28,11 @@ WebUI's files read to learn it, no code copied):
   max) seeded with the image seeds (KDiffusionSampler.create_noise_sampler), not ENSD-shifted.
 - Timestep samplers (sd_samplers_timesteps.py; `webui_timesteps`): timesteps range(0, 1000,
   1000 // steps) + 1 clipped to 999; DDIM / DDIM CFG++ / PLMS walk them from the top and stop one
-  short; x starts at the noise itself; CFG++ divides the scale by 12.5. UniPC needs the WebUI's own
-  UniPC port and Restart its own sampler: neither is reproduced here (`NOT_REPRODUCED`).
+  short; x starts at the noise itself; CFG++ divides the scale by 12.5. UniPC
+  (sd_samplers_timesteps_impl.unipc; `webui_extra.UniPC`) takes len(timesteps) steps of its own
+  continuous time from t = 1 (img2img: timesteps[-1] / 1000 + 1 / 1000) with the uni_pc_* options.
+- Restart (sd_samplers_extra.restart_sampler; `webui_extra.restart_sampler`): run by KDiffusionSampler
+  like a k-diffusion function, on Karras by default.
 - LCM (sd_samplers_lcm.py): 50 "original" timesteps 19, 39, ..., 999, t quantised to the nearest
   of them, LCM's c_skip/c_out at 10 * t (sigma_data 0.5), x = denoised + sigma_next * noise.
 - txt2img (processing.StableDiffusionProcessingTxt2Img.sample): x = noise * sigmas[0].
@@ -56,7 +60,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from tests.support import kdiffusion, webui_noise, webui_schedules, webui_timesteps
+from tests.support import kdiffusion, webui_extra, webui_noise, webui_schedules, webui_timesteps
 from tests.support.webui_noise import ImageNoise, StepNoise
 
 
@@ -101,10 +105,6 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "LCM": SamplerSpec("lcm", "sample_lcm"),
 }
 SCHEDULERS = webui_schedules.SCHEDULERS
-NOT_REPRODUCED = {
-    "Restart": "the WebUI's own Restart sampler (sd_samplers_extra.restart_sampler) is not in k-diffusion",
-    "UniPC": "the WebUI runs its own UniPC port (models/diffusion/uni_pc), not in k-diffusion",
-}
 
 
 @dataclass
@@ -131,6 +131,10 @@ class Settings:
     always_discard_next_to_last_sigma: bool = False
     beta_dist_alpha: float = 0.6
     beta_dist_beta: float = 0.6
+    uni_pc_variant: str = "bh1"
+    uni_pc_skip_type: str = "time_uniform"
+    uni_pc_order: int = 3
+    uni_pc_lower_order_final: bool = True
 
     @property
     def spec(self) -> SamplerSpec:
@@ -334,7 +338,7 @@ def _k_sample(
 
     ks = kdiffusion.sampling()
     spec = settings.spec
-    func = _sample_lcm if spec.kind == "lcm" else getattr(ks, spec.function)
+    func = {"lcm": _sample_lcm, "restart": webui_extra.restart_sampler}.get(spec.kind) or getattr(ks, spec.function)
     params = inspect.signature(func).parameters
     kwargs: dict[str, Any] = {name: getattr(settings, name) for name in spec.extra_params if name in params}
     if "eta" in params:
@@ -343,8 +347,8 @@ def _k_sample(
         whole = sigmas is schedule
         kwargs["sigma_min"] = float(model.sigmas[0] if whole else sigmas[-2])
         kwargs["sigma_max"] = float(model.sigmas[-1] if whole else sigmas[0])
-        if "n" in params:
-            kwargs["n"] = len(sigmas) - 1
+        if "n" in params:  # txt2img: the steps asked for, whatever length the scheduler's list has
+            kwargs["n"] = settings.steps if whole else len(sigmas) - 1
     else:
         kwargs["sigmas"] = sigmas
     if spec.brownian:
@@ -390,26 +394,36 @@ def _sample_lcm(model: Any, x: torch.Tensor, sigmas: torch.Tensor, disable: Any 
 
 
 def _model_for(pipe: Any, settings: Settings) -> DiscreteModel:
-    if settings.sampler in NOT_REPRODUCED:
-        raise NotImplementedError(f"{settings.sampler}: {NOT_REPRODUCED[settings.sampler]}")
     return LCMModel(pipe) if settings.spec.kind == "lcm" else DiscreteModel(pipe)
 
 
 def _timestep_sample(
-    model: DiscreteModel, cond: Conditioning, settings: Settings, x: torch.Tensor, timesteps: torch.Tensor, noise: Any
+    model: DiscreteModel,
+    cond: Conditioning,
+    settings: Settings,
+    x: torch.Tensor,
+    timesteps: torch.Tensor,
+    noise: Any,
+    img2img: bool = False,
 ) -> torch.Tensor:
-    """DDIM, DDIM CFG++ and PLMS (webui_timesteps) on the CFG-combined eps (CFGDenoiserTimesteps)."""
+    """DDIM, DDIM CFG++, PLMS (webui_timesteps) and UniPC (webui_extra) on the CFG-combined eps
+    (CFGDenoiserTimesteps); UniPC asks at fractional timesteps."""
     cfgpp = settings.spec.function == "ddim_cfgpp"
     scale = settings.cfg_scale / 12.5 if cfgpp else settings.cfg_scale
     last_uncond: list[torch.Tensor] = []
 
-    def eps(x: torch.Tensor, t: int) -> torch.Tensor:
+    def eps(x: torch.Tensor, t: float) -> torch.Tensor:
         batch = x.shape[0]
         out = model.eps(torch.cat([x, x]), torch.full((2 * batch,), float(t)), cond)
         last_uncond[:] = [out[batch:]]
         return out[batch:] + (out[:batch] - out[batch:]) * scale
 
     with torch.no_grad():
+        if settings.spec.function == "unipc":  # sd_samplers_timesteps_impl.unipc
+            unipc = webui_extra.UniPC(model.alphas_cumprod, eps, settings.uni_pc_variant)
+            t_start = float(timesteps[-1]) / 1000 + 1 / 1000 if img2img else 1.0
+            order, skip, final = settings.uni_pc_order, settings.uni_pc_skip_type, settings.uni_pc_lower_order_final
+            return unipc.sample(x, len(timesteps), order, skip, final, t_start)
         if settings.spec.function == "plms":
             return webui_timesteps.plms(eps, x, timesteps, model.alphas_cumprod)
         eta = settings.eta if settings.eta is not None else settings.eta_ddim
@@ -461,7 +475,7 @@ def _from_latent(
         timesteps = timesteps_for(steps, settings)
         a = float(model.alphas_cumprod[timesteps[t_enc]])
         x = init * math.sqrt(a) + x0 * math.sqrt(1 - a)
-        return _timestep_sample(model, cond, settings, x, timesteps[:t_enc], noise)
+        return _timestep_sample(model, cond, settings, x, timesteps[:t_enc], noise, img2img=True)
     sigmas = scheduler_sigmas(model, settings.scheduler, steps, settings)
     sched = sigmas[steps - t_enc - 1 :]
     return _k_sample(model, cond, settings, init + x0 * sched[0], sched, sigmas, noise)

@@ -1,5 +1,5 @@
 """Each sampler coroutine against k-diffusion's own function (or, for the WebUI's own samplers, the WebUI's
-algorithm written out here) on an analytic denoiser, with the same sigmas and the same noise."""
+algorithm written out here or in tests/support/webui_extra.py) on an analytic denoiser, same sigmas, same noise."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from openesd.generation.sampling.samplers import (
     starting_latent,
 )
 from openesd.generation.sampling.schedules import SCHEDULERS, ModelSigmas, sigma_plan, timesteps
+from tests.support import webui_extra
 from tests.support.kdiffusion import sampling
 
 SD_CONFIG = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000}
@@ -107,11 +108,11 @@ class _TorchHijack:
         return getattr(torch, item)
 
 
-def theirs(monkeypatch, function: str, x, sigmas: list[float], calls: list | None = None, **kwargs):
+def theirs(monkeypatch, function, x, sigmas: list[float], calls: list | None = None, **kwargs):
     ks = sampling()
     queue = deque(noises())
     monkeypatch.setattr(ks, "torch", _TorchHijack(queue))
-    fn = getattr(ks, function)
+    fn = getattr(ks, function) if isinstance(function, str) else function
 
     def noise_sampler(sigma, sigma_next):
         if calls is not None:
@@ -187,6 +188,22 @@ def test_dpm_fast_matches(monkeypatch, model, eta, steps):
     assert plan.params == {"Schedule type": "Karras"}
 
 
+@pytest.mark.parametrize(("steps", "discard"), [(4, False), (7, False), (5, True)])
+def test_dpm_fast_txt2img_starts_at_the_schedules_first_sigma(model, steps, discard):
+    """KDiffusionSampler.sample: x = noise * the scheduler's sigmas[0] (DDIM: sigma(751) at 4 steps, not the
+    model's sigma_max that DPM fast starts from), n = steps as asked, however long the list (DDIM: 8 sigmas at
+    7 steps) and before the discarded sigma."""
+    options = SamplerOptions(always_discard_next_to_last_sigma=discard)
+    scheduled = sigma_plan("DDIM", SAMPLERS["Euler"], steps, model, options).sigmas
+    plan = sigma_plan("DDIM", SAMPLERS["DPM fast"], steps, model, options)
+    noise = start_latent([1.0])
+    assert torch.equal(starting_latent(SAMPLERS["DPM fast"], plan, noise, options), noise * scheduled[0])
+    assert scheduled[0] < model.sigma_max
+    assert evaluations(SAMPLERS["DPM fast"], plan.sigmas, options, plan.extra) == steps
+    assert plan.extra == {"sigma_min": model.sigma_min, "sigma_max": model.sigma_max}
+    assert plan.params["Schedule type"] == "DDIM"
+
+
 def _dpm_fast(monkeypatch, x, model, steps, kwargs):
     ks = sampling()
     queue = deque(noises())
@@ -199,47 +216,12 @@ def _dpm_fast(monkeypatch, x, model, steps, kwargs):
     return result, counted.calls
 
 
-def _restart_reference(x, sigmas: torch.Tensor, queue: deque) -> tuple[torch.Tensor, int]:
-    """sd_samplers_extra.restart_sampler (the WebUI's), on float32 sigma tensors as there."""
-    karras = sampling().get_sigmas_karras
-    steps, restart = len(sigmas) - 1, {}
-    if steps >= 20:
-        restart_steps, restart_times = (steps // 4, 2) if steps >= 36 else (9, 1)
-        sigmas = karras(steps - restart_steps * restart_times, sigmas[-2].item(), sigmas[0].item())
-        restart = {int(torch.argmin(abs(sigmas - 0.1))): (restart_steps + 1, restart_times, 2)}
-    pairs = []
-    for i in range(len(sigmas) - 1):
-        pairs.append((sigmas[i], sigmas[i + 1]))
-        if i + 1 in restart:
-            n, times, top = restart[i + 1]
-            high = int(torch.argmin(abs(sigmas - top)))
-            if high < i + 1:
-                segment = karras(n, sigmas[i + 1].item(), sigmas[high].item())[:-1]
-                pairs += list(zip(segment[:-1], segment[1:], strict=True)) * times
-    calls, last = 0, None
-    for old, new in pairs:
-        if last is not None and last < old:
-            x = x + queue.popleft() * (old**2 - last**2) ** 0.5
-        last = old if last is None else last
-        denoised = denoise(x, old.reshape(1))
-        calls += 1
-        d = (x - denoised) / old
-        if new == 0:
-            x = x + d * (new - old)
-        else:
-            x_2 = x + d * (new - old)
-            calls += 1
-            x = x + (d + (x_2 - denoise(x_2, new.reshape(1))) / new) / 2 * (new - old)
-        last = new
-    return x, calls
-
-
 @pytest.mark.parametrize("steps", [8, 24, 40])
-def test_restart_matches_the_webuis_algorithm(model, steps):
+def test_restart_matches_the_webuis_algorithm(monkeypatch, model, steps):
     options = SamplerOptions()
     sigmas = sigma_plan("Automatic", SAMPLERS["Restart"], steps, model, options).sigmas
     x = start_latent(sigmas)
-    expected, expected_calls = _restart_reference(x, torch.tensor(sigmas), deque(noises()))
+    expected, expected_calls = theirs(monkeypatch, webui_extra.restart_sampler, x, sigmas)
     got, calls = ours("Restart", x, sigmas, options)
     assert (got - expected).abs().max().item() < TOLERANCE
     assert calls == expected_calls == evaluations(SAMPLERS["Restart"], sigmas, options)
@@ -383,116 +365,15 @@ def test_every_webui_sampler_is_implemented_or_refused():
     assert sorted([*SAMPLERS, *REFUSED]) == sorted(webui)
 
 
-class _UniPCReference:
-    """The WebUI's UniPC (uni_pc.py: NoiseScheduleVP 'discrete', multistep, predict_x0), on float64 scalars."""
+def _unipc_reference(model: ModelSigmas, variant: str) -> webui_extra.UniPC:
+    """The WebUI's UniPC on `denoise`, seen as an eps model at the fractional timesteps it asks for."""
 
-    def __init__(self, model: ModelSigmas, variant: str):
-        ac = _alphas_cumprod()
-        self.t_array = np.linspace(0.0, 1.0, 1001)[1:]
-        self.log_alpha = (0.5 * torch.log(ac)).double().numpy()
-        self.model, self.variant = model, variant
-        self.calls = 0
+    def eps(x_vp: torch.Tensor, t_input: float) -> torch.Tensor:
+        sigma = model.t_to_sigma(torch.tensor(min(max(t_input, 0.0), 999.0))).item()
+        x = x_vp * math.sqrt(1 + sigma**2)
+        return (x - denoise(x, sigma)) / sigma
 
-    def log_alpha_t(self, t: float) -> float:
-        return float(np.interp(t, self.t_array, self.log_alpha))
-
-    def lam(self, t: float) -> float:
-        la = self.log_alpha_t(t)
-        return la - 0.5 * math.log(1 - math.exp(2 * la))
-
-    def x0(self, x, t: float):
-        self.calls += 1
-        t_input = min(max((t - 1 / 1000) * 1000, 0.0), 999.0)
-        sigma = self.model.t_to_sigma(torch.tensor(t_input)).item()
-        x_ve = x * math.sqrt(1 + sigma**2)
-        eps = (x_ve - denoise(x_ve, sigma)) / sigma
-        alpha = math.exp(self.log_alpha_t(t))
-        return (x - math.sqrt(1 - alpha**2) * eps) / alpha
-
-    def time_steps(self, skip_type: str, n: int, t_start: float) -> list[float]:
-        if skip_type == "time_uniform":
-            return torch.linspace(t_start, 1 / 1000, n + 1).tolist()
-        if skip_type == "time_quadratic":
-            return torch.linspace(t_start**0.5, (1 / 1000) ** 0.5, n + 1).pow(2).tolist()
-        lambdas = torch.linspace(self.lam(t_start), self.lam(1 / 1000), n + 1).double()
-        log_alpha = -0.5 * torch.logaddexp(torch.zeros(1, dtype=torch.float64), -2 * lambdas)
-        return np.interp(log_alpha.numpy(), self.log_alpha[::-1], self.t_array[::-1]).tolist()
-
-    def update(self, x, models, ts, t, order, corrector):
-        lam0, lam_t = self.lam(ts[-1]), self.lam(t)
-        sigma0 = math.sqrt(1 - math.exp(2 * self.log_alpha_t(ts[-1])))
-        alpha_t = math.exp(self.log_alpha_t(t))
-        sigma_t = math.sqrt(1 - alpha_t**2)
-        h = lam_t - lam0
-        rks = [(self.lam(ts[-(i + 1)]) - lam0) / h for i in range(1, order)]
-        d1s = [(models[-(i + 1)] - models[-1]) / rk for i, rk in enumerate(rks, start=1)]
-        rks = torch.tensor([*rks, 1.0], dtype=torch.float64)
-        hh = -h
-        x_t_ = sigma_t / sigma0 * x - alpha_t * math.expm1(hh) * models[-1]
-        if self.variant == "vary_coeff":
-            return self.vary(x_t_, x, models, d1s, rks, hh, alpha_t, t, corrector)
-        b_h = hh if self.variant == "bh1" else math.expm1(hh)
-        r = torch.stack([rks ** (i - 1) for i in range(1, order + 1)])
-        b, h_phi_k, fact = [], math.expm1(hh) / hh - 1, 1
-        for i in range(1, order + 1):
-            b.append(h_phi_k * fact / b_h)
-            fact *= i + 1
-            h_phi_k = h_phi_k / hh - 1 / fact
-        b = torch.tensor(b, dtype=torch.float64)
-        pred = 0
-        if d1s:
-            rhos_p = torch.tensor([0.5]) if order == 2 else torch.linalg.solve(r[:-1, :-1], b[:-1])
-            pred = sum(rho.item() * d for rho, d in zip(rhos_p, d1s, strict=False))
-        x_t = x_t_ - alpha_t * b_h * pred
-        if not corrector:
-            return x_t, None
-        rhos_c = torch.tensor([0.5]) if order == 1 else torch.linalg.solve(r, b)
-        model_t = self.x0(x_t, t)
-        corr = sum(rho.item() * d for rho, d in zip(rhos_c[:-1], d1s, strict=False))
-        return x_t_ - alpha_t * b_h * (corr + rhos_c[-1].item() * (model_t - models[-1])), model_t
-
-    def vary(self, x_t_, x, models, d1s, rks, hh, alpha_t, t, corrector):
-        size = len(rks)
-        cols, col = [], torch.ones_like(rks)
-        for k in range(1, size + 1):
-            cols.append(col)
-            col = col * rks / (k + 1)
-        c = torch.stack(cols, dim=1)
-        phis, fact, phi = [], 1, math.expm1(hh)
-        for k in range(1, size + 2):
-            phis.append(phi)
-            phi = phi / hh - 1 / fact
-            fact *= k + 1
-        x_t = x_t_
-        if d1s:
-            a_p = torch.linalg.inv(c[:-1, :-1])
-            for k in range(size - 1):
-                x_t = x_t - alpha_t * phis[k + 1] * sum(a.item() * d for a, d in zip(a_p[k], d1s, strict=False))
-        if not corrector:
-            return x_t, None
-        a_c = torch.linalg.inv(c)
-        model_t = self.x0(x_t, t)
-        x_t, k = x_t_, 0
-        for k in range(size - 1):
-            x_t = x_t - alpha_t * phis[k + 1] * sum(a.item() * d for a, d in zip(a_c[k][:-1], d1s, strict=False))
-        return x_t - alpha_t * phis[size] * ((model_t - models[-1]) * a_c[k][-1].item()), model_t
-
-    def sample(self, x, steps: int, order: int, skip_type: str, lower_order_final: bool, t_start: float = 1.0):
-        ts = self.time_steps(skip_type, steps, t_start)
-        models, prev = [self.x0(x, ts[0])], [ts[0]]
-        for init in range(1, order):
-            x, model_x = self.update(x, models, prev, ts[init], init, True)
-            models.append(model_x)
-            prev.append(ts[init])
-        for step in range(order, steps + 1):
-            step_order = min(order, steps + 1 - step) if lower_order_final else order
-            x, model_x = self.update(x, models, prev, ts[step], step_order, step != steps)
-            for i in range(order - 1):
-                prev[i], models[i] = prev[i + 1], models[i + 1]
-            prev[-1] = ts[step]
-            if step < steps:
-                models[-1] = model_x
-        return x
+    return webui_extra.UniPC(_alphas_cumprod(), eps, variant)
 
 
 @pytest.mark.parametrize(
@@ -516,7 +397,7 @@ def test_unipc_matches_the_webuis_algorithm(model, variant, skip_type, order, lo
     )
     plan = sigma_plan("Automatic", SAMPLERS["UniPC"], steps, model, options)
     noise = torch.randn(SHAPE, generator=torch.Generator().manual_seed(5))
-    reference = _UniPCReference(model, variant)
+    reference = _unipc_reference(model, variant)
     expected = reference.sample(noise, len(timesteps(steps)), order, skip_type, lower_order_final)
     got, calls = ours("UniPC", noise * math.sqrt(1 + plan.sigmas[0] ** 2), plan.sigmas, options, plan.extra)
     assert (got - expected).abs().max().item() < TOLERANCE
@@ -578,7 +459,7 @@ def test_img2img_unipc_matches_the_webui(model, skip_type):
     ts = timesteps(steps)
     a = _alphas_cumprod()[ts[t_enc]].item()
     xi = init * math.sqrt(a) + noise * math.sqrt(1 - a)
-    reference = _UniPCReference(model, "bh1")
+    reference = _unipc_reference(model, "bh1")
     expected = reference.sample(xi, t_enc, 3, skip_type, True, t_start=ts[t_enc - 1] / 1000 + 1 / 1000)
     x = starting_latent(SAMPLERS["UniPC"], plan, noise, options, init)
     got, calls = ours("UniPC", x, plan.sigmas, options, plan.extra)

@@ -268,7 +268,8 @@ def starting_latent(
     """The latent the sampler starts from: txt2img's unit noise, or img2img's init latent noised, as the WebUI.
 
     k-diffusion samplers: txt2img noise * sigma (sqrt(1 + sigma^2) with sgm_noise_multiplier, which the
-    WebUI applies to txt2img only); img2img init + noise * sigma. DDIM/PLMS/UniPC start from the VP
+    WebUI applies to txt2img only; sigma is plan.noise_sigma when set: DPM fast's schedule's first sigma);
+    img2img init + noise * sigma. DDIM/PLMS/UniPC start from the VP
     latent (the unit noise, or sqrt(a) x0 + sqrt(1 - a) noise at plan.noise_sigma), returned in this
     (k-diffusion) space at sigmas[0]. The WebUI's img2img_extra_noise is not applied here.
     """

@@ -128,8 +128,8 @@ class SigmaPlan:
     params: dict[str, Any] = field(default_factory=dict)
     # keyword arguments the sampler needs besides the sigmas (UniPC: its own alpha_t per level); start() takes them
     extra: dict[str, Any] = field(default_factory=dict)
-    # img2img with DDIM/PLMS/UniPC: the level the WebUI noises the init latent to (timesteps[t_enc]), one above
-    # the first evaluated; None: sigmas[0]
+    # the level the WebUI scales the starting noise to when it is not sigmas[0]: img2img with DDIM/PLMS/UniPC,
+    # timesteps[t_enc], one above the first evaluated; txt2img with DPM fast, the schedule's first sigma
     noise_sigma: float | None = None
 
 
@@ -162,10 +162,12 @@ def sigma_plan(
     if t_enc is not None:  # sample_img2img: sigma_sched = sigmas[steps - t_enc - 1:], steps before the discard
         return SigmaPlan(sigmas[steps - t_enc - 1 :], params)
     if spec.model_sigma_range:
-        # KDiffusionSampler.sample gives sample_dpm_fast the model's sigma range and n = steps, not the
-        # schedule (still computed, so its infotext stays); the coroutine takes n from the list's length
+        # KDiffusionSampler.sample gives sample_dpm_fast the model's sigma range and n = steps (as asked,
+        # before any discard), not the schedule; the coroutine takes n from the list's length. The schedule
+        # still counts: its infotext, and x = noise * sigmas[0] (the DDIM scheduler's first sigma is
+        # sigma(751) at 4 steps, not sigma_max)
         extra = {"sigma_min": inner.sigma_min, "sigma_max": inner.sigma_max}
-        return SigmaPlan(inner.get_sigmas(total).tolist(), params, extra)
+        return SigmaPlan(inner.get_sigmas(steps).tolist(), params, extra, noise_sigma=sigmas[0])
     return SigmaPlan(sigmas, params)
 
 
