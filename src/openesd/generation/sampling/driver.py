@@ -214,9 +214,17 @@ class Conditioning:
         longest = max(cond.hidden.shape[1] for _, cond in parts)
         return self.negative.at(step), [(weight, _extend(cond, longest)) for weight, cond in parts]
 
-    def first_texts(self) -> tuple[str, str]:
-        """Step 0's first positive part and the negative: what the pipeline itself (and ControlNet) is given."""
-        return text_at_step(self.parts[0][1].entries, 0), text_at_step(self.negative.entries, 0)
+    def pipeline_embeds(self) -> dict[str, Any]:
+        """The pipeline's own prompt kwargs: step 0's first part and negative at one length (padded by
+        repeating the last vector). Only ControlNet reads them; the UNet stand-in conditions itself."""
+        uncond, parts = self.at(0)
+        cond = parts[0][1]
+        longest = max(cond.hidden.shape[1], uncond.hidden.shape[1])
+        cond, uncond = _extend(cond, longest), _extend(uncond, longest)
+        embeds = {"prompt_embeds": cond.hidden, "negative_prompt_embeds": uncond.hidden}
+        if cond.pooled is not None:
+            embeds.update(pooled_prompt_embeds=cond.pooled, negative_pooled_prompt_embeds=uncond.pooled)
+        return embeds
 
 
 def _zeros(cond: Cond) -> Cond:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from openesd.generation.job import PreparedModel, derive, encode
+from openesd.generation.job import PreparedModel, derive
 from openesd.generation.payload.settings import GenerationSettings
 from openesd.generation.prompts.encoding import encode_groups, extract_loras
 from openesd.generation.sampling import noise as webui_noise
@@ -90,9 +90,7 @@ def prepare_pass(
     )
     unet = ConditionedUNet(model.pipe.unet, scheduler, conditioning, settings.cfg_scale)
     pipe = derive(model, kind, scheduler, controlnet, unet=unet)
-    first, first_negative = conditioning.first_texts()
-    embeds = encode(model, pipe, first, first_negative, settings.clip_skip, emphasis)
-    return Pass(pipe, scheduler, unet, plan, embeds)
+    return Pass(pipe, scheduler, unet, plan, conditioning.pipeline_embeds())
 
 
 def start_batch(
