@@ -7,8 +7,9 @@ Layout:
 - `noise`: the WebUI's random numbers: the initial noise of each image (seed, subseed, seed resize),
   the per-step noise that continues the same generators, the CPU / GPU / NV sources, ENSD, and the
   Brownian-tree noise of the SDE samplers.
+- `conditioning`: the prompt per model call (prompt schedules, composable AND, the WebUI's padding).
 - `driver`: runs a sampler inside a diffusers pipeline (a scheduler the pipeline calls, and a UNet
-  wrapper that applies the per-step prompt schedule and composable AND).
+  wrapper that is the WebUI's CFG denoiser).
 
 The sampler protocol: a sampler is a generator function `sample(x, sigmas, noise, **options)`. It
 yields `(x_eval, sigma)`, each point where it needs the model, and is sent back `denoised`, the

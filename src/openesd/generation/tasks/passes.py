@@ -15,14 +15,8 @@ from openesd.generation.job import PreparedModel, derive
 from openesd.generation.payload.settings import GenerationSettings
 from openesd.generation.prompts.encoding import encode_groups, extract_loras
 from openesd.generation.sampling import noise as webui_noise
-from openesd.generation.sampling.driver import (
-    Cond,
-    Conditioning,
-    ConditionedUNet,
-    PassPlan,
-    SamplerScheduler,
-    plan_pass,
-)
+from openesd.generation.sampling.conditioning import Cond, Conditioning
+from openesd.generation.sampling.driver import ConditionedUNet, PassPlan, SamplerScheduler, plan_pass
 
 
 @dataclass

@@ -14,7 +14,8 @@ from openesd.generation.payload.settings import GenerationSettings
 from openesd.generation.tasks import seeds
 from openesd.generation.tasks.infotext import InfoBuilder, model_name, short_hash
 from openesd.generation.prompts.encoding import encode_groups, extract_loras
-from openesd.generation.sampling.driver import Cond, Conditioning, ModelSwitch
+from openesd.generation.sampling.conditioning import Cond, Conditioning
+from openesd.generation.sampling.driver import ModelSwitch
 from openesd.generation.tasks.passes import prepare_pass, start_batch
 from openesd.generation.tasks.vae import decode_latents, to_pil
 from openesd.generation.types import GenerationResult, ModelFiles
