@@ -62,12 +62,12 @@ def main(path: str) -> None:
             if task == "txt2img" and model.endswith("sdxl") and set(fields) == STANDARD:
                 grid[sampler, fields["scheduler"]].append(value)
             elif task == "txt2img" and model.endswith("sd15") and set(fields) == STANDARD:
-                columns["SD 1.5"][sampler].append(value)
+                columns["SD 1.5 (row)"][sampler].append(value)
             elif task == "img2img":
                 columns["img2img 0.6"][sampler].append(value)
             elif fields.get("enable_hr") == "True":
                 columns["hires"][sampler].append(value)
-    extra = ["SD 1.5", "img2img 0.6", "hires"]
+    extra = ["SD 1.5 (row)", "img2img 0.6", "hires"]
     print("| sampler | " + " | ".join(SCHEDULERS + extra) + " |")
     print("|" + "---|" * (len(SCHEDULERS) + len(extra) + 1))
     for sampler in samplers:
