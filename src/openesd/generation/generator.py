@@ -84,7 +84,7 @@ class Generator:
 
         # 2. Load (or reuse) the model and set this job's state on it.
         model = self._prepare(checkpoint, models, settings, scripts, loras)
-        counter = jobs.Progress(_planned_steps(settings), progress)
+        counter = jobs.Progress(1, progress)  # the task plans the real total (Progress.plan)
         ctx = JobContext(
             models=models,
             progress=counter,
@@ -173,18 +173,6 @@ class Generator:
         if settings.hires is not None:
             extra.update(hires_params(settings))
         return extra
-
-
-def _planned_steps(settings: GenerationSettings) -> int:
-    per_batch = settings.steps
-    if settings.init_images:
-        per_batch = max(int(settings.steps * settings.denoising_strength), 0)
-        if settings.inpaint is not None:
-            per_batch *= settings.batch_size  # inpainting runs image by image
-    if settings.hires is not None:
-        hr = settings.hires
-        per_batch += max(int((hr.steps or settings.steps) * hr.denoising_strength), 1)
-    return max(per_batch * settings.n_iter, 1)
 
 
 def _echo(payload: dict, task: str) -> dict:

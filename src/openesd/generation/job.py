@@ -130,19 +130,6 @@ def apply_loras(pipe: Any, loras: list[tuple[Path, float]]) -> None:
     lora.apply_loras(pipe, loras)
 
 
-def encode(
-    model: PreparedModel, pipe: Any, prompt: str, negative: str, clip_skip: int, emphasis: str = "Original"
-) -> dict[str, Any]:
-    """Prompt embeddings (A1111 emphasis in the given mode, embeddings, clip skip) as pipeline call kwargs;
-    callers pass `settings.sampling.emphasis`."""
-    from openesd.generation.prompts.encoding import encode_prompts, extract_loras
-
-    # `<lora:...>` tags were applied to the model already; they are not text to encode.
-    prompt, negative = extract_loras(prompt)[0], extract_loras(negative)[0]
-    embeds = encode_prompts(pipe, prompt, negative, clip_skip, model.embeddings, emphasis)
-    return embeds.as_kwargs()
-
-
 PIPELINES = {
     ("sd", "txt2img"): "StableDiffusionPipeline",
     ("sd", "img2img"): "StableDiffusionImg2ImgPipeline",

@@ -127,8 +127,6 @@ def run_img2img(
     kind = "inpaint" if mask is not None else "img2img"
     controlnet = prepare_controlnet(scripts, ctx, settings.width, settings.height, init_image=inits[0])
     strength = settings.denoising_strength
-    if mask is not None and settings.inpaint.fill in (2, 3) and strength >= 1.0:
-        strength = 1.0
     run = (
         None
         if strength <= 0
