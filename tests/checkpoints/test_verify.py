@@ -11,7 +11,7 @@ import pytest
 from openesd.modelfiles import torchfiles
 from tests.checkpoints.conftest import put_part
 from tests.checkpoints.test_import import import_, wait_for
-from tests.support.model_files import model_file_bytes, safetensors_bytes
+from tests.support.model_files import model_file_bytes, safetensors_bytes, torch_file_bytes
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -241,3 +241,22 @@ def test_a_good_url_import_records_its_family(make_client, file_server):
     assert import_(esd, f"{file_server.url}/models/tiny.safetensors").status_code == 202
     done = wait_for(esd, lambda c: c["status"] == "Active")
     assert done["params"]["model_family"] == "sd1"
+
+
+def test_an_annotator_file_is_accepted_and_a_stable_diffusion_model_sent_as_one_is_refused(esd):
+    pidinet = torch_file_bytes({"block1_1.conv1.weight": [60, 60, 3, 3], "classifier.weight": [1, 4, 1, 1]})
+    ok, checkpoint_id = send(esd, "table5_pidinet.pth", pidinet, "ControlNet-annotator")
+    assert ok.status_code == 200, ok.json()
+    assert record(esd, checkpoint_id)["status"] == "Active"
+    wrong, _ = send(esd, "model.safetensors", model_file_bytes(), "ControlNet-annotator")
+    assert wrong.status_code == 400
+    assert "was uploaded as ControlNet-annotator but its keys are a" in wrong.json()["message"]
+
+
+def test_adetailer_takes_onnx_detectors_and_names_the_export_for_a_yolo_pt(esd):
+    ok, _ = send(esd, "face_yolov8n.onnx", b"\x08\x07onnx bytes", "ADetailer")
+    assert ok.status_code == 200, ok.json()
+    pickled, _ = send(esd, "hand_yolov8n.pt", b"PK\x03\x04" + bytes(100), "ADetailer")
+    assert pickled.status_code == 400
+    message = pickled.json()["message"]
+    assert "takes .onnx files only" in message and "yolo export model=hand_yolov8n.pt format=onnx" in message

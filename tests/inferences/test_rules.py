@@ -131,6 +131,25 @@ def test_models_resolve_to_active_checkpoints_of_their_type(esd):
     assert extras.status_code == 201 and "models" not in extras.json()["data"]["inference"]
 
 
+def test_a_diffusion_job_gets_every_annotator_and_detector_unless_it_names_some(esd):
+    from tests.support.model_files import torch_file_bytes
+
+    for name in ("table5_pidinet.pth", "sk_model.pth"):
+        upload_file(esd, name, torch_file_bytes({f"{name}.weight": [2, 2]}), 1, "ControlNet-annotator")
+    upload_file(esd, "face_yolov8n.onnx", b"\x08\x07onnx bytes", 1, "ADetailer")
+
+    def used(models: dict) -> dict:
+        job = esd.get(f"/prod/inferences/{created(esd, models=models)}").json()["data"]
+        return {kind: sorted(m["model_name"] for m in entries) for kind, entries in job["params"]["used_models"].items()}
+
+    every = used(SD)
+    assert every["ControlNet-annotator"] == ["sk_model.pth", "table5_pidinet.pth"]
+    assert every["ADetailer"] == ["face_yolov8n.onnx"]
+    assert used(SD | {"ControlNet-annotator": ["sk_model.pth"]})["ControlNet-annotator"] == ["sk_model.pth"]
+    extras = esd.get(f"/prod/inferences/{created(esd, 'rembg')}").json()["data"]["params"]["used_models"]
+    assert "ControlNet-annotator" not in extras and "ADetailer" not in extras
+
+
 def test_two_step_job_is_stored_created_with_its_parameters(esd):
     job_id = created(esd)
     job = esd.get(f"/prod/inferences/{job_id}").json()["data"]

@@ -15,6 +15,10 @@ CHECKPOINT_TYPES = [
     "VAE",
     "ESRGAN",
     "rembg",
+    # Weights the worker's extensions read (docs/decisions.md, "Scripts and extensions"): the ControlNet
+    # extension's annotator files (and IP-Adapter image encoders), ADetailer's ONNX detectors.
+    "ControlNet-annotator",
+    "ADetailer",
 ]
 STATUSES = ("Initial", "Active", "Disabled")
 IMPORT_EXTENSIONS = (".pt", ".pth", ".ckpt", ".safetensors", ".yaml", ".onnx", ".bin")

@@ -27,6 +27,10 @@ TYPE_OF_KIND = {
     "vae": "VAE",
     "embedding": "embeddings",
 }
+# Types whose files are not one of the known layouts: a file that plainly is one was sent to the wrong type.
+FOREIGN_KINDS_REFUSED = ("ControlNet-annotator",)
+# ADetailer's YOLO `.pt` files are pickled model objects (never unpickled here): users export them to ONNX.
+ONLY_EXTENSIONS = {"ADetailer": (".onnx",)}
 HEAD_BYTES = 512
 
 
@@ -58,6 +62,12 @@ def verify_file(store: ObjectStore, key: str, name: str, checkpoint_type: str, s
     if stored is None or stored.size == 0:
         raise RejectedFile(f"{name} is empty: upload the whole file")
     extension = Path(name).suffix.lower()
+    allowed = ONLY_EXTENSIONS.get(checkpoint_type)
+    if allowed and extension not in allowed:
+        raise RejectedFile(
+            f"{name} was uploaded as {checkpoint_type}, which takes {', '.join(allowed)} files only: export a "
+            f"YOLO .pt detector with `yolo export model={Path(name).stem}.pt format=onnx` and upload the .onnx"
+        )
     try:
         with store.open(key) as stream:
             head = _read_upto(stream, HEAD_BYTES)
@@ -87,7 +97,7 @@ def verify_file(store: ObjectStore, key: str, name: str, checkpoint_type: str, s
 
 def _check_kind(name: str, checkpoint_type: str, kind: str, shapes: dict) -> None:
     expected = EXPECTED_KIND.get(checkpoint_type)
-    if expected is None or kind in (expected, "unknown"):
+    if kind == "unknown" or kind == expected or (expected is None and checkpoint_type not in FOREIGN_KINDS_REFUSED):
         return
     family = family_of(kind, shapes)
     what = KIND_NAMES[kind] + (f" ({FAMILY_NAMES[family]})" if family != "unknown" else "")

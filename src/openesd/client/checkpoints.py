@@ -10,7 +10,18 @@ from openesd.client._multipart import PartUploader, Progress, UploadState, parts
 from openesd.client._resource import Resource
 from openesd.client._transport import ESDError
 
-TYPES = ("Stable-diffusion", "embeddings", "Lora", "hypernetworks", "ControlNet", "VAE", "ESRGAN", "rembg")
+TYPES = (
+    "Stable-diffusion",
+    "embeddings",
+    "Lora",
+    "hypernetworks",
+    "ControlNet",
+    "VAE",
+    "ESRGAN",
+    "rembg",
+    "ControlNet-annotator",
+    "ADetailer",
+)
 MIN_PART = 8 << 20
 
 

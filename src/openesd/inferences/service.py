@@ -43,6 +43,10 @@ from openesd.users.repository import UserRepository
 
 TASK_TYPES = (*DIFFUSION_TASKS, *EXTRAS_TASKS)
 VIRTUAL_VAES = ("Automatic", "None")
+# Files a WebUI extension finds on its own (the ControlNet extension's annotators, ADetailer's detectors):
+# an ESD payload never lists them, so a txt2img/img2img job gets every Active one its user can see,
+# unless `models` names some (docs/decisions.md, "Scripts and extensions").
+EXTENSION_MODEL_TYPES = ("ControlNet-annotator", "ADetailer")
 
 
 def model_names(kind: str, names: object) -> list[str]:
@@ -177,13 +181,19 @@ class InferenceService:
                 used.setdefault(kind, []).append(self._entry(kind, checkpoint.id, name))
         if missing:
             raise ModelsNotFound(missing)
+        for kind in EXTENSION_MODEL_TYPES:
+            if kind not in used:
+                used.update(self._every_active(kind, access))
         return used
 
     def _extras_models(self, body: CreateInference, access: Access) -> dict[str, list[dict]]:
         """The models an extras task may use: the ones named, or every Active one of its type (as the WebUI
         offers every installed upscaler)."""
         kind = EXTRAS_MODEL_TYPES[body.task_type]
-        named = set(model_names(kind, body.models.get(kind)))
+        return self._every_active(kind, access, set(model_names(kind, body.models.get(kind))))
+
+    def _every_active(self, kind: str, access: Access, named: set[str] | None = None) -> dict[str, list[dict]]:
+        """Every Active file of `kind` the requester can see (only the `named` ones when some are named)."""
         entries = [
             self._entry(kind, c.id, name)
             for c in access.only_visible(self.checkpoints.list(["Active"], [kind]))
