@@ -140,7 +140,9 @@ def test_a_diffusion_job_gets_every_annotator_and_detector_unless_it_names_some(
 
     def used(models: dict) -> dict:
         job = esd.get(f"/prod/inferences/{created(esd, models=models)}").json()["data"]
-        return {kind: sorted(m["model_name"] for m in entries) for kind, entries in job["params"]["used_models"].items()}
+        return {
+            kind: sorted(m["model_name"] for m in entries) for kind, entries in job["params"]["used_models"].items()
+        }
 
     every = used(SD)
     assert every["ControlNet-annotator"] == ["sk_model.pth", "table5_pidinet.pth"]

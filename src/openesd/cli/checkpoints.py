@@ -19,8 +19,10 @@ app = typer.Typer(
 TypeOption = Annotated[
     str,
     typer.Option(
-        "--type", "-t", help="Stable-diffusion, Lora, VAE, ControlNet, embeddings, hypernetworks, ESRGAN, rembg, "
-        "ControlNet-annotator or ADetailer."
+        "--type",
+        "-t",
+        help="Stable-diffusion, Lora, VAE, ControlNet, embeddings, hypernetworks, ESRGAN, rembg, "
+        "ControlNet-annotator or ADetailer.",
     ),
 ]
 COLUMNS = [("id", "id"), ("type", "type"), ("status", "status"), ("name", "name"), ("created", "created")]
