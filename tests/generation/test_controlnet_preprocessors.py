@@ -206,6 +206,25 @@ def test_pidinet_modules_read_table5_pidinet(tmp_path):
     assert set(np.unique(pre.preprocess(img, "scribble_pidinet", {}, 64, [first]))) <= {0, 255}
 
 
+def test_hed_modules_read_controlnet_hed(tmp_path):
+    from controlnet_aux.hed import ControlNetHED_Apache2
+
+    torch.manual_seed(2)
+    net = ControlNetHED_Apache2()
+    path = tmp_path / "ControlNetHED.pth"
+    torch.save(net.state_dict(), path)
+    img = picture()
+    got = pre.preprocess(img, "softedge_hed", {}, 64, [path])
+    padded, (th, tw) = ref_pad(img, 64)
+    with torch.no_grad():  # ControlNet 1.1's HED: RGB in 0-255, side outputs resized, averaged, sigmoid
+        sides = net.eval()(torch.from_numpy(padded).float().permute(2, 0, 1)[None])
+    sides = [cv2.resize(s[0, 0].numpy(), (padded.shape[1], padded.shape[0])) for s in sides]
+    edge = 1 / (1 + np.exp(-np.mean(np.stack(sides, axis=2), axis=2)))
+    want = three((edge * 255).clip(0, 255).astype(np.uint8)[:th, :tw])
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    assert set(np.unique(pre.preprocess(img, "softedge_hedsafe", {}, 64, [path]))) <= {0, 127, 255}
+
+
 def test_mlsd_reads_its_file_and_its_thresholds(tmp_path):
     from controlnet_aux.mlsd.models.mbv2_mlsd_large import MobileV2_MLSD_Large
 
@@ -263,25 +282,23 @@ def scripts(**unit) -> dict:
 
 def test_job_returns_the_detected_map_after_its_images(generator, sd15_models, tmp_path):
     models = {**sd15_models, "ControlNet": [ta.write_tiny_controlnet(tmp_path / "tiny_canny.safetensors")]}
-    result = run(generator, "txt2img", txt2img_payload(alwayson_scripts=scripts(processor_res=64)), models)
+    payload = txt2img_payload(alwayson_scripts=scripts(processor_res=64))
+    result = run(generator, "txt2img", payload, models)
     assert len(result.images) == 2
     detected = np.asarray(png(result.images[1]).convert("RGB"))
     edges = cv2.Canny(np.asarray(square()), 100, 200)
     assert np.abs(detected.astype(int) - three(edges).astype(int)).max() == 0
-    quiet = txt2img_payload(alwayson_scripts=scripts(processor_res=64, save_detected_map=False))
-    assert len(run(generator, "txt2img", quiet, models).images) == 1
-    assert (
-        len(
-            run(
-                generator,
-                "txt2img",
-                {
-                    **quiet,
-                    "alwayson_scripts": scripts(processor_res=64),
-                    "override_settings": {"control_net_no_detectmap": True},
-                },
-                models,
-            ).images
-        )
-        == 1
-    )
+    quiet = {"control_net_no_detectmap": True}  # the extension's option: no maps for the whole job
+    assert len(run(generator, "txt2img", {**payload, "override_settings": quiet}, models).images) == 1
+
+
+def test_a_unit_that_does_not_save_its_map_returns_none(tmp_path):
+    from openesd.generation.adapters.controlnet import prepare_units, returned_maps
+
+    models = {"ControlNet": [ta.write_tiny_controlnet(tmp_path / "tiny_canny.safetensors")]}
+    units = scripts(processor_res=64)["controlnet"]["args"] * 2
+    units[1] = {**units[1], "module": "invert", "save_detected_map": False}
+    inputs = prepare_units(units, models, 64, 64, "cpu", torch.float32)
+    maps = returned_maps(inputs, {})
+    canny = three(cv2.Canny(np.asarray(square()), 100, 200))
+    assert len(maps) == 1 and np.array_equal(np.asarray(maps[0]), canny)  # the canny unit's map only
