@@ -61,6 +61,7 @@ _WITH_WEIGHTS = {
     "depth_midas": Module(detect.midas, annotators=(nets.MIDAS,)),
     "normal_midas": Module(partial(detect.midas, normal=True), 0.4, annotators=(nets.MIDAS,)),
     "normal_bae": Module(detect.normal_bae, annotators=(nets.NORMAL_BAE,)),
+    "depth_zoe": Module(detect.zoe, annotators=(nets.ZOE,)),
     **{name: Module(partial(detect.openpose, parts=parts), annotators=files) for name, (parts, files) in _POSE.items()},
 }
 MODULES: dict[str, Module] = {**_BASIC, **_WITH_WEIGHTS}
@@ -90,7 +91,6 @@ _NOT_PORTED = "its detector is not ported to this worker"
 _REFUSED_WHY = {
     "dw_openpose_full": "DWPose runs two ONNX networks (yolox_l.onnx, dw-ll_ucoco_384.onnx) whose pre- and "
     "post-processing is not ported to this worker; use openpose_full",
-    "depth_zoe": _NOT_PORTED + " (ZoeD_M12_N.pt); use depth_midas",
     "depth_anything": "controlnet-aux 0.0.10 has no Depth Anything network; use depth_midas",
     "depth_anything_v2": "controlnet-aux 0.0.10 has no Depth Anything network; use depth_midas",
     "depth_leres": _NOT_PORTED + " (res101.pth and its boost networks); use depth_midas",

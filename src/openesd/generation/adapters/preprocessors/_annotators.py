@@ -77,6 +77,22 @@ def _normal_bae() -> Any:
     return NNET(args)
 
 
+def _zoe() -> Any:
+    from controlnet_aux.zoe.zoedepth.models.zoedepth.zoedepth_v1 import ZoeDepth
+    from controlnet_aux.zoe.zoedepth.utils.config import get_config
+
+    config = get_config("zoedepth", "infer")
+    config["use_pretrained_midas"], config["pretrained_resource"] = False, None  # the upload gives every weight
+    return ZoeDepth.build_from_config(config)
+
+
+def _zoe_keys(net: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """ZoeD_M12_N.pt was saved with a timm that stored BEiT's relative position indices; today's timm derives
+    them (non-persistent buffers), so those keys, and only those, are dropped."""
+    known = set(net.state_dict())
+    return {k: v for k, v in state.items() if k in known or not k.endswith("relative_position_index")}
+
+
 def _body() -> Any:
     from controlnet_aux.open_pose.model import bodypose_model
 
@@ -110,6 +126,7 @@ LINEART_ANIME = Annotator("netG.pth", _lineart_anime)
 MLSD = Annotator("mlsd_large_512_fp32.pth", _mlsd)
 MIDAS = Annotator("dpt_hybrid-midas-501f0c75.pt", _midas)
 NORMAL_BAE = Annotator("scannet.pt", _normal_bae)
+ZOE = Annotator("ZoeD_M12_N.pt", _zoe, adapt=_zoe_keys)
 BODY = Annotator("body_pose_model.pth", _body, adapt=_openpose_keys)
 HAND = Annotator("hand_pose_model.pth", _hand, adapt=_openpose_keys)
 FACE = Annotator("facenet.pth", _face)

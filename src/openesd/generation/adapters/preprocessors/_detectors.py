@@ -120,6 +120,19 @@ def midas(img: Any, res: int, a: float, b: float, device: Any, nets: list[Any], 
     return unpad((vectors * 127.5 + 127.5).clip(0, 255).astype(np.uint8))
 
 
+def zoe(img: Any, res: int, a: float, b: float, device: Any, nets: list[Any]) -> Any:
+    """ZoeDepth (metric depth) on the image in [0, 1], near = white: the 2nd..85th percentile stretched, inverted."""
+    import numpy as np
+    import torch
+
+    padded, unpad = pad_resize(img, res)
+    with torch.no_grad():
+        depth = nets[0].infer(_tensor(padded, device))[0, 0].float().cpu().numpy()
+    low, high = np.percentile(depth, 2), np.percentile(depth, 85)
+    depth = 1.0 - (depth - low) / (high - low if high > low else 1.0)  # a flat depth stays finite
+    return unpad((depth * 255.0).clip(0, 255).astype(np.uint8))
+
+
 def normal_bae(img: Any, res: int, a: float, b: float, device: Any, nets: list[Any]) -> Any:
     """Bae et al.'s surface normals (ImageNet-normalised input), mapped from [-1, 1] to 0-255."""
     import numpy as np
