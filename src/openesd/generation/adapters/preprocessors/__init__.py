@@ -62,6 +62,7 @@ _WITH_WEIGHTS = {
     "normal_midas": Module(partial(detect.midas, normal=True), 0.4, annotators=(nets.MIDAS,)),
     "normal_bae": Module(detect.normal_bae, annotators=(nets.NORMAL_BAE,)),
     "depth_zoe": Module(detect.zoe, annotators=(nets.ZOE,)),
+    "depth_leres": Module(detect.leres, 0, 0, annotators=(nets.LERES,)),
     **{name: Module(partial(detect.openpose, parts=parts), annotators=files) for name, (parts, files) in _POSE.items()},
 }
 MODULES: dict[str, Module] = {**_BASIC, **_WITH_WEIGHTS}
@@ -93,8 +94,7 @@ _REFUSED_WHY = {
     "post-processing is not ported to this worker; use openpose_full",
     "depth_anything": "controlnet-aux 0.0.10 has no Depth Anything network; use depth_midas",
     "depth_anything_v2": "controlnet-aux 0.0.10 has no Depth Anything network; use depth_midas",
-    "depth_leres": _NOT_PORTED + " (res101.pth and its boost networks); use depth_midas",
-    "depth_leres++": _NOT_PORTED + " (res101.pth and its boost networks); use depth_midas",
+    "depth_leres++": "its boosting merge network (latest_net_G.pth, pix2pix) is not ported; use depth_leres",
     "seg_ofade20k": "OneFormer needs detectron2, which this worker does not install",
     "seg_ofcoco": "OneFormer needs detectron2, which this worker does not install",
     "seg_ufade20k": "UniFormer needs mmcv/mmseg, which this worker does not install",

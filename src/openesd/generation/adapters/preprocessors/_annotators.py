@@ -93,6 +93,12 @@ def _zoe_keys(net: Any, state: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in state.items() if k in known or not k.endswith("relative_position_index")}
 
 
+def _leres() -> Any:
+    from controlnet_aux.leres.leres.multi_depth_model_woauxi import RelDepthModel
+
+    return RelDepthModel(backbone="resnext101")
+
+
 def _body() -> Any:
     from controlnet_aux.open_pose.model import bodypose_model
 
@@ -127,6 +133,7 @@ MLSD = Annotator("mlsd_large_512_fp32.pth", _mlsd)
 MIDAS = Annotator("dpt_hybrid-midas-501f0c75.pt", _midas)
 NORMAL_BAE = Annotator("scannet.pt", _normal_bae)
 ZOE = Annotator("ZoeD_M12_N.pt", _zoe, adapt=_zoe_keys)
+LERES = Annotator("res101.pth", _leres)
 BODY = Annotator("body_pose_model.pth", _body, adapt=_openpose_keys)
 HAND = Annotator("hand_pose_model.pth", _hand, adapt=_openpose_keys)
 FACE = Annotator("facenet.pth", _face)
@@ -179,7 +186,8 @@ def _state_dict(path: Path, prefix: str) -> dict[str, Any]:
             raw = torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as exc:  # pickled objects beyond tensors are refused, never unpickled
             raise ModelError(f"annotator file {path.name!r} cannot be read as a tensor state dict: {exc}") from None
-    for wrapper in ("state_dict", "model"):  # training checkpoints (table5_pidinet.pth, scannet.pt) wrap them
+    # Training checkpoints wrap the weights: table5_pidinet.pth, scannet.pt and ZoeD_M12_N.pt, res101.pth.
+    for wrapper in ("state_dict", "model", "depth_model"):
         if isinstance(raw, dict) and isinstance(raw.get(wrapper), dict):
             raw = raw[wrapper]
     if not isinstance(raw, dict):

@@ -133,6 +133,26 @@ def zoe(img: Any, res: int, a: float, b: float, device: Any, nets: list[Any]) ->
     return unpad((depth * 255.0).clip(0, 255).astype(np.uint8))
 
 
+def leres(img: Any, res: int, a: float, b: float, device: Any, nets: list[Any]) -> Any:
+    """LeReS relative depth, near = white; `a` % removes the nearest, `b` % the background (0: keep all)."""
+    import cv2
+    import numpy as np
+    from controlnet_aux.leres.leres.depthmap import estimateleres
+
+    padded, unpad = pad_resize(img, res)
+    depth = estimateleres(padded, nets[0], padded.shape[1], padded.shape[0])
+    span = depth.max() - depth.min()
+    # The extension goes through a 16-bit image before 8 bits; the same two roundings keep its values.
+    wide = 65535 * (depth - depth.min()) / span if span > np.finfo("float").eps else np.zeros(depth.shape)
+    out = cv2.convertScaleAbs(wide.astype("uint16"), alpha=255.0 / 65535.0)
+    if a != 0:
+        out = cv2.threshold(out, a / 100 * 255, 255, cv2.THRESH_TOZERO)[1]
+    out = cv2.bitwise_not(out)
+    if b != 0:
+        out = cv2.threshold(out, b / 100 * 255, 255, cv2.THRESH_TOZERO)[1]
+    return unpad(out)
+
+
 def normal_bae(img: Any, res: int, a: float, b: float, device: Any, nets: list[Any]) -> Any:
     """Bae et al.'s surface normals (ImageNet-normalised input), mapped from [-1, 1] to 0-255."""
     import numpy as np
