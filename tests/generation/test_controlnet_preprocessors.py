@@ -142,6 +142,8 @@ def test_aliases_and_refusals():
     assert pre.canonical("lineart", 0) == "lineart_realistic"
     with pytest.raises(UnsupportedFeature, match=r"'tile_colorfix' is not supported: its colour fix .*supported: none"):
         pre.canonical("tile_colorfix", 0)
+    with pytest.raises(UnsupportedFeature, match=r"'dw_openpose_full' is not supported: DWPose .*openpose_full"):
+        pre.canonical("dw_openpose_full", 0)
     with pytest.raises(UnsupportedFeature, match=r"'nonsense' is not supported; supported: none, invert, canny"):
         pre.canonical("nonsense", 1)
 
@@ -245,6 +247,9 @@ def test_mlsd_reads_its_file_and_its_thresholds(tmp_path):
         ("openpose_faceonly", [], "body_pose_model.pth"),
         ("depth", [], "dpt_hybrid-midas-501f0c75.pt"),
         ("normal_bae", [], "scannet.pt"),
+        ("depth_zoe", [], "ZoeD_M12_N.pt"),
+        ("depth_leres", [], "res101.pth"),
+        ("lineart_anime", [], "netG.pth"),
     ],
 )
 def test_each_annotator_module_names_the_file_it_lacks(tmp_path, module, given, named):

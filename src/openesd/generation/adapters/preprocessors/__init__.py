@@ -89,11 +89,13 @@ _NEEDS_SAMPLER_HOOK = (
     "which this worker's ControlNet does not do; use tile_resample with the tile model"
 )
 _NOT_PORTED = "its detector is not ported to this worker"
+# The extension builds DINOv2 through torch.hub (a download); controlnet-aux 0.0.10 has no such network.
+_NO_DEPTH_ANYTHING = "its DINOv2 network is neither in controlnet-aux 0.0.10 nor ported; use depth_midas or depth_zoe"
 _REFUSED_WHY = {
     "dw_openpose_full": "DWPose runs two ONNX networks (yolox_l.onnx, dw-ll_ucoco_384.onnx) whose pre- and "
     "post-processing is not ported to this worker; use openpose_full",
-    "depth_anything": "controlnet-aux 0.0.10 has no Depth Anything network; use depth_midas",
-    "depth_anything_v2": "controlnet-aux 0.0.10 has no Depth Anything network; use depth_midas",
+    "depth_anything": _NO_DEPTH_ANYTHING,
+    "depth_anything_v2": _NO_DEPTH_ANYTHING,
     "depth_leres++": "its boosting merge network (latest_net_G.pth, pix2pix) is not ported; use depth_leres",
     "seg_ofade20k": "OneFormer needs detectron2, which this worker does not install",
     "seg_ofcoco": "OneFormer needs detectron2, which this worker does not install",
