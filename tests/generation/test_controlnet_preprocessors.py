@@ -96,6 +96,15 @@ def test_threshold_a_is_used_and_minus_one_means_the_default(module, key, value)
     assert not np.array_equal(custom, default)
 
 
+@pytest.mark.parametrize(("module", "code", "channel"), [("recolor_luminance", 44, 0), ("recolor_intensity", 40, 2)])
+def test_recolor_is_a_gamma_corrected_grey(module, code, channel):
+    img = picture()  # the extension converts with BGR2LAB / BGR2HSV (codes 44, 40) although the image is RGB
+    grey = cv2.cvtColor(img, code)[:, :, channel].astype(np.float32) / 255.0
+    for gamma in (1.0, 0.5):
+        want = three(((grey**gamma) * 255.0).clip(0, 255).astype(np.uint8))
+        assert np.array_equal(pre.preprocess(img, module, {"threshold_a": gamma}, 512, []), want)
+
+
 def test_tile_resample_downsamples_by_its_rate():
     img = picture()
     assert pre.preprocess(img, "tile_resample", {"threshold_a": 2.0}, 512, []).shape == (24, 40, 3)

@@ -37,6 +37,8 @@ _BASIC = {
     "shuffle": Module(basic.shuffle),
     "lineart_standard": Module(basic.lineart_standard),
     "t2ia_color_grid": Module(basic.color),
+    "recolor_luminance": Module(basic.recolor_luminance, 1.0),
+    "recolor_intensity": Module(basic.recolor_intensity, 1.0),
 }
 _PIDI, _HED = (nets.PIDINET,), (nets.HED,)
 _POSE = {
@@ -124,8 +126,6 @@ REFUSED = {
             "softedge_teed",
             "te_hed",
             "mediapipe_face",
-            "recolor_luminance",
-            "recolor_intensity",
         )
     },
 }

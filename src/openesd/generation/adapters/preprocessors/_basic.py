@@ -137,6 +137,28 @@ def color(img: Any, res: int, a: float, b: float, rng: Any) -> Any:
     return cv2.resize(small, (res, res), interpolation=cv2.INTER_NEAREST)
 
 
+def recolor_luminance(img: Any, res: int, a: float, b: float, rng: Any) -> Any:
+    """L of Lab, gamma `a`; the extension converts the RGB image as if it were BGR, and so does this."""
+    import cv2
+
+    return _gamma_grey(cv2.cvtColor(hwc3(img), cv2.COLOR_BGR2LAB)[:, :, 0], a)
+
+
+def recolor_intensity(img: Any, res: int, a: float, b: float, rng: Any) -> Any:
+    """V of HSV (the channel maximum), gamma `a`."""
+    import cv2
+
+    return _gamma_grey(cv2.cvtColor(hwc3(img), cv2.COLOR_BGR2HSV)[:, :, 2], a)
+
+
+def _gamma_grey(channel: Any, gamma: float) -> Any:
+    import cv2
+    import numpy as np
+
+    out = ((channel.astype(np.float32) / 255.0) ** gamma * 255.0).clip(0, 255).astype(np.uint8)
+    return cv2.cvtColor(out, cv2.COLOR_GRAY2RGB)
+
+
 def shuffle(img: Any, res: int, a: float, b: float, rng: Any) -> Any:
     """Content shuffle: the image remapped through two smooth random flow fields (scale 256)."""
     import cv2
