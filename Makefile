@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[worker,cluster,test]'
 	# The sampler reference of the tests: k-diffusion's sampling module without its training stack.
 	$(BIN)/pip install -q --no-deps k-diffusion==0.1.1.post1
+	# The worker's ControlNet annotator networks (adapters/preprocessors): controlnet-aux and the timm it
+	# imports both declare torch and torchvision as dependencies; the pinned ones above serve them.
+	$(BIN)/pip install -q --no-deps controlnet-aux==0.0.10 timm==1.0.31
 	touch $@
 
 install: $(STAMP)

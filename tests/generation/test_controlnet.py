@@ -120,8 +120,8 @@ def test_canny_map_outlines_the_square_at_the_generation_size(models):
 
 
 def test_unknown_module_fails_naming_it_and_the_supported_ones(models):
-    with pytest.raises(GenerationError, match=r"module 'openpose' is not supported; supported: none, canny"):
-        prepare([unit(module="openpose")], models)
+    with pytest.raises(GenerationError, match=r"module 'no_such' is not supported; supported: none, invert, canny"):
+        prepare([unit(module="no_such")], models)
     with pytest.raises(GenerationError, match=r"input_mode 'batch' is not supported"):
         prepare([unit(input_mode="batch")], models)
     assert prepare([unit(input_mode="simple", is_ui=True, low_vram=False, loopback=False)], models) is not None

@@ -58,5 +58,5 @@ def test_img2img_unit_without_image_uses_the_init_image(generator, models):
 
 
 def test_unknown_controlnet_module_fails_listing_the_supported_ones(generator, models):
-    with pytest.raises(GenerationError, match="module 'depth_midas' is not supported; supported: none, canny"):
-        run(generator, "txt2img", txt2img_payload(alwayson_scripts=controlnet_scripts("depth_midas")), models)
+    with pytest.raises(GenerationError, match="module 'no_such' is not supported; supported: none, invert, canny"):
+        run(generator, "txt2img", txt2img_payload(alwayson_scripts=controlnet_scripts("no_such")), models)

@@ -1,13 +1,14 @@
-"""Control images as sd-webui-controlnet makes them: decode, preprocess (`none`, `canny`), resize by the unit's mode."""
+"""Control images as sd-webui-controlnet makes them: decode, preprocess (preprocessors/), resize by the unit's mode."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from openesd.errors import PayloadError, UnsupportedFeature
+from openesd.errors import PayloadError
+from openesd.generation.adapters import preprocessors
 from openesd.generation.images import decode_image
 
-MODULES = ("none", "canny")
+MODULES = tuple(preprocessors.MODULES)
 RESIZE_MODES = {
     "just resize": 0,
     "crop and resize": 1,
@@ -62,20 +63,26 @@ def resize_mode(value: Any, index: int) -> int:
     raise PayloadError(f"ControlNet unit {index} resize_mode {value!r} is not valid; valid: {valid}")
 
 
-def control_map(rgb: Any, module: str, unit: dict, width: int, height: int, mode: int) -> Any:
-    """Preprocess and resize to (width, height); returns a PIL RGB image."""
+def control_map(
+    rgb: Any,
+    module: str,
+    unit: dict,
+    width: int,
+    height: int,
+    mode: int,
+    files: list[Any] | None = None,
+    device: Any = None,
+    seed: int | None = None,
+) -> Any:
+    """Preprocess (`module` as `preprocessors.canonical` names it) and resize to (width, height); a PIL RGB image.
+
+    `files` are the job's ControlNet-annotator files; `seed` seeds the modules that draw random numbers.
+    """
     from PIL import Image
 
-    if module not in MODULES:
-        raise UnsupportedFeature(f"ControlNet module {module!r} is not supported; supported: {', '.join(MODULES)}")
-    if module == "canny":
-        rgb = _canny(
-            rgb,
-            _resolution(unit, rgb, width, height, mode),
-            _threshold(unit, "threshold_a", 100),
-            _threshold(unit, "threshold_b", 200),
-        )
-    return Image.fromarray(_resize(rgb, width, height, mode))
+    resolution = _resolution(unit, rgb, width, height, mode)
+    detected = preprocessors.preprocess(rgb, module, unit, resolution, list(files or []), device, seed)
+    return Image.fromarray(_resize(detected, width, height, mode))
 
 
 def _resolution(unit: dict, rgb: Any, width: int, height: int, mode: int) -> int:
@@ -87,25 +94,6 @@ def _resolution(unit: dict, rgb: Any, width: int, height: int, mode: int) -> int
         return int(round(k * min(raw_h, raw_w)))
     res = unit.get("processor_res", -1)
     return DEFAULT_RES if res is None or res in (-1, "-1") else max(64, int(res))
-
-
-def _threshold(unit: dict, key: str, default: int) -> float:
-    value = unit.get(key, -1)
-    return float(default) if value is None or float(value) < 0 else float(value)
-
-
-def _canny(rgb: Any, resolution: int, low: float, high: float) -> Any:
-    import cv2
-    import numpy as np
-
-    h, w = rgb.shape[:2]
-    k = resolution / min(h, w)
-    th, tw = int(round(h * k)), int(round(w * k))
-    img = cv2.resize(rgb, (tw, th), interpolation=cv2.INTER_CUBIC if k > 1 else cv2.INTER_AREA)
-    pad_h, pad_w = -th % 64, -tw % 64
-    img = np.pad(img, [[0, pad_h], [0, pad_w], [0, 0]], mode="edge")
-    edges = cv2.Canny(img, low, high)[:th, :tw]
-    return np.stack([edges] * 3, axis=2)
 
 
 def _resize(img: Any, width: int, height: int, mode: int) -> Any:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from openesd.generation.adapters import _control_images as images
+from openesd.generation.adapters import preprocessors
 from openesd.generation.adapters._controlnet_loading import load_controlnet
 from openesd.errors import ModelError, PayloadError, UnsupportedFeature
 from openesd.generation.types import ModelFiles
@@ -29,6 +30,7 @@ class ControlNetInputs:
     controlnet: Any
     kwargs: dict[str, Any]  # image, controlnet_conditioning_scale, control_guidance_start/end, guess_mode
     infotext: dict[str, str] = field(default_factory=dict)  # "ControlNet 0" -> the extension's quoted summary
+    detected_maps: list[Any] = field(default_factory=list)  # the units' control images the job returns
 
 
 @dataclass
@@ -41,18 +43,26 @@ class _Unit:
     end: float
     mode: int
     summary: str = ""
+    save_detected_map: bool = True
 
 
 def prepare_units(
-    units: list[dict], models: ModelFiles, width: int, height: int, device: Any, dtype: Any, init_image: Any = None
+    units: list[dict],
+    models: ModelFiles,
+    width: int,
+    height: int,
+    device: Any,
+    dtype: Any,
+    init_image: Any = None,
+    seed: int | None = None,
 ) -> ControlNetInputs | None:
     """None when no unit is enabled; a unit without an image uses `init_image` (img2img) when given.
 
     `kwargs` suit the txt2img ControlNet pipelines; img2img and inpaint ones name the image `control_image`.
+    `seed` is `numpy_seed`'s, for the preprocessors that draw random numbers (shuffle).
     """
-    parsed = [
-        _parse(unit, i, models, width, height, init_image) for i, unit in enumerate(units or []) if _enabled(unit, i)
-    ]
+    where = _Where(models, width, height, init_image, device, seed)
+    parsed = [_parse(unit, i, where) for i, unit in enumerate(units or []) if _enabled(unit, i)]
     if not parsed:
         return None
     modes = {u.mode for u in parsed}
@@ -72,12 +82,40 @@ def prepare_units(
         "guess_mode": 2 in modes,
     }
     infotext = {f"ControlNet {n}": u.summary for n, u in enumerate(parsed)}
+    maps = [u.image for u in parsed if u.save_detected_map]
     if len(parsed) == 1:
         kwargs.update({k: v[0] for k, v in kwargs.items() if isinstance(v, list)})
-        return ControlNetInputs(nets[0], kwargs, infotext)
+        return ControlNetInputs(nets[0], kwargs, infotext, maps)
     from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 
-    return ControlNetInputs(MultiControlNetModel(nets), kwargs, infotext)
+    return ControlNetInputs(MultiControlNetModel(nets), kwargs, infotext, maps)
+
+
+def numpy_seed(seed: int, subseed: int, first_seed: int) -> int:
+    """The extension's `set_numpy_seed`: seed + subseed, each -1 replaced by the job's first seed."""
+    main = first_seed if seed == -1 else max(int(seed), 0)
+    sub = first_seed if subseed == -1 else max(int(subseed), 0)
+    return (main + sub) & 0xFFFFFFFF
+
+
+def returned_maps(inputs: ControlNetInputs | None, override_settings: dict) -> list[Any]:
+    """The detected maps the job's images end with, as the extension's postprocess appends them, unless
+    the WebUI option `control_net_no_detectmap` is set."""
+    if inputs is None or (override_settings or {}).get("control_net_no_detectmap"):
+        return []
+    return list(inputs.detected_maps)
+
+
+@dataclass
+class _Where:
+    """What every unit of one job is prepared against."""
+
+    models: ModelFiles
+    width: int
+    height: int
+    init_image: Any
+    device: Any
+    seed: int | None
 
 
 def _enabled(unit: Any, index: int) -> bool:
@@ -86,22 +124,17 @@ def _enabled(unit: Any, index: int) -> bool:
     return bool(unit.get("enabled", True))  # the extension's API treats a unit without `enabled` as on
 
 
-def _parse(unit: dict, index: int, models: ModelFiles, width: int, height: int, init_image: Any) -> _Unit:
-    module = str(unit.get("module") or "none").strip().lower()
-    if module not in images.MODULES:
-        raise UnsupportedFeature(
-            f"ControlNet unit {index} module {unit.get('module')!r} is not supported; "
-            f"supported: {', '.join(images.MODULES)}"
-        )
+def _parse(unit: dict, index: int, where: _Where) -> _Unit:
+    module = preprocessors.canonical(unit.get("module"), index)
     input_mode = str(unit.get("input_mode") or "simple").lower()
     if input_mode != "simple":
         raise UnsupportedFeature(
             f"ControlNet unit {index} input_mode {unit.get('input_mode')!r} is not supported; "
             f"supported: simple (one image per unit)"
         )
-    model = _resolve_model(unit.get("model"), index, models)
+    model = _resolve_model(unit.get("model"), index, where.models)
     mode = images.resize_mode(unit.get("resize_mode", "Crop and Resize"), index)
-    rgb = images.unit_image(unit, index, init_image)
+    rgb = images.unit_image(unit, index, where.init_image)
     start, end = _number(unit, "guidance_start", 0.0, index), _number(unit, "guidance_end", 1.0, index)
     if not 0.0 <= start < end <= 1.0:
         raise PayloadError(
@@ -110,11 +143,22 @@ def _parse(unit: dict, index: int, models: ModelFiles, width: int, height: int, 
     parsed = _Unit(
         index=index,
         model=model,
-        image=images.control_map(rgb, module, unit, width, height, mode),
+        image=images.control_map(
+            rgb,
+            module,
+            unit,
+            where.width,
+            where.height,
+            mode,
+            (where.models or {}).get(preprocessors.ANNOTATOR_TYPE, []),
+            where.device,
+            where.seed,
+        ),
         weight=_number(unit, "weight", 1.0, index),
         start=start,
         end=end,
         mode=_control_mode(_mode_value(unit), index),
+        save_detected_map=unit.get("save_detected_map", True) is not False,
     )
     parsed.summary = _summary(parsed, unit, module, mode)
     return parsed

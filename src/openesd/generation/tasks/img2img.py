@@ -15,7 +15,7 @@ from openesd.generation.tasks import seeds
 from openesd.generation.tasks.infotext import InfoBuilder
 from openesd.generation.tasks.passes import Pass, prepare_pass, start_batch
 from openesd.generation.tasks.vae import encode_mean, to_pil
-from openesd.generation.tasks.txt2img import JobContext, batches, finish, prepare_controlnet
+from openesd.generation.tasks.txt2img import JobContext, batches, detected_maps, finish, prepare_controlnet
 from openesd.generation.types import GenerationResult
 
 RESIZE_MODES = ("Just resize", "Crop and resize", "Resize and fill", "Just resize (latent upscale)")
@@ -125,7 +125,8 @@ def run_img2img(
     inits = [_init_image(s, settings) for s in settings.init_images]
     mask = prepare_mask(settings.inpaint, (settings.width, settings.height)) if settings.inpaint else None
     kind = "inpaint" if mask is not None else "img2img"
-    controlnet = prepare_controlnet(scripts, ctx, settings.width, settings.height, init_image=inits[0])
+    seed, subseed = seeds.resolve_seed(settings.seed), seeds.resolve_seed(settings.subseed)
+    controlnet = prepare_controlnet(scripts, ctx, settings, seed, init_image=inits[0])
     strength = settings.denoising_strength
     run = (
         None
@@ -145,8 +146,7 @@ def run_img2img(
     )
     ctx.progress.plan(settings.n_iter * settings.batch_size * (run.evaluations if run else 0))
 
-    # 2. Seeds.
-    seed, subseed = seeds.resolve_seed(settings.seed), seeds.resolve_seed(settings.subseed)
+    # 2. Seeds (resolved above, as ControlNet's shuffle draws from them).
     extra = dict(ctx.extra_params)
     if mask is not None:
         extra.update(
@@ -172,7 +172,8 @@ def run_img2img(
             images.extend(_img2img_batch(model, run, settings, sources, batch, call, ctx))
         else:
             images.extend(_inpaint_batch(model, run, settings, sources, mask, batch, call, ctx))
-    extra_images = inits if settings.include_init_images else None
+    # ControlNet's detected maps follow the generated images, as the extension appends them.
+    extra_images = detected_maps(controlnet, settings) + (inits if settings.include_init_images else [])
     return finish(images, settings, info, seed, subseed, extra_images)
 
 

@@ -68,7 +68,8 @@ def run_txt2img(
         raise UnsupportedFeature(f"{model.path.name} is an SDXL refiner; it cannot run txt2img on its own")
     if model.inpainting and settings.hires:
         raise UnsupportedFeature(f"hires fix is not supported with the inpainting checkpoint {model.path.name}")
-    controlnet = prepare_controlnet(scripts, ctx, settings.width, settings.height)
+    seed, subseed = seeds.resolve_seed(settings.seed), seeds.resolve_seed(settings.subseed)
+    controlnet = prepare_controlnet(scripts, ctx, settings, seed)
     kind = "controlnet-txt2img" if controlnet else "txt2img"
     if model.inpainting:
         kind = "controlnet-inpaint" if controlnet else "inpaint"
@@ -90,8 +91,7 @@ def run_txt2img(
         run.unet.switch_at(refiner_switch(refiner, settings, run))
     ctx.progress.plan(settings.n_iter * (run.evaluations + (hires_pass.evaluations if hires_pass else 0)))
 
-    # 2. Seeds, once for the whole job.
-    seed, subseed = seeds.resolve_seed(settings.seed), seeds.resolve_seed(settings.subseed)
+    # 2. Seeds, resolved once for the whole job (above, as ControlNet's shuffle draws from them).
     info = InfoBuilder(
         settings,
         model.path,
@@ -126,8 +126,8 @@ def run_txt2img(
         else:
             images.extend(to_pil(out.images))
 
-    # 4. Infotexts and PNGs, as the WebUI returns them.
-    return finish(images, settings, info, seed, subseed)
+    # 4. Infotexts and PNGs, as the WebUI returns them; ControlNet's detected maps come last.
+    return finish(images, settings, info, seed, subseed, detected_maps(controlnet, settings))
 
 
 def finish(
@@ -169,15 +169,34 @@ def _size_kwargs(width: int, height: int) -> dict[str, int]:
     return {"width": width, "height": height}
 
 
-def prepare_controlnet(scripts: ScriptOptions, ctx: JobContext, width: int, height: int, init_image: Any = None) -> Any:
-    """ControlNet models and call kwargs for the enabled units, or None (img2img units may use the init image)."""
+def prepare_controlnet(
+    scripts: ScriptOptions, ctx: JobContext, settings: GenerationSettings, seed: int, init_image: Any = None
+) -> Any:
+    """ControlNet models and call kwargs for the enabled units, or None (img2img units may use the init image).
+    `seed` is the job's resolved first seed."""
     if not scripts.controlnet_units:
         return None
     from openesd.generation.adapters import controlnet
 
     return controlnet.prepare_units(
-        scripts.controlnet_units, ctx.models, width, height, ctx.device, ctx.dtype, init_image=init_image
+        scripts.controlnet_units,
+        ctx.models,
+        settings.width,
+        settings.height,
+        ctx.device,
+        ctx.dtype,
+        init_image=init_image,
+        seed=controlnet.numpy_seed(settings.seed, settings.subseed, seed),
     )
+
+
+def detected_maps(controlnet: Any, settings: GenerationSettings) -> list[Any]:
+    """The ControlNet units' detected maps the job returns after its images (none without ControlNet)."""
+    if controlnet is None:
+        return []
+    from openesd.generation.adapters.controlnet import returned_maps
+
+    return returned_maps(controlnet, settings.override_settings)
 
 
 def _load_refiner(model: PreparedModel, settings: GenerationSettings, ctx: JobContext) -> PreparedModel | None:
