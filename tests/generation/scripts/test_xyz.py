@@ -97,6 +97,8 @@ def test_bad_values_fail_before_any_cell_runs(generator, sd15_models):
         run(generator, "txt2img", xyz_payload(esd_args(CHECKPOINT, ["tiny-sd15", "Nope"])), sd15_models)
     with pytest.raises(GenerationError, match="Prompt S/R did not find 'wolf'"):
         run(generator, "txt2img", xyz_payload([7, "wolf, cat", [], 0, "", [], 0, "", []]), sd15_models)
+    with pytest.raises(GenerationError, match="the Hires steps axis changes nothing here: enable_hr is off"):
+        run(generator, "txt2img", xyz_payload([5, "1,2", [], 0, "", [], 0, "", []]), sd15_models)
     with pytest.raises(GenerationError, match="batch_size or n_iter above 1"):
         run(generator, "txt2img", xyz_payload([4, "1", [], 0, "", [], 0, "", []], batch_size=2), sd15_models)
 

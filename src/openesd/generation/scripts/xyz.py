@@ -22,6 +22,7 @@ ARGS_110 = [*_AXIS_ARGS, "draw_legend", "include_lone_images", "include_sub_grid
 ARGS_110 += ["vary_seeds_x", "vary_seeds_y", "vary_seeds_z", "margin_size", "csv_mode"]
 ARGS_17 = [*_AXIS_ARGS, "draw_legend", "include_lone_images", "include_sub_grids", "no_fixed_seeds"]
 ARGS_17 += ["margin_size", "csv_mode", "raw_mode"]
+MAX_GRID_MEGAPIXELS = 200  # the WebUI's img_max_size_mp default
 DEFAULTS = {"x_type": 1, "y_type": 0, "z_type": 0, "draw_legend": True, "margin_size": 0}
 
 
@@ -105,6 +106,13 @@ def plan(task: str, payload: dict, script_args: list, models: ModelFiles) -> Xyz
             f"grid in the plot); got batch_size {settings.batch_size}, n_iter {settings.n_iter}"
         )
 
+    _refuse_idle_axes(axes, settings, task)
+    megapixels = len(axes[0].values) * len(axes[1].values) * len(axes[2].values) * settings.width * settings.height
+    if megapixels / 1e6 >= MAX_GRID_MEGAPIXELS:
+        raise PayloadError(
+            f"X/Y/Z plot: the grid would have {megapixels / 1e6:.0f} megapixels (at most {MAX_GRID_MEGAPIXELS})"
+        )
+
     # 2. Seeds: -1 becomes one random seed for every cell (and every -1 on a seed axis its own), as fix_seed.
     fixed = not options["no_fixed_seeds"]
     seed = seeds.resolve_seed(settings.seed) if fixed else settings.seed
@@ -123,6 +131,20 @@ def plan(task: str, payload: dict, script_args: list, models: ModelFiles) -> Xyz
         for ix in range(len(axes[0].values))
     ]
     return XyzPlan(cells, axes, options, fixed)
+
+
+def _refuse_idle_axes(axes: list[AxisValues], settings: Any, task: str) -> None:
+    """An axis that cannot change any cell of this job (the WebUI would draw identical cells) fails instead."""
+    labels = {entry.axis.label for entry in axes}
+    idle = []
+    if settings.hires is None and task == "txt2img":
+        idle += [(label, "enable_hr is off") for label in ("Hires steps", "Hires sampler", "Hires upscaler")]
+        idle.append(("Denoising", "txt2img without enable_hr does not denoise an image"))
+    if not settings.refiner_checkpoint and "Refiner checkpoint" not in labels:
+        idle.append(("Refiner switch at", "the job has no refiner checkpoint"))
+    for label, why in idle:
+        if label in labels:
+            raise UnsupportedFeature(f"X/Y/Z plot: the {label} axis changes nothing here: {why}")
 
 
 def _cell(
