@@ -27,7 +27,8 @@ class StandInWorker:
     def run_cell(self, task, payload, models, progress):
         self.calls.append(("run", payload))
         progress(payload["steps"], payload["steps"])
-        image = Image.new("RGB", (64, 64), (payload["steps"] * 20, payload["seed"] % 256, 0))
+        size = (payload["width"], payload["height"])
+        image = Image.new("RGB", size, (payload["steps"] * 20, payload["seed"] % 256, 0))
         text = f"{payload['prompt']}\nSteps: {payload['steps']}, Seed: {payload['seed']}, Version: OpenESD"
         facts = {"all_prompts": [payload["prompt"]], "all_negative_prompts": [""], "all_seeds": [payload["seed"]]}
         info = {**facts, "all_subseeds": [0], "infotexts": [text], "seed": payload["seed"]}
@@ -64,3 +65,13 @@ def test_vary_seeds_counts_over_the_chosen_axes():
     args = [4, "1,2,3", [], 0, "", [], 0, "", [], False, True, False, False, True, False, False, 0, False]
     run_script(worker, "txt2img", txt2img_payload(seed=100, script_name="x/y/z plot", script_args=args), {}, None)
     assert [p["seed"] for kind, p in worker.calls if kind == "run"] == [100, 101, 102]
+
+
+def test_size_axis_cells_of_two_sizes_share_one_legend_grid():
+    worker = StandInWorker()
+    args = ["Size", "64x64, 64x96", [], 0, "", [], 0, "", [], True, False, False, False, False, False, False, 0, False]
+    result = run_script(worker, "txt2img", txt2img_payload(script_name="x/y/z plot", script_args=args), {}, None)
+    runs = [(p["width"], p["height"]) for kind, p in worker.calls if kind == "run"]
+    assert runs == [(64, 64), (64, 96)]
+    width, height = png(result.images[0]).size
+    assert width == 2 * 64 and height > 96  # cells 96 high (the smaller centred), a legend band on top

@@ -191,7 +191,7 @@ class XyzPlan:
             first = iz * nx * ny
             sub = grid.image_grid(cells[first : first + nx * ny], rows=ny)
             if legend:
-                w, h = cells[first].size
+                w, h = _largest(cells[first : first + nx * ny])  # cells of another Size are centred
                 sub = grid.annotate(
                     sub, w, h, grid.labels(self.axes[0].labels()), grid.labels(self.axes[1].labels()),
                     self.options["margin_size"],
@@ -199,7 +199,7 @@ class XyzPlan:
             subgrids.append(sub)
         main = grid.image_grid(subgrids, rows=1)
         if legend:
-            main = grid.annotate(main, *subgrids[0].size, grid.labels(self.axes[2].labels()), [[grid.Annotation()]])
+            main = grid.annotate(main, *_largest(subgrids), grid.labels(self.axes[2].labels()), [[grid.Annotation()]])
 
         answer = Answer()
         xy_entries = {"Script": TITLE, **self._entries(0), **self._entries(1)}
@@ -236,3 +236,7 @@ def _loop_order(cx: float, cy: float, cz: float) -> tuple[int, int, int]:
     if cz > cx and cz > cy:
         return (2, 0, 1) if cx > cy else (2, 1, 0)
     return (2, 1, 0)
+
+
+def _largest(images: list[Any]) -> tuple[int, int]:
+    return max(image.width for image in images), max(image.height for image in images)
