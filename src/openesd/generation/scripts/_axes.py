@@ -63,9 +63,8 @@ def _field(key: str) -> Apply:
 
 def _override(key: str, boolean: bool = False) -> Apply:
     def apply(payload: dict, value: Any, ctx: AxisContext) -> None:
-        payload["override_settings"] = {**(payload.get("override_settings") or {}), key: value}
-        if boolean:
-            payload["override_settings"][key] = str(value).lower() == "true"
+        setting = str(value).lower() == "true" if boolean else value  # the WebUI's "True"/"False" choices
+        payload["override_settings"] = {**(payload.get("override_settings") or {}), key: setting}
 
     return apply
 
