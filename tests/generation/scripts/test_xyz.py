@@ -18,8 +18,22 @@ def esd_args(x_type, x_dropdown, y_type=STEPS, y_values="1,2", lone=False, legen
     return [x_type, "", x_dropdown, y_type, y_values, [], 0, "", [], legend, lone, False, False, margin, False]
 
 
+def esd_alwayson(seed):
+    """The always-on scripts ESD's payloads carry: disabled, except the seed script, which holds the seed
+    (and wins over the payload's own, as in the WebUI)."""
+    return {
+        "refiner": {"args": [False, "", 0.8]},
+        "seed": {"args": [seed, False, -1, 0, 0, 0]},
+        "tiled vae": {"args": [False, 3072, 192, True, True, True, False]},
+        "extra options": {"args": []},
+    }
+
+
 def xyz_payload(args, **overrides):
     base = {"seed": -1, "steps": 1, "sampler_name": "DPM++ 2M Karras", "script_name": "x/y/z plot"}
+    base.update(
+        styles=[], restore_faces=None, s_tmax=float("inf"), alwayson_scripts=esd_alwayson(overrides.get("seed", -1))
+    )
     return txt2img_payload(**{**base, "script_args": args, **overrides})
 
 
