@@ -9,7 +9,7 @@ from PIL import Image
 
 from openesd.generation.images import encode_png
 from openesd.generation.payload.settings import read_settings
-from openesd.generation.scripts import run_script
+from openesd.generation.scripts import _axes, run_script
 from openesd.generation.types import GenerationResult
 from tests.support.generation_jobs import png, txt2img_payload
 
@@ -75,3 +75,15 @@ def test_size_axis_cells_of_two_sizes_share_one_legend_grid():
     assert runs == [(64, 64), (64, 96)]
     width, height = png(result.images[0]).size
     assert width == 2 * 64 and height > 96  # cells 96 high (the smaller centred), a legend band on top
+
+
+def test_img2img_reads_its_own_axis_list():
+    worker = StandInWorker()
+    # img2img's WebUI 1.10 list has Image CFG Scale and no hires axes: 10 is Checkpoint name there, not Hires sampler.
+    args = [9, "", ["Euler", "DDIM"], "Denoising", "0.3, 0.6", [], 0, "", []]
+    args += [False, True, False, False, False, False, False, 0, False]
+    payload = txt2img_payload(init_images=["x"], script_name="x/y/z plot", script_args=args)
+    run_script(worker, "img2img", payload, {}, None)
+    runs = [(p["sampler_name"], p["denoising_strength"]) for kind, p in worker.calls if kind == "run"]
+    assert runs == [("Euler", 0.3), ("DDIM", 0.3), ("Euler", 0.6), ("DDIM", 0.6)]
+    assert _axes.axis_list("img2img", "1.10").find(10, "X").label == "Checkpoint name"
