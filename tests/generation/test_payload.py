@@ -62,9 +62,9 @@ def test_bad_values_name_the_key_and_value(key, value, message):
     assert err.value.status_code == 400
 
 
-def test_selectable_scripts_are_refused_by_name():
-    with pytest.raises(GenerationError, match="x/y/z plot"):
-        read_settings({"script_name": "x/y/z plot"}, "txt2img")
+def test_unknown_selectable_scripts_are_refused_by_name():
+    with pytest.raises(GenerationError, match="'loopback' is not supported; supported: X/Y/Z plot"):
+        read_settings({"script_name": "loopback"}, "txt2img")
 
 
 def test_img2img_needs_init_images():

@@ -72,13 +72,18 @@ class Generator:
     def _diffusion(
         self, task: str, payload: dict, models: ModelFiles, progress: ProgressCallback | None
     ) -> GenerationResult:
+        from openesd.generation import scripts as selectable
         from openesd.generation.tasks.img2img import run_img2img
         from openesd.generation.tasks.txt2img import JobContext, run_txt2img
 
+        # A selectable script (X/Y/Z plot, ...) runs its cells through this same path, each as a lone job.
+        if selectable.wanted(payload):
+            result = selectable.run_script(self, task, payload, models, progress)
+            result.parameters = _echo(payload, task)
+            return result
+
         # 1. Validate the whole payload before loading anything.
-        settings = read_settings(payload, task)
-        scripts = apply_scripts(settings)
-        self._validate(settings, models)
+        settings, scripts = self.check(task, payload, models)
         checkpoint = jobs.select_checkpoint(models, settings.override_settings.get("sd_model_checkpoint"))
         _, loras = jobs.resolve_loras(settings.prompt, models)
 
@@ -102,6 +107,22 @@ class Generator:
             progress(counter.total, counter.total)
         result.parameters = _echo(payload, task)
         return result
+
+    def check(self, task: str, payload: dict, models: ModelFiles) -> tuple[GenerationSettings, ScriptOptions]:
+        """Validate a txt2img/img2img payload against this job's files without loading any model."""
+        settings = read_settings(payload, task)
+        scripts = apply_scripts(settings)
+        self._validate(settings, models)
+        checkpoint = jobs.select_checkpoint(models, settings.override_settings.get("sd_model_checkpoint"))
+        jobs.select_vae(models, settings.override_settings.get("sd_vae"), checkpoint)
+        jobs.resolve_loras(settings.prompt, models)
+        if settings.refiner_checkpoint and settings.refiner_checkpoint != "None":
+            jobs.select_checkpoint(models, settings.refiner_checkpoint)
+        return settings, scripts
+
+    def run_cell(self, task: str, payload: dict, models: ModelFiles, progress: ProgressCallback) -> GenerationResult:
+        """One cell of a script: a payload without script_name, run exactly as a lone job."""
+        return self._diffusion(task, payload, models, progress)
 
     def _validate(self, settings: GenerationSettings, models: ModelFiles) -> None:
         samplers.resolve(settings.sampler_name, settings.scheduler)

@@ -149,7 +149,7 @@ class GenerationSettings:
 def read_settings(payload: dict, task: str) -> GenerationSettings:
     """Validate a txt2img/img2img payload (first, before any model loads) into GenerationSettings."""
     r = Reader(payload)
-    _refuse_script_name(r)
+    _check_script_name(r)
     _refuse_unsupported(r)
     options = read_override_settings(r.dict("override_settings"))
     settings = GenerationSettings(
@@ -209,13 +209,13 @@ def _refuse_unsupported(r: Reader) -> None:
         )
 
 
-def _refuse_script_name(r: Reader) -> None:
+def _check_script_name(r: Reader) -> None:
+    # The generator runs a selectable script's cells as plain payloads; an unknown name fails here too.
     name = r.raw("script_name")
     if name not in (None, "", "None"):
-        raise PayloadError(
-            f"script_name {name!r} is not supported: this worker runs no selectable scripts "
-            "(use alwayson_scripts for controlnet, seed, refiner, tiled vae)"
-        )
+        from openesd.generation.scripts import find_script
+
+        find_script(name)
 
 
 def _hires(r: Reader) -> HiresSettings:
