@@ -10,7 +10,8 @@ from openesd.errors import ModelError, PayloadError, UnsupportedFeature
 from openesd.generation.adetailer.args import VERSION, infotext_params, read_adetailer
 from openesd.generation.adetailer.detect import YoloDetector, find_model
 from openesd.generation.adetailer.masks import build_masks
-from tests.support.generation_jobs import info, png, run, txt2img_payload
+from openesd.generation.tasks.adetailer import ad_prompts
+from tests.support.generation_jobs import b64png, info, png, run, txt2img_payload
 from tests.support.tiny_yolo import write_tiny_yolo
 
 SIZE = 64  # the job's image; letterboxed to 640 with a gain of 10 and no padding
@@ -211,3 +212,25 @@ def test_nothing_detected_leaves_the_image(generator, sd15_models, empty_model, 
 def test_missing_model_fails_the_job(generator, sd15_models):
     with pytest.raises(ModelError, match="face_yolov8n.onnx"):
         run(generator, "txt2img", _payload(), sd15_models)
+
+
+def test_prompt_syntax_sep_prompt_and_blank():
+    assert ad_prompts("", "main") == ["main"]
+    assert ad_prompts("a face [SEP] [SEP] [PROMPT], smile", "main") == ["a face", "main", " main , smile"]
+
+
+def test_img2img_skip_img2img_details_the_init_image(generator, sd15_models, face_model):
+    x = np.linspace(0, 255, SIZE, dtype=np.uint8)
+    init = Image.fromarray(
+        np.stack([np.tile(x, (SIZE, 1)), np.tile(x[:, None], (1, SIZE)), np.full((SIZE, SIZE), 90, np.uint8)], 2)
+    )
+    tab = {"ad_model": "face_yolov8n.pt", "ad_denoising_strength": 0.9, "ad_mask_blur": 0, "ad_dilate_erode": 0}
+    payload = txt2img_payload(
+        init_images=[b64png(init)], denoising_strength=0.75, alwayson_scripts={"ADetailer": {"args": [True, True, tab]}}
+    )
+    out = run(generator, "img2img", payload, {**sd15_models, "ADetailer": [face_model]})
+    diff = np.abs(_pixels(out.images[0]) - np.asarray(init, dtype=np.int16)).max(axis=2)
+    outside = np.ones((SIZE, SIZE), bool)
+    outside[16:33, 16:33] = False  # the box itself: no dilation, no blur
+    assert diff[outside].max() == 0
+    assert diff[18:30, 18:30].mean() > 10
