@@ -110,22 +110,21 @@ class YoloDetector:
         gain: float,
         pad: tuple[int, int],
     ) -> list[Image.Image]:
-        """ultralytics' process_mask: prototype mix, cut to the box, upsampled to the input, above 0; then
+        """ultralytics' process_mask: prototype mix, bilinear to the input size, above 0, cut to the box; then
         the letterbox padding is cut away and the rest resized to the image (ADetailer's mask_to_pil)."""
         import cv2
 
         count, mh, mw = protos.shape
         ih, iw = self.size
         logits = (coefficients @ protos.reshape(count, -1)).reshape(-1, mh, mw)
-        scaled = boxes * np.array([mw / iw, mh / ih, mw / iw, mh / ih], dtype=np.float32)
-        cols, rows = np.arange(mw, dtype=np.float32), np.arange(mh, dtype=np.float32)
+        cols, rows = np.arange(iw, dtype=np.float32), np.arange(ih, dtype=np.float32)
         left, top = pad
-        width, height = int(round(size[0] * gain)), int(round(size[1] * gain))
+        width, height = max(round(size[0] * gain), 1), max(round(size[1] * gain), 1)
         masks = []
-        for logit, (x1, y1, x2, y2) in zip(logits, scaled):
+        for logit, (x1, y1, x2, y2) in zip(logits, boxes):
+            full = cv2.resize(logit.astype(np.float32), (iw, ih), interpolation=cv2.INTER_LINEAR) > 0
             inside = ((cols >= x1) & (cols < x2))[None, :] & ((rows >= y1) & (rows < y2))[:, None]
-            full = cv2.resize(np.where(inside, logit, 0.0).astype(np.float32), (iw, ih), interpolation=cv2.INTER_LINEAR)
-            binary = (full > 0).astype(np.uint8) * 255
+            binary = (full & inside).astype(np.uint8) * 255
             crop = Image.fromarray(np.ascontiguousarray(binary[top : top + height, left : left + width]), "L")
             masks.append(crop.resize(size))
         return masks
@@ -171,11 +170,13 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
 
 
 def scale_box(box: np.ndarray, gain: float, pad: tuple[int, int], size: tuple[int, int]) -> list[float]:
-    """ultralytics' scale_boxes: from the letterboxed input back to the image, clipped to it."""
+    """ultralytics' scale_boxes: from the letterboxed input back to the image, clipped to it; each axis by
+    its own gain, the rounded side over the image's, as the letterbox rounded them."""
     left, top = pad
     w, h = size
-    x1, x2 = [float(np.clip((v - left) / gain, 0, w)) for v in (box[0], box[2])]
-    y1, y2 = [float(np.clip((v - top) / gain, 0, h)) for v in (box[1], box[3])]
+    gain_x, gain_y = max(round(w * gain), 1) / w, max(round(h * gain), 1) / h
+    x1, x2 = (float(np.clip((v - left) / gain_x, 0, w)) for v in (box[0], box[2]))
+    y1, y2 = (float(np.clip((v - top) / gain_y, 0, h)) for v in (box[1], box[3]))
     return [x1, y1, x2, y2]
 
 
