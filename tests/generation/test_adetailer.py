@@ -234,3 +234,10 @@ def test_img2img_skip_img2img_details_the_init_image(generator, sd15_models, fac
     outside[16:33, 16:33] = False  # the box itself: no dilation, no blur
     assert diff[outside].max() == 0
     assert diff[18:30, 18:30].mean() > 10
+
+
+def test_an_uploaded_pickle_is_refused_with_the_export_command(tmp_path):
+    pickle = tmp_path / "face_yolov8n.pt"
+    pickle.write_bytes(b"not unpickled")
+    with pytest.raises(ModelError, match="yolo export model=face_yolov8n.pt format=onnx"):
+        find_model({"ADetailer": [pickle]}, "face_yolov8n.pt")
