@@ -35,44 +35,40 @@ _SKIP = re.compile(r"^\s*\[SKIP\]\s*$")
 
 @dataclass
 class Detailer:
-    """One job's ADetailer: its tabs, their loaded detectors, the LoRAs active on the model, and what it found."""
+    """One job's ADetailer: its tabs and their loaded detectors, the job it details, the LoRAs active on the
+    model, and what it found."""
 
     options: DetailerOptions
     detectors: dict[int, YoloDetector]
+    model: PreparedModel
+    settings: GenerationSettings
+    ctx: Any  # txt2img.JobContext
     loras: list[tuple[Any, float]]
     notes: list[str] = field(default_factory=list)
 
 
-def prepare(scripts: ScriptOptions, settings: GenerationSettings, ctx: Any) -> Detailer | None:
+def prepare(scripts: ScriptOptions, model: PreparedModel, settings: GenerationSettings, ctx: Any) -> Detailer | None:
     """Load every running tab's detector before any step runs: a missing model fails the job first."""
     options = scripts.adetailer
     if options is None:
         return None
     detectors = {n: YoloDetector(find_model(ctx.models, tab["ad_model"])) for n, tab in options.active}
-    return Detailer(options, detectors, jobs.resolve_loras(settings.prompt, ctx.models)[1])
+    loras = jobs.resolve_loras(settings.prompt, ctx.models)[1]
+    return Detailer(options, detectors, model, settings, ctx, loras)
 
 
-def run(
-    detailer: Detailer | None,
-    images: list[Any],
-    model: PreparedModel,
-    settings: GenerationSettings,
-    ctx: Any,
-    info: Any,
-    seed: int,
-    subseed: int,
-) -> list[Any]:
+def run(detailer: Detailer | None, images: list[Any], info: Any, seed: int, subseed: int) -> list[Any]:
     """Every image after the tabs' passes; the extension's entries go into the infotext whatever is found."""
     if detailer is None:
         return images
-    job_batches = batches(settings, seed, subseed)
+    job_batches = batches(detailer.settings, seed, subseed)
     all_seeds = [s for b in job_batches for s in b.seeds]
     all_subseeds = [s for b in job_batches for s in b.subseeds]
     info.extra = {**infotext_params(detailer.options), **info.extra}  # added in `process`, before the rest
     out = []
     for i, image in enumerate(images):
         for n, tab in detailer.options.active:
-            image = _detail_tab(detailer, image, i, n, tab, model, settings, ctx, all_seeds[i], all_subseeds[i])
+            image = _detail_tab(detailer, image, i, n, tab, all_seeds[i], all_subseeds[i])
         out.append(image)
     return out
 
@@ -87,17 +83,9 @@ def annotate(detailer: Detailer | None, result: GenerationResult) -> GenerationR
 
 
 def _detail_tab(
-    detailer: Detailer,
-    image: Image.Image,
-    i: int,
-    n: int,
-    tab: DetailerTab,
-    model: PreparedModel,
-    settings: GenerationSettings,
-    ctx: Any,
-    seed: int,
-    subseed: int,
+    detailer: Detailer, image: Image.Image, i: int, n: int, tab: DetailerTab, seed: int, subseed: int
 ) -> Image.Image:
+    settings = detailer.settings
     # 1. Detect and build this tab's masks.
     found = detailer.detectors[n].detect(image, tab["ad_confidence"])
     masks = build_masks(found, tab, image.size, detailer.options.sort_by)
@@ -116,8 +104,8 @@ def _detail_tab(
             continue
         step = 0 if detailer.options.same_seed else j
         pass_settings = _pass_settings(settings, tab, image, mask, prompt, negative, seed + step, subseed + step)
-        _use_loras(detailer, model, prompt, ctx)
-        image = _inpaint(model, pass_settings, ctx)
+        _use_loras(detailer, prompt)
+        image = _inpaint(detailer, pass_settings)
     return image
 
 
@@ -181,12 +169,12 @@ def _pass_settings(
     )
 
 
-def _use_loras(detailer: Detailer, model: PreparedModel, prompt: str, ctx: Any) -> None:
+def _use_loras(detailer: Detailer, prompt: str) -> None:
     """The WebUI activates the LoRAs each pass's prompt names: an ad_prompt without the main prompt's tags
     runs without them."""
-    loras = jobs.resolve_loras(prompt, ctx.models)[1]
+    loras = jobs.resolve_loras(prompt, detailer.ctx.models)[1]
     if loras != detailer.loras:
-        jobs.apply_loras(model.pipe, loras)
+        jobs.apply_loras(detailer.model.pipe, loras)
         detailer.loras = loras
 
 
@@ -204,11 +192,12 @@ class _PassProgress(Progress):
         return self.job.hook()
 
 
-def _inpaint(model: PreparedModel, pass_settings: GenerationSettings, ctx: Any) -> Image.Image:
+def _inpaint(detailer: Detailer, pass_settings: GenerationSettings) -> Image.Image:
     from openesd.generation.tasks.img2img import run_img2img
 
+    ctx = detailer.ctx
     inner = replace(ctx, progress=_PassProgress(ctx.progress), extra_params={})
-    result = run_img2img(model, pass_settings, ScriptOptions(), inner)
+    result = run_img2img(detailer.model, pass_settings, ScriptOptions(), inner)
     out = Image.open(io.BytesIO(result.images[0]))
     return out.convert("RGB")
 

@@ -124,7 +124,7 @@ def run_img2img(
     from openesd.generation.tasks import adetailer
 
     # 1. Decode and size the inputs before any step runs.
-    detailer = adetailer.prepare(scripts, settings, ctx)
+    detailer = adetailer.prepare(scripts, model, settings, ctx)
     inits = [_init_image(s, settings) for s in settings.init_images]
     mask = prepare_mask(settings.inpaint, (settings.width, settings.height)) if settings.inpaint else None
     kind = "inpaint" if mask is not None else "img2img"
@@ -175,7 +175,7 @@ def run_img2img(
             images.extend(_img2img_batch(model, run, settings, sources, batch, call, ctx))
         else:
             images.extend(_inpaint_batch(model, run, settings, sources, mask, batch, call, ctx))
-    images = adetailer.run(detailer, images, model, settings, ctx, info, seed, subseed)
+    images = adetailer.run(detailer, images, info, seed, subseed)
     extra_images = inits if settings.include_init_images else None
     return adetailer.annotate(detailer, finish(images, settings, info, seed, subseed, extra_images))
 

@@ -68,7 +68,7 @@ def run_txt2img(
         raise UnsupportedFeature(f"{model.path.name} is an SDXL refiner; it cannot run txt2img on its own")
     if model.inpainting and settings.hires:
         raise UnsupportedFeature(f"hires fix is not supported with the inpainting checkpoint {model.path.name}")
-    detailer = adetailer.prepare(scripts, settings, ctx)
+    detailer = adetailer.prepare(scripts, model, settings, ctx)
     controlnet = prepare_controlnet(scripts, ctx, settings.width, settings.height)
     kind = "controlnet-txt2img" if controlnet else "txt2img"
     if model.inpainting:
@@ -128,7 +128,7 @@ def run_txt2img(
             images.extend(to_pil(out.images))
 
     # 4. ADetailer's inpaint passes, then infotexts and PNGs, as the WebUI returns them.
-    images = adetailer.run(detailer, images, model, settings, ctx, info, seed, subseed)
+    images = adetailer.run(detailer, images, info, seed, subseed)
     return adetailer.annotate(detailer, finish(images, settings, info, seed, subseed))
 
 
