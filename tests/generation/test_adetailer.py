@@ -172,8 +172,9 @@ def test_missing_model_names_the_file_and_type():
 
 
 def _payload(**ad):
-    tab = {"ad_model": "face_yolov8n.pt", "ad_denoising_strength": 0.9, **ad}
-    return txt2img_payload(alwayson_scripts={"ADetailer": {"args": [True, False, tab]}})
+    # One step for the job, two for the passes (ad_use_steps): the cheapest run that inpaints at 0.9.
+    tab = {"ad_model": "face_yolov8n.pt", "ad_denoising_strength": 0.9, "ad_use_steps": True, "ad_steps": 2, **ad}
+    return txt2img_payload(steps=1, alwayson_scripts={"ADetailer": {"args": [True, False, tab]}})
 
 
 def _pixels(data) -> np.ndarray:
@@ -182,7 +183,8 @@ def _pixels(data) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def plain(generator, sd15_checkpoint):
-    return _pixels(run(generator, "txt2img", txt2img_payload(), {"Stable-diffusion": [sd15_checkpoint]}).images[0])
+    result = run(generator, "txt2img", txt2img_payload(steps=1), {"Stable-diffusion": [sd15_checkpoint]})
+    return _pixels(result.images[0])
 
 
 def test_txt2img_repaints_the_detected_box_and_nothing_else(generator, sd15_models, face_model, plain):
@@ -194,7 +196,7 @@ def test_txt2img_repaints_the_detected_box_and_nothing_else(generator, sd15_mode
     outside[15 - 14 : 35 + 14, 15 - 14 : 35 + 14] = False  # the dilated box plus the blur's reach
     assert diff[outside].max() == 0
     assert diff[18:30, 18:30].mean() > 10
-    assert seen[-1] == (4, 4)  # 2 steps, then the inpaint pass's int(0.9 * 2) + 1
+    assert seen[:3] == [(1, 1), (2, 3), (3, 3)] and seen[-1] == (3, 3)  # 1 step, then the pass's int(0.9 * 2) + 1
     text = png(detailed.images[0]).info["parameters"]
     assert "ADetailer model: face_yolov8n.pt, ADetailer confidence: 0.3, ADetailer dilate erode: 4" in text
     assert f"ADetailer version: {VERSION}" in text
@@ -216,7 +218,7 @@ def test_missing_model_fails_the_job(generator, sd15_models):
 
 def test_prompt_syntax_sep_prompt_and_blank():
     assert ad_prompts("", "main") == ["main"]
-    assert ad_prompts("a face [SEP] [SEP] [PROMPT], smile", "main") == ["a face", "main", " main , smile"]
+    assert ad_prompts("a face [SEP] [SEP] [PROMPT], smile", "main") == ["a face", "main", "main, smile"]
 
 
 def test_img2img_skip_img2img_details_the_init_image(generator, sd15_models, face_model):
@@ -225,8 +227,12 @@ def test_img2img_skip_img2img_details_the_init_image(generator, sd15_models, fac
         np.stack([np.tile(x, (SIZE, 1)), np.tile(x[:, None], (1, SIZE)), np.full((SIZE, SIZE), 90, np.uint8)], 2)
     )
     tab = {"ad_model": "face_yolov8n.pt", "ad_denoising_strength": 0.9, "ad_mask_blur": 0, "ad_dilate_erode": 0}
+    tab.update(ad_use_steps=True, ad_steps=2)
     payload = txt2img_payload(
-        init_images=[b64png(init)], denoising_strength=0.75, alwayson_scripts={"ADetailer": {"args": [True, True, tab]}}
+        steps=1,
+        init_images=[b64png(init)],
+        denoising_strength=0.75,
+        alwayson_scripts={"ADetailer": {"args": [True, True, tab]}},
     )
     out = run(generator, "img2img", payload, {**sd15_models, "ADetailer": [face_model]})
     diff = np.abs(_pixels(out.images[0]) - np.asarray(init, dtype=np.int16)).max(axis=2)
@@ -241,3 +247,13 @@ def test_an_uploaded_pickle_is_refused_with_the_export_command(tmp_path):
     pickle.write_bytes(b"not unpickled")
     with pytest.raises(ModelError, match="yolo export model=face_yolov8n.pt format=onnx"):
         find_model({"ADetailer": [pickle]}, "face_yolov8n.pt")
+
+
+def test_skip_img2img_with_inpainting_is_refused(generator, sd15_models, face_model):
+    payload = txt2img_payload(
+        init_images=[b64png(Image.new("RGB", (SIZE, SIZE)))],
+        mask=b64png(Image.new("L", (SIZE, SIZE), 255)),
+        alwayson_scripts={"ADetailer": {"args": [True, True, {"ad_model": "face_yolov8n.pt"}]}},
+    )
+    with pytest.raises(UnsupportedFeature, match="skip_img2img"):
+        run(generator, "img2img", payload, {**sd15_models, "ADetailer": [face_model]})

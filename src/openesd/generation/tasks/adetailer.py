@@ -12,6 +12,7 @@ from typing import Any
 
 from PIL import Image, ImageChops
 
+from openesd.errors import UnsupportedFeature
 from openesd.generation import job as jobs
 from openesd.generation.adetailer.args import (
     SAME_SAMPLER,
@@ -52,6 +53,11 @@ def prepare(scripts: ScriptOptions, model: PreparedModel, settings: GenerationSe
     options = scripts.adetailer
     if options is None:
         return None
+    if options.skip_img2img and settings.inpaint is not None:
+        raise UnsupportedFeature(
+            "ADetailer's skip_img2img (its second argument) is not supported with img2img inpainting: the extension "
+            "switches itself off there; send false, or no mask"
+        )
     detectors = {n: YoloDetector(find_model(ctx.models, tab["ad_model"])) for n, tab in options.active}
     loras = jobs.resolve_loras(settings.prompt, ctx.models)[1]
     return Detailer(options, detectors, model, settings, ctx, loras)
@@ -88,11 +94,10 @@ def _detail_tab(
     settings = detailer.settings
     # 1. Detect and build this tab's masks.
     found = detailer.detectors[n].detect(image, tab["ad_confidence"])
-    masks = build_masks(found, tab, image.size, detailer.options.sort_by)
-    masks = _inside_job_mask(masks, settings)
-    if not masks:
+    if not found:
         detailer.notes.append(f"nothing detected on image {i + 1} with {ordinal(n + 1)} settings.")
         return image
+    masks = _inside_job_mask(build_masks(found, tab, image.size, detailer.options.sort_by), settings)
     detailer.notes.append(f"{len(masks)} masks on image {i + 1} with {ordinal(n + 1)} settings.")
 
     # 2. One inpaint per mask, each from the previous pass's image.
@@ -112,7 +117,7 @@ def _detail_tab(
 def ad_prompts(ad_prompt: str, main: str) -> list[str]:
     """`[SEP]` gives one prompt per mask (the last repeats); a blank part is the main prompt, `[PROMPT]` inserts it."""
     parts = _SEP.split(ad_prompt)
-    return [main if not part else part.replace("[PROMPT]", f" {main} ") for part in parts]
+    return [main if not part else part.replace("[PROMPT]", main) for part in parts]  # no spaces since 24.4.1
 
 
 def _pass_settings(
