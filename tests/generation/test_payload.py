@@ -96,10 +96,10 @@ def test_seed_script_variation_applies_when_enabled():
 
 
 def test_unknown_script_fails_naming_it_and_listing_supported():
-    s = read_settings({"alwayson_scripts": {"adetailer": {"args": [True]}}}, "txt2img")
+    s = read_settings({"alwayson_scripts": {"regional prompter": {"args": [True]}}}, "txt2img")
     with pytest.raises(GenerationError) as err:
         apply_scripts(s)
-    assert "'adetailer'" in err.value.message
+    assert "'regional prompter'" in err.value.message
     assert "controlnet" in err.value.message and "tiled vae" in err.value.message
 
 

@@ -9,8 +9,8 @@ from typing import Any
 from openesd.errors import UnsupportedFeature
 from openesd.generation.payload.settings import GenerationSettings, Reader
 
-KNOWN = ("controlnet", "seed", "refiner", "tiled vae", "tiled diffusion", "extra options")
-SUPPORTED = ("controlnet", "seed", "refiner", "tiled vae", "extra options (empty)")
+KNOWN = ("controlnet", "seed", "refiner", "tiled vae", "tiled diffusion", "extra options", "adetailer")
+SUPPORTED = ("controlnet", "seed", "refiner", "tiled vae", "extra options (empty)", "ADetailer")
 
 
 @dataclass
@@ -19,6 +19,7 @@ class ScriptOptions:
 
     controlnet_units: list[dict] = field(default_factory=list)
     tiled_vae: bool = False
+    adetailer: Any = None  # adetailer.args.DetailerOptions when ADetailer runs
 
 
 def _args(name: str, entry: Any) -> list:
@@ -97,6 +98,12 @@ def _extra_options(args: list, settings: GenerationSettings, options: ScriptOpti
         )
 
 
+def _adetailer(args: list, settings: GenerationSettings, options: ScriptOptions) -> None:
+    from openesd.generation.adetailer.args import read_adetailer
+
+    options.adetailer = read_adetailer(args, settings.override_settings)
+
+
 _HANDLERS = {
     "controlnet": _controlnet,
     "seed": _seed,
@@ -104,4 +111,5 @@ _HANDLERS = {
     "tiled vae": _tiled_vae,
     "tiled diffusion": _tiled_diffusion,
     "extra options": _extra_options,
+    "adetailer": _adetailer,
 }

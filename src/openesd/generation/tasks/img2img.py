@@ -121,7 +121,10 @@ def _init_image(data: str, settings: GenerationSettings) -> Image.Image:
 def run_img2img(
     model: PreparedModel, settings: GenerationSettings, scripts: ScriptOptions, ctx: JobContext
 ) -> GenerationResult:
+    from openesd.generation.tasks import adetailer
+
     # 1. Decode and size the inputs before any step runs.
+    detailer = adetailer.prepare(scripts, model, settings, ctx)
     inits = [_init_image(s, settings) for s in settings.init_images]
     mask = prepare_mask(settings.inpaint, (settings.width, settings.height)) if settings.inpaint else None
     kind = "inpaint" if mask is not None else "img2img"
@@ -130,7 +133,7 @@ def run_img2img(
     strength = settings.denoising_strength
     run = (
         None
-        if strength <= 0
+        if strength <= 0 or (detailer is not None and detailer.options.skip_img2img)
         else prepare_pass(
             model,
             f"controlnet-{kind}" if controlnet else kind,
@@ -164,7 +167,7 @@ def run_img2img(
     for batch in batches(settings, seed, subseed):
         sources = [inits[(index + i) % len(inits)] for i in range(len(batch.seeds))]
         index += len(batch.seeds)
-        if run is None:  # denoising strength 0: nothing to sample, the inputs come back as they are
+        if run is None:  # strength 0 or ADetailer's skip_img2img: the inputs come back as they are
             images.extend(source.copy() for source in sources)
             continue
         call = dict(**run.embeds, **_control_kwargs(controlnet))
@@ -172,9 +175,10 @@ def run_img2img(
             images.extend(_img2img_batch(model, run, settings, sources, batch, call, ctx))
         else:
             images.extend(_inpaint_batch(model, run, settings, sources, mask, batch, call, ctx))
+    images = adetailer.run(detailer, images, info, seed, subseed)
     # ControlNet's detected maps follow the generated images, as the extension appends them.
     extra_images = detected_maps(controlnet, settings) + (inits if settings.include_init_images else [])
-    return finish(images, settings, info, seed, subseed, extra_images)
+    return adetailer.annotate(detailer, finish(images, settings, info, seed, subseed, extra_images))
 
 
 def _control_kwargs(controlnet: Any) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def batches(settings: GenerationSettings, seed: int, subseed: int) -> list[Batch
 def run_txt2img(
     model: PreparedModel, settings: GenerationSettings, scripts: ScriptOptions, ctx: JobContext
 ) -> GenerationResult:
-    from openesd.generation.tasks import hires
+    from openesd.generation.tasks import adetailer, hires
 
     # 1. Check what this model can do with these settings before any step runs.
     if settings.refiner_checkpoint and settings.hires:
@@ -68,6 +68,7 @@ def run_txt2img(
         raise UnsupportedFeature(f"{model.path.name} is an SDXL refiner; it cannot run txt2img on its own")
     if model.inpainting and settings.hires:
         raise UnsupportedFeature(f"hires fix is not supported with the inpainting checkpoint {model.path.name}")
+    detailer = adetailer.prepare(scripts, model, settings, ctx)
     seed, subseed = seeds.resolve_seed(settings.seed), seeds.resolve_seed(settings.subseed)
     controlnet = prepare_controlnet(scripts, ctx, settings, seed)
     kind = "controlnet-txt2img" if controlnet else "txt2img"
@@ -126,8 +127,11 @@ def run_txt2img(
         else:
             images.extend(to_pil(out.images))
 
-    # 4. Infotexts and PNGs, as the WebUI returns them; ControlNet's detected maps come last.
-    return finish(images, settings, info, seed, subseed, detected_maps(controlnet, settings))
+    # 4. ADetailer's inpaint passes, then infotexts and PNGs, as the WebUI returns them; ControlNet's
+    # detected maps come last.
+    images = adetailer.run(detailer, images, info, seed, subseed)
+    maps = detected_maps(controlnet, settings)
+    return adetailer.annotate(detailer, finish(images, settings, info, seed, subseed, maps))
 
 
 def finish(
