@@ -79,6 +79,14 @@ def test_positional_args_in_the_extensions_order():
     assert (settings.width, settings.height) == (64, 64)  # overwrite_size off: the payload's size
 
 
+def test_the_2023_order_with_noise_inversion_after_the_method():
+    # enabled, method, noise_inverse, steps, retouch, renoise strength, kernel, overwrite_image_size, ...
+    args = [True, "MultiDiffusion", False, 10, 1, 1, 64, False, True, 1024, 1024, 48, 40, 16, 2, "None", 2.0, False]
+    _, scripts = scripts_of(alwayson_scripts={"Tiled Diffusion": {"args": args}})
+    tiled = scripts.tiled_diffusion
+    assert (tiled.tile_width, tiled.tile_height, tiled.overlap, tiled.tile_batch_size) == (48, 40, 16, 2)
+
+
 def test_object_form_and_overwrite_size():
     args = {"enabled": True, "method": "MultiDiffusion", "overwrite_image_size": True, "image_width": 256}
     args |= {"image_height": 192, "tile_width": 16, "tile_height": 16, "overlap": 4, "batch_size": 2}

@@ -35,6 +35,10 @@ ARG_NAMES = (
     "draw_background",
     "causal_layers",
 )
+# The releases of spring 2023 put noise inversion right after the method; told apart by the fourth
+# value: a step count there (inversion steps), a checkbox in the current order (keep_input_size, which
+# a client may send as 0 or 1).
+NOISE_INVERSION_FIRST = ARG_NAMES[:2] + ARG_NAMES[12:17] + ARG_NAMES[2:12] + ARG_NAMES[17:]
 # Names the object form also takes: older releases' parameter names and those client libraries send.
 ALIASES = {"overwrite_image_size": "overwrite_size", "batch_size": "tile_batch_size", "upscaler": "upscaler_name"}
 REGION_KEYS = ("bbox_control_states",)  # region control's values: they act only with enable_bbox_control
@@ -110,7 +114,11 @@ def _named(args: list[Any]) -> dict[str, Any]:
             )
         return values
     # Region control's 10 values per region follow; they only act with enable_bbox_control (refused).
-    return dict(zip(ARG_NAMES, args))
+    order = ARG_NAMES
+    fourth = args[3] if len(args) > 3 else None
+    if isinstance(fourth, (int, float)) and not isinstance(fourth, bool) and fourth not in (0, 1):
+        order = NOISE_INVERSION_FIRST
+    return dict(zip(order, args))
 
 
 def _refuse_extras(r: Reader, is_img2img: bool) -> None:

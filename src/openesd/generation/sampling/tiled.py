@@ -103,10 +103,7 @@ class TiledModel:
 
     def __init__(self, grid: TileGrid) -> None:
         self.grid = grid
-        self._coverage = grid.coverage()
-        self._tile_weights = grid.tile_weights()
-        # Mixture of Diffusers rescales its gaussians by the inverse of their sum, as the extension does.
-        self._scale = 1.0 / self._coverage
+        self._on: dict[str, tuple[Any, list[Any]]] = {}  # per device: coverage, each tile's weight
 
     def __call__(self, unet: Any, x: Any, t: Any, kwargs: dict[str, Any]) -> Any:
         import torch
@@ -114,29 +111,40 @@ class TiledModel:
         grid = self.grid
         if tuple(x.shape[-2:]) != (grid.height, grid.width):
             return unet(x, t, return_dict=False, **kwargs)[0]
-        n = x.shape[0]
+        coverage, weights = self._weights(x.device)
+        n, h, w = x.shape[0], grid.tile_h, grid.tile_w
         out: Any = None
+        done = 0
         for batch in grid.batches:
-            tiles = torch.cat([x[..., y : y + grid.tile_h, x0 : x0 + grid.tile_w] for x0, y in batch])
+            tiles = torch.cat([x[..., y : y + h, x0 : x0 + w] for x0, y in batch])
             call = {key: _repeat(value, len(batch), n) for key, value in kwargs.items()}
             result = unet(tiles, _repeat(t, len(batch), n), return_dict=False, **call)[0]
-            if out is None:
-                out = torch.zeros((n, result.shape[1], grid.height, grid.width), dtype=result.dtype, device=x.device)
+            if out is None:  # blended in float32 whatever the model's dtype
+                out = torch.zeros((n, result.shape[1], grid.height, grid.width), device=x.device)
             for i, (x0, y) in enumerate(batch):
-                self._add(out, result[i * n : (i + 1) * n], x0, y)
+                tile = result[i * n : (i + 1) * n].float()
+                weight = weights[done + i]
+                out[..., y : y + h, x0 : x0 + w] += tile if weight is None else tile * weight
+            done += len(batch)
         if grid.method == MULTIDIFFUSION:
-            coverage = self._coverage.to(out.device, out.dtype)
             out = torch.where(coverage > 1, out / coverage, out)
-        return out
+        return out.to(result.dtype)
 
-    def _add(self, out: Any, tile: Any, x0: int, y: int) -> None:
-        grid = self.grid
-        region = (..., slice(y, y + grid.tile_h), slice(x0, x0 + grid.tile_w))
-        if grid.method == MIXTURE:
-            weight = self._tile_weights * self._scale[region[1:]]
-            out[region] += tile * weight.to(tile.device, tile.dtype)
-        else:
-            out[region] += tile
+    def _weights(self, device: Any) -> tuple[Any, list[Any]]:
+        """The coverage and, for Mixture of Diffusers, each tile's gaussian rescaled by the inverse of
+        the gaussians' sum (as the extension does), made once per device."""
+        key = str(device)
+        if key not in self._on:
+            grid = self.grid
+            coverage = grid.coverage()
+            weights: list[Any] = [None] * len(grid.tiles)
+            if grid.method == MIXTURE:
+                gaussian, scale = grid.tile_weights(), 1.0 / coverage
+                weights = [
+                    (gaussian * scale[y : y + grid.tile_h, x0 : x0 + grid.tile_w]).to(device) for x0, y in grid.tiles
+                ]
+            self._on[key] = (coverage.to(device), weights)
+        return self._on[key]
 
 
 def _repeat(value: Any, tiles: int, batch: int) -> Any:
