@@ -132,12 +132,17 @@ def test_region_control_and_noise_inversion_are_refused():
     assert scripts.tiled_diffusion is not None
 
 
-def test_controlnet_with_tiling_is_refused():
+def test_controlnet_with_tiling_is_refused_unless_one_tile_covers_the_image():
+    from types import SimpleNamespace
+
     from openesd.generation.tasks import tiled_diffusion
 
-    _, scripts = scripts_of(alwayson_scripts=td_args())
+    model = SimpleNamespace(vae_scale_factor=FACTOR)
+    settings, scripts = scripts_of(width=128, height=64, alwayson_scripts=td_args(tile=32, overlap=8))
     with pytest.raises(UnsupportedFeature, match="Tiled Diffusion with ControlNet"):
-        tiled_diffusion.attach(None, None, None, scripts, None, controlnet=object())
+        tiled_diffusion.attach(None, model, settings, scripts, None, controlnet=object())
+    settings, scripts = scripts_of(alwayson_scripts=td_args(tile=32, overlap=8))  # 64x64: one tile
+    tiled_diffusion.attach(None, model, settings, scripts, None, controlnet=object())  # untiled, as the extension
 
 
 # ---- the tile grid and blending against an independent reference ---------------------------------------

@@ -58,15 +58,15 @@ def attach(run: Any, model: Any, settings: GenerationSettings, scripts: Any, ctx
     tiled: TiledDiffusionSettings | None = scripts.tiled_diffusion
     if tiled is None:
         return
-    if controlnet is not None:
-        raise UnsupportedFeature(
-            "Tiled Diffusion with ControlNet is not supported (the extension crops each control image per "
-            "tile, which diffusers' ControlNet pipelines cannot); disable one of them"
-        )
     factor = model.vae_scale_factor
     size = (settings.width, settings.height)
     if not splitable(*size, tiled.tile_width, tiled.tile_height, tiled.overlap, factor):
         return
+    if controlnet is not None:
+        raise UnsupportedFeature(
+            "Tiled Diffusion with ControlNet is not supported (the extension crops each control image per "
+            "tile, which diffusers' ControlNet pipelines cannot); disable one of them or use one tile"
+        )
     grid = TileGrid.build(
         settings.width // factor,
         settings.height // factor,
