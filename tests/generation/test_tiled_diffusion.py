@@ -299,6 +299,24 @@ def test_one_tile_job_is_the_untiled_job(generator, sd15_models):
     assert tiled.images[0] == plain.images[0]  # same bytes: no tiling and no infotext entry, as the extension
 
 
+def test_hires_pass_runs_untiled_as_the_extension(generator, sd15_models, monkeypatch):
+    shapes = []
+    tiled_call = TiledModel.__call__
+
+    def recorded(self, unet, x, *args):
+        shapes.append(tuple(x.shape[-2:]))
+        return tiled_call(self, unet, x, *args)
+
+    monkeypatch.setattr(TiledModel, "__call__", recorded)
+    scripts = td_args(tile=32, overlap=8)
+    payload = txt2img_payload(width=128, height=64, enable_hr=True, hr_scale=1.5, denoising_strength=0.5)
+    image = png(run(generator, "txt2img", {**payload, "alwayson_scripts": scripts}, sd15_models).images[0])
+    assert image.size == (192, 96)
+    assert shapes == [(32, 64)] * 2  # the 2 first-pass steps only; the hires pass calls its UNet directly
+    text = image.info["parameters"]
+    assert text.index("Tiled Diffusion: {") < text.index("Hires upscale: 1.5")  # the WebUI's order
+
+
 def test_sdxl_txt2img_tiles(generator, sdxl_checkpoint):
     models = {"Stable-diffusion": [sdxl_checkpoint]}
     scripts = td_args("Mixture of Diffusers", tile=24, overlap=8)

@@ -77,7 +77,9 @@ def attach(run: Any, model: Any, settings: GenerationSettings, scripts: Any, ctx
         tiled.method,
     )
     run.unet.tile_with(TiledModel(grid))
-    ctx.extra_params["Tiled Diffusion"] = infotext_entry(tiled, is_img2img=bool(settings.init_images))
+    # The extension's process() runs before the WebUI adds the hires and LoRA entries: its entry comes first.
+    entry = infotext_entry(tiled, is_img2img=bool(settings.init_images))
+    ctx.extra_params = {"Tiled Diffusion": entry, **ctx.extra_params}
 
 
 def infotext_entry(tiled: TiledDiffusionSettings, is_img2img: bool) -> dict[str, Any]:
