@@ -103,11 +103,11 @@ def test_unknown_script_fails_naming_it_and_listing_supported():
     assert "controlnet" in err.value.message and "tiled vae" in err.value.message
 
 
-def test_enabled_tiled_diffusion_fails_as_unsupported():
+def test_enabled_tiled_diffusion_takes_the_extensions_defaults_for_missing_args():
     scripts = dict(REAL_SCRIPTS, **{"tiled diffusion": {"args": [True, "MultiDiffusion"]}})
-    s = read_settings({"alwayson_scripts": scripts}, "txt2img")
-    with pytest.raises(GenerationError, match="tiled diffusion.*not supported"):
-        apply_scripts(s)
+    tiled = apply_scripts(read_settings({"alwayson_scripts": scripts}, "txt2img")).tiled_diffusion
+    assert tiled is not None
+    assert (tiled.tile_width, tiled.tile_height, tiled.overlap, tiled.tile_batch_size) == (96, 96, 48, 4)
 
 
 def test_enabled_tiled_vae_is_applied():

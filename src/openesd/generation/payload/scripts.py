@@ -8,9 +8,10 @@ from typing import Any
 
 from openesd.errors import UnsupportedFeature
 from openesd.generation.payload.settings import GenerationSettings, Reader
+from openesd.generation.payload.tiled_diffusion import TiledDiffusionSettings, read_tiled_diffusion
 
 KNOWN = ("controlnet", "seed", "refiner", "tiled vae", "tiled diffusion", "extra options", "adetailer")
-SUPPORTED = ("controlnet", "seed", "refiner", "tiled vae", "extra options (empty)", "ADetailer")
+SUPPORTED = ("controlnet", "seed", "refiner", "tiled vae", "tiled diffusion", "extra options (empty)", "ADetailer")
 
 
 @dataclass
@@ -19,6 +20,7 @@ class ScriptOptions:
 
     controlnet_units: list[dict] = field(default_factory=list)
     tiled_vae: bool = False
+    tiled_diffusion: TiledDiffusionSettings | None = None
     adetailer: Any = None  # adetailer.args.DetailerOptions when ADetailer runs
 
 
@@ -84,10 +86,10 @@ def _tiled_vae(args: list, settings: GenerationSettings, options: ScriptOptions)
 
 
 def _tiled_diffusion(args: list, settings: GenerationSettings, options: ScriptOptions) -> None:
-    if args and args[0]:
-        raise UnsupportedFeature(
-            f"alwayson script 'tiled diffusion' is enabled but not supported; supported: {', '.join(SUPPORTED)}"
-        )
+    tiled = read_tiled_diffusion(args, is_img2img=bool(settings.init_images))
+    if tiled is not None and tiled.overwrite_size:  # txt2img: the extension sets the image size
+        settings.width, settings.height = tiled.image_width, tiled.image_height
+    options.tiled_diffusion = tiled
 
 
 def _extra_options(args: list, settings: GenerationSettings, options: ScriptOptions) -> None:

@@ -310,12 +310,12 @@ class ModelSwitch:
 class ConditionedUNet:
     """Wraps the pipeline's UNet (see the module doc); everything else about the UNet is the UNet's."""
 
-    _own = ("_unet", "_scheduler", "_conditioning", "_cfg_scale", "_switch", "_switched")
+    _own = ("_unet", "_scheduler", "_conditioning", "_cfg_scale", "_switch", "_switched", "_tiled")
 
     def __init__(self, unet: Any, scheduler: SamplerScheduler, conditioning: Conditioning, cfg_scale: float) -> None:
         state = self.__dict__
         state.update(_unet=unet, _scheduler=scheduler, _conditioning=conditioning, _cfg_scale=float(cfg_scale))
-        state.update(_switch=None, _switched=False)
+        state.update(_switch=None, _switched=False, _tiled=None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.__dict__["_unet"], name)
@@ -328,6 +328,10 @@ class ConditionedUNet:
 
     def switch_at(self, switch: ModelSwitch | None) -> None:
         self._switch, self._switched = switch, False
+
+    def tile_with(self, tiled: Any) -> None:
+        """Tiled diffusion (sampling/tiled.py `TiledModel`): every UNet evaluation runs tile by tile."""
+        self._tiled = tiled
 
     def restart(self) -> None:
         """A new sampler run (the next batch) starts on the first model."""
@@ -402,7 +406,10 @@ class ConditionedUNet:
                 n = len(members)
                 x = x_in if n == 1 else x_in.repeat(n, *([1] * (x_in.ndim - 1)))
                 times = t if n == 1 else t.repeat(n)
-                result = unet(x, times, return_dict=False, **merged, **kwargs)[0]
+                if self._tiled is not None:
+                    result = self._tiled(unet, x, times, {**merged, **kwargs})
+                else:
+                    result = unet(x, times, return_dict=False, **merged, **kwargs)[0]
                 for k, i in enumerate(members):
                     out[i] = result[k * batch : (k + 1) * batch]
             return out

@@ -11,7 +11,7 @@ from openesd.generation.images import decode_image
 from openesd.generation.job import PreparedModel
 from openesd.generation.payload.scripts import ScriptOptions
 from openesd.generation.payload.settings import GenerationSettings, InpaintSettings
-from openesd.generation.tasks import seeds
+from openesd.generation.tasks import seeds, tiled_diffusion
 from openesd.generation.tasks.infotext import InfoBuilder
 from openesd.generation.tasks.passes import Pass, prepare_pass, start_batch
 from openesd.generation.tasks.vae import encode_mean, to_pil
@@ -110,8 +110,8 @@ def crop_region(mask: Image.Image, padding: int, width: int, height: int) -> tup
     return max(x1, 0), max(y1, 0), min(x2, mask.width), min(y2, mask.height)
 
 
-def _init_image(data: str, settings: GenerationSettings) -> Image.Image:
-    original = decode_image(data).convert("RGB")
+def _init_image(source: Image.Image, settings: GenerationSettings) -> Image.Image:
+    original = source.convert("RGB")
     image = resize_image(settings.resize_mode, original, settings.width, settings.height)
     if settings.resize_mode == 3:
         image.info["openesd_original"] = original  # the latent path encodes the unresized image
@@ -125,7 +125,10 @@ def run_img2img(
 
     # 1. Decode and size the inputs before any step runs.
     detailer = adetailer.prepare(scripts, model, settings, ctx)
-    inits = [_init_image(s, settings) for s in settings.init_images]
+    sources = [decode_image(s) for s in settings.init_images]
+    if scripts.tiled_diffusion is not None:  # the extension upscales before anything is sized
+        sources = tiled_diffusion.upscale_inputs(sources, settings, scripts.tiled_diffusion, ctx)
+    inits = [_init_image(source, settings) for source in sources]
     mask = prepare_mask(settings.inpaint, (settings.width, settings.height)) if settings.inpaint else None
     kind = "inpaint" if mask is not None else "img2img"
     seed, subseed = seeds.resolve_seed(settings.seed), seeds.resolve_seed(settings.subseed)
@@ -147,6 +150,8 @@ def run_img2img(
             controlnet=controlnet.controlnet if controlnet else None,
         )
     )
+    if run is not None:
+        tiled_diffusion.attach(run, model, settings, scripts, ctx, controlnet)
     ctx.progress.plan(settings.n_iter * settings.batch_size * (run.evaluations if run else 0))
 
     # 2. Seeds (resolved above, as ControlNet's shuffle draws from them).

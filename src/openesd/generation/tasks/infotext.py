@@ -47,7 +47,10 @@ def vae_name(path: Path | None) -> str | None:
 def quote(value: Any) -> str:
     """A value as the WebUI writes it (infotext_utils.quote): str(), JSON-quoted when it holds , : or a newline."""
     text = str(value)
-    return json.dumps(text, ensure_ascii=False) if any(c in text for c in ",:\n") else text
+    if not any(c in text for c in ",:\n"):
+        return text
+    # The WebUI dumps the value itself: a dict entry (Tiled Diffusion's) is written as a JSON object.
+    return json.dumps(value if isinstance(value, dict) else text, ensure_ascii=False)
 
 
 def format_infotext(prompt: str, negative_prompt: str, params: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ from openesd.generation.images import encode_png
 from openesd.generation.job import PreparedModel, Progress
 from openesd.generation.payload.scripts import ScriptOptions
 from openesd.generation.payload.settings import GenerationSettings
-from openesd.generation.tasks import seeds
+from openesd.generation.tasks import seeds, tiled_diffusion
 from openesd.generation.tasks.infotext import InfoBuilder, model_name, short_hash
 from openesd.generation.prompts.encoding import encode_groups, extract_loras
 from openesd.generation.sampling.conditioning import Cond, Conditioning
@@ -87,6 +87,7 @@ def run_txt2img(
         negative_prompt=settings.negative_prompt,
         controlnet=controlnet.controlnet if controlnet else None,
     )
+    tiled_diffusion.attach(run, model, settings, scripts, ctx, controlnet)  # the first pass only, as the extension
     hires_pass = hires.prepare(model, settings, run) if settings.hires is not None else None
     if refiner is not None:
         run.unet.switch_at(refiner_switch(refiner, settings, run))
