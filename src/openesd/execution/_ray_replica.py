@@ -13,19 +13,27 @@ from collections.abc import Iterator
 from typing import Any
 
 from openesd.execution.base import JobSpec
-from openesd.execution.events import JobEvent, ReplicaOfJob
+from openesd.execution.events import CancelJob, JobEvent, ReplicaOfJob
 
 _END = object()  # the job's last message was sent
 
 
 class _Pipe:
-    """Stands in for the worker's pipe: messages go to a queue the streaming method yields from."""
+    """Stands in for the worker's pipe: messages go to a queue the streaming method yields from, and the
+    engine's orders (a CancelJob) come back through `inbox`."""
 
     def __init__(self) -> None:
         self.messages: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     def send(self, message: object) -> None:
         self.messages.put(message)
+
+    def poll(self) -> bool:
+        return not self.inbox.empty()
+
+    def recv(self) -> object:
+        return self.inbox.get_nowait()
 
 
 class EndpointInstance:
@@ -50,8 +58,16 @@ class EndpointInstance:
         # Serve runs this generator in a thread of its own; the job runs in another so that every
         # progress message is yielded the moment it is sent.
         threading.Thread(target=self._serve, args=(pipe, job), name=f"openesd-job-{job.id[:8]}", daemon=True).start()
-        while (message := pipe.messages.get()) is not _END:
-            yield message
+        ended = False
+        try:
+            while (message := pipe.messages.get()) is not _END:
+                yield message
+            ended = True
+        finally:
+            # Serve closes this generator when the engine cancels the call (RayEngine.cancel): the job's
+            # thread then stops at its next model call, and the replica takes the next job.
+            if not ended:
+                pipe.inbox.put(CancelJob(job.id))
 
     def _serve(self, pipe: _Pipe, job: JobSpec) -> None:
         from openesd.execution._endpoint_process import _serve
