@@ -3,11 +3,14 @@ the tests report what a worker would through the real reporter (the real worker:
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.auth.conftest import Team, team  # noqa: F401  (shared fixture)
 from tests.auth.test_strict_ownership import live_endpoint, new_job
 from tests.auth.conftest import lora_file
+from tests.inferences.test_leases import replica, start_job  # noqa: F401  (shared fixture)
 from tests.inferences.test_rules import created, esd, message  # noqa: F401  (shared fixture)
 
 
@@ -149,3 +152,29 @@ def test_someone_elses_job_answers_as_reading_it(team: Team, who: str):
     assert team.alice.get(f"/prod/inferences/{job_id}").json()["data"]["status"] == "created"
     answer = team.root.put(f"/prod/inferences/{job_id}/cancel")  # an administrator may
     assert answer.json()["data"]["sagemakerRaw"] == "cancelled by root"
+
+
+def test_a_cancel_asked_on_one_replica_stops_the_job_another_replica_carries(replica):
+    a, b = replica(), replica()
+    job_id = start_job(a)
+    a.engine.reporter.cancel_requested = a.engine.cancel  # as Runtime.execution wires its engine
+    answer = b.put(f"/prod/inferences/{job_id}/cancel", user="api")
+    assert answer.status_code == 202 and b.engine.cancelled == [job_id]  # b's engine does not carry it
+    a.engine.reporter.job_started(job_id, 0)  # a's worker reports: a reads the request from the row
+    assert a.engine.cancelled == [job_id]
+    view = b.get(f"/prod/inferences/{job_id}").json()["data"]
+    assert (view["status"], view["sagemakerRaw"]) == ("cancelled", "cancelled by api")
+
+
+def test_a_cancelled_job_whose_replica_died_is_not_dispatched_again(replica):
+    a = replica(job_lease_s=0.3)
+    job_id = start_job(a)
+    a.runtime._leases.stop()  # a crash: no renewals, and nobody stops the job
+    a.engine.submitted.clear()
+    assert a.put(f"/prod/inferences/{job_id}/cancel", user="api").status_code == 202
+    b = replica(job_lease_s=0.3)
+    deadline = time.monotonic() + 5
+    while (status := b.get(f"/prod/inferences/{job_id}").json()["data"]["status"]) != "cancelled":
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+    assert b.dispatched() == []
