@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from openesd.execution.base import JobSpec
@@ -49,23 +49,25 @@ class EndpointInstance:
         self._models_dir = settings.data_dir / "cache" / "models"
         self._generator = Generator(device=device)
 
-    def run(self, job: JobSpec) -> Iterator[ReplicaOfJob | JobEvent]:
-        """ReplicaOfJob, then the job's events: JobStarted, JobProgress…, JobSucceeded | JobFailed."""
+    async def run(self, job: JobSpec) -> AsyncIterator[ReplicaOfJob | JobEvent]:
+        """ReplicaOfJob, then the job's events: JobStarted, JobProgress…, JobSucceeded | JobFailed | JobCancelled."""
+        import asyncio
+
         import ray
 
         yield ReplicaOfJob(os.getpid(), ray.get_runtime_context().get_actor_name())
         pipe = _Pipe()
-        # Serve runs this generator in a thread of its own; the job runs in another so that every
-        # progress message is yielded the moment it is sent.
+        # The job runs in a thread of its own so that every progress message is yielded the moment it is sent.
         threading.Thread(target=self._serve, args=(pipe, job), name=f"openesd-job-{job.id[:8]}", daemon=True).start()
         ended = False
         try:
-            while (message := pipe.messages.get()) is not _END:
+            while (message := await asyncio.to_thread(pipe.messages.get)) is not _END:
                 yield message
             ended = True
         finally:
-            # Serve closes this generator when the engine cancels the call (RayEngine.cancel): the job's
-            # thread then stops at its next model call, and the replica takes the next job.
+            # Async, so that Serve's cancellation of the call (RayEngine.cancel) lands here as CancelledError
+            # (a sync generator would be left running): the job's thread then stops at its next model call,
+            # and the replica takes the next job. A waiter left on the queue takes the job's last message.
             if not ended:
                 pipe.inbox.put(CancelJob(job.id))
 

@@ -263,6 +263,7 @@ class InferenceService:
             {"phase": "queued", "step": 0, "total_steps": None, "eta_seconds": None},
         )
         job.complete_time = job.image_names = job.inference_info_name = job.sagemaker_raw = None
+        job.cancelled_by = None  # a cancel that lost its race with the job's end does not stop the rerun
         if job.inference_type != "Real-time":
             job.params = {**job.params, "output_path": self.store.uri(async_output(str(uuid.uuid4())))}
         job.lease_owner, job.lease_expires = self.replica, time.time() + self.settings.job_lease_s
