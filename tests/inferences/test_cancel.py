@@ -3,10 +3,12 @@ the tests report what a worker would through the real reporter (the real worker:
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 
+from tests.api.conftest import make_client  # noqa: F401  (shared fixture)
 from tests.auth.conftest import Team, team  # noqa: F401  (shared fixture)
 from tests.auth.test_strict_ownership import live_endpoint, new_job
 from tests.auth.conftest import lora_file
@@ -178,3 +180,22 @@ def test_a_cancelled_job_whose_replica_died_is_not_dispatched_again(replica):
         assert time.monotonic() < deadline, status
         time.sleep(0.05)
     assert b.dispatched() == []
+
+
+def test_a_real_time_start_waiting_on_a_job_that_gets_cancelled_answers_400(make_client):
+    from tests.checkpoints.conftest import upload_file
+    from tests.inferences.test_rules import endpoint
+    from tests.support.model_files import model_file_bytes
+    from tests.support.no_worker_engine import without_workers
+
+    rt = make_client(realtime_timeout_s=60)
+    rt.engine = without_workers(rt, ready=True)
+    upload_file(rt, "m.safetensors", model_file_bytes(), 1, "Stable-diffusion")
+    endpoint(rt, "rt", endpoint_type="Real-time", assign_to_roles=["rt"])
+    job_id = created(rt, inference_type="Real-time", sagemaker_endpoint_name="esd-real-time-rt")
+    later = threading.Timer(0.2, lambda: cancel(rt, job_id))
+    rt.engine.submit = lambda spec: (rt.engine.submitted.append(spec), later.start())
+    answer = rt.put(f"/prod/inferences/{job_id}/start", user="api")  # waits until the cancel ends the job
+    later.join()
+    assert answer.json() == {"statusCode": 400, "message": "cancelled by api"}
+    assert job(rt, job_id)["status"] == "cancelled"
