@@ -78,7 +78,7 @@ def cancel_inference(
     requester: Annotated[Principal, permitted("inference:all")],
     access: AccessDep,
     inferences: Inferences,
-):
+) -> Response:
     """OpenESD's addition: 200 with the job's view once it is `cancelled`, 202 while its worker stops it."""
     view = inferences.cancel(job_id, access, requester.username)
     return esd_response(200 if view["status"] == "cancelled" else 202, view)

@@ -300,7 +300,7 @@ class InferenceService:
         return JobOutcome(Stage.FINISHED, self.view(job))
 
     # --- cancel -----------------------------------------------------------------------------
-    def cancel(self, job_id: str, access: Access, requester: str) -> dict:
+    def cancel(self, job_id: str, access: Access, requester: str) -> dict[str, object]:
         """A waiting job ends `cancelled` here; a queued or running one once its engine stops it (the row
         carries the request to whichever API replica's engine has it). The job's view either way."""
         missing = NotFound(f"inference with id {job_id} not found")  # exactly `GET /inferences/{id}`'s answer
@@ -392,7 +392,7 @@ class InferenceService:
                 data["progress"] |= self._queue_place(job)
         return data
 
-    def _queue_place(self, job: InferenceJob) -> dict:
+    def _queue_place(self, job: InferenceJob) -> dict[str, int]:
         """Where a job waiting for a worker stands: 1 = next, and how many instances its endpoint runs."""
         endpoint = self.endpoints.get(job.endpoint_id or "")
         return {
