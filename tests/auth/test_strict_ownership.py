@@ -226,6 +226,7 @@ def test_every_route_needs_a_token(team: Team):
         ("GET", "/prod/inferences"),
         ("GET", "/prod/inferences/x"),
         ("PUT", "/prod/inferences/x/start"),
+        ("PUT", "/prod/inferences/x/cancel"),
         ("DELETE", "/prod/inferences"),
         ("GET", "/prod/checkpoints"),
         ("PUT", "/prod/checkpoints/x"),

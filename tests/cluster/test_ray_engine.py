@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.execution.test_cancel import (  # noqa: F401
+    test_a_running_job_is_cancelled_mid_sampling_and_the_worker_takes_the_next,
+)
 from tests.execution.test_endpoints import (  # noqa: F401  (collected here, on the Ray engine)
     test_an_endpoint_whose_workers_cannot_start_fails_with_the_error,
     test_async_autoscaling_goes_to_zero_when_idle_and_out_again_for_a_job,

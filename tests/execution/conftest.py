@@ -35,6 +35,7 @@ EVENT_NAMES = {
     ev.JobProgress: "job_progress",
     ev.JobSucceeded: "job_succeeded",
     ev.JobFailed: "job_failed",
+    ev.JobCancelled: "job_cancelled",
     ev.TrainingStatus: "training_status",
     ev.TrainingProgress: "training_progress",
     ev.TrainingCompleted: "training_completed",
@@ -81,10 +82,12 @@ class RecordingEvents:
         return found
 
     def finished(self, job_id: str) -> tuple:
-        """The one terminal event of a job: ("job_succeeded", id, result) or ("job_failed", id, message)."""
+        """The one terminal event of a job: ("job_succeeded", id, result), ("job_failed", id, message) or
+        ("job_cancelled", id, step)."""
         deadline = time.monotonic() + EVENT_WAIT_S
+        ending = ("job_succeeded", "job_failed", "job_cancelled")
         with self._changed:
-            while not (ends := [c for c in self.calls if c[0] in ("job_succeeded", "job_failed") and c[1] == job_id]):
+            while not (ends := [c for c in self.calls if c[0] in ending and c[1] == job_id]):
                 left = deadline - time.monotonic()
                 assert left > 0, f"job {job_id} never finished; calls: {self.calls}"
                 self._changed.wait(left)

@@ -20,6 +20,9 @@ class Pipe:
     def send(self, message: object) -> None:
         self.sent.append(message)
 
+    def poll(self) -> bool:  # the engine sends nothing here (a cancel would come this way)
+        return False
+
 
 class CachingGenerator:
     """Loads the checkpoint through a real ModelCache, as the Generator does, and returns a blank result."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 
@@ -175,3 +176,26 @@ def test_listing_shows_jobs_of_the_type_newest_first_with_every_field(server):
     ).json()["data"]
     assert first["InferenceJobId"] in [j["InferenceJobId"] for j in rest["inferences"]]
     assert rest["last_evaluated_key"] is None
+
+
+def test_a_running_job_cancelled_mid_sampling_stops_and_its_endpoint_runs_the_next(server):
+    """Through the API and the real local engine: the cancel route reaches the worker within one model call."""
+    payload = txt2img_payload(steps=150, sampler_name="Heun")  # about 300 model calls: still running at the cancel
+    started = create_job(server, "txt2img", ASYNC, payload, SD, one_call=True)
+    job_id = started.json()["data"]["inference"]["inference_id"]
+    deadline = time.monotonic() + 120
+    while (progress := server.get(f"/prod/inferences/{job_id}").json()["data"]["progress"])["phase"] != "sampling":
+        assert time.monotonic() < deadline, progress
+        time.sleep(0.05)
+    answer = server.put(f"/prod/inferences/{job_id}/cancel", user="api")
+    assert answer.status_code in (200, 202), answer.json()
+    ended = wait_job(server, job_id, timeout=60)
+    assert (ended["status"], ended["sagemakerRaw"]) == ("cancelled", "cancelled by api")
+    assert progress["step"] <= ended["progress"]["step"] < ended["progress"]["total_steps"]
+    assert ended["img_presigned_urls"] == []
+    assert wait_job(server, run_one_call_id(server))["status"] == "succeed"
+
+
+def run_one_call_id(server) -> str:
+    started = create_job(server, "txt2img", ASYNC, txt2img_payload(steps=1), SD, one_call=True)
+    return started.json()["data"]["inference"]["inference_id"]

@@ -181,7 +181,14 @@ def test_async_start_queues_the_job(esd):
     assert esd.engine.submitted[0].models["Stable-diffusion"][0]["model_name"] == "m.safetensors"
     job = esd.get(f"/prod/inferences/{job_id}").json()["data"]
     assert job["status"] == "inprogress" and job["params"]["output_path"] == data["output_path"]
-    assert job["progress"] == {"phase": "queued", "step": 0, "total_steps": None, "eta_seconds": None}
+    assert job["progress"] == {
+        "phase": "queued",
+        "step": 0,
+        "total_steps": None,
+        "eta_seconds": None,
+        "queue_position": 1,  # next on its endpoint's queue
+        "instances": 0,
+    }
 
 
 def test_results_are_stored_as_esd_stores_them(esd):

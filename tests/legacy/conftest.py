@@ -30,6 +30,9 @@ class RecordingEngine:
     def submit_training(self, spec):
         self.trainings.append(spec)
 
+    def cancel(self, job_id):
+        pass
+
     def stop_training(self, training_id):
         pass
 

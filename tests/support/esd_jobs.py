@@ -83,7 +83,7 @@ def wait_job(esd, job_id: str, timeout: float = JOB_WAIT_S) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         data = esd.get(f"/prod/inferences/{job_id}").json()["data"]
-        if data["status"] in ("succeed", "failed"):
+        if data["status"] in ("succeed", "failed", "cancelled"):
             return data
         assert time.monotonic() < deadline, f"job {job_id} is still {data['status']}: {data}"
         time.sleep(0.2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from openesd.api.deps import get_engine
 from openesd.execution.base import EndpointSpec, JobSpec, MergeSpec
+from openesd.execution.events import JobCancelled
 from openesd.inferences.reporter import EngineReporter
 
 
@@ -18,6 +19,7 @@ class NoWorkerEngine:
         self.submitted: list[JobSpec] = []
         self.stopped_trainings: list[str] = []
         self.merges: list[MergeSpec] = []
+        self.cancelled: list[str] = []
 
     def deploy(self, endpoint: EndpointSpec) -> None:
         self.deployed.append(endpoint)
@@ -29,6 +31,13 @@ class NoWorkerEngine:
 
     def submit(self, job: JobSpec) -> None:
         self.submitted.append(job)
+
+    def cancel(self, job_id: str) -> None:
+        """A submitted job is still in this engine's queue: dropped and reported, as the real engines do."""
+        self.cancelled.append(job_id)
+        if any(job.id == job_id for job in self.submitted):
+            self.submitted = [job for job in self.submitted if job.id != job_id]
+            self.reporter.on_job(JobCancelled(job_id))
 
     def stop_training(self, training_id: str) -> None:
         self.stopped_trainings.append(training_id)

@@ -11,7 +11,7 @@ from openesd.client._resource import Resource
 from openesd.client._transport import ESDError
 from openesd.client._waiting import poll
 
-DONE, FAILED = {"succeed"}, {"failed"}
+DONE, FAILED = {"succeed"}, {"failed", "cancelled"}
 
 
 @dataclass
@@ -27,8 +27,14 @@ class Generation:
 
 
 class Inferences(Resource):
-    def list(self, task_type: str = "txt2img", limit: int | None = None, username: str | None = None) -> list[dict]:
-        params = {"type": task_type, "username": username, "limit": 50}
+    def list(
+        self,
+        task_type: str = "txt2img",
+        limit: int | None = None,
+        username: str | None = None,
+        status: str | None = None,
+    ) -> list[dict]:
+        params = {"type": task_type, "username": username, "limit": 50, "status": status}
         return list(self._cursor("/inferences", "inferences", params, limit))
 
     def get(self, inference_id: str) -> dict:
@@ -67,6 +73,11 @@ class Inferences(Resource):
                 return None
             raise
 
+    def cancel(self, inference_id: str) -> dict:
+        """Cancel a created, queued or running job: its view, `cancelled` at once for a job that had not
+        started, else still running with `cancelled_by` set until its worker stops (`wait_for` then raises)."""
+        return self._t.call("PUT", f"/inferences/{inference_id}/cancel")
+
     def delete(self, inference_ids: list[str]) -> None:
         self._t.call("DELETE", "/inferences", json={"inference_id_list": list(inference_ids)})
 
@@ -78,7 +89,7 @@ class Inferences(Resource):
         interval: float = 1.0,
         on_update: Callable[[dict], None] | None = None,
     ) -> dict:
-        """Poll until `succeed`; `failed` raises JobFailed with the worker's message."""
+        """Poll until `succeed`; `failed` or `cancelled` raises JobFailed with the job's message."""
         return poll(
             lambda: self.get(inference_id),
             lambda j: j.get("status", ""),

@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openesd.execution.base import JobSpec, ModelFile
+from openesd.execution.errors import Cancelled
 from openesd.execution.events import (
+    CancelJob,
     InstanceReady,
     InstanceStartFailed,
+    JobCancelled,
     JobFailed,
     JobProgress,
     JobStarted,
@@ -53,35 +56,66 @@ def main(conn: Any, settings_values: dict[str, Any], device: str) -> None:
             case StopInstance():
                 return
             case JobSpec():
-                _serve(conn, message, generator, store, models_dir)
+                if not _serve(conn, message, generator, store, models_dir):
+                    return
 
 
-def _serve(conn: Any, job: JobSpec, generator: Any, store: Any, models_dir: Path) -> None:
+class Orders:
+    """What the engine says while a job runs, read from the pipe between model calls: a CancelJob of this
+    job (or a StopInstance) raises Cancelled there, so the job ends within one model call."""
+
+    def __init__(self, conn: Any, job_id: str):
+        self._conn, self._job_id = conn, job_id
+        self.stop_instance = False
+
+    def check(self, step: int) -> None:
+        while self._conn.poll():
+            match self._conn.recv():
+                case CancelJob(job_id=job_id) if job_id == self._job_id:
+                    raise Cancelled(step)
+                case StopInstance():
+                    self.stop_instance = True
+                    raise Cancelled(step)
+                # a CancelJob of a job that has ended already is stale: dropped
+
+
+def _serve(conn: Any, job: JobSpec, generator: Any, store: Any, models_dir: Path) -> bool:
+    """Run one job and report its end; False when the engine asked this instance to stop meanwhile."""
     from openesd.errors import OpenESDError
 
     conn.send(JobStarted(job.id, job.attempt))
+    orders = Orders(conn, job.id)
     try:
-        result = _run(conn, job, generator, store, models_dir)
+        result = _run(conn, job, generator, store, models_dir, orders)
+    except Cancelled as cancelled:
+        if not orders.stop_instance:  # a stopping instance's job is dropped: the engine reported it
+            conn.send(JobCancelled(job.id, cancelled.step))
+        return not orders.stop_instance
     except OpenESDError as error:
         conn.send(JobFailed(job.id, error.message))
-        return
+        return True
     except Exception as error:  # a bug or a broken model file: the user still learns what happened
         log.exception("job %s failed", job.id)
         conn.send(JobFailed(job.id, f"the worker failed: {type(error).__name__}: {error}"))
-        return
+        return True
     conn.send(JobSucceeded(job.id, result))
+    return True
 
 
-def _run(conn: Any, job: JobSpec, generator: Any, store: ObjectStore, models_dir: Path) -> dict[str, Any]:
+def _run(
+    conn: Any, job: JobSpec, generator: Any, store: ObjectStore, models_dir: Path, orders: Orders
+) -> dict[str, Any]:
     from openesd.generation import GenerationRequest, parse_payload
 
     payload = parse_payload(
         job.payload_string if job.payload_string is not None else _read_payload(store, job.param_key)
     )
     models = fetch_models(store, job.models or {}, models_dir)
+    orders.check(0)  # a cancel that came while the models downloaded: nothing is sampled
     last = [0.0]
 
     def progress(step: int, total: int) -> None:
+        orders.check(step)  # called once per model call: the cancel lands within one step
         now = time.monotonic()
         if now - last[0] >= PROGRESS_EVERY_S or step >= total:
             last[0] = now

@@ -9,23 +9,31 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from openesd.execution.base import JobSpec
-from openesd.execution.events import JobEvent, ReplicaOfJob
+from openesd.execution.events import CancelJob, JobEvent, ReplicaOfJob
 
 _END = object()  # the job's last message was sent
 
 
 class _Pipe:
-    """Stands in for the worker's pipe: messages go to a queue the streaming method yields from."""
+    """Stands in for the worker's pipe: messages go to a queue the streaming method yields from, and the
+    engine's orders (a CancelJob) come back through `inbox`."""
 
     def __init__(self) -> None:
         self.messages: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     def send(self, message: object) -> None:
         self.messages.put(message)
+
+    def poll(self) -> bool:
+        return not self.inbox.empty()
+
+    def recv(self) -> object:
+        return self.inbox.get_nowait()
 
 
 class EndpointInstance:
@@ -41,17 +49,27 @@ class EndpointInstance:
         self._models_dir = settings.data_dir / "cache" / "models"
         self._generator = Generator(device=device)
 
-    def run(self, job: JobSpec) -> Iterator[ReplicaOfJob | JobEvent]:
-        """ReplicaOfJob, then the job's events: JobStarted, JobProgress…, JobSucceeded | JobFailed."""
+    async def run(self, job: JobSpec) -> AsyncIterator[ReplicaOfJob | JobEvent]:
+        """ReplicaOfJob, then the job's events: JobStarted, JobProgress…, JobSucceeded | JobFailed | JobCancelled."""
+        import asyncio
+
         import ray
 
         yield ReplicaOfJob(os.getpid(), ray.get_runtime_context().get_actor_name())
         pipe = _Pipe()
-        # Serve runs this generator in a thread of its own; the job runs in another so that every
-        # progress message is yielded the moment it is sent.
+        # The job runs in a thread of its own so that every progress message is yielded the moment it is sent.
         threading.Thread(target=self._serve, args=(pipe, job), name=f"openesd-job-{job.id[:8]}", daemon=True).start()
-        while (message := pipe.messages.get()) is not _END:
-            yield message
+        ended = False
+        try:
+            while (message := await asyncio.to_thread(pipe.messages.get)) is not _END:
+                yield message
+            ended = True
+        finally:
+            # Async, so that Serve's cancellation of the call (RayEngine.cancel) lands here as CancelledError
+            # (a sync generator would be left running): the job's thread then stops at its next model call,
+            # and the replica takes the next job. A waiter left on the queue takes the job's last message.
+            if not ended:
+                pipe.inbox.put(CancelJob(job.id))
 
     def _serve(self, pipe: _Pipe, job: JobSpec) -> None:
         from openesd.execution._endpoint_process import _serve

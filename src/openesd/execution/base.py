@@ -135,6 +135,10 @@ class Engine(Protocol):
     def submit(self, job: JobSpec) -> None:
         """Queue a committed job on its endpoint."""
 
+    def cancel(self, job_id: str) -> None:
+        """Stop the job: a queued one is dropped, a running one stops at its next model call; either reports
+        JobCancelled. A job this engine does not carry is left alone (another API replica carries it)."""
+
     def instance_count(self, endpoint_id: str) -> int:
         """Live instances of the endpoint (0 when unknown)."""
 

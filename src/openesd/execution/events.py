@@ -71,6 +71,13 @@ class JobFailed(JobEvent):
     message: str
 
 
+@dataclass(frozen=True)
+class JobCancelled(JobEvent):
+    """The job stopped because a cancel was asked for; `step` model calls had run (0: it never started)."""
+
+    step: int = 0
+
+
 # -- engine -> API: trainings ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainingEvent:
@@ -205,6 +212,13 @@ class ReplicaOfJob:
 
     pid: int
     actor_name: str | None  # Ray's answer outside an actor; a Serve replica always has one
+
+
+@dataclass(frozen=True)
+class CancelJob:
+    """Engine -> worker, while the job runs: stop it at its next model call and report JobCancelled."""
+
+    job_id: str
 
 
 @dataclass(frozen=True)

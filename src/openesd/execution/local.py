@@ -18,12 +18,14 @@ from multiprocessing.connection import wait
 from openesd.execution._pool import Instance, Pool, spawn_instance, stop_instance
 from openesd.execution.base import EndpointSpec, EventOutbox, JobSpec, MergeSpec, TrainingSpec
 from openesd.execution.events import (
+    CancelJob,
     EndpointFailed,
     EndpointReady,
     EngineConsumers,
     InstanceReady,
     InstancesChanged,
     InstanceStartFailed,
+    JobCancelled,
     JobFailed,
     JobProgress,
     JobStarted,
@@ -116,6 +118,22 @@ class LocalEngine:
             name = pool.spec.name if pool is not None else job.endpoint_id
         self._outbox.emit(JobFailed(job.id, f"endpoint {name} is not running; create a new endpoint"))
 
+    def cancel(self, job_id: str) -> None:
+        with self._lock:
+            for pool in self._pools.values():
+                queued = next((job for job in pool.queue if job.id == job_id), None)
+                if queued is not None:
+                    pool.queue.remove(queued)
+                    self._outbox.emit(JobCancelled(job_id))
+                    return
+                running = next((i for i in pool.instances if i.job is not None and i.job.id == job_id), None)
+                if running is not None:  # the worker reads it at its next model call and reports JobCancelled
+                    try:
+                        running.conn.send(CancelJob(job_id))
+                    except (OSError, ValueError):
+                        pass  # the worker died: its death is handled from the process sentinel
+                    return
+
     def instance_count(self, endpoint_id: str) -> int:
         with self._lock:
             pool = self._pools.get(endpoint_id)
@@ -193,7 +211,7 @@ class LocalEngine:
                 instance.error = error
             case JobStarted() | JobProgress():
                 self._outbox.emit(message)
-            case JobSucceeded() | JobFailed():
+            case JobSucceeded() | JobFailed() | JobCancelled():
                 instance.job = None
                 pool.idle_since = time.monotonic()
                 self._outbox.emit(message)

@@ -24,6 +24,7 @@ from openesd.execution.events import (
     EndpointReady,
     EngineConsumers,
     InstancesChanged,
+    JobCancelled,
     JobFailed,
     JobProgress,
     JobStarted,
@@ -65,6 +66,7 @@ class _Job:
     worker_pid: int | None = None
     worker_actor: str | None = None
     started_at: float | None = None
+    step: int = 0  # model calls reported so far
 
 
 class RayEngine:
@@ -122,6 +124,21 @@ class RayEngine:
                 endpoint.pending.append(tracked)
             else:
                 self._call(endpoint, tracked)
+
+    def cancel(self, job_id: str) -> None:
+        """Cancel the Serve call: a queued call never runs, a running one closes the replica's generator,
+        which tells the job's thread to stop (`_ray_replica`). Its last word cannot come back through a
+        cancelled call, so JobCancelled is reported from here."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            return
+        with self._lock:
+            for endpoint in self._endpoints.values():
+                if job in endpoint.pending:
+                    endpoint.pending.remove(job)
+        self._finish(job, JobCancelled(job_id, job.step))
+        _cancel(job)
 
     def instance_count(self, endpoint_id: str) -> int:
         with self._lock:
@@ -304,9 +321,10 @@ class RayEngine:
             case JobStarted():
                 job.started_at = time.monotonic()
                 self._outbox.emit(JobStarted(job.spec.id, job.spec.attempt))
-            case JobProgress():
+            case JobProgress(step=step):
+                job.step = step
                 self._outbox.emit(message)
-            case JobSucceeded() | JobFailed():
+            case JobSucceeded() | JobFailed() | JobCancelled():
                 self._finish(job, message)
                 return False
         return True
@@ -338,7 +356,7 @@ class RayEngine:
     def _ended_without_result(self, job: _Job) -> None:
         self._finish(job, JobFailed(job.spec.id, "the worker ended the job without a result"))
 
-    def _finish(self, job: _Job, event: JobSucceeded | JobFailed) -> None:
+    def _finish(self, job: _Job, event: JobSucceeded | JobFailed | JobCancelled) -> None:
         """Report the job's one terminal event, unless something else (undeploy, deadline) ended it first."""
         with self._lock:
             if self._jobs.get(job.spec.id) is not job:

@@ -13,6 +13,7 @@ import uuid
 from sqlalchemy.orm import Session, sessionmaker
 
 from openesd.execution.base import Engine
+from openesd.inferences.reporter import mark_cancelled
 from openesd.inferences.repository import InferenceRepository
 from openesd.inferences.service import job_spec
 
@@ -35,7 +36,13 @@ def claim_lapsed(make_session: sessionmaker[Session], engine: Engine, owner: str
             now = time.time()
             if not jobs.claim(job_id, owner, now, now + lease_s):
                 continue  # another replica won it, or it finished meanwhile
-            spec = job_spec(jobs.get(job_id))
+            job = jobs.get(job_id)
+            if job is None:  # deleted since the claim
+                continue
+            if job.cancelled_by is not None:  # cancelled while no live replica carried it: nothing runs it now
+                mark_cancelled(job)
+                continue
+            spec = job_spec(job)
         engine.submit(spec)
         dispatched += 1
     return dispatched

@@ -9,6 +9,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ from openesd.execution.events import (
     EndpointFailed,
     EndpointReady,
     InstancesChanged,
+    JobCancelled,
     JobEvent,
     JobFailed,
     JobProgress,
@@ -78,6 +80,9 @@ class EngineReporter:
         self._waiter = waiter
         self._metrics = metrics
         self._last_progress: dict[str, float] = {}
+        # The engine's `cancel`, set once the engine exists (it is built with this reporter): a cancel asked
+        # on another API replica reaches this one's engine through the job's row, read at each report.
+        self.cancel_requested: Callable[[str], None] | None = None
 
     # -- endpoints ---------------------------------------------------------------------------------
     def on_endpoint(self, event: EndpointEvent) -> None:
@@ -115,6 +120,8 @@ class EngineReporter:
                 self.job_succeeded(event.job_id, event.result)
             case JobFailed():
                 self.job_failed(event.job_id, event.message)
+            case JobCancelled():
+                self.job_cancelled(event.job_id, event.step)
 
     def job_started(self, job_id: str, attempt: int) -> None:
         with self._make_session.begin() as session:
@@ -128,6 +135,9 @@ class EngineReporter:
                     "eta_seconds": None,
                     "started_at": time.time(),
                 }
+            cancel = job is not None and job.cancelled_by is not None
+        if cancel:
+            self._pass_cancel(job_id)
 
     def job_progress(self, job_id: str, step: int, total: int) -> None:
         now = time.monotonic()
@@ -141,6 +151,14 @@ class EngineReporter:
             elapsed = time.time() - job.progress.get("started_at", time.time())
             eta = round(elapsed / step * (total - step), 1) if step else None
             job.progress = {**job.progress, "phase": "sampling", "step": step, "total_steps": total, "eta_seconds": eta}
+            cancel = job.cancelled_by is not None
+        if cancel:
+            self._pass_cancel(job_id)
+
+    def _pass_cancel(self, job_id: str) -> None:
+        """The job's row asks for a cancel (maybe from another API replica): tell the engine carrying it."""
+        if self.cancel_requested is not None:
+            self.cancel_requested(job_id)
 
     def job_succeeded(self, job_id: str, result: dict) -> None:
         with self._make_session.begin() as session:
@@ -154,6 +172,13 @@ class EngineReporter:
                 self._finish(job, "failed", raw=f"storing the results failed: {error}")
             else:
                 self._finish(job, "succeed", names=names, worker=result.get("worker"))
+        self._waiter.notify()
+
+    def job_cancelled(self, job_id: str, step: int) -> None:
+        with self._make_session.begin() as session:
+            job = self._running(session, job_id)
+            if job is not None:
+                self._finish(job, "cancelled", step=step)
         self._waiter.notify()
 
     def job_failed(self, job_id: str, message: str) -> None:
@@ -178,12 +203,16 @@ class EngineReporter:
         names: list[str] | None = None,
         raw: str | None = None,
         worker: dict | None = None,
+        step: int | None = None,
     ) -> None:
-        job.status, job.queued, job.progress = status, False, None
         self._last_progress.pop(job.id, None)
         if self._metrics is not None:
             endpoint = job.params.get("sagemaker_inference_endpoint_name") or ""
             self._metrics.job_finished(endpoint, status, _seconds_since(job.start_time), worker)
+        if status == "cancelled":
+            mark_cancelled(job, step)
+            return
+        job.status, job.queued, job.progress = status, False, None
         if status == "succeed":
             job.complete_time = str(datetime.now())
             job.image_names, job.inference_info_name = names, f"/tmp/{job.id}_param.json"
@@ -206,6 +235,16 @@ class EngineReporter:
         info |= {"endpoint_name": job.params.get("sagemaker_inference_endpoint_name"), "inference_id": job.id}
         self._store.put_bytes(job_result_info(job.id), json.dumps(info, default=str).encode())
         return names
+
+
+def mark_cancelled(job: InferenceJob, step: int | None = None) -> None:
+    """The one place a job becomes `cancelled` (a waiting job by the service, a running one by the reporter);
+    `step`: the model calls it ran, kept in `progress` so the user sees where it stopped."""
+    total = (job.progress or {}).get("total_steps")
+    job.status, job.queued = "cancelled", False
+    job.progress = {"phase": "cancelled", "step": step or 0, "total_steps": total, "eta_seconds": None}
+    job.complete_time = str(datetime.now())
+    job.sagemaker_raw = f"cancelled by {job.cancelled_by or 'the server'}"
 
 
 def _seconds_since(start_time: str | None) -> float:

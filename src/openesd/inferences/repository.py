@@ -41,9 +41,11 @@ _LISTED = (
 
 
 @cache
-def _page_query(audiences: int, after: bool) -> Select:
+def _page_query(audiences: int, after: bool, status: bool) -> Select:
     """A page's statement, built once per shape (building one cost more than running it): values bound."""
     query = select(*_LISTED).where(InferenceJob.task_type == bindparam("task_type"))
+    if status:
+        query = query.where(InferenceJob.status == bindparam("status"))
     for number in range(audiences):
         names = bindparam(f"names{number}", expanding=True)
         query = query.where(or_(InferenceJob.owner.in_(names), InferenceJob.owner.is_(None)))
@@ -62,7 +64,12 @@ class InferenceRepository(Repository[InferenceJob]):
     model = InferenceJob
 
     def page(
-        self, task_type: str, audiences: Iterable[frozenset[str]], after: tuple[float, str] | None, size: int
+        self,
+        task_type: str,
+        audiences: Iterable[frozenset[str]],
+        after: tuple[float, str] | None,
+        size: int,
+        status: str | None = None,
     ) -> list[Row]:
         """Up to `size` jobs of `task_type` (rows of the listed columns), newest first, after the (created, id) key
         `after`, whose owner list holds a name of every audience. One query of `size` rows for the jobs of one
@@ -70,9 +77,11 @@ class InferenceRepository(Repository[InferenceJob]):
         only when such jobs took room in the page)."""
         audiences, size = list(audiences), min(size, _MOST_ROWS)
         values = {"task_type": task_type, "size": size, **{f"names{n}": list(v) for n, v in enumerate(audiences)}}
+        if status is not None:
+            values["status"] = status
         found: list[Row] = []
         while True:
-            query = _page_query(len(audiences), after is not None)
+            query = _page_query(len(audiences), after is not None, status is not None)
             if after is not None:
                 values.update(after_created=after[0], after_id=after[1])
             rows = self.session.execute(query, values).all()
@@ -80,6 +89,19 @@ class InferenceRepository(Repository[InferenceJob]):
             if len(found) >= size or len(rows) < size:
                 return found[:size]
             after = (rows[-1].created, rows[-1].id)
+
+    def waiting_before(self, job: InferenceJob) -> int:
+        """How many jobs wait on `job`'s endpoint ahead of it: started earlier, not yet taken by a worker, not
+        being cancelled. Read from the rows, so every API replica counts the same queue."""
+        query = select(InferenceJob.id, InferenceJob.start_time, InferenceJob.progress).where(
+            InferenceJob.endpoint_id == job.endpoint_id, InferenceJob.cancelled_by.is_(None), *_UNFINISHED
+        )
+        mine = (job.start_time or "", job.id)
+        return sum(
+            1
+            for row in self.session.execute(query)
+            if (row.progress or {}).get("phase") == "queued" and (row.start_time or "", row.id) < mine
+        )
 
     def lapsed(self, now: float) -> Sequence[str]:
         """Ids of unfinished jobs that no live replica holds: never leased, or the lease expired."""

@@ -72,6 +72,18 @@ def start_inference(
         return _timed_out()
 
 
+@router.put("/inferences/{job_id}/cancel")
+def cancel_inference(
+    job_id: str,
+    requester: Annotated[Principal, permitted("inference:all")],
+    access: AccessDep,
+    inferences: Inferences,
+) -> Response:
+    """OpenESD's addition: 200 with the job's view once it is `cancelled`, 202 while its worker stops it."""
+    view = inferences.cancel(job_id, access, requester.username)
+    return esd_response(200 if view["status"] == "cancelled" else 202, view)
+
+
 @router.get("/inferences/{job_id}")
 def get_inference(
     job_id: str,
@@ -92,8 +104,9 @@ async def list_inferences(
     username: str | None = None,
     limit: int = 10,
     exclusive_start_key: str | None = None,
+    status: str | None = None,
 ):
-    page = await read(session, inferences.list, type, username, limit, exclusive_start_key, access)
+    page = await read(session, inferences.list, type, username, limit, exclusive_start_key, access, status)
     return esd_response(200, page)
 
 

@@ -10,7 +10,9 @@ DIFFUSION_TASKS = ("txt2img", "img2img")
 EXTRAS_TASKS = ("extra-single-image", "extra-batch-images", "rembg")
 # Model types the extras tasks read from the node; other types in their `models` are ignored (§8.2).
 EXTRAS_MODEL_TYPES = {"extra-single-image": "ESRGAN", "extra-batch-images": "ESRGAN", "rembg": "rembg"}
-TERMINAL = ("succeed", "failed")
+# `cancelled` is OpenESD's own terminal status (PUT /inferences/{id}/cancel); ESD knows the first four.
+TERMINAL = ("succeed", "failed", "cancelled")
+STATUSES = ("created", "inprogress", *TERMINAL)
 
 
 class CreateInference(BaseModel):

@@ -22,9 +22,16 @@ from openesd.endpoints.repository import EndpointRepository
 from openesd.errors import BadRequest, GatewayTimeout, NotFound
 from openesd.execution.base import Engine, JobSpec
 from openesd.inferences.errors import ModelsNotFound, NoEndpointAvailable
-from openesd.inferences.reporter import JobWaiter
+from openesd.inferences.reporter import JobWaiter, mark_cancelled
 from openesd.inferences.repository import InferenceRepository
-from openesd.inferences.schemas import DIFFUSION_TASKS, EXTRAS_MODEL_TYPES, EXTRAS_TASKS, CreateInference
+from openesd.inferences.schemas import (
+    DIFFUSION_TASKS,
+    EXTRAS_MODEL_TYPES,
+    EXTRAS_TASKS,
+    STATUSES,
+    TERMINAL,
+    CreateInference,
+)
 from openesd.metadata.db import after_commit
 from openesd.metadata.models import Endpoint, InferenceJob
 from openesd.settings import Settings
@@ -241,6 +248,8 @@ class InferenceService:
     def start(self, job_id: str, access: Access) -> JobOutcome:
         """Queue the job on its endpoint once committed; real-time waits for the result (§8.4)."""
         job = access.changeable(self.jobs_repo.get_for_update(job_id), BadRequest(f"InferenceJobId {job_id} not found"))
+        if job.status == "cancelled":  # a cancel is the user's decision: ESD's restart-anything stops here
+            raise BadRequest(f"InferenceJobId {job_id} was {job.sagemaker_raw}: create a new job to run it again")
         endpoint = self.endpoints.get(job.endpoint_id or "")
         if endpoint is None:
             raise BadRequest(
@@ -254,6 +263,7 @@ class InferenceService:
             {"phase": "queued", "step": 0, "total_steps": None, "eta_seconds": None},
         )
         job.complete_time = job.image_names = job.inference_info_name = job.sagemaker_raw = None
+        job.cancelled_by = None  # a cancel that lost its race with the job's end does not stop the rerun
         if job.inference_type != "Real-time":
             job.params = {**job.params, "output_path": self.store.uri(async_output(str(uuid.uuid4())))}
         job.lease_owner, job.lease_expires = self.replica, time.time() + self.settings.job_lease_s
@@ -285,19 +295,47 @@ class InferenceService:
         job = self.jobs_repo.get(job_id)
         if job is None:
             raise BadRequest(f"InferenceJobId {job_id} was deleted while it ran")
-        if job.status == "failed":
-            raise BadRequest(job.sagemaker_raw or "the job failed")
+        if job.status in ("failed", "cancelled"):
+            raise BadRequest(job.sagemaker_raw or f"the job {job.status}")
         return JobOutcome(Stage.FINISHED, self.view(job))
+
+    # --- cancel -----------------------------------------------------------------------------
+    def cancel(self, job_id: str, access: Access, requester: str) -> dict[str, object]:
+        """A waiting job ends `cancelled` here; a queued or running one once its engine stops it (the row
+        carries the request to whichever API replica's engine has it). The job's view either way."""
+        missing = NotFound(f"inference with id {job_id} not found")  # exactly `GET /inferences/{id}`'s answer
+        job = access.changeable(self.jobs_repo.get_for_update(job_id), missing)
+        if job.status in TERMINAL:
+            raise BadRequest(
+                f"inference job {job_id} has already ended with status {job.status}: "
+                "only a created, queued or running job can be cancelled"
+            )
+        job.cancelled_by = job.cancelled_by or requester  # a second cancel changes nothing
+        if job.queued:
+            after_commit(self.session, self.engine.cancel, job.id)
+        else:  # created and never started (or a stray row no engine carries): nothing to stop
+            mark_cancelled(job)
+        self.session.flush()
+        return self.view(job)
 
     # --- read / list / delete ---------------------------------------------------------------
     def get(self, job_id: str, access: Access) -> dict:
         return self.view(access.visible(self.jobs_repo.get(job_id), NotFound(f"inference with id {job_id} not found")))
 
     def list(
-        self, task_type: str, username: str | None, limit: int, exclusive_start_key: str | None, access: Access
+        self,
+        task_type: str,
+        username: str | None,
+        limit: int,
+        exclusive_start_key: str | None,
+        access: Access,
+        status: str | None = None,
     ) -> dict:
         """One page, filtered and cut in SQL: the jobs the requester may see (strict) and, with `username`,
-        ESD's rule that the job's list shares a name with that user or the user's roles."""
+        ESD's rule that the job's list shares a name with that user or the user's roles; with `status`
+        (OpenESD's addition) only the jobs in that status."""
+        if status is not None and status not in STATUSES:
+            raise BadRequest(f"status {status} should be one of {', '.join(STATUSES)}")
         audiences = [names] if (names := access.sharing_names()) is not None else []
         if username is not None:
             user = self.users.get(username)
@@ -305,7 +343,7 @@ class InferenceService:
                 raise BadRequest(f'user: "{username}" not exist')
             audiences.append(frozenset({"*", username, *user.roles}))
         after = paging.start_after(limit, exclusive_start_key)
-        jobs = self.jobs_repo.page(task_type, audiences, after, limit + 1)
+        jobs = self.jobs_repo.page(task_type, audiences, after, limit + 1, status)
         chosen, last = paging.cut(jobs, lambda j: {"t": j.created, "id": j.id}, limit)
         return {"inferences": [self.fields(j) for j in chosen], "last_evaluated_key": last}
 
@@ -346,6 +384,18 @@ class InferenceService:
             self.store.signed_url(job_result(job.id, n), "GET", ttl) for n in job.image_names or []
         ]
         data["output_presigned_urls"] = [self.store.signed_url(job_result_info(job.id), "GET", ttl)]
-        if job.queued and job.progress:
+        if job.cancelled_by is not None:
+            data["cancelled_by"] = job.cancelled_by
+        if job.progress and (job.queued or job.status == "cancelled"):  # a cancelled job shows where it stopped
             data["progress"] = {k: job.progress.get(k) for k in ("phase", "step", "total_steps", "eta_seconds")}
+            if job.queued and job.progress.get("phase") == "queued":
+                data["progress"] |= self._queue_place(job)
         return data
+
+    def _queue_place(self, job: InferenceJob) -> dict[str, int]:
+        """Where a job waiting for a worker stands: 1 = next, and how many instances its endpoint runs."""
+        endpoint = self.endpoints.get(job.endpoint_id or "")
+        return {
+            "queue_position": self.jobs_repo.waiting_before(job) + 1,
+            "instances": endpoint.current_instance_count if endpoint is not None else 0,
+        }

@@ -122,7 +122,7 @@ class LegacyInferences:
         ]
         return {
             "inference_id": job_id,
-            "status": job["status"],
+            "status": legacy_status(job["status"]),
             "output_path": params.get("output_path"),
             "models": models if job["taskType"] in DIFFUSION_TASKS else [],
             "api_params_s3_location": params.get("input_body_s3"),
@@ -179,12 +179,20 @@ class LegacyInferences:
 
 
 def job_view(fields: dict) -> dict:
-    """§5.4: every stored field, nulls omitted, `startTime` always present."""
+    """§5.4: every stored field, nulls omitted, `startTime` always present. Legacy clients stop polling on
+    `succeed` or `failed` only, so a `cancelled` job shows as `failed` (its `sagemakerRaw` says by whom)."""
     view = {
         k: v for k, v in fields.items() if v is not None and k not in ("img_presigned_urls", "output_presigned_urls")
     }
     view.setdefault("startTime", fields.get("createTime"))
+    if "status" in view:
+        view["status"] = legacy_status(view["status"])
     return view
+
+
+def legacy_status(status: str) -> str:
+    """The status a legacy client understands: it knows no `cancelled` and would poll such a job forever."""
+    return "failed" if status == "cancelled" else status
 
 
 def _prepare_failure(error: OpenESDError, requester: Principal) -> PrepareFailed:

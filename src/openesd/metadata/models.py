@@ -146,6 +146,8 @@ class InferenceJob(Base):
     # another replica, which dispatches the job again (inferences/leases.py).
     lease_owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
     lease_expires: Mapped[float | None] = mapped_column(Float, nullable=True)  # epoch seconds
+    # Who asked `PUT /inferences/{id}/cancel`: the replica carrying the job reads it at the job's next report.
+    cancelled_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
     @validates("owner_group_or_role")
     def _keep_owner(self, _key: str, names: list[str]) -> list[str]:

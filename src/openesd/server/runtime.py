@@ -69,6 +69,7 @@ class Runtime:
                 merges=MergeReporter(self.sessionmaker, self.store, self.settings),
             )
             self._execution = open_engine(self.engine_url, self.settings, events)
+            reporter.cancel_requested = self._execution.cancel
         return self._execution
 
     def training_reporter(self) -> TrainingReporter:
