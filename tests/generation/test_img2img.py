@@ -94,6 +94,22 @@ def test_inpainting_leaves_unmasked_pixels_nearly_unchanged(generator, sd15_mode
     assert np.abs(out - source)[28:36, 28:36].mean() > 10
 
 
+@pytest.mark.parametrize(("steps", "strength"), [(1, 0.9), (2, 0.3)])
+def test_inpainting_with_fewer_steps_than_diffusers_allows_runs_the_webuis_one_step(
+    generator, sd15_models, steps, strength
+):
+    # The WebUI runs int(strength * steps) + 1 = 1 step here; diffusers' own arithmetic would give 0.
+    calls = []
+    payload = img2img_payload(mask=b64png(square_mask()), mask_blur=0, steps=steps, denoising_strength=strength)
+    out = pixels(run(generator, "img2img", payload, sd15_models, progress=lambda s, t: calls.append((s, t))).images[0])
+    source = pixels(init_image())
+    assert calls[-1] == (1, 1)
+    assert np.abs(out - source)[20:44, 20:44].mean() > 1
+    outside = np.ones((64, 64), bool)
+    outside[12:52, 12:52] = False
+    assert np.abs(out - source)[outside].max() <= 2
+
+
 def test_inverted_mask_repaints_the_outside(generator, sd15_models):
     payload = img2img_payload(mask=b64png(square_mask()), mask_blur=0, inpainting_mask_invert=1, denoising_strength=0.9)
     out, source = pixels(run(generator, "img2img", payload, sd15_models).images[0]), pixels(init_image())

@@ -280,7 +280,7 @@ def _inpaint_batch(
             mask_image=crop_mask,
             strength=run.plan.denoising_strength,
             **({"latents": run.plan.starting_latent(noise)} if run.plan.denoising_strength >= 1.0 else {}),
-            num_inference_steps=settings.steps,
+            num_inference_steps=_pipeline_steps(settings.steps, run.plan.denoising_strength),
             guidance_scale=settings.cfg_scale,
             width=settings.width,
             height=settings.height,
@@ -290,6 +290,18 @@ def _inpaint_batch(
         ).images
         results.append(_paste_back(source, to_pil(out)[0], mask, region))
     return results
+
+
+def _pipeline_steps(steps: int, strength: float) -> int:
+    """The step count for diffusers' inpaint pipelines, which refuse a count whose `int(n * strength)` is 0.
+
+    The sampler's steps are planned already (the WebUI runs 1 step at 2 steps and strength 0.3); the
+    pipeline's count only sizes the padding SamplerScheduler puts before them, so it may be raised.
+    """
+    n = steps
+    while int(n * strength) < 1:
+        n += 1
+    return n
 
 
 def _latent_mask(mask: Image.Image, factor: int) -> Any:
