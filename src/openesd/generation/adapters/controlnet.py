@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from openesd.generation.adapters import _control_images as images
+from openesd.generation.adapters import ip_adapter
 from openesd.generation.adapters._controlnet_loading import load_controlnet
 from openesd.errors import ModelError, PayloadError, UnsupportedFeature
 from openesd.generation.types import ModelFiles
@@ -24,11 +25,22 @@ _PROMPT_PRIORITY = "_openesd_prompt_priority"
 
 @dataclass
 class ControlNetInputs:
-    """The ControlNet (or MultiControlNetModel) for the pipeline, and the call's keyword arguments."""
+    """The ControlNet (or MultiControlNetModel; None when only adapter units are on) for the pipeline, the
+    call's keyword arguments, and what adapter units add to each sampling pass."""
 
     controlnet: Any
     kwargs: dict[str, Any]  # image, controlnet_conditioning_scale, control_guidance_start/end, guess_mode
     infotext: dict[str, str] = field(default_factory=dict)  # "ControlNet 0" -> the extension's quoted summary
+    extras: list[Any] = field(default_factory=list)  # ConditionedUNet extras (IP-Adapter embeds)
+
+    def attach(self, run: Any, hires: bool = False) -> None:
+        """Give a sampling pass (`tasks.passes.Pass`) the units' per-call UNet inputs; the hires pass keeps
+        only the size-independent ones."""
+        run.unet.use_extras([e for e in self.extras if e.keep_in_hires or not hires])
+
+    def finish(self, images: list[Any]) -> list[Any]:
+        """The final PIL images after the units' post-processing."""
+        return images
 
 
 @dataclass
@@ -44,17 +56,27 @@ class _Unit:
 
 
 def prepare_units(
-    units: list[dict], models: ModelFiles, width: int, height: int, device: Any, dtype: Any, init_image: Any = None
+    units: list[dict],
+    models: ModelFiles,
+    width: int,
+    height: int,
+    device: Any,
+    dtype: Any,
+    init_image: Any = None,
+    unet: Any = None,
 ) -> ControlNetInputs | None:
     """None when no unit is enabled; a unit without an image uses `init_image` (img2img) when given.
 
     `kwargs` suit the txt2img ControlNet pipelines; img2img and inpaint ones name the image `control_image`.
+    IP-Adapter units go into `unet` (the checkpoint's own UNet) for this job.
     """
-    parsed = [
-        _parse(unit, i, models, width, height, init_image) for i, unit in enumerate(units or []) if _enabled(unit, i)
-    ]
+    enabled = [(i, unit) for i, unit in enumerate(units or []) if _enabled(unit, i)]
+    adapter_units = [(i, u) for i, u in enabled if ip_adapter.handles(_module(u))]
+    extras = _image_prompts(adapter_units, models, unet, init_image)
+    taken = {i for i, _ in adapter_units}
+    parsed = [_parse(u, i, models, width, height, init_image) for i, u in enabled if i not in taken]
     if not parsed:
-        return None
+        return ControlNetInputs(None, {}, {}, extras) if extras else None
     modes = {u.mode for u in parsed}
     if 2 in modes and len(modes) > 1:
         raise PayloadError(
@@ -74,10 +96,32 @@ def prepare_units(
     infotext = {f"ControlNet {n}": u.summary for n, u in enumerate(parsed)}
     if len(parsed) == 1:
         kwargs.update({k: v[0] for k, v in kwargs.items() if isinstance(v, list)})
-        return ControlNetInputs(nets[0], kwargs, infotext)
+        return ControlNetInputs(nets[0], kwargs, infotext, extras)
     from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 
-    return ControlNetInputs(MultiControlNetModel(nets), kwargs, infotext)
+    return ControlNetInputs(MultiControlNetModel(nets), kwargs, infotext, extras)
+
+
+def release_adapters(unet: Any) -> None:
+    """Take a previous job's IP-Adapter out of the shared UNet (every txt2img/img2img job calls it first)."""
+    ip_adapter.release(unet)
+
+
+def _module(unit: dict[str, Any]) -> str:
+    return str(unit.get("module") or "none").strip().lower()
+
+
+def _image_prompts(
+    units: list[tuple[int, dict[str, Any]]], models: ModelFiles, unet: Any, init_image: Any
+) -> list[Any]:
+    if not units:
+        return []
+    for index, unit in units:
+        ip_adapter.check_module(_module(unit), index)
+    if unet is None:
+        raise UnsupportedFeature("IP-Adapter units are not supported in this task")
+    rgbs = [(i, u, images.unit_image(u, i, init_image)) for i, u in units]
+    return [ip_adapter.prepare(rgbs, models, unet)]
 
 
 def _enabled(unit: Any, index: int) -> bool:
@@ -91,7 +135,7 @@ def _parse(unit: dict, index: int, models: ModelFiles, width: int, height: int, 
     if module not in images.MODULES:
         raise UnsupportedFeature(
             f"ControlNet unit {index} module {unit.get('module')!r} is not supported; "
-            f"supported: {', '.join(images.MODULES)}"
+            f"supported: {', '.join((*images.MODULES, *ip_adapter.MODULES))}"
         )
     input_mode = str(unit.get("input_mode") or "simple").lower()
     if input_mode != "simple":

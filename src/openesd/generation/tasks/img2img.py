@@ -125,14 +125,15 @@ def run_img2img(
     inits = [_init_image(s, settings) for s in settings.init_images]
     mask = prepare_mask(settings.inpaint, (settings.width, settings.height)) if settings.inpaint else None
     kind = "inpaint" if mask is not None else "img2img"
-    controlnet = prepare_controlnet(scripts, ctx, settings.width, settings.height, init_image=inits[0])
+    controlnet = prepare_controlnet(scripts, ctx, settings.width, settings.height, init_image=inits[0], model=model)
+    uses_net = controlnet is not None and controlnet.controlnet is not None
     strength = settings.denoising_strength
     run = (
         None
         if strength <= 0
         else prepare_pass(
             model,
-            f"controlnet-{kind}" if controlnet else kind,
+            f"controlnet-{kind}" if uses_net else kind,
             settings,
             sampler_name=settings.sampler_name,
             scheduler_name=settings.scheduler,
@@ -144,6 +145,8 @@ def run_img2img(
         )
     )
     ctx.progress.plan(settings.n_iter * settings.batch_size * (run.evaluations if run else 0))
+    if controlnet is not None and run is not None:
+        controlnet.attach(run)
 
     # 2. Seeds.
     seed, subseed = seeds.resolve_seed(settings.seed), seeds.resolve_seed(settings.subseed)
@@ -169,9 +172,10 @@ def run_img2img(
             continue
         call = dict(**run.embeds, **_control_kwargs(controlnet))
         if mask is None:
-            images.extend(_img2img_batch(model, run, settings, sources, batch, call, ctx))
+            done = _img2img_batch(model, run, settings, sources, batch, call, ctx)
         else:
-            images.extend(_inpaint_batch(model, run, settings, sources, mask, batch, call, ctx))
+            done = _inpaint_batch(model, run, settings, sources, mask, batch, call, ctx)
+        images.extend(controlnet.finish(done) if controlnet is not None else done)
     extra_images = inits if settings.include_init_images else None
     return finish(images, settings, info, seed, subseed, extra_images)
 

@@ -68,10 +68,11 @@ def run_txt2img(
         raise UnsupportedFeature(f"{model.path.name} is an SDXL refiner; it cannot run txt2img on its own")
     if model.inpainting and settings.hires:
         raise UnsupportedFeature(f"hires fix is not supported with the inpainting checkpoint {model.path.name}")
-    controlnet = prepare_controlnet(scripts, ctx, settings.width, settings.height)
-    kind = "controlnet-txt2img" if controlnet else "txt2img"
+    controlnet = prepare_controlnet(scripts, ctx, settings.width, settings.height, model=model)
+    uses_net = controlnet is not None and controlnet.controlnet is not None
+    kind = "controlnet-txt2img" if uses_net else "txt2img"
     if model.inpainting:
-        kind = "controlnet-inpaint" if controlnet else "inpaint"
+        kind = "controlnet-inpaint" if uses_net else "inpaint"
     conditioning = _inpainting_model_inputs(settings) if model.inpainting else {}
     refiner = _load_refiner(model, settings, ctx)
     run = prepare_pass(
@@ -86,6 +87,10 @@ def run_txt2img(
         controlnet=controlnet.controlnet if controlnet else None,
     )
     hires_pass = hires.prepare(model, settings, run) if settings.hires is not None else None
+    if controlnet is not None:
+        controlnet.attach(run)
+        if hires_pass is not None:
+            controlnet.attach(hires_pass, hires=True)
     if refiner is not None:
         run.unet.switch_at(refiner_switch(refiner, settings, run))
     ctx.progress.plan(settings.n_iter * (run.evaluations + (hires_pass.evaluations if hires_pass else 0)))
@@ -120,11 +125,12 @@ def run_txt2img(
             callback_on_step_end=ctx.progress.hook(),
         )
         if hires_pass is not None:
-            images.extend(hires.second_pass(model, settings, out.images, batch, hires_pass, ctx))
+            done = hires.second_pass(model, settings, out.images, batch, hires_pass, ctx)
         elif refiner is not None:  # the WebUI decodes with the model loaded last: the refiner
-            images.extend(decode_latents(refiner.pipe, out.images))
+            done = decode_latents(refiner.pipe, out.images)
         else:
-            images.extend(to_pil(out.images))
+            done = to_pil(out.images)
+        images.extend(controlnet.finish(done) if controlnet is not None else done)
 
     # 4. Infotexts and PNGs, as the WebUI returns them.
     return finish(images, settings, info, seed, subseed)
@@ -169,14 +175,26 @@ def _size_kwargs(width: int, height: int) -> dict[str, int]:
     return {"width": width, "height": height}
 
 
-def prepare_controlnet(scripts: ScriptOptions, ctx: JobContext, width: int, height: int, init_image: Any = None) -> Any:
-    """ControlNet models and call kwargs for the enabled units, or None (img2img units may use the init image)."""
-    if not scripts.controlnet_units:
-        return None
+def prepare_controlnet(
+    scripts: ScriptOptions,
+    ctx: JobContext,
+    width: int,
+    height: int,
+    init_image: Any = None,
+    model: PreparedModel | None = None,
+) -> Any:
+    """ControlNet models and call kwargs for the enabled units, or None (img2img units may use the init image).
+
+    IP-Adapter units go into `model`'s UNet for this job; a previous job's come out first."""
     from openesd.generation.adapters import controlnet
 
+    if model is not None:
+        controlnet.release_adapters(model.pipe.unet)
+    if not scripts.controlnet_units:
+        return None
+    unet = model.pipe.unet if model is not None else None
     return controlnet.prepare_units(
-        scripts.controlnet_units, ctx.models, width, height, ctx.device, ctx.dtype, init_image=init_image
+        scripts.controlnet_units, ctx.models, width, height, ctx.device, ctx.dtype, init_image=init_image, unet=unet
     )
 
 
