@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from openesd.generation.adapters import _control_images as images
+from openesd.generation.adapters import _inpaint_control as inpaint
 from openesd.generation.adapters import ip_adapter
 from openesd.generation.adapters._controlnet_loading import load_controlnet
 from openesd.errors import ModelError, PayloadError, UnsupportedFeature
@@ -32,14 +33,19 @@ class ControlNetInputs:
     kwargs: dict[str, Any]  # image, controlnet_conditioning_scale, control_guidance_start/end, guess_mode
     infotext: dict[str, str] = field(default_factory=dict)  # "ControlNet 0" -> the extension's quoted summary
     extras: list[Any] = field(default_factory=list)  # ConditionedUNet extras (IP-Adapter embeds)
+    restores: list[Any] = field(default_factory=list)  # inpaint_only units (_inpaint_control.InpaintRestore)
 
     def attach(self, run: Any, hires: bool = False) -> None:
-        """Give a sampling pass (`tasks.passes.Pass`) the units' per-call UNet inputs; the hires pass keeps
-        only the size-independent ones."""
+        """Give a sampling pass (`tasks.passes.Pass`) the units' per-call UNet inputs and prediction
+        corrections; the hires pass keeps only the size-independent ones."""
         run.unet.use_extras([e for e in self.extras if e.keep_in_hires or not hires])
+        for restore in self.restores if not hires else []:
+            restore.attach(run)
 
     def finish(self, images: list[Any]) -> list[Any]:
-        """The final PIL images after the units' post-processing."""
+        """The final PIL images after the units' post-processing (inpaint_only pastes the unmasked area back)."""
+        for restore in self.restores:
+            images = [restore.finish(image) for image in images]
         return images
 
 
@@ -53,6 +59,7 @@ class _Unit:
     end: float
     mode: int
     summary: str = ""
+    restore: Any = None  # inpaint_only's restore of the unmasked area
 
 
 def prepare_units(
@@ -64,6 +71,7 @@ def prepare_units(
     dtype: Any,
     init_image: Any = None,
     unet: Any = None,
+    init_mask: Any = None,
 ) -> ControlNetInputs | None:
     """None when no unit is enabled; a unit without an image uses `init_image` (img2img) when given.
 
@@ -74,7 +82,7 @@ def prepare_units(
     adapter_units = [(i, u) for i, u in enabled if ip_adapter.handles(_module(u))]
     extras = _image_prompts(adapter_units, models, unet, init_image)
     taken = {i for i, _ in adapter_units}
-    parsed = [_parse(u, i, models, width, height, init_image) for i, u in enabled if i not in taken]
+    parsed = [_parse(u, i, models, width, height, (init_image, init_mask)) for i, u in enabled if i not in taken]
     if not parsed:
         return ControlNetInputs(None, {}, {}, extras) if extras else None
     modes = {u.mode for u in parsed}
@@ -94,12 +102,13 @@ def prepare_units(
         "guess_mode": 2 in modes,
     }
     infotext = {f"ControlNet {n}": u.summary for n, u in enumerate(parsed)}
+    restores = [u.restore for u in parsed if u.restore is not None]
     if len(parsed) == 1:
         kwargs.update({k: v[0] for k, v in kwargs.items() if isinstance(v, list)})
-        return ControlNetInputs(nets[0], kwargs, infotext, extras)
+        return ControlNetInputs(nets[0], kwargs, infotext, extras, restores)
     from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 
-    return ControlNetInputs(MultiControlNetModel(nets), kwargs, infotext, extras)
+    return ControlNetInputs(MultiControlNetModel(nets), kwargs, infotext, extras, restores)
 
 
 def release_adapters(unet: Any) -> None:
@@ -130,12 +139,12 @@ def _enabled(unit: Any, index: int) -> bool:
     return bool(unit.get("enabled", True))  # the extension's API treats a unit without `enabled` as on
 
 
-def _parse(unit: dict, index: int, models: ModelFiles, width: int, height: int, init_image: Any) -> _Unit:
+def _parse(unit: dict, index: int, models: ModelFiles, width: int, height: int, init: tuple[Any, Any]) -> _Unit:
     module = str(unit.get("module") or "none").strip().lower()
-    if module not in images.MODULES:
+    if module not in images.MODULES and not inpaint.handles(module):
         raise UnsupportedFeature(
             f"ControlNet unit {index} module {unit.get('module')!r} is not supported; "
-            f"supported: {', '.join((*images.MODULES, *ip_adapter.MODULES))}"
+            f"supported: {', '.join((*images.MODULES, *inpaint.MODULES, *ip_adapter.MODULES))}"
         )
     input_mode = str(unit.get("input_mode") or "simple").lower()
     if input_mode != "simple":
@@ -145,7 +154,11 @@ def _parse(unit: dict, index: int, models: ModelFiles, width: int, height: int, 
         )
     model = _resolve_model(unit.get("model"), index, models)
     mode = images.resize_mode(unit.get("resize_mode", "Crop and Resize"), index)
-    rgb = images.unit_image(unit, index, init_image)
+    restore = None
+    if inpaint.handles(module):
+        control, restore = inpaint.control_image(unit, index, module, init, width, height, mode)
+    else:
+        control = images.control_map(images.unit_image(unit, index, init[0]), module, unit, width, height, mode)
     start, end = _number(unit, "guidance_start", 0.0, index), _number(unit, "guidance_end", 1.0, index)
     if not 0.0 <= start < end <= 1.0:
         raise PayloadError(
@@ -154,11 +167,12 @@ def _parse(unit: dict, index: int, models: ModelFiles, width: int, height: int, 
     parsed = _Unit(
         index=index,
         model=model,
-        image=images.control_map(rgb, module, unit, width, height, mode),
+        image=control,
         weight=_number(unit, "weight", 1.0, index),
         start=start,
         end=end,
         mode=_control_mode(_mode_value(unit), index),
+        restore=restore,
     )
     parsed.summary = _summary(parsed, unit, module, mode)
     return parsed

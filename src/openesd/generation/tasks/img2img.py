@@ -125,7 +125,9 @@ def run_img2img(
     inits = [_init_image(s, settings) for s in settings.init_images]
     mask = prepare_mask(settings.inpaint, (settings.width, settings.height)) if settings.inpaint else None
     kind = "inpaint" if mask is not None else "img2img"
-    controlnet = prepare_controlnet(scripts, ctx, settings.width, settings.height, init_image=inits[0], model=model)
+    controlnet = prepare_controlnet(
+        scripts, ctx, settings.width, settings.height, init_image=inits[0], model=model, init_mask=mask
+    )
     uses_net = controlnet is not None and controlnet.controlnet is not None
     strength = settings.denoising_strength
     run = (

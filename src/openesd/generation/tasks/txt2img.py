@@ -182,6 +182,7 @@ def prepare_controlnet(
     height: int,
     init_image: Any = None,
     model: PreparedModel | None = None,
+    init_mask: Any = None,
 ) -> Any:
     """ControlNet models and call kwargs for the enabled units, or None (img2img units may use the init image).
 
@@ -194,7 +195,15 @@ def prepare_controlnet(
         return None
     unet = model.pipe.unet if model is not None else None
     return controlnet.prepare_units(
-        scripts.controlnet_units, ctx.models, width, height, ctx.device, ctx.dtype, init_image=init_image, unet=unet
+        scripts.controlnet_units,
+        ctx.models,
+        width,
+        height,
+        ctx.device,
+        ctx.dtype,
+        init_image=init_image,
+        unet=unet,
+        init_mask=init_mask,
     )
 
 
