@@ -87,3 +87,41 @@ def write_ip_adapter(path: Path, family: str = "sd15", seed: int = 22) -> Path:
     flat = {f"{group}.{key}": value.contiguous() for group, inner in state.items() for key, value in inner.items()}
     save_file(flat, str(path))
     return path
+
+
+def tiny_t2i_adapter(seed: int = 23) -> Any:
+    """A full T2I-Adapter for the tiny SD 1.5 UNet: its features match the UNet's down levels (32, 64 channels
+    at 1/2 and 1/4 of the image, the tiny VAE's latent size and the next level)."""
+    import torch
+    from diffusers import T2IAdapter
+
+    torch.manual_seed(seed)
+    adapter = T2IAdapter(in_channels=3, channels=list(tm.SD15_UNET_CHANNELS), num_res_blocks=2, downscale_factor=2)
+    return adapter.eval()
+
+
+def write_t2i_adapter(path: Path, seed: int = 23) -> Path:
+    """`.pth` in TencentARC's original keys (conv_in, body.{2l + r}.block1/2, body.{2l}.in_conv), or diffusers'
+    keys for `.safetensors`."""
+    import re
+
+    import torch
+
+    state = {k: v.contiguous() for k, v in tiny_t2i_adapter(seed).state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, str(path))
+        return path
+    original = {}
+    for key, value in state.items():
+        key = key.removeprefix("adapter.")
+        if m := re.match(r"body\.(\d+)\.resnets\.(\d+)\.(.+)", key):
+            key = f"body.{int(m.group(1)) * 2 + int(m.group(2))}.{m.group(3)}"
+        elif m := re.match(r"body\.(\d+)\.in_conv\.(.+)", key):
+            key = f"body.{int(m.group(1)) * 2}.in_conv.{m.group(2)}"
+        original[key] = value
+    torch.save(original, str(path))
+    return path

@@ -97,9 +97,9 @@ def _image_and_mask(unit: dict[str, Any], index: int, init_image: Any, init_mask
 
     from openesd.generation.images import decode_image
 
-    raw = unit.get("image") if unit.get("image") is not None else unit.get("input_image")
+    raw: Any = unit.get("image") if unit.get("image") is not None else unit.get("input_image")
     mask = unit.get("mask_image") or unit.get("mask")
-    if isinstance(raw, dict):
+    if isinstance(raw, dict):  # the extension's older {"image": ..., "mask": ...} form
         raw, mask = raw.get("image"), raw.get("mask") or mask
     if not raw:
         if init_image is None:

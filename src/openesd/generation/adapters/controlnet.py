@@ -10,7 +10,7 @@ from typing import Any
 
 from openesd.generation.adapters import _control_images as images
 from openesd.generation.adapters import _inpaint_control as inpaint
-from openesd.generation.adapters import ip_adapter
+from openesd.generation.adapters import ip_adapter, t2i_adapter
 from openesd.generation.adapters._controlnet_loading import load_controlnet
 from openesd.errors import ModelError, PayloadError, UnsupportedFeature
 from openesd.generation.types import ModelFiles
@@ -83,6 +83,9 @@ def prepare_units(
     extras = _image_prompts(adapter_units, models, unet, init_image)
     taken = {i for i, _ in adapter_units}
     parsed = [_parse(u, i, models, width, height, (init_image, init_mask)) for i, u in enabled if i not in taken]
+    adapters = [t2i_adapter.is_adapter(u.model) for u in parsed]
+    extras += [_adapter_residuals(u, unet) for u, is_adapter in zip(parsed, adapters) if is_adapter]
+    parsed = [u for u, is_adapter in zip(parsed, adapters) if not is_adapter]
     if not parsed:
         return ControlNetInputs(None, {}, {}, extras) if extras else None
     modes = {u.mode for u in parsed}
@@ -114,6 +117,12 @@ def prepare_units(
 def release_adapters(unet: Any) -> None:
     """Take a previous job's IP-Adapter out of the shared UNet (every txt2img/img2img job calls it first)."""
     ip_adapter.release(unet)
+
+
+def _adapter_residuals(unit: _Unit, unet: Any) -> Any:
+    if unet is None:
+        raise UnsupportedFeature("T2I-Adapter units are not supported in this task")
+    return t2i_adapter.residuals(unit.model, unit.image, unet, (unit.weight, unit.start, unit.end, unit.mode))
 
 
 def _module(unit: dict[str, Any]) -> str:
