@@ -138,3 +138,9 @@ def test_img2img_inpaint_unit_uses_the_init_image_and_its_mask(generator, models
     source = np.asarray(photo(), dtype=np.int16)
     assert np.abs(out - source)[outside()].max() == 0
     assert np.abs(out - source)[28:36, 28:36].mean() > 5
+
+
+def test_reference_modules_are_refused_by_name(generator, models):
+    reference = unit("reference_only", model="None", mask=None)
+    with pytest.raises(GenerationError, match="'reference_only' is not supported: the reference modules inject"):
+        run(generator, "txt2img", txt2img_payload(**scripts(reference)), models)

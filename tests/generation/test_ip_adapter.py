@@ -141,3 +141,23 @@ def test_img2img_unit_and_sd15_adapter_on_sdxl_is_refused(generator, sdxl_checkp
     models = {"Stable-diffusion": [sdxl_checkpoint], **adapter_files}
     with pytest.raises(GenerationError, match="IP-Adapter 'ip-adapter_sd15.safetensors' is made for 32-wide"):
         run(generator, "txt2img", txt2img_payload(**scripts(ip_unit())), models)
+
+
+def test_sdxl_ip_adapter_with_clip_g_changes_the_image(generator, sdxl_checkpoint, tmp_path):
+    models = {
+        "Stable-diffusion": [sdxl_checkpoint],
+        "ControlNet": [tip.write_ip_adapter(tmp_path / "ip-adapter_xl.safetensors", family="sdxl")],
+        "ControlNet-annotator": [tip.write_clip_vision(tmp_path / "clip_g.pth")],
+    }
+    unit = ip_unit(module="ip-adapter_clip_sdxl", model="ip-adapter_xl")
+    plain = pixels(run(generator, "txt2img", txt2img_payload(), models).images[0])
+    guided = pixels(run(generator, "txt2img", txt2img_payload(**scripts(unit)), models).images[0])
+    assert np.abs(guided - plain).max() > 2
+
+
+def test_hires_pass_keeps_the_image_prompt(generator, models):
+    hires = {"enable_hr": True, "hr_scale": 1.5, "hr_upscaler": "Latent", "denoising_strength": 0.6}
+    plain = pixels(run(generator, "txt2img", txt2img_payload(**hires), models).images[0])
+    guided = pixels(run(generator, "txt2img", txt2img_payload(**hires, **scripts(ip_unit())), models).images[0])
+    assert guided.shape == (96, 96, 3)
+    assert np.abs(guided - plain).max() > 2

@@ -22,6 +22,7 @@ PROMPT_DECAY = 0.825  # the extension's soft injection: block i of n gets weight
 CACHE_SIZE = 4
 _CACHE: OrderedDict[tuple, Any] = OrderedDict()  # loaded ControlNets, least recently used first
 _PROMPT_PRIORITY = "_openesd_prompt_priority"
+REFERENCE_MODULES = ("reference_only", "reference_adain", "reference_adain+attn")
 
 
 @dataclass
@@ -150,6 +151,12 @@ def _enabled(unit: Any, index: int) -> bool:
 
 def _parse(unit: dict, index: int, models: ModelFiles, width: int, height: int, init: tuple[Any, Any]) -> _Unit:
     module = str(unit.get("module") or "none").strip().lower()
+    if module in REFERENCE_MODULES:
+        raise UnsupportedFeature(
+            f"ControlNet unit {index} module {module!r} is not supported: the reference modules inject the "
+            "reference image's self-attention and group-norm statistics into the UNet, which OpenESD does not "
+            f"do yet; supported: {', '.join((*images.MODULES, *inpaint.MODULES, *ip_adapter.MODULES))}"
+        )
     if module not in images.MODULES and not inpaint.handles(module):
         raise UnsupportedFeature(
             f"ControlNet unit {index} module {unit.get('module')!r} is not supported; "
