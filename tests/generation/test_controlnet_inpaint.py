@@ -140,7 +140,27 @@ def test_img2img_inpaint_unit_uses_the_init_image_and_its_mask(generator, models
     assert np.abs(out - source)[28:36, 28:36].mean() > 5
 
 
-def test_reference_modules_are_refused_by_name(generator, models):
-    reference = unit("reference_only", model="None", mask=None)
-    with pytest.raises(GenerationError, match="'reference_only' is not supported: the reference modules inject"):
+def test_reference_adain_is_refused_by_name(generator, models):
+    reference = unit("reference_adain", model="None", mask=None)
+    with pytest.raises(GenerationError, match="'reference_adain' is not supported: it injects"):
         run(generator, "txt2img", txt2img_payload(**scripts(reference)), models)
+
+
+def reference_unit(**extra) -> dict:
+    return {"enabled": True, "module": "reference_only", "model": "None", "image": b64png(photo()), **extra}
+
+
+def test_reference_only_changes_the_latent_and_weight_zero_does_not(generator, models):
+    """Measured on the final latent (the tiny random UNet's attention moves the 8-bit image by only a level or two)."""
+    pipe = generator._load(models["Stable-diffusion"][0]).pipe
+    latents: list = []
+    handle = pipe.vae.post_quant_conv.register_forward_pre_hook(lambda module, args: latents.append(args[0].clone()))
+    try:
+        for scripts_ in ({}, scripts(reference_unit()), scripts(reference_unit(weight=0)), {}):
+            run(generator, "txt2img", txt2img_payload(**scripts_), models)
+    finally:
+        handle.remove()
+    plain, guided, zero, again = (latent.float() for latent in latents)
+    assert float((guided - plain).abs().max()) > 1e-2
+    assert float((zero - plain).abs().max()) == 0.0  # weight 0: no block stores the reference
+    assert float((again - plain).abs().max()) == 0.0  # the next job runs on the plain UNet

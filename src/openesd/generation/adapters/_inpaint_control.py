@@ -86,7 +86,10 @@ def control_image(
     hard = (mask > 0.5).astype(np.float32)[..., None]
     hint = rgb.astype(np.float32) / 255.0 * (1.0 - hard) - hard
     tensor = torch.from_numpy(hint.transpose(2, 0, 1).copy())[None]
-    weight = float(unit.get("weight", 1.0) if unit.get("weight") is not None else 1.0)
+    try:
+        weight = float(unit["weight"]) if unit.get("weight") is not None else 1.0
+    except (TypeError, ValueError):
+        raise PayloadError(f"ControlNet unit {index} weight {unit.get('weight')!r} is not a number") from None
     restore = InpaintRestore(np.ascontiguousarray(rgb), mask, weight) if module == "inpaint_only" else None
     return tensor, restore
 

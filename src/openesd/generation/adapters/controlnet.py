@@ -10,7 +10,7 @@ from typing import Any
 
 from openesd.generation.adapters import _control_images as images
 from openesd.generation.adapters import _inpaint_control as inpaint
-from openesd.generation.adapters import ip_adapter, t2i_adapter
+from openesd.generation.adapters import _reference, ip_adapter, t2i_adapter
 from openesd.generation.adapters._controlnet_loading import load_controlnet
 from openesd.errors import ModelError, PayloadError, UnsupportedFeature
 from openesd.generation.types import ModelFiles
@@ -22,7 +22,7 @@ PROMPT_DECAY = 0.825  # the extension's soft injection: block i of n gets weight
 CACHE_SIZE = 4
 _CACHE: OrderedDict[tuple, Any] = OrderedDict()  # loaded ControlNets, least recently used first
 _PROMPT_PRIORITY = "_openesd_prompt_priority"
-REFERENCE_MODULES = ("reference_only", "reference_adain", "reference_adain+attn")
+REFERENCE_MODULES = _reference.REFUSED
 
 
 @dataclass
@@ -40,8 +40,8 @@ class ControlNetInputs:
         """Give a sampling pass (`tasks.passes.Pass`) the units' per-call UNet inputs and prediction
         corrections; the hires pass keeps only the size-independent ones."""
         run.unet.use_extras([e for e in self.extras if e.keep_in_hires or not hires])
-        for restore in self.restores if not hires else []:
-            restore.attach(run)
+        for item in [*self.restores, *(e for e in self.extras if hasattr(e, "attach"))] if not hires else []:
+            item.attach(run)
 
     def finish(self, images: list[Any]) -> list[Any]:
         """The final PIL images after the units' post-processing (inpaint_only pastes the unmasked area back)."""
@@ -80,9 +80,13 @@ def prepare_units(
     IP-Adapter units go into `unet` (the checkpoint's own UNet) for this job.
     """
     enabled = [(i, unit) for i, unit in enumerate(units or []) if _enabled(unit, i)]
+    if unet is not None:
+        _reference.release(unet)  # a previous job's reference_only, before IP-Adapter rebuilds processors
     adapter_units = [(i, u) for i, u in enabled if ip_adapter.handles(_module(u))]
     extras = _image_prompts(adapter_units, models, unet, init_image)
-    taken = {i for i, _ in adapter_units}
+    references = [(i, u) for i, u in enabled if _reference.handles(_module(u))]
+    extras += [_reference_unit(u, i, init_image, width, height, unet) for i, u in references]
+    taken = {i for i, _ in adapter_units + references}
     parsed = [_parse(u, i, models, width, height, (init_image, init_mask)) for i, u in enabled if i not in taken]
     adapters = [t2i_adapter.is_adapter(u.model) for u in parsed]
     extras += [_adapter_residuals(u, unet) for u, is_adapter in zip(parsed, adapters) if is_adapter]
@@ -116,8 +120,27 @@ def prepare_units(
 
 
 def release_adapters(unet: Any) -> None:
-    """Take a previous job's IP-Adapter out of the shared UNet (every txt2img/img2img job calls it first)."""
+    """Take a previous job's reference_only and IP-Adapter out of the shared UNet (a job without units calls it)."""
+    _reference.release(unet)
     ip_adapter.release(unet)
+
+
+def _reference_unit(unit: dict[str, Any], index: int, init_image: Any, width: int, height: int, unet: Any) -> Any:
+    """reference_only: the unit image at the generation size; style fidelity = threshold_a (default 0.5), cubed on
+    SDXL, 1 with "ControlNet is more important" and 0 with "My prompt is more important", as the extension."""
+    if unet is None:
+        raise UnsupportedFeature("reference_only units are not supported in this task")
+    mode = images.resize_mode(unit.get("resize_mode", "Crop and Resize"), index)
+    image = images.control_map(images.unit_image(unit, index, init_image), "none", unit, width, height, mode)
+    raw = _number(unit, "threshold_a", -1.0, index)
+    fidelity = 0.5 if raw < 0 else min(1.0, raw)  # -1: the API's "unset"
+    if unet.config.get("addition_embed_type") == "text_time":
+        fidelity = fidelity**3
+    control = _control_mode(_mode_value(unit), index)
+    fidelity = {1: 0.0, 2: 1.0}.get(control, fidelity)
+    start, end = _number(unit, "guidance_start", 0.0, index), _number(unit, "guidance_end", 1.0, index)
+    weight = _number(unit, "weight", 1.0, index)
+    return _reference.ReferenceAttention(image.convert("RGB"), weight, start, end, fidelity, seed=index)
 
 
 def _adapter_residuals(unit: _Unit, unet: Any) -> Any:
@@ -134,6 +157,8 @@ def _image_prompts(
     units: list[tuple[int, dict[str, Any]]], models: ModelFiles, unet: Any, init_image: Any
 ) -> list[Any]:
     if not units:
+        if unet is not None:
+            ip_adapter.release(unet)
         return []
     for index, unit in units:
         ip_adapter.check_module(_module(unit), index)
@@ -153,9 +178,9 @@ def _parse(unit: dict, index: int, models: ModelFiles, width: int, height: int, 
     module = str(unit.get("module") or "none").strip().lower()
     if module in REFERENCE_MODULES:
         raise UnsupportedFeature(
-            f"ControlNet unit {index} module {module!r} is not supported: the reference modules inject the "
-            "reference image's self-attention and group-norm statistics into the UNet, which OpenESD does not "
-            f"do yet; supported: {', '.join((*images.MODULES, *inpaint.MODULES, *ip_adapter.MODULES))}"
+            f"ControlNet unit {index} module {module!r} is not supported: it injects the reference image's "
+            "group-norm statistics (AdaIN) into the UNet, which OpenESD does not do yet; supported: "
+            f"{', '.join((*images.MODULES, *inpaint.MODULES, *_reference.MODULES, *ip_adapter.MODULES))}"
         )
     if module not in images.MODULES and not inpaint.handles(module):
         raise UnsupportedFeature(

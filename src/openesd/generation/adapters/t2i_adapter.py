@@ -18,6 +18,8 @@ _KEYS: dict[tuple[Any, ...], bool] = {}
 
 def is_adapter(path: Path) -> bool:
     """Whether the file holds a T2I-Adapter (original `body.N.block1` / diffusers `adapter.body.` keys)."""
+    if Path(path).is_dir():  # a diffusers ControlNet folder
+        return False
     key = _identity(path)
     if key not in _KEYS:
         _KEYS[key] = any(k.startswith(("body.", "adapter.body.", "adapter.conv_in")) for k in _key_names(path))
@@ -81,12 +83,18 @@ def load_adapter(path: Path, unet: Any) -> Any:
         state = _from_original(state, path.name)
     channels = [state[f"adapter.body.{i}.resnets.0.block1.weight"].shape[0] for i in _levels(state)]
     blocks = len({m.group(1) for k in state if (m := re.match(r"adapter\.body\.0\.resnets\.(\d+)\.", k))})
-    if channels[0] != unet.config.block_out_channels[0]:
-        raise ModelError(
-            f"T2I-Adapter {path.name!r} has {channels[0]}-channel features but this checkpoint's UNet "
-            f"starts at {unet.config.block_out_channels[0]} (an adapter for another model family)"
-        )
     factor = _downscale(state["adapter.conv_in.weight"].shape[1], path.name)
+    if factor == 16:
+        raise UnsupportedFeature(
+            f"T2I-Adapter {path.name!r} is an SDXL adapter (full_adapter_xl), which OpenESD does not run; "
+            "supported: the full SD 1.x T2I-Adapters (t2iadapter_*_sd14v1)"
+        )
+    expected = list(unet.config.block_out_channels)
+    if channels != expected:
+        raise ModelError(
+            f"T2I-Adapter {path.name!r} gives features of {channels} channels but this checkpoint's UNet "
+            f"has down levels of {expected} (an adapter for another model family)"
+        )
     adapter: Any = T2IAdapter(  # type: ignore[no-untyped-call]
         in_channels=state["adapter.conv_in.weight"].shape[1] // factor**2,
         channels=channels,

@@ -424,7 +424,13 @@ class ConditionedUNet:
                 n = len(members)
                 x = x_in if n == 1 else x_in.repeat(n, *([1] * (x_in.ndim - 1)))
                 times = t if n == 1 else t.repeat(n)
+                # Adapters that run the UNet themselves first (reference_only's write pass) see this call's inputs.
+                around = [a for a in extras if hasattr(a, "before_call")]
+                for adapter in around:
+                    adapter.before_call(unet, x, times, {**merged, **kwargs}, [wanted[i][1] for i in members])
                 result = unet(x, times, return_dict=False, **merged, **kwargs)[0]
+                for adapter in around:
+                    adapter.after_call()
                 for k, i in enumerate(members):
                     out[i] = result[k * batch : (k + 1) * batch]
             return out

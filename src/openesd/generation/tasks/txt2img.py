@@ -186,12 +186,12 @@ def prepare_controlnet(
 ) -> Any:
     """ControlNet models and call kwargs for the enabled units, or None (img2img units may use the init image).
 
-    IP-Adapter units go into `model`'s UNet for this job; a previous job's come out first."""
+    IP-Adapter units go into `model`'s UNet for this job; a job without them takes a previous job's out."""
     from openesd.generation.adapters import controlnet
 
-    if model is not None:
-        controlnet.release_adapters(model.pipe.unet)
     if not scripts.controlnet_units:
+        if model is not None:  # a previous job's IP-Adapter leaves the shared UNet
+            controlnet.release_adapters(model.pipe.unet)
         return None
     unet = model.pipe.unet if model is not None else None
     return controlnet.prepare_units(
