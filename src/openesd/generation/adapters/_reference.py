@@ -66,13 +66,15 @@ class ReferenceAttention:
         self.bank = _Bank()
         self.bank.weight, self.bank.fidelity = weight, fidelity
         self.latent: Any = None
+        self.scheduler: Any = None  # the pass's sampler: its sigma at each call
+        self.active = False
         self.calls = 0
 
     def attach(self, run: Any) -> None:
         from openesd.generation.tasks.vae import encode_mean
 
         self.latent = encode_mean(run.pipe, [self.image]).float()
-        self.sigma = lambda: run.scheduler.sigma  # noqa: E731 - the sampler's sigma at each call
+        self.scheduler = run.scheduler
         install(run.unet.__dict__["_unet"], self.bank)  # the checkpoint's UNet inside the CFG denoiser
 
     def inputs(self, progress: float, which: int, batch: int) -> dict[str, Any]:
@@ -84,13 +86,13 @@ class ReferenceAttention:
         import torch
 
         self.bank.stored, self.bank.mode = {}, "off"
-        if not getattr(self, "active", False) or self.latent is None:
+        if not self.active or self.latent is None:
             return
         batch = x.shape[0] // len(whiches)
         generator = torch.Generator("cpu").manual_seed(self.seed + self.calls)
         self.calls += 1
         noise = torch.randn(self.latent.shape, generator=generator).to(self.latent.device)
-        sigma = float(self.sigma())
+        sigma = float(self.scheduler.sigma)
         reference = (self.latent + noise * sigma) / (sigma**2 + 1.0) ** 0.5
         reference = reference.to(x.device, x.dtype).expand(x.shape[0], *reference.shape[1:])
         plain = {k: v for k, v in kwargs.items() if k not in _RESIDUAL_KEYS}
