@@ -161,3 +161,31 @@ def test_hires_pass_keeps_the_image_prompt(generator, models):
     guided = pixels(run(generator, "txt2img", txt2img_payload(**hires, **scripts(ip_unit())), models).images[0])
     assert guided.shape == (96, 96, 3)
     assert np.abs(guided - plain).max() > 2
+
+
+@pytest.mark.parametrize(
+    ("hidden", "layers", "mlp", "projection", "act"),
+    [(1280, 32, 5120, 1024, "gelu"), (1664, 48, 8192, 1280, "gelu"), (1024, 24, 4096, 768, "quick_gelu")],
+    ids=["clip_h", "clip_g", "clip_vitl"],
+)
+def test_real_encoder_layouts_are_read_from_their_shapes(hidden, layers, mlp, projection, act):
+    """The extension's clip_h / clip_g / clip_vitl configs, recovered from a state dict of their shapes (meta)."""
+    import torch
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from openesd.generation.adapters._image_encoder import encoder_config
+
+    real = dict(
+        hidden_size=hidden,
+        intermediate_size=mlp,
+        num_hidden_layers=layers,
+        num_attention_heads=16,
+        patch_size=14,
+        image_size=224,
+        projection_dim=projection,
+        hidden_act=act,
+    )
+    with torch.device("meta"):
+        model = CLIPVisionModelWithProjection(CLIPVisionConfig(**real))
+    found = encoder_config(model.state_dict(), "clip.pth")
+    assert {k: found[k] for k in real} == real

@@ -325,7 +325,8 @@ class ConditionedUNet:
     @property
     def extras(self) -> list[Any]:
         """Adapters that add UNet inputs per call (IP-Adapter image embeds, T2I-Adapter residuals): each has
-        `inputs(progress, which, batch) -> dict` with `which` 0 for the uncond half, 1 for the cond half."""
+        `inputs(progress, which, batch) -> dict` with `which` 0 for the uncond half, 1 for the cond half, and
+        may have `before_call(unet, x, t, kwargs, halves)` / `after_call()` around each UNet call."""
         extras: list[Any] = self.__dict__["_extras"]
         return extras
 
