@@ -164,3 +164,25 @@ def test_reference_only_changes_the_latent_and_weight_zero_does_not(generator, m
     assert float((guided - plain).abs().max()) > 1e-2
     assert float((zero - plain).abs().max()) == 0.0  # weight 0: no block stores the reference
     assert float((again - plain).abs().max()) == 0.0  # the next job runs on the plain UNet
+
+
+def test_reference_attention_spares_the_negative_half_by_style_fidelity():
+    """Fidelity 1: the negative rows get plain self-attention, the prompt's rows attend to the reference too."""
+    import torch
+    from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+
+    from openesd.generation.adapters import _reference
+
+    torch.manual_seed(0)
+    attn = Attention(query_dim=16, heads=2, dim_head=8)
+    bank = _reference._Bank()
+    processor = _reference._Processor(AttnProcessor2_0(), "block", 0.0, bank)
+    tokens, reference = torch.randn(2, 6, 16), torch.randn(2, 6, 16)
+    plain = AttnProcessor2_0()(attn, tokens)
+    bank.mode, bank.stored, bank.fidelity = "read", {"block": reference}, 1.0
+    bank.uncond_rows = torch.tensor([False, True])
+    out = processor(attn, tokens)
+    assert float((out[1] - plain[1]).abs().max()) < 1e-6
+    assert float((out[0] - plain[0]).abs().max()) > 1e-3
+    bank.fidelity = 0.0
+    assert float((processor(attn, tokens)[1] - plain[1]).abs().max()) > 1e-3
