@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from openesd.generation.adapters import _control_images as images
-from openesd.generation.adapters import preprocessors
+from openesd.generation.adapters import _inpaint_control as inpaint
+from openesd.generation.adapters import _reference, ip_adapter, preprocessors, t2i_adapter
 from openesd.generation.adapters._controlnet_loading import load_controlnet
 from openesd.errors import ModelError, PayloadError, UnsupportedFeature
 from openesd.generation.types import ModelFiles
@@ -21,16 +22,33 @@ PROMPT_DECAY = 0.825  # the extension's soft injection: block i of n gets weight
 CACHE_SIZE = 4
 _CACHE: OrderedDict[tuple, Any] = OrderedDict()  # loaded ControlNets, least recently used first
 _PROMPT_PRIORITY = "_openesd_prompt_priority"
+REFERENCE_MODULES = _reference.REFUSED
 
 
 @dataclass
 class ControlNetInputs:
-    """The ControlNet (or MultiControlNetModel) for the pipeline, and the call's keyword arguments."""
+    """The ControlNet (or MultiControlNetModel; None when only adapter units are on) for the pipeline, the
+    call's keyword arguments, and what adapter units add to each sampling pass."""
 
     controlnet: Any
     kwargs: dict[str, Any]  # image, controlnet_conditioning_scale, control_guidance_start/end, guess_mode
     infotext: dict[str, str] = field(default_factory=dict)  # "ControlNet 0" -> the extension's quoted summary
+    extras: list[Any] = field(default_factory=list)  # ConditionedUNet extras (IP-Adapter embeds)
+    restores: list[Any] = field(default_factory=list)  # inpaint_only units (_inpaint_control.InpaintRestore)
     detected_maps: list[Any] = field(default_factory=list)  # the units' control images the job returns
+
+    def attach(self, run: Any, hires: bool = False) -> None:
+        """Give a sampling pass (`tasks.passes.Pass`) the units' per-call UNet inputs and prediction
+        corrections; the hires pass keeps only the size-independent ones."""
+        run.unet.use_extras([e for e in self.extras if e.keep_in_hires or not hires])
+        for item in [*self.restores, *(e for e in self.extras if hasattr(e, "attach"))] if not hires else []:
+            item.attach(run)
+
+    def finish(self, images: list[Any]) -> list[Any]:
+        """The final PIL images after the units' post-processing (inpaint_only pastes the unmasked area back)."""
+        for restore in self.restores:
+            images = [restore.finish(image) for image in images]
+        return images
 
 
 @dataclass
@@ -43,6 +61,7 @@ class _Unit:
     end: float
     mode: int
     summary: str = ""
+    restore: Any = None  # inpaint_only's restore of the unmasked area
     save_detected_map: bool = True
 
 
@@ -54,17 +73,31 @@ def prepare_units(
     device: Any,
     dtype: Any,
     init_image: Any = None,
+    unet: Any = None,
+    init_mask: Any = None,
     seed: int | None = None,
 ) -> ControlNetInputs | None:
     """None when no unit is enabled; a unit without an image uses `init_image` (img2img) when given.
 
     `kwargs` suit the txt2img ControlNet pipelines; img2img and inpaint ones name the image `control_image`.
-    `seed` is `numpy_seed`'s, for the preprocessors that draw random numbers (shuffle).
+    IP-Adapter units go into `unet` (the checkpoint's own UNet) for this job. `seed` is `numpy_seed`'s, for
+    the preprocessors that draw random numbers (shuffle).
     """
-    where = _Where(models, width, height, init_image, device, seed)
-    parsed = [_parse(unit, i, where) for i, unit in enumerate(units or []) if _enabled(unit, i)]
+    enabled = [(i, unit) for i, unit in enumerate(units or []) if _enabled(unit, i)]
+    if unet is not None:
+        _reference.release(unet)  # a previous job's reference_only, before IP-Adapter rebuilds processors
+    adapter_units = [(i, u) for i, u in enabled if ip_adapter.handles(_module(u))]
+    extras = _image_prompts(adapter_units, models, unet, init_image)
+    references = [(i, u) for i, u in enabled if _reference.handles(_module(u))]
+    extras += [_reference_unit(u, i, init_image, width, height, unet) for i, u in references]
+    taken = {i for i, _ in adapter_units + references}
+    where = _Where(models, width, height, init_image, init_mask, device, seed)
+    parsed = [_parse(u, i, where) for i, u in enabled if i not in taken]
+    adapters = [t2i_adapter.is_adapter(u.model) for u in parsed]
+    extras += [_adapter_residuals(u, unet) for u, is_adapter in zip(parsed, adapters) if is_adapter]
+    parsed = [u for u, is_adapter in zip(parsed, adapters) if not is_adapter]
     if not parsed:
-        return None
+        return ControlNetInputs(None, {}, {}, extras) if extras else None
     modes = {u.mode for u in parsed}
     if 2 in modes and len(modes) > 1:
         raise PayloadError(
@@ -82,13 +115,17 @@ def prepare_units(
         "guess_mode": 2 in modes,
     }
     infotext = {f"ControlNet {n}": u.summary for n, u in enumerate(parsed)}
-    maps = [u.image for u in parsed if u.save_detected_map]
+    restores = [u.restore for u in parsed if u.restore is not None]
+    # inpaint units' control images are tensors (masked pixels -1), not pictures: no map for them.
+    maps = [u.image for u in parsed if u.save_detected_map and u.restore is None and hasattr(u.image, "mode")]
+    net = nets[0]
     if len(parsed) == 1:
         kwargs.update({k: v[0] for k, v in kwargs.items() if isinstance(v, list)})
-        return ControlNetInputs(nets[0], kwargs, infotext, maps)
-    from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
+    else:
+        from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 
-    return ControlNetInputs(MultiControlNetModel(nets), kwargs, infotext, maps)
+        net = MultiControlNetModel(nets)
+    return ControlNetInputs(net, kwargs, infotext, extras, restores, maps)
 
 
 def numpy_seed(seed: int, subseed: int, first_seed: int) -> int:
@@ -114,8 +151,58 @@ class _Where:
     width: int
     height: int
     init_image: Any
+    init_mask: Any
     device: Any
     seed: int | None
+
+
+def release_adapters(unet: Any) -> None:
+    """Take a previous job's reference_only and IP-Adapter out of the shared UNet (a job without units calls it)."""
+    _reference.release(unet)
+    ip_adapter.release(unet)
+
+
+def _reference_unit(unit: dict[str, Any], index: int, init_image: Any, width: int, height: int, unet: Any) -> Any:
+    """reference_only: the unit image at the generation size; style fidelity = threshold_a (default 0.5), cubed on
+    SDXL, 1 with "ControlNet is more important" and 0 with "My prompt is more important", as the extension."""
+    if unet is None:
+        raise UnsupportedFeature("reference_only units are not supported in this task")
+    mode = images.resize_mode(unit.get("resize_mode", "Crop and Resize"), index)
+    image = images.control_map(images.unit_image(unit, index, init_image), "none", unit, width, height, mode)
+    raw = _number(unit, "threshold_a", -1.0, index)
+    fidelity = 0.5 if raw < 0 else min(1.0, raw)  # -1: the API's "unset"
+    if unet.config.get("addition_embed_type") == "text_time":
+        fidelity = fidelity**3
+    control = _control_mode(_mode_value(unit), index)
+    fidelity = {1: 0.0, 2: 1.0}.get(control, fidelity)
+    start, end = _number(unit, "guidance_start", 0.0, index), _number(unit, "guidance_end", 1.0, index)
+    weight = _number(unit, "weight", 1.0, index)
+    return _reference.ReferenceAttention(image.convert("RGB"), weight, start, end, fidelity, seed=index)
+
+
+def _adapter_residuals(unit: _Unit, unet: Any) -> Any:
+    if unet is None:
+        raise UnsupportedFeature("T2I-Adapter units are not supported in this task")
+    return t2i_adapter.residuals(unit.model, unit.image, unet, (unit.weight, unit.start, unit.end, unit.mode))
+
+
+def _module(unit: dict[str, Any]) -> str:
+    return str(unit.get("module") or "none").strip().lower()
+
+
+def _image_prompts(
+    units: list[tuple[int, dict[str, Any]]], models: ModelFiles, unet: Any, init_image: Any
+) -> list[Any]:
+    if not units:
+        if unet is not None:
+            ip_adapter.release(unet)
+        return []
+    for index, unit in units:
+        ip_adapter.check_module(_module(unit), index)
+    if unet is None:
+        raise UnsupportedFeature("IP-Adapter units are not supported in this task")
+    rgbs = [(i, u, images.unit_image(u, i, init_image)) for i, u in units]
+    return [ip_adapter.prepare(rgbs, models, unet)]
 
 
 def _enabled(unit: Any, index: int) -> bool:
@@ -124,8 +211,23 @@ def _enabled(unit: Any, index: int) -> bool:
     return bool(unit.get("enabled", True))  # the extension's API treats a unit without `enabled` as on
 
 
+def _canonical_module(unit: dict, index: int) -> str:
+    """The unit's module by the preprocessors' registry, or one of the inpaint modules."""
+    module = str(unit.get("module") or "none").strip().lower()
+    if inpaint.handles(module):
+        return module
+    others = (*inpaint.MODULES, *_reference.MODULES, *ip_adapter.MODULES)
+    if module in REFERENCE_MODULES:
+        raise UnsupportedFeature(
+            f"ControlNet unit {index} module {module!r} is not supported: it injects the reference image's "
+            "group-norm statistics (AdaIN) into the UNet, which OpenESD does not do yet; supported: "
+            f"{', '.join((*preprocessors.MODULES, *others))}"
+        )
+    return preprocessors.canonical(unit.get("module"), index, also=others)
+
+
 def _parse(unit: dict, index: int, where: _Where) -> _Unit:
-    module = preprocessors.canonical(unit.get("module"), index)
+    module = _canonical_module(unit, index)
     input_mode = str(unit.get("input_mode") or "simple").lower()
     if input_mode != "simple":
         raise UnsupportedFeature(
@@ -134,17 +236,13 @@ def _parse(unit: dict, index: int, where: _Where) -> _Unit:
         )
     model = _resolve_model(unit.get("model"), index, where.models)
     mode = images.resize_mode(unit.get("resize_mode", "Crop and Resize"), index)
-    rgb = images.unit_image(unit, index, where.init_image)
-    start, end = _number(unit, "guidance_start", 0.0, index), _number(unit, "guidance_end", 1.0, index)
-    if not 0.0 <= start < end <= 1.0:
-        raise PayloadError(
-            f"ControlNet unit {index} guidance_start {start} and guidance_end {end} must satisfy 0 <= start < end <= 1"
-        )
-    parsed = _Unit(
-        index=index,
-        model=model,
-        image=images.control_map(
-            rgb,
+    restore = None
+    if inpaint.handles(module):
+        init = (where.init_image, where.init_mask)
+        control, restore = inpaint.control_image(unit, index, module, init, where.width, where.height, mode)
+    else:
+        control = images.control_map(
+            images.unit_image(unit, index, where.init_image),
             module,
             unit,
             where.width,
@@ -153,11 +251,21 @@ def _parse(unit: dict, index: int, where: _Where) -> _Unit:
             (where.models or {}).get(preprocessors.ANNOTATOR_TYPE, []),
             where.device,
             where.seed,
-        ),
+        )
+    start, end = _number(unit, "guidance_start", 0.0, index), _number(unit, "guidance_end", 1.0, index)
+    if not 0.0 <= start < end <= 1.0:
+        raise PayloadError(
+            f"ControlNet unit {index} guidance_start {start} and guidance_end {end} must satisfy 0 <= start < end <= 1"
+        )
+    parsed = _Unit(
+        index=index,
+        model=model,
+        image=control,
         weight=_number(unit, "weight", 1.0, index),
         start=start,
         end=end,
         mode=_control_mode(_mode_value(unit), index),
+        restore=restore,
         save_detected_map=unit.get("save_detected_map", True) is not False,
     )
     parsed.summary = _summary(parsed, unit, module, mode)

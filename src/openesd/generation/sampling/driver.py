@@ -174,6 +174,9 @@ class SamplerScheduler:
         self.latent_mask: Any = None  # inpainting with a 4-channel model: 1 where the image is regenerated
         self._x: Any = None
         self.on_step: Callable[[int], None] | None = None
+        # Per-pass corrections of the prediction, (x, denoised) -> denoised: ControlNet's inpaint_only
+        # keeps the unmasked area.
+        self.denoised_hooks: list[Callable[[Any, Any], Any]] = []
 
     # diffusers' pipeline protocol
 
@@ -263,6 +266,8 @@ class SamplerScheduler:
             # prediction is the original.
             mask = self.latent_mask.to(denoised.device, denoised.dtype)
             denoised = self.init_latent.to(denoised.device) * (1.0 - mask) + denoised * mask
+        for hook in self.denoised_hooks:
+            denoised = hook(x, denoised)
         return denoised
 
     def reset(
@@ -310,12 +315,23 @@ class ModelSwitch:
 class ConditionedUNet:
     """Wraps the pipeline's UNet (see the module doc); everything else about the UNet is the UNet's."""
 
-    _own = ("_unet", "_scheduler", "_conditioning", "_cfg_scale", "_switch", "_switched", "_tiled")
+    _own = ("_unet", "_scheduler", "_conditioning", "_cfg_scale", "_switch", "_switched", "_tiled", "_extras")
 
     def __init__(self, unet: Any, scheduler: SamplerScheduler, conditioning: Conditioning, cfg_scale: float) -> None:
         state = self.__dict__
         state.update(_unet=unet, _scheduler=scheduler, _conditioning=conditioning, _cfg_scale=float(cfg_scale))
-        state.update(_switch=None, _switched=False, _tiled=None)
+        state.update(_switch=None, _switched=False, _tiled=None, _extras=[])
+
+    @property
+    def extras(self) -> list[Any]:
+        """Adapters that add UNet inputs per call (IP-Adapter image embeds, T2I-Adapter residuals): each has
+        `inputs(progress, which, batch) -> dict` with `which` 0 for the uncond half, 1 for the cond half, and
+        may have `before_call(unet, x, t, kwargs, halves)` / `after_call()` around each UNet call."""
+        extras: list[Any] = self.__dict__["_extras"]
+        return extras
+
+    def use_extras(self, extras: list[Any]) -> None:
+        self.__dict__["_extras"] = list(extras)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.__dict__["_unet"], name)
@@ -368,8 +384,10 @@ class ConditionedUNet:
         added = kwargs.pop("added_cond_kwargs", None) or {}
         down = kwargs.pop("down_block_additional_residuals", None)
         mid = kwargs.pop("mid_block_additional_residual", None)
-        if time_ids is not None:  # the base model's ControlNet does not steer the refiner
+        extras = self.extras
+        if time_ids is not None:  # the base model's ControlNet and adapters do not steer the refiner
             down = mid = None
+            extras = []
         kwargs.pop("return_dict", None)
         cfg_scale: float = self._cfg_scale
         guided = cfg_scale != 1.0 or len(parts) > 1 or parts[0][0] != 1.0
@@ -393,6 +411,11 @@ class ConditionedUNet:
             if down is not None:
                 extra["down_block_additional_residuals"] = [half(r, which) for r in down]
                 extra["mid_block_additional_residual"] = half(mid, which)
+            for adapter in extras:
+                for key, value in adapter.inputs(step / total, which, batch).items():
+                    if key == "added_cond_kwargs":
+                        value = {**extra.get(key, {}), **value}
+                    extra[key] = value
             return extra
 
         def predict(wanted: list[tuple[Cond, int]]) -> list[Any]:
@@ -406,10 +429,16 @@ class ConditionedUNet:
                 n = len(members)
                 x = x_in if n == 1 else x_in.repeat(n, *([1] * (x_in.ndim - 1)))
                 times = t if n == 1 else t.repeat(n)
+                # Adapters that run the UNet themselves first (reference_only's write pass) see this call's inputs.
+                around = [a for a in extras if hasattr(a, "before_call")]
+                for adapter in around:
+                    adapter.before_call(unet, x, times, {**merged, **kwargs}, [wanted[i][1] for i in members])
                 if self._tiled is not None:
                     result = self._tiled(unet, x, times, {**merged, **kwargs})
                 else:
                     result = unet(x, times, return_dict=False, **merged, **kwargs)[0]
+                for adapter in around:
+                    adapter.after_call()
                 for k, i in enumerate(members):
                     out[i] = result[k * batch : (k + 1) * batch]
             return out

@@ -132,14 +132,15 @@ def run_img2img(
     mask = prepare_mask(settings.inpaint, (settings.width, settings.height)) if settings.inpaint else None
     kind = "inpaint" if mask is not None else "img2img"
     seed, subseed = seeds.resolve_seed(settings.seed), seeds.resolve_seed(settings.subseed)
-    controlnet = prepare_controlnet(scripts, ctx, settings, seed, init_image=inits[0])
+    controlnet = prepare_controlnet(scripts, ctx, settings, seed, init_image=inits[0], model=model, init_mask=mask)
+    uses_net = controlnet is not None and controlnet.controlnet is not None
     strength = settings.denoising_strength
     run = (
         None
         if strength <= 0 or (detailer is not None and detailer.options.skip_img2img)
         else prepare_pass(
             model,
-            f"controlnet-{kind}" if controlnet else kind,
+            f"controlnet-{kind}" if uses_net else kind,
             settings,
             sampler_name=settings.sampler_name,
             scheduler_name=settings.scheduler,
@@ -153,6 +154,8 @@ def run_img2img(
     if run is not None:
         tiled_diffusion.attach(run, model, settings, scripts, ctx, controlnet)
     ctx.progress.plan(settings.n_iter * settings.batch_size * (run.evaluations if run else 0))
+    if controlnet is not None and run is not None:
+        controlnet.attach(run)
 
     # 2. Seeds (resolved above, as ControlNet's shuffle draws from them).
     extra = dict(ctx.extra_params)
@@ -177,9 +180,10 @@ def run_img2img(
             continue
         call = dict(**run.embeds, **_control_kwargs(controlnet))
         if mask is None:
-            images.extend(_img2img_batch(model, run, settings, sources, batch, call, ctx))
+            done = _img2img_batch(model, run, settings, sources, batch, call, ctx)
         else:
-            images.extend(_inpaint_batch(model, run, settings, sources, mask, batch, call, ctx))
+            done = _inpaint_batch(model, run, settings, sources, mask, batch, call, ctx)
+        images.extend(controlnet.finish(done) if controlnet is not None else done)
     images = adetailer.run(detailer, images, info, seed, subseed)
     # ControlNet's detected maps follow the generated images, as the extension appends them.
     extra_images = detected_maps(controlnet, settings) + (inits if settings.include_init_images else [])

@@ -70,10 +70,11 @@ def run_txt2img(
         raise UnsupportedFeature(f"hires fix is not supported with the inpainting checkpoint {model.path.name}")
     detailer = adetailer.prepare(scripts, model, settings, ctx)
     seed, subseed = seeds.resolve_seed(settings.seed), seeds.resolve_seed(settings.subseed)
-    controlnet = prepare_controlnet(scripts, ctx, settings, seed)
-    kind = "controlnet-txt2img" if controlnet else "txt2img"
+    controlnet = prepare_controlnet(scripts, ctx, settings, seed, model=model)
+    uses_net = controlnet is not None and controlnet.controlnet is not None
+    kind = "controlnet-txt2img" if uses_net else "txt2img"
     if model.inpainting:
-        kind = "controlnet-inpaint" if controlnet else "inpaint"
+        kind = "controlnet-inpaint" if uses_net else "inpaint"
     conditioning = _inpainting_model_inputs(settings) if model.inpainting else {}
     refiner = _load_refiner(model, settings, ctx)
     run = prepare_pass(
@@ -89,6 +90,10 @@ def run_txt2img(
     )
     tiled_diffusion.attach(run, model, settings, scripts, ctx, controlnet)  # the first pass only, as the extension
     hires_pass = hires.prepare(model, settings, run) if settings.hires is not None else None
+    if controlnet is not None:
+        controlnet.attach(run)
+        if hires_pass is not None:
+            controlnet.attach(hires_pass, hires=True)
     if refiner is not None:
         run.unet.switch_at(refiner_switch(refiner, settings, run))
     ctx.progress.plan(settings.n_iter * (run.evaluations + (hires_pass.evaluations if hires_pass else 0)))
@@ -122,11 +127,12 @@ def run_txt2img(
             callback_on_step_end=ctx.progress.hook(),
         )
         if hires_pass is not None:
-            images.extend(hires.second_pass(model, settings, out.images, batch, hires_pass, ctx))
+            done = hires.second_pass(model, settings, out.images, batch, hires_pass, ctx)
         elif refiner is not None:  # the WebUI decodes with the model loaded last: the refiner
-            images.extend(decode_latents(refiner.pipe, out.images))
+            done = decode_latents(refiner.pipe, out.images)
         else:
-            images.extend(to_pil(out.images))
+            done = to_pil(out.images)
+        images.extend(controlnet.finish(done) if controlnet is not None else done)
 
     # 4. ADetailer's inpaint passes, then infotexts and PNGs, as the WebUI returns them; ControlNet's
     # detected maps come last.
@@ -175,14 +181,25 @@ def _size_kwargs(width: int, height: int) -> dict[str, int]:
 
 
 def prepare_controlnet(
-    scripts: ScriptOptions, ctx: JobContext, settings: GenerationSettings, seed: int, init_image: Any = None
+    scripts: ScriptOptions,
+    ctx: JobContext,
+    settings: GenerationSettings,
+    seed: int,
+    init_image: Any = None,
+    model: PreparedModel | None = None,
+    init_mask: Any = None,
 ) -> Any:
     """ControlNet models and call kwargs for the enabled units, or None (img2img units may use the init image).
-    `seed` is the job's resolved first seed."""
-    if not scripts.controlnet_units:
-        return None
+
+    `seed` is the job's resolved first seed. IP-Adapter units go into `model`'s UNet for this job; a job
+    without them takes a previous job's out."""
     from openesd.generation.adapters import controlnet
 
+    if not scripts.controlnet_units:
+        if model is not None:  # a previous job's IP-Adapter leaves the shared UNet
+            controlnet.release_adapters(model.pipe.unet)
+        return None
+    unet = model.pipe.unet if model is not None else None
     return controlnet.prepare_units(
         scripts.controlnet_units,
         ctx.models,
@@ -191,6 +208,8 @@ def prepare_controlnet(
         ctx.device,
         ctx.dtype,
         init_image=init_image,
+        unet=unet,
+        init_mask=init_mask,
         seed=controlnet.numpy_seed(settings.seed, settings.subseed, seed),
     )
 

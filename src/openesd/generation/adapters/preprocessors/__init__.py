@@ -131,13 +131,14 @@ REFUSED = {
 }
 
 
-def canonical(module: Any, index: int) -> str:
-    """The module's name as this registry knows it; an unknown or refused one fails naming the supported ones."""
+def canonical(module: Any, index: int, also: tuple[str, ...] = ()) -> str:
+    """The module's name as this registry knows it; an unknown or refused one fails naming the supported ones
+    (these and `also`, the modules ControlNet units run outside this registry)."""
     name = str(module or "none").strip().lower()
     name = ALIASES.get(name, name)
     if name in MODULES:
         return name
-    supported = ", ".join(MODULES)
+    supported = ", ".join((*MODULES, *also))
     if name in REFUSED:
         raise UnsupportedFeature(
             f"ControlNet unit {index} module {module!r} is not supported: {REFUSED[name]}; supported: {supported}"
