@@ -82,7 +82,7 @@ def control_map(
 
     resolution = _resolution(unit, rgb, width, height, mode)
     detected = preprocessors.preprocess(rgb, module, unit, resolution, list(files or []), device, seed)
-    return Image.fromarray(_resize(detected, width, height, mode))
+    return Image.fromarray(fit(detected, width, height, mode))
 
 
 def _resolution(unit: dict, rgb: Any, width: int, height: int, mode: int) -> int:
@@ -96,7 +96,7 @@ def _resolution(unit: dict, rgb: Any, width: int, height: int, mode: int) -> int
     return DEFAULT_RES if res is None or res in (-1, "-1") else max(64, int(res))
 
 
-def _resize(img: Any, width: int, height: int, mode: int) -> Any:
+def fit(img: Any, width: int, height: int, mode: int) -> Any:
     """Just Resize stretches; Crop and Resize covers then centre-crops; Resize and Fill fits then pads."""
     import numpy as np
 

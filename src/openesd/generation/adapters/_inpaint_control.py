@@ -81,7 +81,7 @@ def control_image(
             f"supported inpaint modules: {', '.join(MODULES)}"
         )
     rgba = _image_and_mask(unit, index, *init)
-    sized = np.asarray(images.control_map(rgba, "none", unit, width, height, mode))
+    sized = np.asarray(images.fit(rgba, width, height, mode))  # no preprocessing: the mask stays in alpha
     rgb, mask = sized[..., :3], sized[..., 3].astype(np.float32) / 255.0
     hard = (mask > 0.5).astype(np.float32)[..., None]
     hint = rgb.astype(np.float32) / 255.0 * (1.0 - hard) - hard

@@ -117,7 +117,7 @@ def prepare_units(
     infotext = {f"ControlNet {n}": u.summary for n, u in enumerate(parsed)}
     restores = [u.restore for u in parsed if u.restore is not None]
     # inpaint units' control images are tensors (masked pixels -1), not pictures: no map for them.
-    maps = [u.image for u in parsed if u.save_detected_map and u.restore is None and hasattr(u.image, "mode")]
+    maps = [u.image for u in parsed if u.save_detected_map and _is_picture(u.image)]
     net = nets[0]
     if len(parsed) == 1:
         kwargs.update({k: v[0] for k, v in kwargs.items() if isinstance(v, list)})
@@ -126,6 +126,12 @@ def prepare_units(
 
         net = MultiControlNetModel(nets)
     return ControlNetInputs(net, kwargs, infotext, extras, restores, maps)
+
+
+def _is_picture(image: Any) -> bool:
+    from PIL import Image
+
+    return isinstance(image, Image.Image)
 
 
 def numpy_seed(seed: int, subseed: int, first_seed: int) -> int:
