@@ -98,6 +98,7 @@ class Generator:
             device=model.pipe.device,
             dtype=model.pipe.unet.dtype,
             extra_params=self._extra_params(settings, loras),
+            run_img2img=run_img2img,
         )
 
         # 3. Run, then answer as the WebUI does.

@@ -40,3 +40,42 @@ def encode_png(img: Image.Image, parameters: str | None = None) -> bytes:
     buffer = io.BytesIO()
     img.save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
+
+
+def resize_image(mode: int, image: Image.Image, width: int, height: int) -> Image.Image:
+    """A1111 `images.resize_image` for modes 0..2 (mode 3 resizes here and the latent path does the rest)."""
+    if mode in (0, 3):
+        return image.resize((width, height), Image.LANCZOS)
+    ratio, src_ratio = width / height, image.width / image.height
+    if mode == 1:
+        w = width if ratio > src_ratio else image.width * height // image.height
+        h = height if ratio <= src_ratio else image.height * width // image.width
+        resized = image.resize((w, h), Image.LANCZOS)
+        canvas = Image.new("RGB", (width, height))
+        canvas.paste(resized, box=(width // 2 - w // 2, height // 2 - h // 2))
+        return canvas
+    return _resize_and_fill(image, width, height, ratio, src_ratio)
+
+
+def _resize_and_fill(image: Image.Image, width: int, height: int, ratio: float, src_ratio: float) -> Image.Image:
+    w = width if ratio < src_ratio else image.width * height // image.height
+    h = height if ratio >= src_ratio else image.height * width // image.width
+    resized = image.resize((w, h), Image.LANCZOS)
+    canvas = Image.new("RGB", (width, height))
+    canvas.paste(resized, box=(width // 2 - w // 2, height // 2 - h // 2))
+    # Stretch the outermost rows/columns into the empty bands, as the WebUI does.
+    if ratio < src_ratio:
+        fill = height // 2 - h // 2
+        if fill > 0:
+            canvas.paste(resized.resize((width, fill), box=(0, 0, width, 0)), box=(0, 0))
+            canvas.paste(
+                resized.resize((width, fill), box=(0, resized.height, width, resized.height)), box=(0, fill + h)
+            )
+    elif ratio > src_ratio:
+        fill = width // 2 - w // 2
+        if fill > 0:
+            canvas.paste(resized.resize((fill, height), box=(0, 0, 0, height)), box=(0, 0))
+            canvas.paste(
+                resized.resize((fill, height), box=(resized.width, 0, resized.width, height)), box=(fill + w, 0)
+            )
+    return canvas

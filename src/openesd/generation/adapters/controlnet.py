@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,8 @@ from openesd.generation.adapters import _control_images as images
 from openesd.generation.adapters import _inpaint_control as inpaint
 from openesd.generation.adapters import _reference, ip_adapter, preprocessors, t2i_adapter
 from openesd.generation.adapters._controlnet_loading import load_controlnet
+from openesd.generation.adapters._units import number as _number
+from openesd.generation.adapters._units import resolve_model as _resolve_model
 from openesd.errors import ModelError, PayloadError, UnsupportedFeature
 from openesd.generation.types import ModelFiles
 
@@ -305,16 +306,6 @@ def _summary(parsed: _Unit, unit: dict, module: str, resize: int) -> str:
     return '"' + ", ".join(f"{key}: {value}" for key, value in fields.items()) + '"'
 
 
-def _number(unit: dict, key: str, default: float, index: int) -> float:
-    value = unit.get(key)
-    if value is None:
-        return default
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise PayloadError(f"ControlNet unit {index} {key} {value!r} is not a number") from None
-
-
 def _mode_value(unit: dict) -> Any:
     # Extension versions before control_mode sent `guessmode`/`guess_mode` (true = ControlNet is more important).
     if "control_mode" not in unit and (unit.get("guessmode") or unit.get("guess_mode")):
@@ -329,24 +320,6 @@ def _control_mode(value: Any, index: int) -> int:
         return CONTROL_MODES[value.strip().lower()]
     valid = "'Balanced', 'My prompt is more important', 'ControlNet is more important' (or 0, 1, 2)"
     raise PayloadError(f"ControlNet unit {index} control_mode {value!r} is not valid; valid: {valid}")
-
-
-def _resolve_model(name: Any, index: int, models: ModelFiles) -> Path:
-    """`control_v11p_sd15_canny [d14c016b]` -> the file whose stem (or name) matches, hash suffix dropped."""
-    files = [Path(p) for p in (models or {}).get("ControlNet", [])]
-    wanted = re.sub(r"\s*\[[0-9a-fA-F]+\]\s*$", "", str(name or "")).strip()
-    if not wanted or wanted.lower() == "none":
-        raise PayloadError(f"ControlNet unit {index} is enabled but names no model")
-    for path in files:
-        if wanted in (path.stem, path.name):
-            return path
-    for path in files:  # names typed by hand often differ only in case
-        if wanted.lower() in (path.stem.lower(), path.name.lower()):
-            return path
-    available = ", ".join(p.name for p in files) or "none"
-    raise ModelError(
-        f"ControlNet model {wanted!r} (unit {index}) is not among this job's ControlNet files: {available}"
-    )
 
 
 def _cached(path: Path, device: Any, dtype: Any) -> Any:

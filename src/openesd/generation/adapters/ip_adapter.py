@@ -74,7 +74,8 @@ class ImagePrompts:
 
 def prepare(units: list[tuple[int, dict[str, Any], Any]], models: Any, unet: Any) -> ImagePrompts:
     """`units`: (index, unit, RGB array). Loads the adapters into `unet` and encodes each unit's image."""
-    from openesd.generation.adapters.controlnet import _number, _resolve_model
+    from openesd.generation.adapters._units import number as _number
+    from openesd.generation.adapters._units import resolve_model as _resolve_model
 
     states, prompts = [], []
     for index, unit, rgb in units:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from openesd.errors import PayloadError
 from openesd.generation.payload.options import read_override_settings, sampler_fields
 from openesd.generation.payload.reader import Reader
+from openesd.generation.payload.script_names import script_key
 
 __all__ = ["GenerationSettings", "Reader", "SamplerOptions", "parse_payload", "read_settings"]
 
@@ -213,9 +214,7 @@ def _check_script_name(r: Reader) -> None:
     # The generator runs a selectable script's cells as plain payloads; an unknown name fails here too.
     name = r.raw("script_name")
     if name not in (None, "", "None"):
-        from openesd.generation.scripts import find_script
-
-        find_script(name)
+        script_key(name)
 
 
 def _hires(r: Reader) -> HiresSettings:

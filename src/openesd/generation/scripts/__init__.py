@@ -7,14 +7,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-from openesd.errors import PayloadError, UnsupportedFeature
+from openesd.errors import PayloadError
+from openesd.generation.payload.script_names import SUPPORTED, script_key
 from openesd.generation.types import GenerationResult, ModelFiles
 
 if TYPE_CHECKING:
     from openesd.generation.scripts.base import PlanScript
 
-SUPPORTED = ("X/Y/Z plot", "Prompt matrix", "Prompts from file or textbox")
+
 ProgressCallback = Callable[[int, int], None]
+__all__ = ["SUPPORTED", "find_script", "run_script", "wanted"]
 
 
 def find_script(name: Any) -> PlanScript:
@@ -26,10 +28,7 @@ def find_script(name: Any) -> PlanScript:
         "prompt matrix": prompt_matrix.plan,
         "prompts from file or textbox": prompts_from_file.plan,
     }
-    found = registry.get(name.strip().lower()) if isinstance(name, str) else None
-    if found is None:
-        raise UnsupportedFeature(f"script_name {name!r} is not supported; supported: {', '.join(SUPPORTED)}")
-    return found
+    return registry[script_key(name)]
 
 
 def wanted(payload: dict) -> bool:

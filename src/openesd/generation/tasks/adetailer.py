@@ -27,7 +27,7 @@ from openesd.generation.adetailer.masks import build_masks
 from openesd.generation.job import PreparedModel, Progress
 from openesd.generation.payload.scripts import ScriptOptions
 from openesd.generation.payload.settings import GenerationSettings, InpaintSettings
-from openesd.generation.tasks.txt2img import batches
+from openesd.generation.tasks.seeds import batches
 from openesd.generation.types import GenerationResult
 
 _SEP = re.compile(r"\s*\[SEP\]\s*")
@@ -198,11 +198,11 @@ class _PassProgress(Progress):
 
 
 def _inpaint(detailer: Detailer, pass_settings: GenerationSettings) -> Image.Image:
-    from openesd.generation.tasks.img2img import run_img2img
-
     ctx = detailer.ctx
+    if ctx.run_img2img is None:
+        raise RuntimeError("ADetailer's passes need the img2img task in the job context")
     inner = replace(ctx, progress=_PassProgress(ctx.progress), extra_params={})
-    result = run_img2img(detailer.model, pass_settings, ScriptOptions(), inner)
+    result = ctx.run_img2img(detailer.model, pass_settings, ScriptOptions(), inner)
     out = Image.open(io.BytesIO(result.images[0]))
     return out.convert("RGB")
 
@@ -215,7 +215,7 @@ def _inside_job_mask(masks: list[Image.Image], settings: GenerationSettings) -> 
     import numpy as np
 
     from openesd.generation.images import decode_image
-    from openesd.generation.tasks.img2img import resize_image
+    from openesd.generation.images import resize_image
 
     job = decode_image(inpaint.mask).convert("L")
     if inpaint.invert:

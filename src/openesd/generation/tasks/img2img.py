@@ -15,49 +15,12 @@ from openesd.generation.tasks import seeds, tiled_diffusion
 from openesd.generation.tasks.infotext import InfoBuilder
 from openesd.generation.tasks.passes import Pass, prepare_pass, start_batch
 from openesd.generation.tasks.vae import encode_mean, to_pil
-from openesd.generation.tasks.txt2img import JobContext, batches, detected_maps, finish, prepare_controlnet
+from openesd.generation.images import resize_image
+from openesd.generation.tasks.seeds import batches
+from openesd.generation.tasks.txt2img import JobContext, detected_maps, finish, prepare_controlnet
 from openesd.generation.types import GenerationResult
 
 RESIZE_MODES = ("Just resize", "Crop and resize", "Resize and fill", "Just resize (latent upscale)")
-
-
-def resize_image(mode: int, image: Image.Image, width: int, height: int) -> Image.Image:
-    """A1111 `images.resize_image` for modes 0..2 (mode 3 resizes here and the latent path does the rest)."""
-    if mode in (0, 3):
-        return image.resize((width, height), Image.LANCZOS)
-    ratio, src_ratio = width / height, image.width / image.height
-    if mode == 1:
-        w = width if ratio > src_ratio else image.width * height // image.height
-        h = height if ratio <= src_ratio else image.height * width // image.width
-        resized = image.resize((w, h), Image.LANCZOS)
-        canvas = Image.new("RGB", (width, height))
-        canvas.paste(resized, box=(width // 2 - w // 2, height // 2 - h // 2))
-        return canvas
-    return _resize_and_fill(image, width, height, ratio, src_ratio)
-
-
-def _resize_and_fill(image: Image.Image, width: int, height: int, ratio: float, src_ratio: float) -> Image.Image:
-    w = width if ratio < src_ratio else image.width * height // image.height
-    h = height if ratio >= src_ratio else image.height * width // image.width
-    resized = image.resize((w, h), Image.LANCZOS)
-    canvas = Image.new("RGB", (width, height))
-    canvas.paste(resized, box=(width // 2 - w // 2, height // 2 - h // 2))
-    # Stretch the outermost rows/columns into the empty bands, as the WebUI does.
-    if ratio < src_ratio:
-        fill = height // 2 - h // 2
-        if fill > 0:
-            canvas.paste(resized.resize((width, fill), box=(0, 0, width, 0)), box=(0, 0))
-            canvas.paste(
-                resized.resize((width, fill), box=(0, resized.height, width, resized.height)), box=(0, fill + h)
-            )
-    elif ratio > src_ratio:
-        fill = width // 2 - w // 2
-        if fill > 0:
-            canvas.paste(resized.resize((fill, height), box=(0, 0, 0, height)), box=(0, 0))
-            canvas.paste(
-                resized.resize((fill, height), box=(resized.width, 0, resized.width, height)), box=(fill + w, 0)
-            )
-    return canvas
 
 
 def prepare_mask(inpaint: InpaintSettings, size: tuple[int, int]) -> Image.Image:

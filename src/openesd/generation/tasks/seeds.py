@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 import random
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from openesd.generation.payload.settings import GenerationSettings
 
 MAX_SEED = 2**32 - 1
 
@@ -25,3 +29,25 @@ def generators(seeds: list[int]) -> list[Any]:
     import torch
 
     return [torch.Generator("cpu").manual_seed(s) for s in seeds]
+
+
+@dataclass
+class Batch:
+    """One n_iter step: the seeds and subseeds of its images."""
+
+    seeds: list[int]
+    subseeds: list[int]
+
+
+def batches(settings: GenerationSettings, seed: int, subseed: int) -> list[Batch]:
+    """The WebUI's `all_seeds`/`all_subseeds`: seed + i per image, except that with a variation
+    strength every image keeps the seed and only the subseeds count up."""
+    size = settings.batch_size
+    step = 0 if settings.subseed_strength else 1
+    return [
+        Batch(
+            [seed + (n * size + i) * step for i in range(size)],
+            image_seeds(subseed + n * size, size),
+        )
+        for n in range(settings.n_iter)
+    ]

@@ -12,6 +12,7 @@ from openesd.generation.job import PreparedModel, Progress
 from openesd.generation.payload.scripts import ScriptOptions
 from openesd.generation.payload.settings import GenerationSettings
 from openesd.generation.tasks import seeds, tiled_diffusion
+from openesd.generation.tasks.seeds import Batch, batches
 from openesd.generation.tasks.infotext import InfoBuilder, model_name, short_hash
 from openesd.generation.prompts.encoding import encode_groups, extract_loras
 from openesd.generation.sampling.conditioning import Cond, Conditioning
@@ -19,6 +20,8 @@ from openesd.generation.sampling.driver import ModelSwitch
 from openesd.generation.tasks.passes import prepare_pass, start_batch
 from openesd.generation.tasks.vae import decode_latents, to_pil
 from openesd.generation.types import GenerationResult, ModelFiles
+
+__all__ = ["Batch", "JobContext", "batches", "finish", "prepare_controlnet", "run_txt2img"]
 
 
 @dataclass
@@ -32,28 +35,8 @@ class JobContext:
     device: Any = None
     dtype: Any = None
     extra_params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Batch:
-    """One n_iter step: the seeds and subseeds of its images."""
-
-    seeds: list[int]
-    subseeds: list[int]
-
-
-def batches(settings: GenerationSettings, seed: int, subseed: int) -> list[Batch]:
-    """The WebUI's `all_seeds`/`all_subseeds`: seed + i per image, except that with a variation
-    strength every image keeps the seed and only the subseeds count up."""
-    size = settings.batch_size
-    step = 0 if settings.subseed_strength else 1
-    return [
-        Batch(
-            [seed + (n * size + i) * step for i in range(size)],
-            seeds.image_seeds(subseed + n * size, size),
-        )
-        for n in range(settings.n_iter)
-    ]
+    # The img2img task, for the passes that inpaint a finished image (ADetailer); the generator sets it.
+    run_img2img: Callable[..., GenerationResult] | None = None
 
 
 def run_txt2img(
