@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from openesd.generation.adapters import _colorfix
 from openesd.generation.adapters import _control_images as images
 from openesd.generation.adapters import _inpaint_control as inpaint
 from openesd.generation.adapters import _reference, ip_adapter, preprocessors, t2i_adapter
@@ -42,8 +43,11 @@ class ControlNetInputs:
         """Give a sampling pass (`tasks.passes.Pass`) the units' per-call UNet inputs and prediction
         corrections; the hires pass keeps only the size-independent ones."""
         run.unet.use_extras([e for e in self.extras if e.keep_in_hires or not hires])
-        for item in [*self.restores, *(e for e in self.extras if hasattr(e, "attach"))] if not hires else []:
-            item.attach(run)
+        for item in [*self.restores, *(e for e in self.extras if hasattr(e, "attach"))]:
+            if not hires:
+                item.attach(run)
+            elif item.keep_in_hires:
+                item.attach(run, hires=True)
 
     def finish(self, images: list[Any]) -> list[Any]:
         """The final PIL images after the units' post-processing (inpaint_only pastes the unmasked area back)."""
@@ -63,6 +67,7 @@ class _Unit:
     mode: int
     summary: str = ""
     restore: Any = None  # inpaint_only's restore of the unmasked area
+    colorfix: Any = None  # tile_colorfix's rewrite of the prediction (_colorfix.ColorFix)
     save_detected_map: bool = True
 
 
@@ -94,6 +99,7 @@ def prepare_units(
     taken = {i for i, _ in adapter_units + references}
     where = _Where(models, width, height, init_image, init_mask, device, seed)
     parsed = [_parse(u, i, where) for i, u in enabled if i not in taken]
+    extras += [u.colorfix for u in parsed if u.colorfix is not None]
     adapters = [t2i_adapter.is_adapter(u.model) for u in parsed]
     extras += [_adapter_residuals(u, unet) for u, is_adapter in zip(parsed, adapters) if is_adapter]
     parsed = [u for u, is_adapter in zip(parsed, adapters) if not is_adapter]
@@ -276,6 +282,10 @@ def _parse(unit: dict, index: int, where: _Where) -> _Unit:
         save_detected_map=unit.get("save_detected_map", True) is not False,
     )
     parsed.summary = _summary(parsed, unit, module, mode)
+    if _colorfix.handles(module):
+        variation, sharpness = preprocessors.thresholds(module, unit)
+        sharp = sharpness if module == "tile_colorfix+sharp" else None
+        parsed.colorfix = _colorfix.ColorFix(control.convert("RGB"), variation, sharp, parsed.weight)
     return parsed
 
 
