@@ -24,7 +24,6 @@ PROMPT_DECAY = 0.825  # the extension's soft injection: block i of n gets weight
 CACHE_SIZE = 4
 _CACHE: OrderedDict[tuple, Any] = OrderedDict()  # loaded ControlNets, least recently used first
 _PROMPT_PRIORITY = "_openesd_prompt_priority"
-REFERENCE_MODULES = _reference.REFUSED
 
 
 @dataclass
@@ -176,10 +175,11 @@ def release_adapters(unet: Any) -> None:
 
 
 def _reference_unit(unit: dict[str, Any], index: int, init_image: Any, width: int, height: int, unet: Any) -> Any:
-    """reference_only: the unit image at the generation size; style fidelity = threshold_a (default 0.5), cubed on
-    SDXL, 1 with "ControlNet is more important" and 0 with "My prompt is more important", as the extension."""
+    """reference_only / reference_adain(+attn): the unit image at the generation size; style fidelity =
+    threshold_a (default 0.5), cubed on SDXL, 1 with "ControlNet is more important" and 0 with "My prompt is
+    more important", as the extension."""
     if unet is None:
-        raise UnsupportedFeature("reference_only units are not supported in this task")
+        raise UnsupportedFeature(f"{_module(unit)} units are not supported in this task")
     mode = images.resize_mode(unit.get("resize_mode", "Crop and Resize"), index)
     image = images.control_map(images.unit_image(unit, index, init_image), "none", unit, width, height, mode)
     raw = _number(unit, "threshold_a", -1.0, index)
@@ -190,7 +190,8 @@ def _reference_unit(unit: dict[str, Any], index: int, init_image: Any, width: in
     fidelity = {1: 0.0, 2: 1.0}.get(control, fidelity)
     start, end = _number(unit, "guidance_start", 0.0, index), _number(unit, "guidance_end", 1.0, index)
     weight = _number(unit, "weight", 1.0, index)
-    return _reference.ReferenceAttention(image.convert("RGB"), weight, start, end, fidelity, seed=index)
+    module = _module(unit)
+    return _reference.ReferenceAttention(image.convert("RGB"), weight, start, end, fidelity, index, module)
 
 
 def _adapter_residuals(unit: _Unit, unet: Any) -> Any:
@@ -230,12 +231,6 @@ def _canonical_module(unit: dict, index: int) -> str:
     if inpaint.handles(module):
         return module
     others = (*inpaint.MODULES, *_reference.MODULES, *ip_adapter.MODULES)
-    if module in REFERENCE_MODULES:
-        raise UnsupportedFeature(
-            f"ControlNet unit {index} module {module!r} is not supported: it injects the reference image's "
-            "group-norm statistics (AdaIN) into the UNet, which OpenESD does not do yet; supported: "
-            f"{', '.join((*preprocessors.MODULES, *others))}"
-        )
     return preprocessors.canonical(unit.get("module"), index, also=others)
 
 
