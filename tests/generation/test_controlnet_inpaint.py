@@ -140,12 +140,6 @@ def test_img2img_inpaint_unit_uses_the_init_image_and_its_mask(generator, models
     assert np.abs(out - source)[28:36, 28:36].mean() > 5
 
 
-def test_reference_adain_is_refused_by_name(generator, models):
-    reference = unit("reference_adain", model="None", mask=None)
-    with pytest.raises(GenerationError, match="'reference_adain' is not supported: it injects"):
-        run(generator, "txt2img", txt2img_payload(**scripts(reference)), models)
-
-
 def reference_unit(**extra) -> dict:
     return {"enabled": True, "module": "reference_only", "model": "None", "image": b64png(photo()), **extra}
 

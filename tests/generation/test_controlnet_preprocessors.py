@@ -149,8 +149,10 @@ def test_aliases_and_refusals():
     assert pre.canonical("color", 0) == "t2ia_color_grid"
     assert pre.canonical("pidinet", 0) == "softedge_pidinet"
     assert pre.canonical("lineart", 0) == "lineart_realistic"
-    with pytest.raises(UnsupportedFeature, match=r"'tile_colorfix' is not supported: its colour fix .*supported: none"):
-        pre.canonical("tile_colorfix", 0)
+    assert pre.canonical("tile_colorfix+sharp", 0) == "tile_colorfix+sharp"
+    assert pre.thresholds("tile_colorfix+sharp", {}) == (8.0, 1.0)  # the extension's Variation and Sharpness
+    with pytest.raises(UnsupportedFeature, match=r"'depth_leres\+\+' is not supported: its boosting .*supported: none"):
+        pre.canonical("depth_leres++", 0)
     with pytest.raises(UnsupportedFeature, match=r"'dw_openpose_full' is not supported: DWPose .*openpose_full"):
         pre.canonical("dw_openpose_full", 0)
     with pytest.raises(UnsupportedFeature, match=r"'nonsense' is not supported; supported: none, invert, canny"):

@@ -1,14 +1,18 @@
-"""sd-webui-controlnet's `reference_only`: before each UNet call, the reference image's latent, noised to the
-call's sigma, runs through the UNet storing every self-attention input; the main call's self-attention then
-also attends to those (its "attention injection"), the negative half blended back toward plain attention by
-the style fidelity (threshold_a)."""
+"""sd-webui-controlnet's `reference_only` / `reference_adain` / `reference_adain+attn`: before each UNet call,
+the reference image's latent, noised to the call's sigma, runs through the UNet storing every self-attention
+input (attn) or its blocks' output statistics (adain, `_adain.py`); the main call's self-attention then also
+attends to those (the "attention injection") and its blocks are renormalised to those statistics, the negative
+half blended back toward the plain UNet by the style fidelity (threshold_a)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-MODULES = ("reference_only",)
-REFUSED = ("reference_adain", "reference_adain+attn")  # group-norm (AdaIN) injection is not done
+from openesd.generation.adapters import _adain
+
+# module -> (attention injection, AdaIN)
+KINDS = {"reference_only": (True, False), "reference_adain": (False, True), "reference_adain+attn": (True, True)}
+MODULES = tuple(KINDS)
 _SAVED = "_openesd_reference_processors"
 _RESIDUAL_KEYS = (  # ControlNet and T2I residuals: the extension's write pass runs the bare UNet
     "down_block_additional_residuals",
@@ -25,11 +29,13 @@ class _Bank:
     """Shared by the processors of one UNet: what the write pass stored, and what the next call does."""
 
     def __init__(self) -> None:
-        self.mode = "off"  # "write": store attn1 inputs; "read": attend to them too
+        self.mode = "off"  # "write": store attn1 inputs / block statistics; "read": use them
+        self.attention, self.adain = True, False  # which of the two this unit does
         self.weight = 1.0  # the extension's attention_auto_machine_weight: blocks with attn_weight below it act
         self.fidelity = 0.5
         self.uncond_rows: Any = None  # bool per batch row of the current call
         self.stored: dict[str, Any] = {}
+        self.gn_stored: dict[int, Any] = {}  # block number -> (mean, var), see _adain
 
 
 class _Processor:
@@ -40,7 +46,7 @@ class _Processor:
 
     def __call__(self, attn: Any, hidden_states: Any, encoder_hidden_states: Any = None, *args: Any, **kw: Any) -> Any:
         bank = self.bank
-        if bank.mode == "write" and bank.weight > self.attn_weight:
+        if bank.mode == "write" and bank.attention and bank.weight > self.attn_weight:
             bank.stored[self.name] = hidden_states.detach().clone()
         if bank.mode != "read" or self.name not in bank.stored:
             return self.inner(attn, hidden_states, encoder_hidden_states, *args, **kw)
@@ -61,9 +67,12 @@ class ReferenceAttention:
 
     keep_in_hires = False
 
-    def __init__(self, rgb_image: Any, weight: float, start: float, end: float, fidelity: float, seed: int) -> None:
+    def __init__(
+        self, rgb_image: Any, weight: float, start: float, end: float, fidelity: float, seed: int, module: str
+    ) -> None:
         self.image, self.start, self.end, self.seed = rgb_image, start, end, seed
         self.bank = _Bank()
+        self.bank.attention, self.bank.adain = KINDS[module]
         self.bank.weight, self.bank.fidelity = weight, fidelity
         self.latent: Any = None
         self.scheduler: Any = None  # the pass's sampler: its sigma at each call
@@ -85,7 +94,7 @@ class ReferenceAttention:
         """The write pass on the reference latent noised to this call's sigma (WebUI: fresh noise each call)."""
         import torch
 
-        self.bank.stored, self.bank.mode = {}, "off"
+        self.bank.stored, self.bank.gn_stored, self.bank.mode = {}, {}, "off"
         if not self.active or self.latent is None:
             return
         batch = x.shape[0] // len(whiches)
@@ -104,7 +113,7 @@ class ReferenceAttention:
         self.bank.uncond_rows = rows
 
     def after_call(self) -> None:
-        self.bank.stored, self.bank.mode = {}, "off"
+        self.bank.stored, self.bank.gn_stored, self.bank.mode = {}, {}, "off"
 
 
 def install(unet: Any, bank: _Bank) -> None:
@@ -119,9 +128,11 @@ def install(unet: Any, bank: _Bank) -> None:
         wrapped[name] = _Processor(processors[name], name, i / len(order), bank)
     setattr(unet, _SAVED, processors)
     unet.set_attn_processor(wrapped)
+    _adain.install(unet, bank)
 
 
 def release(unet: Any) -> None:
+    _adain.release(unet)
     saved = getattr(unet, _SAVED, None)
     if saved is not None:
         unet.set_attn_processor(saved)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from openesd.generation.adapters import _colorfix
 from openesd.generation.adapters import _control_images as images
 from openesd.generation.adapters import _inpaint_control as inpaint
 from openesd.generation.adapters import _reference, ip_adapter, preprocessors, t2i_adapter
@@ -23,7 +24,6 @@ PROMPT_DECAY = 0.825  # the extension's soft injection: block i of n gets weight
 CACHE_SIZE = 4
 _CACHE: OrderedDict[tuple, Any] = OrderedDict()  # loaded ControlNets, least recently used first
 _PROMPT_PRIORITY = "_openesd_prompt_priority"
-REFERENCE_MODULES = _reference.REFUSED
 
 
 @dataclass
@@ -42,8 +42,11 @@ class ControlNetInputs:
         """Give a sampling pass (`tasks.passes.Pass`) the units' per-call UNet inputs and prediction
         corrections; the hires pass keeps only the size-independent ones."""
         run.unet.use_extras([e for e in self.extras if e.keep_in_hires or not hires])
-        for item in [*self.restores, *(e for e in self.extras if hasattr(e, "attach"))] if not hires else []:
-            item.attach(run)
+        for item in [*self.restores, *(e for e in self.extras if hasattr(e, "attach"))]:
+            if not hires:
+                item.attach(run)
+            elif item.keep_in_hires:
+                item.attach(run, hires=True)
 
     def finish(self, images: list[Any]) -> list[Any]:
         """The final PIL images after the units' post-processing (inpaint_only pastes the unmasked area back)."""
@@ -63,6 +66,7 @@ class _Unit:
     mode: int
     summary: str = ""
     restore: Any = None  # inpaint_only's restore of the unmasked area
+    colorfix: Any = None  # tile_colorfix's rewrite of the prediction (_colorfix.ColorFix)
     save_detected_map: bool = True
 
 
@@ -94,6 +98,7 @@ def prepare_units(
     taken = {i for i, _ in adapter_units + references}
     where = _Where(models, width, height, init_image, init_mask, device, seed)
     parsed = [_parse(u, i, where) for i, u in enabled if i not in taken]
+    extras += [u.colorfix for u in parsed if u.colorfix is not None]
     adapters = [t2i_adapter.is_adapter(u.model) for u in parsed]
     extras += [_adapter_residuals(u, unet) for u, is_adapter in zip(parsed, adapters) if is_adapter]
     parsed = [u for u, is_adapter in zip(parsed, adapters) if not is_adapter]
@@ -170,10 +175,11 @@ def release_adapters(unet: Any) -> None:
 
 
 def _reference_unit(unit: dict[str, Any], index: int, init_image: Any, width: int, height: int, unet: Any) -> Any:
-    """reference_only: the unit image at the generation size; style fidelity = threshold_a (default 0.5), cubed on
-    SDXL, 1 with "ControlNet is more important" and 0 with "My prompt is more important", as the extension."""
+    """reference_only / reference_adain(+attn): the unit image at the generation size; style fidelity =
+    threshold_a (default 0.5), cubed on SDXL, 1 with "ControlNet is more important" and 0 with "My prompt is
+    more important", as the extension."""
     if unet is None:
-        raise UnsupportedFeature("reference_only units are not supported in this task")
+        raise UnsupportedFeature(f"{_module(unit)} units are not supported in this task")
     mode = images.resize_mode(unit.get("resize_mode", "Crop and Resize"), index)
     image = images.control_map(images.unit_image(unit, index, init_image), "none", unit, width, height, mode)
     raw = _number(unit, "threshold_a", -1.0, index)
@@ -184,7 +190,8 @@ def _reference_unit(unit: dict[str, Any], index: int, init_image: Any, width: in
     fidelity = {1: 0.0, 2: 1.0}.get(control, fidelity)
     start, end = _number(unit, "guidance_start", 0.0, index), _number(unit, "guidance_end", 1.0, index)
     weight = _number(unit, "weight", 1.0, index)
-    return _reference.ReferenceAttention(image.convert("RGB"), weight, start, end, fidelity, seed=index)
+    module = _module(unit)
+    return _reference.ReferenceAttention(image.convert("RGB"), weight, start, end, fidelity, index, module)
 
 
 def _adapter_residuals(unit: _Unit, unet: Any) -> Any:
@@ -224,12 +231,6 @@ def _canonical_module(unit: dict, index: int) -> str:
     if inpaint.handles(module):
         return module
     others = (*inpaint.MODULES, *_reference.MODULES, *ip_adapter.MODULES)
-    if module in REFERENCE_MODULES:
-        raise UnsupportedFeature(
-            f"ControlNet unit {index} module {module!r} is not supported: it injects the reference image's "
-            "group-norm statistics (AdaIN) into the UNet, which OpenESD does not do yet; supported: "
-            f"{', '.join((*preprocessors.MODULES, *others))}"
-        )
     return preprocessors.canonical(unit.get("module"), index, also=others)
 
 
@@ -276,6 +277,10 @@ def _parse(unit: dict, index: int, where: _Where) -> _Unit:
         save_detected_map=unit.get("save_detected_map", True) is not False,
     )
     parsed.summary = _summary(parsed, unit, module, mode)
+    if _colorfix.handles(module):
+        variation, sharpness = preprocessors.thresholds(module, unit)
+        sharp = sharpness if module == "tile_colorfix+sharp" else None
+        parsed.colorfix = _colorfix.ColorFix(control.convert("RGB"), variation, sharp, parsed.weight)
     return parsed
 
 

@@ -326,7 +326,8 @@ class ConditionedUNet:
     def extras(self) -> list[Any]:
         """Adapters that add UNet inputs per call (IP-Adapter image embeds, T2I-Adapter residuals): each has
         `inputs(progress, which, batch) -> dict` with `which` 0 for the uncond half, 1 for the cond half, and
-        may have `before_call(unet, x, t, kwargs, halves)` / `after_call()` around each UNet call."""
+        may have `before_call(unet, x, t, kwargs, halves)` / `after_call()` around each UNet call and
+        `correct(x, output, halves, batch) -> output` after it."""
         extras: list[Any] = self.__dict__["_extras"]
         return extras
 
@@ -437,6 +438,9 @@ class ConditionedUNet:
                     result = self._tiled(unet, x, times, {**merged, **kwargs})
                 else:
                     result = unet(x, times, return_dict=False, **merged, **kwargs)[0]
+                # Adapters that rewrite the output per half (ControlNet's tile_colorfix), as the extension's UNet hook.
+                for adapter in (a for a in extras if hasattr(a, "correct")):
+                    result = adapter.correct(x, result, [wanted[i][1] for i in members], batch)
                 for adapter in around:
                     adapter.after_call()
                 for k, i in enumerate(members):

@@ -34,6 +34,9 @@ _BASIC = {
     "binary": Module(basic.binary, 0),
     "blur_gaussian": Module(basic.blur_gaussian, 9.0),
     "tile_resample": Module(basic.tile_resample, 1.0),
+    # The colour fix itself is a UNet hook (adapters/_colorfix.py); the control image is the unit's image.
+    "tile_colorfix": Module(basic.none, 8.0),
+    "tile_colorfix+sharp": Module(basic.none, 8.0, 1.0),
     "shuffle": Module(basic.shuffle),
     "lineart_standard": Module(basic.lineart_standard),
     "t2ia_color_grid": Module(basic.color),
@@ -86,10 +89,6 @@ ALIASES = {
     "normal_map": "normal_midas",
 }
 
-_NEEDS_SAMPLER_HOOK = (
-    "its colour fix rewrites the model's prediction at every sampling step (the extension's UNet hook), "
-    "which this worker's ControlNet does not do; use tile_resample with the tile model"
-)
 _NOT_PORTED = "its detector is not ported to this worker"
 # The extension builds DINOv2 through torch.hub (a download); controlnet-aux 0.0.10 has no such network.
 _NO_DEPTH_ANYTHING = "its DINOv2 network is neither in controlnet-aux 0.0.10 nor ported; use depth_midas or depth_zoe"
@@ -113,8 +112,6 @@ _OLD_NAMES = {
 REFUSED = {
     **_REFUSED_WHY,
     **{old: _REFUSED_WHY[new] for old, new in _OLD_NAMES.items()},
-    "tile_colorfix": _NEEDS_SAMPLER_HOOK,
-    "tile_colorfix+sharp": _NEEDS_SAMPLER_HOOK,
     **{
         name: _NOT_PORTED
         for name in (
