@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     job_deadline_s: float = 3600.0  # the watchdog fails a job running longer than this
     realtime_timeout_s: float = 600.0  # a real-time start answers 504 after this, the job goes on
     job_lease_s: float = 60.0  # a replica's hold on the jobs it dispatched, renewed every third of it
+    # Live previews (OpenESD's `preview_every` of POST /inferences): a preview every N model calls for jobs
+    # that do not say; 0 (no previews) keeps what ESD clients see unchanged.
+    preview_every: int = Field(0, ge=0, le=1000)
 
     # Checkpoint import by URL: only public addresses unless this is set (tests, trusted LANs).
     allow_private_url_imports: bool = False

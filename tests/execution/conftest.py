@@ -59,8 +59,11 @@ class RecordingEvents:
         return ev.EngineConsumers(endpoints=self, jobs=self, trainings=self, merges=self)
 
     def record(self, event) -> None:
+        values = [getattr(event, f.name) for f in fields(event)]
+        if isinstance(event, ev.JobProgress) and event.preview is None:
+            values = values[:-1]  # a plain progress report reads (job, step, total), as before live previews
         with self._changed:
-            self.calls.append((EVENT_NAMES[type(event)], *(getattr(event, f.name) for f in fields(event))))
+            self.calls.append((EVENT_NAMES[type(event)], *values))
             self._changed.notify_all()
 
     on_endpoint = on_job = on_training = on_merge = record

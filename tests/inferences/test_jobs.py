@@ -199,3 +199,30 @@ def test_a_running_job_cancelled_mid_sampling_stops_and_its_endpoint_runs_the_ne
 def run_one_call_id(server) -> str:
     started = create_job(server, "txt2img", ASYNC, txt2img_payload(steps=1), SD, one_call=True)
     return started.json()["data"]["inference"]["inference_id"]
+
+
+def test_a_running_job_with_preview_every_serves_its_latest_preview(server):
+    """Through the API and the real local engine: `progress.preview_url` serves a JPEG of the prediction while
+    the job samples (then the job is cancelled: nothing else to wait for)."""
+    import io
+
+    from PIL import Image
+
+    body = {
+        "task_type": "txt2img",
+        "inference_type": "Async",
+        "models": SD,
+        "sagemaker_endpoint_name": ASYNC,
+        "payload_string": json.dumps(txt2img_payload(steps=150, sampler_name="Heun")),
+        "preview_every": 2,
+    }
+    started = server.post("/prod/inferences", user="api", json=body)
+    job_id = started.json()["data"]["inference"]["inference_id"]
+    deadline = time.monotonic() + 120
+    while "preview_url" not in (progress := server.get(f"/prod/inferences/{job_id}").json()["data"]["progress"]):
+        assert time.monotonic() < deadline, progress
+        time.sleep(0.05)
+    assert progress["preview_step"] % 2 == 0 and progress["preview_step"] <= progress["total_steps"]
+    assert Image.open(io.BytesIO(get_url(server, progress["preview_url"]).content)).format == "JPEG"
+    server.put(f"/prod/inferences/{job_id}/cancel", user="api")
+    assert wait_job(server, job_id, timeout=60)["status"] == "cancelled"

@@ -106,6 +106,7 @@ def _run(
     conn: Any, job: JobSpec, generator: Any, store: ObjectStore, models_dir: Path, orders: Orders
 ) -> dict[str, Any]:
     from openesd.generation import GenerationRequest, parse_payload
+    from openesd.generation.previews import PreviewRequest
 
     payload = parse_payload(
         job.payload_string if job.payload_string is not None else _read_payload(store, job.param_key)
@@ -121,8 +122,17 @@ def _run(
             last[0] = now
             conn.send(JobProgress(job.id, step, total))
 
+    def preview(step: int, total: int, image: bytes) -> None:
+        # Every preview is sent (the job asked for one per N calls); it also serves as this step's progress.
+        last[0] = time.monotonic()
+        conn.send(JobProgress(job.id, step, total, preview=image))
+
     loads, hits = _cache_counts(generator)
-    result = generator.run(GenerationRequest(job.task, payload, models), progress)
+    request = GenerationRequest(job.task, payload, models)
+    if job.preview_every > 0:
+        result = generator.run(request, progress, PreviewRequest(job.preview_every, preview))
+    else:  # the Generator's test doubles take (request, progress)
+        result = generator.run(request, progress)
     loaded, hit = _cache_counts(generator)
     return {
         "images": list(result.images),

@@ -53,6 +53,7 @@ class JobSpec:
     # ESD checkpoint type -> the files of that type the job uses.
     models: dict[str, list[ModelFile]] = field(default_factory=dict)
     attempt: int = 0
+    preview_every: int = 0  # a live preview every N model calls (0: none); OpenESD's `preview_every`
 
 
 @dataclass

@@ -51,10 +51,11 @@ class JobStarted(JobEvent):
 
 @dataclass(frozen=True)
 class JobProgress(JobEvent):
-    """Sampling progress of a running job."""
+    """Sampling progress of a running job; `preview`: a JPEG of the prediction at this step (live previews)."""
 
     step: int
     total: int
+    preview: bytes | None = None
 
 
 @dataclass(frozen=True)

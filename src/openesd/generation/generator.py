@@ -15,6 +15,7 @@ from openesd.generation.models import device as devices
 from openesd.generation.models.cache import ModelCache, default_budget
 from openesd.generation.payload.scripts import ScriptOptions, apply_scripts
 from openesd.generation.payload.settings import GenerationSettings, read_settings
+from openesd.generation.previews import PreviewRequest
 from openesd.generation.sampling import samplers
 from openesd.generation.types import GenerationResult, ModelFiles
 
@@ -49,14 +50,20 @@ class Generator:
             self._upscalers = Upscalers()
         return self._upscalers
 
-    def run(self, request: GenerationRequest, progress: ProgressCallback | None = None) -> GenerationResult:
-        """Run one job; client mistakes raise GenerationError subclasses with exact messages."""
+    def run(
+        self,
+        request: GenerationRequest,
+        progress: ProgressCallback | None = None,
+        previews: PreviewRequest | None = None,
+    ) -> GenerationResult:
+        """Run one job; client mistakes raise GenerationError subclasses with exact messages. `previews`: live
+        previews of txt2img/img2img sampling (a script's cells and the other tasks make none)."""
         if not isinstance(request.payload, dict):
             raise PayloadError(f"payload must be a JSON object, got {type(request.payload).__name__}")
         models = {k: [Path(p) for p in v] for k, v in (request.models or {}).items() if isinstance(v, list)}
         with self._lock:
             if request.task in DIFFUSION_TASKS:
-                return self._diffusion(request.task, request.payload, models, progress)
+                return self._diffusion(request.task, request.payload, models, progress, previews)
             if request.task in EXTRAS_TASKS:
                 from openesd.generation.tasks.extras import run_extras
 
@@ -70,7 +77,12 @@ class Generator:
     # -- txt2img / img2img -------------------------------------------------------------------------
 
     def _diffusion(
-        self, task: str, payload: dict, models: ModelFiles, progress: ProgressCallback | None
+        self,
+        task: str,
+        payload: dict,
+        models: ModelFiles,
+        progress: ProgressCallback | None,
+        previews: PreviewRequest | None = None,
     ) -> GenerationResult:
         from openesd.generation import scripts as selectable
         from openesd.generation.tasks.img2img import run_img2img
@@ -90,6 +102,8 @@ class Generator:
         # 2. Load (or reuse) the model and set this job's state on it.
         model = self._prepare(checkpoint, models, settings, scripts, loras)
         counter = jobs.Progress(1, progress)  # the task plans the real total (Progress.plan)
+        if previews is not None and previews.every > 0:
+            counter.previewer = self._previewer(previews, settings, model, models)
         ctx = JobContext(
             models=models,
             progress=counter,
@@ -137,6 +151,19 @@ class Generator:
                 from openesd.generation.tasks.upscalers import resolve_upscaler
 
                 resolve_upscaler(hr.upscaler, models)
+
+    def _previewer(
+        self, previews: PreviewRequest, settings: GenerationSettings, model: jobs.PreparedModel, models: ModelFiles
+    ) -> Any:
+        """The job's previewer: the WebUI's "Approx cheap" map, or the user's TAESD decoder (`show_progress_type`)."""
+        from openesd.generation import previews as preview
+
+        family, device = model.family, model.pipe.device
+        if preview.preview_type(settings.override_settings) == "TAESD":
+            path = preview.find_taesd([Path(p) for p in models.get("VAE", [])], family)
+            decoder = self.cache.get("taesd", path, lambda: preview.load_taesd(path, device))
+            return preview.Previewer(previews, lambda latent: preview.taesd_image(decoder, latent))
+        return preview.Previewer(previews, lambda latent: preview.approx_cheap(latent, family))
 
     def _load(self, path: Path) -> Any:
         from openesd.generation.models.loading import load_checkpoint

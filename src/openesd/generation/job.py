@@ -75,6 +75,7 @@ class Progress:
     total: int
     callback: ProgressCallback | None
     done: int = 0
+    previewer: Any = None  # previews.Previewer: the job's live previews, after the progress report
 
     def plan(self, total: int) -> None:
         """The job's real number of model calls, once the sampler is known (second-order samplers double it)."""
@@ -85,6 +86,9 @@ class Progress:
             self.done += 1
             if self.callback is not None:
                 self.callback(min(self.done, self.total), self.total)
+            if self.previewer is not None:  # the sampler stand-in keeps the call's prediction (x0)
+                denoised = getattr(pipe.scheduler, "denoised", None)
+                self.previewer.after_call(min(self.done, self.total), self.total, denoised)
             return kwargs
 
         return on_step_end

@@ -31,7 +31,7 @@ from openesd.execution.events import (
 from openesd.inferences.schemas import DIFFUSION_TASKS, TERMINAL
 from openesd.metadata.models import Endpoint, InferenceJob
 from openesd.storage.base import ObjectStore
-from openesd.storage.layout import job_result, job_result_info
+from openesd.storage.layout import job_preview, job_result, job_result_info
 
 if TYPE_CHECKING:
     from openesd.api.metrics import Metrics
@@ -115,7 +115,7 @@ class EngineReporter:
             case JobStarted():
                 self.job_started(event.job_id, event.attempt)
             case JobProgress():
-                self.job_progress(event.job_id, event.step, event.total)
+                self.job_progress(event.job_id, event.step, event.total, event.preview)
             case JobSucceeded():
                 self.job_succeeded(event.job_id, event.result)
             case JobFailed():
@@ -139,9 +139,11 @@ class EngineReporter:
         if cancel:
             self._pass_cancel(job_id)
 
-    def job_progress(self, job_id: str, step: int, total: int) -> None:
+    def job_progress(self, job_id: str, step: int, total: int, preview: bytes | None = None) -> None:
+        """`preview`: a live preview (JPEG), stored over the last one and named in `progress["preview_key"]`;
+        previews are never skipped (the job asked for one every N calls), plain reports at most every 0.5 s."""
         now = time.monotonic()
-        if step < total and now - self._last_progress.get(job_id, 0.0) < PROGRESS_WRITE_EVERY_S:
+        if preview is None and step < total and now - self._last_progress.get(job_id, 0.0) < PROGRESS_WRITE_EVERY_S:
             return
         self._last_progress[job_id] = now
         with self._make_session.begin() as session:
@@ -151,6 +153,10 @@ class EngineReporter:
             elapsed = time.time() - job.progress.get("started_at", time.time())
             eta = round(elapsed / step * (total - step), 1) if step else None
             job.progress = {**job.progress, "phase": "sampling", "step": step, "total_steps": total, "eta_seconds": eta}
+            if preview is not None:
+                key = job_preview(job_id)
+                self._store.put_bytes(key, preview)
+                job.progress = {**job.progress, "preview_key": key, "preview_step": step}
             cancel = job.cancelled_by is not None
         if cancel:
             self._pass_cancel(job_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 from openesd.api.validation import array, obj, string
@@ -13,6 +15,7 @@ EXTRAS_MODEL_TYPES = {"extra-single-image": "ESRGAN", "extra-batch-images": "ESR
 # `cancelled` is OpenESD's own terminal status (PUT /inferences/{id}/cancel); ESD knows the first four.
 TERMINAL = ("succeed", "failed", "cancelled")
 STATUSES = ("created", "inprogress", *TERMINAL)
+MAX_PREVIEW_EVERY = 1000
 
 
 class CreateInference(BaseModel):
@@ -23,6 +26,8 @@ class CreateInference(BaseModel):
     models: dict
     sagemaker_endpoint_name: str | None = None
     payload_string: str | None = None
+    # OpenESD's addition: a live preview every N model calls (0: none); checked by the service, which names it.
+    preview_every: Any = None
 
 
 class DeleteInferences(BaseModel):

@@ -28,6 +28,7 @@ from openesd.inferences.schemas import (
     DIFFUSION_TASKS,
     EXTRAS_MODEL_TYPES,
     EXTRAS_TASKS,
+    MAX_PREVIEW_EVERY,
     STATUSES,
     TERMINAL,
     CreateInference,
@@ -41,6 +42,7 @@ from openesd.storage.layout import (
     checkpoint_file,
     checkpoint_folder,
     job_param,
+    job_preview,
     job_result,
     job_result_info,
     job_results,
@@ -67,6 +69,18 @@ def model_names(kind: str, names: object) -> list[str]:
     return names
 
 
+def preview_every(value: object, default: int) -> int:
+    """OpenESD's `preview_every` of POST /inferences: a live preview every N model calls, 0 for none."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PREVIEW_EVERY:
+        raise BadRequest(
+            f"preview_every must be an integer from 0 (no previews) to {MAX_PREVIEW_EVERY} model calls, "
+            f"got {json.dumps(value)}"
+        )
+    return value
+
+
 def job_spec(job: InferenceJob) -> JobSpec:
     """What the worker needs, rebuilt from the row alone (so a restarted server can dispatch it again)."""
     models = {
@@ -88,6 +102,7 @@ def job_spec(job: InferenceJob) -> JobSpec:
         payload_string=job.payload_string,
         models=models,
         attempt=job.attempts,
+        preview_every=int(job.params.get("preview_every") or 0),
     )
 
 
@@ -127,6 +142,7 @@ class InferenceService:
                 json.loads(body.payload_string)  # Python's parser takes Infinity and NaN, as ESD's does
             except (ValueError, RecursionError):  # RecursionError: nested thousands deep
                 raise BadRequest("payload_string must be valid json string") from None
+        previews = preview_every(body.preview_every, self.settings.preview_every)
         requester = authorize(identify(), ["inference:all", "inference:create"])
         access = Access.of(self.settings.auth_mode, requester)
         if body.task_type not in TASK_TYPES:
@@ -137,6 +153,8 @@ class InferenceService:
         endpoint = self._schedule(requester, body, access)
         used = self._resolve_models(body, access)
         job = self._store_job(requester, body, endpoint, used)
+        if previews and body.task_type in DIFFUSION_TASKS:  # only sampling makes previews
+            job.params = {**job.params, "preview_every": previews}
         if body.payload_string is not None:
             return self.start(job.id, access)  # a real-time one comes back RUNNING: see `run_to_end`
         # The upload URL is handed to the creator here only: no listing or read ever shows it (a read
@@ -390,6 +408,9 @@ class InferenceService:
             data["progress"] = {k: job.progress.get(k) for k in ("phase", "step", "total_steps", "eta_seconds")}
             if job.queued and job.progress.get("phase") == "queued":
                 data["progress"] |= self._queue_place(job)
+            if job.queued and job.progress.get("preview_key"):  # the latest live preview, while it runs
+                data["progress"]["preview_url"] = self.store.signed_url(job_preview(job.id), "GET", ttl)
+                data["progress"]["preview_step"] = job.progress.get("preview_step")
         return data
 
     def _queue_place(self, job: InferenceJob) -> dict[str, int]:

@@ -89,6 +89,11 @@ def job_result_info(job_id: str) -> str:
     return job_result(job_id, f"{job_id}_param.json")
 
 
+def job_preview(job_id: str) -> str:
+    """A running job's latest live preview (a JPEG, overwritten at each one), under its results' prefix."""
+    return f"out/{job_id}/preview/latest.jpg"
+
+
 def async_output(name: str) -> str:
     """The `output_path` an asynchronous SageMaker endpoint would write to."""
     return f"sagemaker_output/{name}.out"

@@ -174,6 +174,7 @@ class SamplerScheduler:
         self.latent_mask: Any = None  # inpainting with a 4-channel model: 1 where the image is regenerated
         self._x: Any = None
         self.on_step: Callable[[int], None] | None = None
+        self.denoised: Any = None  # the last call's prediction (x0): the job's live previews read it
         # Per-pass corrections of the prediction, (x, denoised) -> denoised: ControlNet's inpaint_only
         # keeps the unmasked area.
         self.denoised_hooks: list[Callable[[Any, Any], Any]] = []
@@ -220,7 +221,7 @@ class SamplerScheduler:
         return x_in if copies == 1 else x_in.repeat(copies, *([1] * (x_in.ndim - 1)))
 
     def step(self, model_output: Any, timestep: Any, sample: Any, return_dict: bool = True, **_: Any) -> Any:
-        denoised = self._denoised(model_output)
+        denoised = self.denoised = self._denoised(model_output)
         if self.on_step is not None:
             self.on_step(self.step_index)
         assert self._run is not None
@@ -284,6 +285,7 @@ class SamplerScheduler:
         self.initial_noise = initial_noise
         self.noise_factory = noise_factory
         self._run, self._x, self.step_index, self.sigma = None, None, 0, self.plan.sigmas[0]
+        self.denoised = None
 
     @property
     def current_t(self) -> float:
