@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from openesd.api.validation import array, obj, string
+from openesd.webhooks.schemas import WEBHOOK_SCHEMA, Webhook
 
 DIFFUSION_TASKS = ("txt2img", "img2img")
 EXTRAS_TASKS = ("extra-single-image", "extra-batch-images", "rembg")
@@ -23,6 +24,7 @@ class CreateInference(BaseModel):
     models: dict
     sagemaker_endpoint_name: str | None = None
     payload_string: str | None = None
+    webhook: Webhook | None = None  # OpenESD's addition (webhooks/)
 
 
 class DeleteInferences(BaseModel):
@@ -39,6 +41,7 @@ CREATE_INFERENCE_SCHEMA = obj(
         "sagemaker_endpoint_name": {"type": "string"},
         "payload_string": {"type": "string"},
         "custom_extensions": {"type": "string"},
+        "webhook": WEBHOOK_SCHEMA,
     },
     required=["task_type", "inference_type", "models"],
 )

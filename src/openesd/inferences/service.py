@@ -47,6 +47,7 @@ from openesd.storage.layout import (
     started_job_param,
 )
 from openesd.users.repository import UserRepository
+from openesd.webhooks.service import WebhookService
 
 TASK_TYPES = (*DIFFUSION_TASKS, *EXTRAS_TASKS)
 VIRTUAL_VAES = ("Automatic", "None")
@@ -117,6 +118,7 @@ class InferenceService:
         self.endpoints = EndpointRepository(session)
         self.checkpoints = CheckpointRepository(session)
         self.users = UserRepository(session)
+        self.webhooks = WebhookService(session, settings.allow_private_webhooks)
         self.store, self.settings, self.engine, self.waiter = store, settings, engine, waiter
 
     # --- create -----------------------------------------------------------------------------
@@ -134,9 +136,11 @@ class InferenceService:
                 f"task type {body.task_type} should be in "
                 "['extra-single-image', 'extra-batch-images', 'rembg'] or ['txt2img', 'img2img']"
             )
+        self.webhooks.check(body.webhook)
         endpoint = self._schedule(requester, body, access)
         used = self._resolve_models(body, access)
         job = self._store_job(requester, body, endpoint, used)
+        self.webhooks.subscribe("inference", job.id, requester.username, body.webhook)
         if body.payload_string is not None:
             return self.start(job.id, access)  # a real-time one comes back RUNNING: see `run_to_end`
         # The upload URL is handed to the creator here only: no listing or read ever shows it (a read
@@ -390,6 +394,8 @@ class InferenceService:
             data["progress"] = {k: job.progress.get(k) for k in ("phase", "step", "total_steps", "eta_seconds")}
             if job.queued and job.progress.get("phase") == "queued":
                 data["progress"] |= self._queue_place(job)
+        if (webhook := self.webhooks.view("inference", job.id)) is not None:
+            data["webhook"] = webhook
         return data
 
     def _queue_place(self, job: InferenceJob) -> dict[str, int]:
