@@ -6,12 +6,15 @@ from __future__ import annotations
 import threading
 import time
 
+import httpx
 import pytest
 
+from openesd.client import Client
 from openesd.client.webhooks import HEADER, WebhookVerificationError, verify
 from openesd.webhooks.dispatcher import GIVE_UP_AFTER_S, WebhookDispatcher
 from openesd.webhooks.service import on_event
-from tests.inferences.test_rules import created, png
+from tests.api.conftest import API_KEY
+from tests.inferences.test_rules import SD, created, png
 from tests.webhooks.conftest import Receiver
 
 
@@ -169,3 +172,20 @@ def test_the_secret_is_kept_until_rotated(esd):
     rotated = esd.post("/prod/users/me/webhook-secret", user="api")
     assert rotated.status_code == 201
     assert rotated.json()["data"]["secret"] not in (first, None) and secret(esd) == rotated.json()["data"]["secret"]
+
+
+def test_the_sdk_sets_a_webhook_and_reads_the_secret_that_verifies_it(esd, receiver):
+    def forward(request: httpx.Request) -> httpx.Response:
+        answer = esd.http.request(request.method, str(request.url), headers=request.headers, content=request.read())
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+
+    sdk = Client("http://testserver/prod", API_KEY, username="api", transport=httpx.MockTransport(forward))
+    started = sdk.inferences.create("txt2img", SD, payload={}, webhook={"url": receiver.url, "events": ["failed"]})
+    job_id = started["inference"]["inference_id"]
+    esd.engine.reporter.job_failed(job_id, "boom")
+    dispatcher(esd, Clock()).run_once()
+    got = receiver.received[0]
+    assert verify(sdk.webhook_secret.get(), got.headers[HEADER], got.body)["data"]["message"] == "boom"
+    sdk.webhook_secret.rotate()
+    with pytest.raises(WebhookVerificationError):
+        verify(sdk.webhook_secret.get(), got.headers[HEADER], got.body)

@@ -11,6 +11,8 @@ import json
 import time
 from typing import Any
 
+from openesd.client._resource import Resource
+
 HEADER = "OpenESD-Signature"
 
 
@@ -58,3 +60,15 @@ def verify(
         raise WebhookVerificationError("no v1 signature matches this secret")
     event: dict[str, Any] = json.loads(raw)
     return event
+
+
+class WebhookSecrets(Resource):
+    """`/users/me/webhook-secret`: the calling user's signing secret (`client.webhook_secret`)."""
+
+    def get(self) -> str:
+        """The secret, created on first read."""
+        return str(self._t.call("GET", "/users/me/webhook-secret")["secret"])
+
+    def rotate(self) -> str:
+        """A new secret; deliveries signed from now on use it, and the old one stops verifying."""
+        return str(self._t.call("POST", "/users/me/webhook-secret")["secret"])
