@@ -189,3 +189,11 @@ def test_the_sdk_sets_a_webhook_and_reads_the_secret_that_verifies_it(esd, recei
     sdk.webhook_secret.rotate()
     with pytest.raises(WebhookVerificationError):
         verify(sdk.webhook_secret.get(), got.headers[HEADER], got.body)
+
+
+def test_a_deleted_job_takes_its_pending_deliveries_with_it(esd, receiver):
+    job_id = job_with_webhook(esd, receiver)
+    esd.engine.reporter.job_failed(job_id, "boom")
+    answer = esd.delete("/prod/inferences", user="api", json={"inference_id_list": [job_id]})
+    assert answer.status_code == 204, answer.text
+    assert dispatcher(esd, Clock()).run_once() == 0 and receiver.received == []

@@ -358,6 +358,7 @@ class InferenceService:
             self.store.delete(started_job_param(job.task_type, job.id))
             self.store.delete_prefix(job_results(job.id))  # decisions.md: results go with the job
             self.jobs_repo.delete(job)
+            self.webhooks.forget("inference", job.id)
 
     # --- views ------------------------------------------------------------------------------
     @staticmethod

@@ -279,6 +279,7 @@ class TrainingService:
             if training.job_status not in TERMINAL:
                 running.append(training.id)
             self.trainings.delete(training)
+            self.webhooks.forget("training", training.id)
             self.store.delete_prefix(training_folder(training.id) + "/")
         return running
 

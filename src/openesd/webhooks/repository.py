@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from openesd.metadata.models import WebhookDelivery, WebhookSecret, WebhookSubscription
@@ -28,6 +28,11 @@ class WebhookRepository:
     def subscribe(self, subscription: WebhookSubscription) -> None:
         self.session.add(subscription)
         self.session.flush()
+
+    def forget(self, job_kind: str, job_id: str) -> None:
+        """A deleted job's webhook and deliveries, pending ones included (they would name a job that is gone)."""
+        for model in (WebhookSubscription, WebhookDelivery):
+            self.session.execute(delete(model).where(model.job_kind == job_kind, model.job_id == job_id))
 
     # -- deliveries --------------------------------------------------------------------------
     def add_delivery(self, delivery: WebhookDelivery) -> None:

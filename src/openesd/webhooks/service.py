@@ -69,6 +69,10 @@ class WebhookService:
             WebhookSubscription(job_kind=job_kind, job_id=job_id, owner=owner, url=webhook.url, events=events)
         )
 
+    def forget(self, job_kind: str, job_id: str) -> None:
+        """The job is deleted: its webhook goes with it and no further delivery is made."""
+        self.repo.forget(job_kind, job_id)
+
     def view(self, job_kind: str, job_id: str) -> dict[str, Any] | None:
         """`webhook` of `GET /inferences/{id}` (and trainings): the subscription and each event's delivery."""
         subscription = self.repo.subscription(job_kind, job_id)
