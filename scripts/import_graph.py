@@ -44,6 +44,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "datasets",
             "trainings",
             "legacy",
+            "webhooks",
         ],
     ),
     # The HTTP kit every resource's routes use: gateway, envelope, errors, validation, identity stages.

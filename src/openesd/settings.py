@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     max_import_bytes: int = 50 * 1024**3
     import_timeout_s: float = 30.0
 
+    # Webhooks (decisions.md, Jobs): the same address rules as URL imports unless this is set (closed LANs).
+    allow_private_webhooks: bool = False
+    webhook_timeout_s: float = Field(10.0, gt=0)  # per POST; a slow receiver is retried later
+    webhook_poll_s: float = Field(1.0, ge=0)  # how often a replica looks for due deliveries; 0: never (tests)
+
     # Legacy routes of the 2023-07-05 API (esd-legacy-api.md §3.4).
     legacy_enabled: bool = True
     legacy_mount: str = "/legacy"

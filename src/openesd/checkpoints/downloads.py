@@ -36,8 +36,8 @@ class Downloaded:
     sha256: str
 
 
-class _NonPublicAddress(Exception):
-    """Raised from inside the connection pool; `_request` turns it into a message naming the URL."""
+class NonPublicAddress(Exception):
+    """Raised from inside the connection pool; callers (`_request`, webhooks) turn it into a message naming the URL."""
 
 
 def check_http_url(url: str) -> None:
@@ -47,7 +47,7 @@ def check_http_url(url: str) -> None:
         raise DownloadError(f"URL {url} is not an http(s) URL")
 
 
-def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+def resolve_host(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
     """Every address `host` resolves to, in the resolver's order."""
     try:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
@@ -75,10 +75,10 @@ class _CheckedBackend(httpcore.SyncBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
-        addresses = _resolve(host, port)
+        addresses = resolve_host(host, port)
         refused = [] if self._allow_private else [name for a in addresses if (name := non_public(a))]
         if refused:
-            raise _NonPublicAddress(refused[0])
+            raise NonPublicAddress(refused[0])
         for address in addresses[:-1]:
             try:
                 return super().connect_tcp(str(address), port, timeout, local_address, socket_options)
@@ -87,7 +87,7 @@ class _CheckedBackend(httpcore.SyncBackend):
         return super().connect_tcp(str(addresses[-1]), port, timeout, local_address, socket_options)
 
 
-def _client(allow_private: bool, timeout: float) -> httpx.Client:
+def checked_client(allow_private: bool, timeout: float) -> httpx.Client:
     """A client whose every connection goes through `_CheckedBackend`, and never through a proxy."""
     transport = httpx.HTTPTransport()
     # httpx takes no network backend, so its pool is replaced by one with ours; the rebinding tests
@@ -114,7 +114,7 @@ def _request(client: httpx.Client, method: str, url: str) -> httpx.Response:
         check_http_url(url)
         try:
             response = client.send(client.build_request(method, url), stream=True)
-        except _NonPublicAddress as address:
+        except NonPublicAddress as address:
             raise DownloadError(
                 f"URL {url} resolves to the non-public address {address}; imports from private "
                 "networks are off (set OPENESD_ALLOW_PRIVATE_URL_IMPORTS=true to allow them)"
@@ -130,7 +130,7 @@ def _request(client: httpx.Client, method: str, url: str) -> httpx.Response:
 def probe(url: str, allow_private: bool, timeout: float) -> str:
     """Check the URL answers and return the file name it serves (the synchronous part of §6.3)."""
     try:
-        with _client(allow_private, timeout) as client:
+        with checked_client(allow_private, timeout) as client:
             response = _request(client, "HEAD", url)
             response.close()
     except httpx.HTTPError as error:
@@ -154,7 +154,7 @@ def download(
     handle, name = tempfile.mkstemp(dir=directory, suffix=".part")
     path, digest, done = Path(name), hashlib.sha256(), 0
     try:
-        with os.fdopen(handle, "wb") as out, _client(allow_private, timeout) as client:
+        with os.fdopen(handle, "wb") as out, checked_client(allow_private, timeout) as client:
             response = _request(client, "GET", url)
             try:
                 if response.status_code >= 400:

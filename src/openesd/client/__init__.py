@@ -23,6 +23,7 @@ from openesd.client.roles import Roles
 from openesd.client.tokens import Tokens
 from openesd.client.trainings import Trainings
 from openesd.client.users import Users
+from openesd.client.webhooks import WebhookSecrets
 
 __all__ = ["Client", "ESDError", "Generation", "JobFailed", "Upload", "img2img_payload", "txt2img_payload"]
 
@@ -46,6 +47,7 @@ class Client:
         self.checkpoints = Checkpoints(self._t)
         self.endpoints, self.inferences = Endpoints(self._t), Inferences(self._t)
         self.datasets, self.trainings = Datasets(self._t), Trainings(self._t)
+        self.webhook_secret = WebhookSecrets(self._t)
 
     def ping(self) -> str:
         return self._t.call_full("GET", "/ping").get("message", "")

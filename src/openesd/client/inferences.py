@@ -48,11 +48,15 @@ class Inferences(Resource):
         inference_type: str = "Async",
         endpoint_name: str | None = None,
         payload: dict | None = None,
+        webhook: dict | None = None,
     ) -> dict:
-        """Without `payload`: the 201 create view (with the upload URL). With it: the start response."""
+        """Without `payload`: the 201 create view (with the upload URL). With it: the start response.
+        `webhook`: {url, events} to be POSTed the job's events (verify them with `openesd.client.webhooks.verify`)."""
         body: dict = {"task_type": task_type, "models": models, "inference_type": inference_type}
         if endpoint_name:
             body["sagemaker_endpoint_name"] = endpoint_name
+        if webhook is not None:
+            body["webhook"] = webhook
         if payload is not None:
             body["payload_string"] = json.dumps(payload)
         return self._t.call("POST", "/inferences", json=body)

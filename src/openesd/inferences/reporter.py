@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from openesd.execution.events import (
     EndpointEvent,
@@ -32,6 +32,7 @@ from openesd.inferences.schemas import DIFFUSION_TASKS, TERMINAL
 from openesd.metadata.models import Endpoint, InferenceJob
 from openesd.storage.base import ObjectStore
 from openesd.storage.layout import job_preview, job_result, job_result_info
+from openesd.webhooks.service import on_event
 
 if TYPE_CHECKING:
     from openesd.api.metrics import Metrics
@@ -135,6 +136,8 @@ class EngineReporter:
                     "eta_seconds": None,
                     "started_at": time.time(),
                 }
+                # webhooks: moves to `publish` at merge
+                on_event(session, "inference", job_id, _owner(job), "scheduled", {"attempt": attempt})
             cancel = job is not None and job.cancelled_by is not None
         if cancel:
             self._pass_cancel(job_id)
@@ -157,6 +160,10 @@ class EngineReporter:
                 key = job_preview(job_id)
                 self._store.put_bytes(key, preview)
                 job.progress = {**job.progress, "preview_key": key, "preview_step": step}
+            # webhooks: moves to `publish` at merge
+            on_event(
+                session, "inference", job_id, _owner(job), "step", {"step": step, "total": total, "eta_seconds": eta}
+            )
             cancel = job.cancelled_by is not None
         if cancel:
             self._pass_cancel(job_id)
@@ -224,6 +231,11 @@ class EngineReporter:
             job.image_names, job.inference_info_name = names, f"/tmp/{job.id}_param.json"
         else:
             job.sagemaker_raw = raw
+        # webhooks: moves to `publish` at merge
+        kind, data = (
+            ("succeeded", {"image_names": names or []}) if status == "succeed" else ("failed", {"message": raw})
+        )
+        on_event(_session_of(job), "inference", job.id, _owner(job), kind, data)
 
     def _write_results(self, job: InferenceJob, result: dict) -> list[str]:
         """§8.6: images under `out/<id>/result/`, keyed by job id so that a retry overwrites."""
@@ -251,6 +263,20 @@ def mark_cancelled(job: InferenceJob, step: int | None = None) -> None:
     job.progress = {"phase": "cancelled", "step": step or 0, "total_steps": total, "eta_seconds": None}
     job.complete_time = str(datetime.now())
     job.sagemaker_raw = f"cancelled by {job.cancelled_by or 'the server'}"
+    # webhooks: moves to `publish` at merge
+    data = {"cancelled_by": job.cancelled_by, "step": step or 0}
+    on_event(_session_of(job), "inference", job.id, _owner(job), "cancelled", data)
+
+
+def _owner(job: InferenceJob) -> str:
+    return job.owner or (job.owner_group_or_role or [""])[0]
+
+
+def _session_of(job: InferenceJob) -> Session:
+    session = object_session(job)
+    if session is None:  # every caller holds the job from a session: a detached one is a programming error
+        raise RuntimeError(f"inference job {job.id} is not attached to a session")
+    return session
 
 
 def _seconds_since(start_time: str | None) -> float:

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from openesd.api.validation import array, obj, string
+from openesd.webhooks.schemas import WEBHOOK_SCHEMA, Webhook
 
 DIFFUSION_TASKS = ("txt2img", "img2img")
 EXTRAS_TASKS = ("extra-single-image", "extra-batch-images", "rembg")
@@ -28,6 +29,7 @@ class CreateInference(BaseModel):
     payload_string: str | None = None
     # OpenESD's addition: a live preview every N model calls (0: none); checked by the service, which names it.
     preview_every: Any = None
+    webhook: Webhook | None = None  # OpenESD's addition (webhooks/)
 
 
 class DeleteInferences(BaseModel):
@@ -44,6 +46,7 @@ CREATE_INFERENCE_SCHEMA = obj(
         "sagemaker_endpoint_name": {"type": "string"},
         "payload_string": {"type": "string"},
         "custom_extensions": {"type": "string"},
+        "webhook": WEBHOOK_SCHEMA,
     },
     required=["task_type", "inference_type", "models"],
 )

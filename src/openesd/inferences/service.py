@@ -49,6 +49,7 @@ from openesd.storage.layout import (
     started_job_param,
 )
 from openesd.users.repository import UserRepository
+from openesd.webhooks.service import WebhookService
 
 TASK_TYPES = (*DIFFUSION_TASKS, *EXTRAS_TASKS)
 VIRTUAL_VAES = ("Automatic", "None")
@@ -132,6 +133,7 @@ class InferenceService:
         self.endpoints = EndpointRepository(session)
         self.checkpoints = CheckpointRepository(session)
         self.users = UserRepository(session)
+        self.webhooks = WebhookService(session, settings.allow_private_webhooks)
         self.store, self.settings, self.engine, self.waiter = store, settings, engine, waiter
 
     # --- create -----------------------------------------------------------------------------
@@ -150,11 +152,13 @@ class InferenceService:
                 f"task type {body.task_type} should be in "
                 "['extra-single-image', 'extra-batch-images', 'rembg'] or ['txt2img', 'img2img']"
             )
+        self.webhooks.check(body.webhook)
         endpoint = self._schedule(requester, body, access)
         used = self._resolve_models(body, access)
         job = self._store_job(requester, body, endpoint, used)
         if previews and body.task_type in DIFFUSION_TASKS:  # only sampling makes previews
             job.params = {**job.params, "preview_every": previews}
+        self.webhooks.subscribe("inference", job.id, requester.username, body.webhook)
         if body.payload_string is not None:
             return self.start(job.id, access)  # a real-time one comes back RUNNING: see `run_to_end`
         # The upload URL is handed to the creator here only: no listing or read ever shows it (a read
@@ -372,6 +376,7 @@ class InferenceService:
             self.store.delete(started_job_param(job.task_type, job.id))
             self.store.delete_prefix(job_results(job.id))  # decisions.md: results go with the job
             self.jobs_repo.delete(job)
+            self.webhooks.forget("inference", job.id)
 
     # --- views ------------------------------------------------------------------------------
     @staticmethod
@@ -411,6 +416,8 @@ class InferenceService:
             if job.queued and job.progress.get("preview_key"):  # the latest live preview, while it runs
                 data["progress"]["preview_url"] = self.store.signed_url(job_preview(job.id), "GET", ttl)
                 data["progress"]["preview_step"] = job.progress.get("preview_step")
+        if (webhook := self.webhooks.view("inference", job.id)) is not None:
+            data["webhook"] = webhook
         return data
 
     def _queue_place(self, job: InferenceJob) -> dict[str, int]:

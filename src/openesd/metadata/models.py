@@ -222,3 +222,52 @@ class LegacyModel(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created: Mapped[float] = mapped_column(Float, index=True)
     allowed_roles_or_users: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class WebhookSecret(Base):
+    """A user's webhook signing secret, Fernet-encrypted as passwords are: the server must read it to sign."""
+
+    __tablename__ = "webhook_secrets"
+
+    username: Mapped[str] = mapped_column(ForeignKey("users.username", ondelete="CASCADE"), primary_key=True)
+    secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created: Mapped[float] = mapped_column(Float)
+
+
+class WebhookSubscription(Base):
+    """The `webhook` a job was created with: where its events go and which ones."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    job_kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # inference | training
+    job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class WebhookDelivery(Base):
+    """One event to POST to a job's webhook; replicas claim due rows with a lease (webhooks/dispatcher.py)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_job", "job_kind", "job_id", "created"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    job_kind: Mapped[str] = mapped_column(String(16))
+    job_id: Mapped[str] = mapped_column(String(36))
+    owner: Mapped[str] = mapped_column(String(255))
+    url: Mapped[str] = mapped_column(String(2048))
+    event: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str] = mapped_column(Text)  # fixed at the event: every attempt sends the same bytes
+    created: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Every attempt: {at, status_code, response (bounded), error}.
+    attempt_log: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

@@ -23,6 +23,7 @@ from openesd.settings import Settings, get_settings
 from openesd.tokens import routes as tokens
 from openesd.trainings import routes as trainings
 from openesd.users import routes as users
+from openesd.webhooks import routes as webhooks
 
 ESD_ROUTERS = (
     ping.router,
@@ -34,6 +35,7 @@ ESD_ROUTERS = (
     inferences.router,
     datasets.router,
     trainings.router,
+    webhooks.router,
 )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,6 +23,7 @@ from openesd.metadata.db import create_db_engine, create_sessionmaker
 from openesd.metadata.migrate import upgrade_to_head
 from openesd.settings import Settings
 from openesd.users.service import UserService
+from openesd.webhooks.dispatcher import WebhookDispatcher
 
 if TYPE_CHECKING:
     from openesd.trainings.reporter import TrainingReporter
@@ -48,6 +51,7 @@ class Runtime:
     metrics: Metrics = field(init=False)  # `/metrics`; its database gauges read through `sessionmaker`
     _execution: ExecutionEngine | None = None
     _leases: LeaseKeeper | None = None
+    _webhooks: WebhookDispatcher | None = None
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.sessionmaker)
@@ -93,11 +97,28 @@ class Runtime:
             resume_pending(self.sessionmaker, self.execution)
         self._leases = LeaseKeeper(self.sessionmaker, self.execution, self.replica, lease_s)
         self._leases.start()
+        if self.settings.webhook_poll_s > 0:
+            self._webhooks = self.webhook_dispatcher()
+            self._webhooks.start()
+
+    def webhook_dispatcher(self, clock: Callable[[], float] = time.time) -> WebhookDispatcher:
+        """This replica's webhook delivery (tests build their own with a clock of their choosing)."""
+        return WebhookDispatcher(
+            self.sessionmaker,
+            self.password_cipher,
+            self.replica,
+            allow_private=self.settings.allow_private_webhooks,
+            timeout_s=self.settings.webhook_timeout_s,
+            poll_s=self.settings.webhook_poll_s,
+            clock=clock,
+        )
 
     def close(self) -> None:
         self.importer.shutdown()
         if self._leases is not None:
             self._leases.stop()
+        if self._webhooks is not None:
+            self._webhooks.stop()
         if self._execution is not None:
             self._execution.close()
             self._release_leases()

@@ -9,7 +9,7 @@ import logging
 import socket
 import time
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from openesd.checkpoints.repository import CheckpointRepository, NameTaken
 from openesd.execution.events import (
@@ -25,6 +25,7 @@ from openesd.storage.base import ObjectStore
 from openesd.storage.layout import checkpoint_folder
 from openesd.trainings.repository import TrainingRepository
 from openesd.trainings.schemas import TERMINAL
+from openesd.webhooks.service import on_event
 
 log = logging.getLogger("openesd.trainings.reporter")
 PROGRESS_WRITE_EVERY_S = 0.5
@@ -115,6 +116,11 @@ class TrainingReporter:
         if training.progress:
             training.progress = {**training.progress, "eta_seconds": 0.0 if status == "Completed" else None}
         self._last_progress.pop(training.id, None)
+        # webhooks: moves to `publish` at merge
+        kind = {"Completed": "succeeded", "Stopped": "cancelled"}.get(status, "failed")
+        session, owner = object_session(training), (training.allowed_roles_or_users or [""])[0]
+        if session is not None:  # always: `_running` read it from one
+            on_event(session, "training", training.id, owner, kind, {"status": status})
 
 
 def _running(session: Session, training_id: str) -> Training | None:

@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict
 
 from openesd.api.validation import array, obj, string
 from openesd.endpoints.quota import RUNNING_TRAININGS
+from openesd.webhooks.schemas import WEBHOOK_SCHEMA, Webhook
 
 FM_TYPES = ("sd_1_5", "sd_xl")
 RUNNING = RUNNING_TRAININGS  # they count against the instance quota, so endpoints/quota.py defines them
@@ -18,6 +19,7 @@ class CreateTraining(BaseModel):
 
     lora_train_type: str
     params: dict
+    webhook: Webhook | None = None  # OpenESD's addition (webhooks/)
 
 
 class DeleteTrainings(BaseModel):
@@ -48,6 +50,7 @@ CREATE_TRAINING_SCHEMA = obj(
             },
             required=["training_params"],
         ),
+        "webhook": WEBHOOK_SCHEMA,
     },
     required=["lora_train_type", "params"],
 )

@@ -34,6 +34,7 @@ from openesd.storage.layout import (
 from openesd.trainings import kohya
 from openesd.trainings.repository import TrainingRepository
 from openesd.trainings.schemas import DEFAULT_INSTANCE_TYPE, FM_TYPES, TERMINAL, CreateTraining
+from openesd.webhooks.service import WebhookService
 
 
 def quota_message(instance_type: str, quota: int, used: int) -> str:
@@ -62,6 +63,7 @@ class TrainingService:
         self.checkpoints = CheckpointRepository(session)
         self.datasets = DatasetRepository(session)
         self.quota = InstanceQuota(session, settings, capacity)
+        self.webhooks = WebhookService(session, settings.allow_private_webhooks)
         self.store, self.settings, self.capacity = store, settings, capacity
 
     # --- create -----------------------------------------------------------------------------
@@ -85,7 +87,12 @@ class TrainingService:
         if self.checkpoints.taken([output]) and not self._reserved_for(reserved, output):
             raise already_exists(output)
         self._check_quota(request.instance_type)
-        return self._store(requester, request, fm_type, tables, config.ignored_keys, model, dataset, output, reserved)
+        self.webhooks.check(body.webhook)  # before anything is written to the store
+        view, spec = self._store(
+            requester, request, fm_type, tables, config.ignored_keys, model, dataset, output, reserved
+        )
+        self.webhooks.subscribe("training", spec.id, requester.username, body.webhook)
+        return view, spec
 
     def _reserved_for(self, reserved: Training | None, name: str) -> bool:
         """Whether `name` is held by the output checkpoint of the reserved training itself."""
@@ -227,7 +234,7 @@ class TrainingService:
             "train_type": "Stable-diffusion",
             "progress": training.progress,
             **self._locations(training.id),
-        }
+        } | ({"webhook": webhook} if (webhook := self.webhooks.view("training", training.id)) else {})
 
     def list(self, requester: Principal, limit: int, exclusive_start_key: str | None, access: Access) -> dict:
         rows = self.trainings.newest_first()  # strict: the ownership policy; compat: ESD's owner rule
@@ -272,6 +279,7 @@ class TrainingService:
             if training.job_status not in TERMINAL:
                 running.append(training.id)
             self.trainings.delete(training)
+            self.webhooks.forget("training", training.id)
             self.store.delete_prefix(training_folder(training.id) + "/")
         return running
 
