@@ -44,6 +44,8 @@ LAYERS: list[tuple[str, list[str]]] = [
             "datasets",
             "trainings",
             "legacy",
+            # Live job events: the inference and training code publishes into it; it imports neither.
+            "jobevents",
         ],
     ),
     # The HTTP kit every resource's routes use: gateway, envelope, errors, validation, identity stages.

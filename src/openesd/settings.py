@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     job_deadline_s: float = 3600.0  # the watchdog fails a job running longer than this
     realtime_timeout_s: float = 600.0  # a real-time start answers 504 after this, the job goes on
     job_lease_s: float = 60.0  # a replica's hold on the jobs it dispatched, renewed every third of it
+    job_events_keep_s: float = 86400.0  # live events older than this are pruned (a stream replays no further)
 
     # Checkpoint import by URL: only public addresses unless this is set (tests, trusted LANs).
     allow_private_url_imports: bool = False

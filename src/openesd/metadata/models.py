@@ -222,3 +222,24 @@ class LegacyModel(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created: Mapped[float] = mapped_column(Float, index=True)
     allowed_roles_or_users: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class JobEventRow(Base):
+    """One live event of a job (decisions.md, Jobs: live events); `id` is the stream's `id:`, increasing
+    across jobs, so one number resumes any stream (`Last-Event-ID`)."""
+
+    __tablename__ = "job_events"
+    __table_args__ = (
+        Index("ix_job_events_job", "job_kind", "job_id", "id"),
+        Index("ix_job_events_owner", "owner", "id"),
+        # ids never come back after a prune emptied the table: a client's Last-Event-ID stays meaningful
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_kind: Mapped[str] = mapped_column(String(16))  # inference | training
+    job_id: Mapped[str] = mapped_column(String(36))
+    owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created: Mapped[float] = mapped_column(Float, index=True)  # epoch seconds: pruning
