@@ -147,7 +147,7 @@ def main() -> None:
             make_session = create_sessionmaker(create_db_engine(f"sqlite:///{data_dir / 'openesd.db'}"))
             job_id = add_job(make_session)
             pid = server.process.pid
-            idle = asyncio.run(cost(pid, args.window, lambda stop: asyncio.sleep(0) if stop.is_set() else stop.wait()))
+            idle = asyncio.run(cost(pid, args.window, lambda stop: stop.wait()))
             streams = asyncio.run(cost(pid, args.window, lambda stop: hold_streams(server.base, args.streams, stop)))
             polling = asyncio.run(
                 cost(pid, args.window, lambda stop: poll_jobs(server.base, args.streams, job_id, stop))
