@@ -2,9 +2,10 @@
 streams cost a real `openesd serve` (CPU, memory) against 200 clients polling `GET /inferences/{id}` once a
 second, the polling an SDK did before the streams (and still does on an older server).
 
-Usage: .venv/bin/python bench/events.py [--streams 200] [--events 200] [--window 20]
+Usage: .venv/bin/python bench/events.py [--streams 200] [--events 200] [--window 20] [--postgres]
 
-One invocation, one machine: the server is a subprocess on SQLite; events are published from this process
+One invocation, one machine: the server is a subprocess on SQLite (with `--postgres`, on a throwaway PostgreSQL
+server, where LISTEN/NOTIFY wakes the streams); events are published from this process
 through `publish` in its own transactions, as another replica or the engine's reporter writes them, so the
 delay includes the server noticing the new row (its bell). The figures to report are the ratios.
 """
@@ -19,6 +20,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -134,17 +137,34 @@ def delays(base: str, make_session, count: int) -> list[float]:
     return got
 
 
+@contextmanager
+def database(postgres: bool, tmp: Path) -> Iterator[str]:
+    if not postgres:
+        yield f"sqlite:///{tmp / 'openesd.db'}"
+        return
+    from tests.conftest import PostgresServer, _pg_binary
+
+    server = PostgresServer(_pg_binary("initdb"), _pg_binary("pg_ctl"))
+    server.start()
+    try:
+        server.admin('CREATE DATABASE "bench_events"')
+        yield server.url("bench_events")
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--window", type=float, default=20.0)
+    parser.add_argument("--postgres", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, database(args.postgres, Path(tmp)) as url:
         data_dir = Path(tmp) / "data"
-        server = ServerProcess(data_dir, api_keys=API_KEY)
+        server = ServerProcess(data_dir, api_keys=API_KEY, database_url=url)
         try:
-            make_session = create_sessionmaker(create_db_engine(f"sqlite:///{data_dir / 'openesd.db'}"))
+            make_session = create_sessionmaker(create_db_engine(url))
             job_id = add_job(make_session)
             pid = server.process.pid
             idle = asyncio.run(cost(pid, args.window, lambda stop: stop.wait()))
@@ -156,6 +176,7 @@ def main() -> None:
         finally:
             server.stop()
     ms = sorted(d * 1000 for d in lone)
+    print("database:", "PostgreSQL" if args.postgres else "SQLite")
     print(
         f"delay publish -> client, {len(ms)} events: median {statistics.median(ms):.1f} ms, "
         f"p99 {ms[min(len(ms) - 1, int(len(ms) * 0.99))]:.1f} ms"
