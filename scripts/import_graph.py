@@ -45,6 +45,8 @@ LAYERS: list[tuple[str, list[str]]] = [
             "trainings",
             "legacy",
             "webhooks",
+            # Live job events: the inference and training code publishes into it; it imports neither.
+            "jobevents",
         ],
     ),
     # The HTTP kit every resource's routes use: gateway, envelope, errors, validation, identity stages.

@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     # Live previews (OpenESD's `preview_every` of POST /inferences): a preview every N model calls for jobs
     # that do not say; 0 (no previews) keeps what ESD clients see unchanged.
     preview_every: int = Field(0, ge=0, le=1000)
+    job_events_keep_s: float = 86400.0  # live events older than this are pruned (a stream replays no further)
 
     # Checkpoint import by URL: only public addresses unless this is set (tests, trusted LANs).
     allow_private_url_imports: bool = False

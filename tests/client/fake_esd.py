@@ -129,6 +129,8 @@ class FakeESD:
         job = self.jobs.get(parts[0]) if parts else None
         if job is None:
             return envelope(404, message=f"inference with id {parts[0]} not found")
+        if parts[1:] == ["events"]:  # ESD has no event stream: the SDK polls, as it does with an ESD server
+            return envelope(404, message="Not Found")
         job["polls"] += 1
         view = {k: v for k, v in job.items() if k not in ("polls", "models", "payload")}
         view["img_presigned_urls"] = []
@@ -172,6 +174,8 @@ class FakeESD:
         return envelope(201, {"id": training_id, "status": "Training", "params": body["params"]}, "Created")
 
     def get_trainings(self, parts, body, request):
+        if parts[1:] == ["events"]:  # no event stream, as on an ESD server: the SDK polls
+            return envelope(404, message="Not Found")
         training = self.trainings[parts[0]]
         training["polls"] += 1
         view = {k: v for k, v in training.items() if k != "polls"}

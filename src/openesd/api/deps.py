@@ -23,6 +23,7 @@ from openesd.settings import Settings
 if TYPE_CHECKING:
     from openesd.checkpoints.importer import CheckpointImporter
     from openesd.inferences.reporter import JobWaiter
+    from openesd.jobevents.bell import EventBell
     from openesd.storage.base import ObjectStore
     from openesd.trainings.reporter import TrainingReporter
 
@@ -65,6 +66,12 @@ async def get_importer(request: Request) -> CheckpointImporter:
 async def get_waiter(request: Request) -> JobWaiter:
     waiter: JobWaiter = request.app.state.runtime.waiter
     return waiter
+
+
+async def get_event_bell(request: Request) -> EventBell:
+    """Wakes this process's open event streams (jobevents/bell.py)."""
+    bell: EventBell = request.app.state.runtime.event_bell
+    return bell
 
 
 async def get_replica(request: Request) -> str:
@@ -142,4 +149,5 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 ImporterDep = Annotated["CheckpointImporter", Depends(get_importer)]
 WaiterDep = Annotated["JobWaiter", Depends(get_waiter)]
 ReplicaDep = Annotated[str, Depends(get_replica)]
+EventBellDep = Annotated["EventBell", Depends(get_event_bell)]
 TrainingReporterDep = Annotated["TrainingReporter", Depends(get_training_reporter)]

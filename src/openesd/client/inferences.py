@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from typing import Any
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from openesd.client._resource import Resource
 from openesd.client._transport import ESDError
+from openesd.client._events import JobEvent, follow, wait
 from openesd.client._waiting import poll
 
 DONE, FAILED = {"succeed"}, {"failed", "cancelled"}
@@ -93,17 +95,41 @@ class Inferences(Resource):
         interval: float = 1.0,
         on_update: Callable[[dict], None] | None = None,
     ) -> dict:
-        """Poll until `succeed`; `failed` or `cancelled` raises JobFailed with the job's message."""
-        return poll(
+        """Follow the job's live events until it ends (polling every `interval` on a server without them);
+        `succeed` returns the job, `failed` or `cancelled` raises JobFailed with the job's message.
+        `on_update` gets records shaped like the job's (`status`, `progress`) as steps arrive."""
+        what = f"inference {inference_id}"
+
+        def polling() -> dict[str, Any]:
+            return poll(
+                lambda: self.get(inference_id),
+                lambda j: j.get("status", ""),
+                done=DONE,
+                failed=FAILED,
+                what=what,
+                timeout=timeout,
+                interval=interval,
+                on_update=on_update,
+            )
+
+        path = f"/inferences/{inference_id}/events"
+        return wait(
+            self._t,
+            path,
             lambda: self.get(inference_id),
-            lambda j: j.get("status", ""),
+            polling=polling,
+            record_of=_inference_record,
             done=DONE,
-            failed=FAILED,
-            what=f"inference {inference_id}",
+            state_of=lambda j: j.get("status", ""),
+            what=what,
             timeout=timeout,
-            interval=interval,
             on_update=on_update,
         )
+
+    def events(self, inference_id: str, last_event_id: int | None = None) -> Iterator[JobEvent]:
+        """The job's live events from `last_event_id` on (all stored ones by default), until its terminal
+        event; a dropped connection is resumed where it stopped."""
+        return follow(self._t, f"/inferences/{inference_id}/events", last_event_id)
 
     def download(self, job: dict, out_dir: str | Path) -> list[Path]:
         """Save every result image as `<out_dir>/<job id>_<image name>`."""
@@ -150,3 +176,17 @@ class Inferences(Resource):
         self.upload_payload(created, payload)
         self.start(created["inference"]["id"])
         return created["inference"]["id"]
+
+
+def _inference_record(event: JobEvent) -> dict[str, Any] | None:
+    """A job-shaped record for a progress display: queued, scheduled and step events."""
+    data = event.data
+    if event.kind == "queued":
+        progress = {"phase": "queued", "step": 0, "total_steps": None, "eta_seconds": None}
+        return {"status": "inprogress", "progress": progress | {"queue_position": data.get("queue_position")}}
+    if event.kind == "scheduled":
+        return {"status": "inprogress", "progress": {"phase": data.get("phase"), "step": 0, "total_steps": None}}
+    if event.kind == "step":
+        progress = {"phase": "sampling", "step": data.get("step"), "total_steps": data.get("total")}
+        return {"status": "inprogress", "progress": progress | {"eta_seconds": data.get("eta_seconds")}}
+    return None

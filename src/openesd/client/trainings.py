@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
+from collections.abc import Callable, Iterator
 
+from openesd.client._events import JobEvent, follow, wait
 from openesd.client._resource import Resource
 from openesd.client._waiting import poll
 
@@ -71,14 +73,46 @@ class Trainings(Resource):
         interval: float = 2.0,
         on_update: Callable[[dict], None] | None = None,
     ) -> dict:
-        """Poll until `Completed`; `Failed`, `Fail` or `Stopped` raise JobFailed with the reason."""
-        return poll(
+        """Follow the training's live events until it ends (polling every `interval` on a server without
+        them); `Completed` returns it, `Failed`, `Fail` or `Stopped` raise JobFailed with the reason."""
+        what = f"training {training_id}"
+
+        def polling() -> dict[str, Any]:
+            return poll(
+                lambda: self.get(training_id),
+                lambda t: t.get("job_status", ""),
+                done=DONE,
+                failed=FAILED,
+                what=what,
+                timeout=timeout,
+                interval=interval,
+                on_update=on_update,
+            )
+
+        return wait(
+            self._t,
+            f"/trainings/{training_id}/events",
             lambda: self.get(training_id),
-            lambda t: t.get("job_status", ""),
+            polling=polling,
+            record_of=_training_record,
             done=DONE,
-            failed=FAILED,
-            what=f"training {training_id}",
+            state_of=lambda t: t.get("job_status", ""),
+            what=what,
             timeout=timeout,
-            interval=interval,
             on_update=on_update,
         )
+
+    def events(self, training_id: str, last_event_id: int | None = None) -> Iterator[JobEvent]:
+        """The training's live events from `last_event_id` on, until its terminal event (resumed on a drop)."""
+        return follow(self._t, f"/trainings/{training_id}/events", last_event_id)
+
+
+def _training_record(event: JobEvent) -> dict[str, Any] | None:
+    """A training-shaped record for a progress display: phase and step events."""
+    if event.kind in ("scheduled", "phase"):
+        return {"job_status": event.data.get("phase"), "progress": None}
+    if event.kind == "step":
+        keys = ("step", "epoch", "total_epochs", "loss", "eta_seconds")
+        progress = {key: event.data.get(key) for key in keys} | {"total_steps": event.data.get("total")}
+        return {"job_status": "Training", "progress": progress}
+    return None

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session, object_session, sessionmaker
@@ -29,10 +29,10 @@ from openesd.execution.events import (
     JobSucceeded,
 )
 from openesd.inferences.schemas import DIFFUSION_TASKS, TERMINAL
+from openesd.jobevents.publish import publish
 from openesd.metadata.models import Endpoint, InferenceJob
 from openesd.storage.base import ObjectStore
 from openesd.storage.layout import job_preview, job_result, job_result_info
-from openesd.webhooks.service import on_event
 
 if TYPE_CHECKING:
     from openesd.api.metrics import Metrics
@@ -136,8 +136,7 @@ class EngineReporter:
                     "eta_seconds": None,
                     "started_at": time.time(),
                 }
-                # webhooks: moves to `publish` at merge
-                on_event(session, "inference", job_id, _owner(job), "scheduled", {"attempt": attempt})
+                publish_job_event(job, "scheduled", {"attempt": attempt, "phase": "loading"})
             cancel = job is not None and job.cancelled_by is not None
         if cancel:
             self._pass_cancel(job_id)
@@ -153,17 +152,22 @@ class EngineReporter:
             job = self._running(session, job_id)
             if job is None or not job.progress:
                 return
-            elapsed = time.time() - job.progress.get("started_at", time.time())
+            before = job.progress
+            elapsed = time.time() - before.get("started_at", time.time())
             eta = round(elapsed / step * (total - step), 1) if step else None
-            job.progress = {**job.progress, "phase": "sampling", "step": step, "total_steps": total, "eta_seconds": eta}
-            if preview is not None:
+            job.progress = {
+                **before,
+                "phase": "sampling",
+                "step": step,
+                "total_steps": total,
+                "eta_seconds": eta,
+                "stepped_at": time.time(),
+            }
+            if preview is not None:  # one overwritten object: the latest preview (decisions.md, live previews)
                 key = job_preview(job_id)
                 self._store.put_bytes(key, preview)
                 job.progress = {**job.progress, "preview_key": key, "preview_step": step}
-            # webhooks: moves to `publish` at merge
-            on_event(
-                session, "inference", job_id, _owner(job), "step", {"step": step, "total": total, "eta_seconds": eta}
-            )
+            publish_step(job, before)
             cancel = job.cancelled_by is not None
         if cancel:
             self._pass_cancel(job_id)
@@ -185,6 +189,10 @@ class EngineReporter:
                 self._finish(job, "failed", raw=f"storing the results failed: {error}")
             else:
                 self._finish(job, "succeed", names=names, worker=result.get("worker"))
+                keys = [job_result(job.id, name) for name in names]
+                for index, key in enumerate(keys):
+                    publish_job_event(job, "image", {"index": index, "key": key})
+                publish_job_event(job, "succeeded", {"keys": keys, "image_names": names})
         self._waiter.notify()
 
     def job_cancelled(self, job_id: str, step: int) -> None:
@@ -231,11 +239,7 @@ class EngineReporter:
             job.image_names, job.inference_info_name = names, f"/tmp/{job.id}_param.json"
         else:
             job.sagemaker_raw = raw
-        # webhooks: moves to `publish` at merge
-        kind, data = (
-            ("succeeded", {"image_names": names or []}) if status == "succeed" else ("failed", {"message": raw})
-        )
-        on_event(_session_of(job), "inference", job.id, _owner(job), kind, data)
+            publish_job_event(job, "failed", {"message": raw})
 
     def _write_results(self, job: InferenceJob, result: dict) -> list[str]:
         """§8.6: images under `out/<id>/result/`, keyed by job id so that a retry overwrites."""
@@ -263,20 +267,36 @@ def mark_cancelled(job: InferenceJob, step: int | None = None) -> None:
     job.progress = {"phase": "cancelled", "step": step or 0, "total_steps": total, "eta_seconds": None}
     job.complete_time = str(datetime.now())
     job.sagemaker_raw = f"cancelled by {job.cancelled_by or 'the server'}"
-    # webhooks: moves to `publish` at merge
-    data = {"cancelled_by": job.cancelled_by, "step": step or 0}
-    on_event(_session_of(job), "inference", job.id, _owner(job), "cancelled", data)
+    publish_job_event(job, "cancelled", {"by": job.cancelled_by, "step": step or 0, "total": total})
 
 
-def _owner(job: InferenceJob) -> str:
-    return job.owner or (job.owner_group_or_role or [""])[0]
-
-
-def _session_of(job: InferenceJob) -> Session:
+def publish_job_event(job: InferenceJob, kind: str, data: dict[str, Any]) -> int:
+    """An event of `job` in the transaction that changes the job's row (decisions.md, Jobs: live events)."""
     session = object_session(job)
-    if session is None:  # every caller holds the job from a session: a detached one is a programming error
-        raise RuntimeError(f"inference job {job.id} is not attached to a session")
-    return session
+    if session is None:
+        raise ValueError(f"inference job {job.id} is not in a session: its event would not be committed with it")
+    return publish(session, job_kind="inference", job_id=job.id, owner=job.owner, kind=kind, data=data)
+
+
+def publish_step(job: InferenceJob, before: dict[str, Any]) -> None:
+    """The `step` event of a progress write (ETA, it/s since the previous write) and, when the job's preview
+    changed (`progress.preview_key`, written by the preview code), a `preview` event. `before`: the progress
+    as it was before this write."""
+    now = job.progress or {}
+    step, previous = now.get("step") or 0, before.get("step") or 0
+    since = (now.get("stepped_at") or 0.0) - (before.get("stepped_at") or before.get("started_at") or 0.0)
+    rate = round((step - previous) / since, 2) if step > previous and since > 0 else None
+    data = {"step": step, "total": now.get("total_steps"), "eta_seconds": now.get("eta_seconds"), "its_per_s": rate}
+    preview = now.get("preview_key")
+    if preview:
+        data["preview_key"] = preview
+    publish_job_event(job, "step", data)
+    # `preview_published`: the step of the last preview event. The preview is one overwritten object, so a new
+    # preview is told by its step (`preview_step`), not by its key: each new preview gets one event.
+    marker = now.get("preview_step")
+    if preview and marker is not None and marker != before.get("preview_published"):
+        publish_job_event(job, "preview", {"step": marker, "preview_key": preview})
+        job.progress = {**now, "preview_published": marker}
 
 
 def _seconds_since(start_time: str | None) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import StreamingResponse
 
 from openesd.api.deps import EngineDep, ReplicaDep, SessionDep, SettingsDep, StoreDep, WaiterDep, read
 from openesd.api.envelope import esd_response, gateway_response
@@ -13,6 +14,7 @@ from openesd.api.identity import AccessDep, AuthDep, identify, permitted, permit
 from openesd.auth.principal import Principal
 from openesd.errors import GatewayTimeout
 from openesd.inferences.schemas import (
+    TERMINAL,
     CREATE_INFERENCE_SCHEMA,
     DELETE_INFERENCES_SCHEMA,
     CreateInference,
@@ -20,6 +22,8 @@ from openesd.inferences.schemas import (
 )
 from openesd.inferences.realtime import run_to_end
 from openesd.inferences.service import InferenceService, JobOutcome, Stage
+from openesd.jobevents.routes import Streams, event_stream
+from openesd.jobevents.stream import Scope
 
 router = APIRouter(tags=["inferences"])
 
@@ -92,6 +96,22 @@ def get_inference(
     inferences: Inferences,
 ):
     return esd_response(200, inferences.get(job_id, access))
+
+
+@router.get("/inferences/{job_id}/events")
+async def inference_events(
+    job_id: str,
+    _: Annotated[Principal | None, permitted_in_strict("inference:all")],
+    access: AccessDep,
+    session: SessionDep,
+    inferences: Inferences,
+    streams: Streams,
+    request: Request,
+) -> StreamingResponse:
+    """OpenESD's addition: the job's live events (Server-Sent Events), under `GET /inferences/{id}`'s rules."""
+    view = await read(session, inferences.get, job_id, access)  # the same 404 as GET for a hidden job
+    scope = Scope(job_kind="inference", job_id=job_id)
+    return event_stream(streams, scope, request, ended=view["status"] in TERMINAL)
 
 
 @router.get("/inferences")

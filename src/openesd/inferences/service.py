@@ -22,7 +22,7 @@ from openesd.endpoints.repository import EndpointRepository
 from openesd.errors import BadRequest, GatewayTimeout, NotFound
 from openesd.execution.base import Engine, JobSpec
 from openesd.inferences.errors import ModelsNotFound, NoEndpointAvailable
-from openesd.inferences.reporter import JobWaiter, mark_cancelled
+from openesd.inferences.reporter import JobWaiter, mark_cancelled, publish_job_event
 from openesd.inferences.repository import InferenceRepository
 from openesd.inferences.schemas import (
     DIFFUSION_TASKS,
@@ -290,6 +290,8 @@ class InferenceService:
             job.params = {**job.params, "output_path": self.store.uri(async_output(str(uuid.uuid4())))}
         job.lease_owner, job.lease_expires = self.replica, time.time() + self.settings.job_lease_s
         self._seal_payload(job)
+        self.session.flush()  # the queue position counts this job's row as written
+        publish_job_event(job, "queued", self._queue_place(job))
         spec = job_spec(job)
         # The row (and its lease) is the truth: the engine sees only committed jobs.
         after_commit(self.session, self.engine.submit, spec)

@@ -271,3 +271,24 @@ class WebhookDelivery(Base):
     last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # Every attempt: {at, status_code, response (bounded), error}.
     attempt_log: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class JobEventRow(Base):
+    """One live event of a job (decisions.md, Jobs: live events); `id` is the stream's `id:`, increasing
+    across jobs, so one number resumes any stream (`Last-Event-ID`)."""
+
+    __tablename__ = "job_events"
+    __table_args__ = (
+        Index("ix_job_events_job", "job_kind", "job_id", "id"),
+        Index("ix_job_events_owner", "owner", "id"),
+        # ids never come back after a prune emptied the table: a client's Last-Event-ID stays meaningful
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_kind: Mapped[str] = mapped_column(String(16))  # inference | training
+    job_id: Mapped[str] = mapped_column(String(36))
+    owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created: Mapped[float] = mapped_column(Float, index=True)  # epoch seconds: pruning

@@ -18,6 +18,7 @@ from openesd.checkpoints import routes as checkpoints
 from openesd.datasets import routes as datasets
 from openesd.endpoints import routes as endpoints
 from openesd.inferences import routes as inferences
+from openesd.jobevents import routes as jobevents
 from openesd.roles import routes as roles
 from openesd.settings import Settings, get_settings
 from openesd.tokens import routes as tokens
@@ -36,6 +37,7 @@ ESD_ROUTERS = (
     datasets.router,
     trainings.router,
     webhooks.router,
+    jobevents.router,
 )
 
 
@@ -60,6 +62,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.password_cipher = state.password_cipher
         state.start_background()
         yield
+        state.event_bell.close()  # on the event loop: its task belongs there
         if runtime is None:
             state.close()
 

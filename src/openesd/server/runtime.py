@@ -18,6 +18,7 @@ from openesd.auth.passwords import Passwords
 from openesd.execution.base import Engine as ExecutionEngine
 from openesd.inferences.leases import LeaseKeeper, release, replica_name
 from openesd.inferences.reporter import EngineReporter, JobWaiter
+from openesd.jobevents.bell import EventBell
 from openesd.keys import PasswordCipher, load_or_create_api_key
 from openesd.metadata.db import create_db_engine, create_sessionmaker
 from openesd.metadata.migrate import upgrade_to_head
@@ -49,12 +50,14 @@ class Runtime:
     settings: Settings
     replica: str = field(default_factory=replica_name)  # owner of the job leases taken by this process
     metrics: Metrics = field(init=False)  # `/metrics`; its database gauges read through `sessionmaker`
+    event_bell: EventBell = field(init=False)  # wakes the open event streams of this process
     _execution: ExecutionEngine | None = None
     _leases: LeaseKeeper | None = None
     _webhooks: WebhookDispatcher | None = None
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.sessionmaker)
+        self.event_bell = EventBell(self.sessionmaker, self.settings.job_events_keep_s)
 
     @property
     def execution(self) -> ExecutionEngine:
@@ -114,6 +117,7 @@ class Runtime:
         )
 
     def close(self) -> None:
+        self.event_bell.close()
         self.importer.shutdown()
         if self._leases is not None:
             self._leases.stop()

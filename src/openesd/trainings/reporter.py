@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from typing import Any
 
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
@@ -20,12 +21,12 @@ from openesd.execution.events import (
     TrainingStatus,
     TrainingStopped,
 )
-from openesd.metadata.models import Checkpoint, Training
+from openesd.jobevents.publish import publish
+from openesd.metadata.models import Checkpoint, Training, sole_owner
 from openesd.storage.base import ObjectStore
 from openesd.storage.layout import checkpoint_folder
 from openesd.trainings.repository import TrainingRepository
 from openesd.trainings.schemas import TERMINAL
-from openesd.webhooks.service import on_event
 
 log = logging.getLogger("openesd.trainings.reporter")
 PROGRESS_WRITE_EVERY_S = 0.5
@@ -60,7 +61,9 @@ class TrainingReporter:
         with self._make_session.begin() as session:
             training = _running(session, training_id)
             if training is not None:
+                first = training.progress is None and status == "Downloading"
                 training.job_status = status
+                publish_training_event(training, "scheduled" if first else "phase", {"phase": status})
 
     def training_progress(self, training_id: str, progress: dict) -> None:
         now = time.monotonic()
@@ -75,6 +78,8 @@ class TrainingReporter:
                     key: progress.get(key)
                     for key in ("step", "total_steps", "epoch", "total_epochs", "loss", "eta_seconds")
                 }
+                data = {key: value for key, value in training.progress.items() if key != "total_steps"}
+                publish_training_event(training, "step", {**data, "total": progress.get("total_steps")})
 
     def training_completed(self, training_id: str, result: dict) -> None:
         """§10.3: the output checkpoint becomes Active with every file; no file at all is `Fail`."""
@@ -113,14 +118,27 @@ class TrainingReporter:
 
     def _end(self, training: Training, status: str) -> None:
         training.job_status = status
+        resp = training.params.get("resp") or {}
+        if status == "Completed":
+            files = (resp.get("raw_resp") or {}).get("files") or []
+            publish_training_event(training, "succeeded", {"checkpoint_id": training.checkpoint_id, "files": files})
+        elif status == "Stopped":
+            publish_training_event(training, "cancelled", {"message": resp.get("error_msg")})
+        else:
+            message = resp.get("error_msg") or "the training wrote no output file"  # `Fail`: §10.3
+            publish_training_event(training, "failed", {"status": status, "message": message})
         if training.progress:
             training.progress = {**training.progress, "eta_seconds": 0.0 if status == "Completed" else None}
         self._last_progress.pop(training.id, None)
-        # webhooks: moves to `publish` at merge
-        kind = {"Completed": "succeeded", "Stopped": "cancelled"}.get(status, "failed")
-        session, owner = object_session(training), (training.allowed_roles_or_users or [""])[0]
-        if session is not None:  # always: `_running` read it from one
-            on_event(session, "training", training.id, owner, kind, {"status": status})
+
+
+def publish_training_event(training: Training, kind: str, data: dict[str, Any]) -> int:
+    """An event of `training` in the transaction that changes its row (decisions.md, Jobs: live events)."""
+    session = object_session(training)
+    if session is None:
+        raise ValueError(f"training {training.id} is not in a session: its event would not be committed with it")
+    owner = sole_owner(training.allowed_roles_or_users)
+    return publish(session, job_kind="training", job_id=training.id, owner=owner, kind=kind, data=data)
 
 
 def _running(session: Session, training_id: str) -> Training | None:
@@ -159,4 +177,5 @@ def fail_interrupted(make_session: sessionmaker[Session]) -> int:
                 "resp": {"status": "Failed", "error_msg": RESTART_MESSAGE, "raw_resp": RESTART_MESSAGE},
             }
             training.job_status = "Failed"
+            publish_training_event(training, "failed", {"status": "Failed", "message": RESTART_MESSAGE})
     return len(interrupted)

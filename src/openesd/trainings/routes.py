@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
 
 from openesd.api.deps import AfterCommitDep, EngineDep, SessionDep, SettingsDep, StoreDep, TrainingReporterDep
 from openesd.api.envelope import esd_response
@@ -12,8 +13,11 @@ from openesd.api.gateway import esd_body
 from openesd.api.identity import AccessDep, permitted
 from openesd.auth.principal import Principal
 from openesd.execution.base import Engine, TrainingSpec
+from openesd.jobevents.routes import Streams, event_stream
+from openesd.jobevents.stream import Scope
 from openesd.trainings.reporter import TrainingReporter
 from openesd.trainings.schemas import (
+    TERMINAL,
     CREATE_TRAINING_SCHEMA,
     DELETE_TRAININGS_SCHEMA,
     CreateTraining,
@@ -67,6 +71,16 @@ def list_trainings(
 @router.get("/trainings/{training_id}")
 def get_training(training_id: str, _: Trainer, access: AccessDep, trainings: Trainings):
     return esd_response(200, trainings.get(training_id, access))
+
+
+@router.get("/trainings/{training_id}/events")
+def training_events(
+    training_id: str, _: Trainer, access: AccessDep, trainings: Trainings, streams: Streams, request: Request
+) -> StreamingResponse:
+    """OpenESD's addition: the training's live events (Server-Sent Events), under `GET /trainings/{id}`'s rules."""
+    view = trainings.get(training_id, access)  # the same 404 as GET for a hidden training
+    scope = Scope(job_kind="training", job_id=training_id)
+    return event_stream(streams, scope, request, ended=view["job_status"] in TERMINAL)
 
 
 @router.put("/trainings/{training_id}/stop")

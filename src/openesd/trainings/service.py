@@ -32,6 +32,7 @@ from openesd.storage.layout import (
     training_output,
 )
 from openesd.trainings import kohya
+from openesd.trainings.reporter import publish_training_event
 from openesd.trainings.repository import TrainingRepository
 from openesd.trainings.schemas import DEFAULT_INSTANCE_TYPE, FM_TYPES, TERMINAL, CreateTraining
 from openesd.webhooks.service import WebhookService
@@ -182,6 +183,7 @@ class TrainingService:
             for key, value in started.items():
                 setattr(training, key, value)
         self.store.put_bytes(toml_key, kohya.to_toml(tables).encode())
+        publish_training_event(training, "queued", {"instance_type": request.instance_type})
         spec = TrainingSpec(
             id=training_id,
             instance_type=request.instance_type,
