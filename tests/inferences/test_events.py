@@ -129,6 +129,18 @@ def test_a_preview_key_in_progress_becomes_preview_events_with_signed_urls(esd):
     assert all("/previews/" in e["data"]["preview_url"] and "?" in e["data"]["preview_url"] for e in events)
 
 
+def test_each_worker_preview_is_one_preview_event_though_it_overwrites_one_object(esd):
+    job_id = created(esd, payload_string="{}")
+    reporter = esd.engine.reporter
+    reporter.job_started(job_id, 1)
+    for step in (1, 2, 3):
+        reporter.job_progress(job_id, step, 3, preview=b"\xff\xd8 jpeg " + bytes([step]))
+    reporter.job_failed(job_id, "stop")
+    previews = [e for e in read_all(esd, job_id) if e["event"] == "preview"]
+    assert [e["data"]["step"] for e in previews] == [1, 2, 3]
+    assert len({e["data"]["preview_key"] for e in previews}) == 1
+
+
 def test_an_event_published_through_a_second_replica_reaches_a_client_of_the_first(esd, make_client):
     """Two apps on one database: the job runs on B's engine, the client listens on A."""
     from tests.support.no_worker_engine import without_workers

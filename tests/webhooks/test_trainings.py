@@ -29,7 +29,12 @@ def test_a_training_webhook_hears_the_training_end(trainer, receiver):
     TrainingReporter(app.state.sessionmaker, app.state.store).training_failed(training_id, "out of memory")
     assert app.state.runtime.webhook_dispatcher().run_once() == 1
     assert receiver.received[0].event["type"] == "failed"
-    assert receiver.received[0].event["data"] == {"job_kind": "training", "job_id": training_id, "status": "Failed"}
+    assert receiver.received[0].event["data"] == {
+        "job_kind": "training",
+        "job_id": training_id,
+        "status": "Failed",
+        "message": "out of memory",
+    }
     webhook = trainer.get(f"/prod/trainings/{training_id}", user="api").json()["data"]["webhook"]
     assert [(d["event"], d["status"]) for d in webhook["deliveries"]] == [("failed", "delivered")]
 

@@ -291,11 +291,11 @@ def publish_step(job: InferenceJob, before: dict[str, Any]) -> None:
     if preview:
         data["preview_key"] = preview
     publish_job_event(job, "step", data)
-    # `preview_published`: the step of the last preview event. The preview is one overwritten object, so a new
-    # preview is told by its step (`preview_step`), not by its key: each new preview gets one event.
-    marker = now.get("preview_step")
-    if preview and marker is not None and marker != before.get("preview_published"):
-        publish_job_event(job, "preview", {"step": marker, "preview_key": preview})
+    # `preview_published`: the key and step of the last preview event. The worker's preview is one overwritten
+    # object, so a new one is told by its step (`preview_step`) as well as its key: each gets one event.
+    marker = f"{preview}@{now.get('preview_step')}" if now.get("preview_step") is not None else preview
+    if preview and marker != before.get("preview_published"):
+        publish_job_event(job, "preview", {"step": now.get("preview_step", step), "preview_key": preview})
         job.progress = {**now, "preview_published": marker}
 
 
