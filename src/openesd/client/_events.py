@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from openesd.client._transport import ESDError, JobFailed, Transport, error_message
-from openesd.client._waiting import failure_reason
+from openesd.client._waiting import failure_reason, poll
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 RECONNECTS = 5  # in a row without an event in between: then the server is taken as gone
@@ -81,17 +81,31 @@ def wait(
     path: str,
     fetch: Callable[[], dict[str, Any]],
     *,
-    polling: Callable[[], dict[str, Any]],
     record_of: Callable[[JobEvent], dict[str, Any] | None],
     done: set[str],
+    failed: set[str],
     state_of: Callable[[dict[str, Any]], str],
     what: str,
     timeout: float,
+    interval: float,
     on_update: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Follow the job's stream until its terminal event, then read its record once (returned when `done`, else
-    JobFailed); `polling()` instead when the server has no event routes. `record_of` turns an event into the
-    record shape `on_update` gets (None: nothing to show)."""
+    JobFailed); `poll` every `interval` instead when the server has no event routes. `record_of` turns an event
+    into the record shape `on_update` gets (None: nothing to show)."""
+
+    def polling() -> dict[str, Any]:
+        return poll(
+            fetch,
+            state_of,
+            done=done,
+            failed=failed,
+            what=what,
+            timeout=timeout,
+            interval=interval,
+            on_update=on_update,
+        )
+
     deadline = time.monotonic() + timeout
     ended = False
     try:

@@ -11,7 +11,6 @@ from pathlib import Path
 from openesd.client._resource import Resource
 from openesd.client._transport import ESDError
 from openesd.client._events import JobEvent, follow, wait
-from openesd.client._waiting import poll
 
 DONE, FAILED = {"succeed"}, {"failed", "cancelled"}
 
@@ -98,31 +97,17 @@ class Inferences(Resource):
         """Follow the job's live events until it ends (polling every `interval` on a server without them);
         `succeed` returns the job, `failed` or `cancelled` raises JobFailed with the job's message.
         `on_update` gets records shaped like the job's (`status`, `progress`) as steps arrive."""
-        what = f"inference {inference_id}"
-
-        def polling() -> dict[str, Any]:
-            return poll(
-                lambda: self.get(inference_id),
-                lambda j: j.get("status", ""),
-                done=DONE,
-                failed=FAILED,
-                what=what,
-                timeout=timeout,
-                interval=interval,
-                on_update=on_update,
-            )
-
-        path = f"/inferences/{inference_id}/events"
         return wait(
             self._t,
-            path,
+            f"/inferences/{inference_id}/events",
             lambda: self.get(inference_id),
-            polling=polling,
             record_of=_inference_record,
             done=DONE,
+            failed=FAILED,
             state_of=lambda j: j.get("status", ""),
-            what=what,
+            what=f"inference {inference_id}",
             timeout=timeout,
+            interval=interval,
             on_update=on_update,
         )
 

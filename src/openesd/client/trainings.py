@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 
 from openesd.client._events import JobEvent, follow, wait
 from openesd.client._resource import Resource
-from openesd.client._waiting import poll
 
 DONE = {"Completed"}
 FAILED = {"Failed", "Fail", "Stopped"}
@@ -75,30 +74,17 @@ class Trainings(Resource):
     ) -> dict:
         """Follow the training's live events until it ends (polling every `interval` on a server without
         them); `Completed` returns it, `Failed`, `Fail` or `Stopped` raise JobFailed with the reason."""
-        what = f"training {training_id}"
-
-        def polling() -> dict[str, Any]:
-            return poll(
-                lambda: self.get(training_id),
-                lambda t: t.get("job_status", ""),
-                done=DONE,
-                failed=FAILED,
-                what=what,
-                timeout=timeout,
-                interval=interval,
-                on_update=on_update,
-            )
-
         return wait(
             self._t,
             f"/trainings/{training_id}/events",
             lambda: self.get(training_id),
-            polling=polling,
             record_of=_training_record,
             done=DONE,
+            failed=FAILED,
             state_of=lambda t: t.get("job_status", ""),
-            what=what,
+            what=f"training {training_id}",
             timeout=timeout,
+            interval=interval,
             on_update=on_update,
         )
 
