@@ -75,23 +75,31 @@ def open_tensors(path: Path) -> Iterator[TensorSource]:
     yield TensorSource(None, load_weights_only(path))
 
 
-def load_weights_only(path: Path) -> dict[str, Any]:
-    """The tensors of a `.ckpt`/`.pt` file through torch's weights-only loader (no pickled code runs),
-    memory-mapped where the file allows; `state_dict` wrappers unwrapped. The worker's loader uses it too."""
+def load_pickled(path: Path, what: str = "model file") -> Any:
+    """What a `.ckpt`/`.pt`/`.bin` file holds, through torch's weights-only loader (no pickled code runs),
+    memory-mapped where the file allows; a file holding anything else fails as a ModelError naming `what`."""
     import pickle
 
     import torch
 
     try:
         try:
-            state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+            return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
         except RuntimeError:  # legacy (non-zip) serialisation cannot be memory-mapped
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
+            return torch.load(str(path), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, TypeError) as exc:
         raise ModelError(
-            f"model file {path.name!r} was refused: it holds objects other than tensors, and "
+            f"{what} {path.name!r} was refused: it holds objects other than tensors, and "
             f"pickled code is never run; convert it to .safetensors ({type(exc).__name__})"
         ) from exc
+
+
+def load_weights_only(path: Path) -> dict[str, Any]:
+    """The tensors of a `.ckpt`/`.pt` file (`load_pickled`); `state_dict` wrappers unwrapped. The worker's
+    loader uses it too."""
+    import torch
+
+    state = load_pickled(path)
     while isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

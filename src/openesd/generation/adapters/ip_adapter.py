@@ -137,17 +137,11 @@ def read_ip_adapter(path: Path) -> dict[str, dict[str, Any]]:
 
 def _nested_pickle(path: Path) -> dict[str, Any]:
     """Tensors of a `.bin`/`.pth` through torch's weights-only loader, nested dicts flattened with dots."""
-    import pickle
-
     import torch
 
-    try:
-        data = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, TypeError) as exc:
-        raise ModelError(
-            f"IP-Adapter file {path.name!r} was refused: it holds objects other than tensors, and pickled "
-            f"code is never run; convert it to .safetensors ({type(exc).__name__})"
-        ) from exc
+    from openesd.modeltools.merge import load_pickled
+
+    data = load_pickled(path, "IP-Adapter file")
     flat: dict[str, Any] = {}
 
     def walk(prefix: str, value: Any) -> None:
