@@ -164,13 +164,16 @@ class Inferences(Resource):
 
 
 def _inference_record(event: JobEvent) -> dict[str, Any] | None:
-    """A job-shaped record for a progress display: queued, scheduled and step events."""
+    """A job-shaped record for a progress display: queued, scheduled, phase and step events."""
     data = event.data
     if event.kind == "queued":
         progress = {"phase": "queued", "step": 0, "total_steps": None, "eta_seconds": None}
         return {"status": "inprogress", "progress": progress | {"queue_position": data.get("queue_position")}}
     if event.kind == "scheduled":
         return {"status": "inprogress", "progress": {"phase": data.get("phase"), "step": 0, "total_steps": None}}
+    if event.kind == "phase":  # a cold start: `downloading <file>`, `loading <file>`
+        phase = f"{data.get('phase')} {data.get('model')}"
+        return {"status": "inprogress", "progress": {"phase": phase, "step": 0, "total_steps": None}}
     if event.kind == "step":
         progress = {"phase": "sampling", "step": data.get("step"), "total_steps": data.get("total")}
         return {"status": "inprogress", "progress": progress | {"eta_seconds": data.get("eta_seconds")}}

@@ -9,6 +9,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from openesd.execution.base import JobSpec, ModelFile
@@ -19,6 +20,7 @@ from openesd.execution.events import (
     InstanceStartFailed,
     JobCancelled,
     JobFailed,
+    JobLoading,
     JobProgress,
     JobStarted,
     JobSucceeded,
@@ -111,7 +113,7 @@ def _run(
     payload = parse_payload(
         job.payload_string if job.payload_string is not None else _read_payload(store, job.param_key)
     )
-    models = fetch_models(store, job.models or {}, models_dir)
+    models = fetch_models(store, job.models or {}, models_dir, lambda *phase: conn.send(JobLoading(job.id, *phase)))
     orders.check(0)  # a cancel that came while the models downloaded: nothing is sampled
     last = [0.0]
 
@@ -127,12 +129,22 @@ def _run(
         last[0] = time.monotonic()
         conn.send(JobProgress(job.id, step, total, preview=image))
 
+    def loading(kind: str, path: Path, seconds: float | None) -> None:
+        conn.send(JobLoading(job.id, "loading", path.name, _size(path), seconds))
+
     loads, hits = _cache_counts(generator)
     request = GenerationRequest(job.task, payload, models)
-    if job.preview_every > 0:
-        result = generator.run(request, progress, PreviewRequest(job.preview_every, preview))
-    else:  # the Generator's test doubles take (request, progress)
-        result = generator.run(request, progress)
+    cache = getattr(generator, "cache", None)  # test doubles of the Generator have none
+    if cache is not None:
+        cache.observer = loading
+    try:
+        if job.preview_every > 0:
+            result = generator.run(request, progress, PreviewRequest(job.preview_every, preview))
+        else:  # the Generator's test doubles take (request, progress)
+            result = generator.run(request, progress)
+    finally:
+        if cache is not None:
+            cache.observer = None
     loaded, hit = _cache_counts(generator)
     return {
         "images": list(result.images),
@@ -149,6 +161,13 @@ def _cache_counts(generator: Any) -> tuple[int, int]:
     return (cache.loads, cache.hits) if cache is not None else (0, 0)
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    except OSError:
+        return 0
+
+
 def _read_payload(store: ObjectStore, key: str) -> bytes:
     from openesd.errors import BadRequest
 
@@ -160,8 +179,14 @@ def _read_payload(store: ObjectStore, key: str) -> bytes:
     return store.get_bytes(key)
 
 
-def fetch_models(store: ObjectStore, models: dict[str, list[ModelFile]], root: Path) -> dict[str, list[Path]]:
-    """Local paths of the job's model files, downloaded once per node into `<root>/<id>/<file>`."""
+def fetch_models(
+    store: ObjectStore,
+    models: dict[str, list[ModelFile]],
+    root: Path,
+    report: Callable[[str, str, int, float | None], None] | None = None,
+) -> dict[str, list[Path]]:
+    """Local paths of the job's model files, downloaded once per node into `<root>/<id>/<file>`. `report(phase,
+    model, bytes, seconds)` hears each download begin (seconds None) and end (its duration)."""
     local: dict[str, list[Path]] = {}
     for kind, entries in models.items():
         for entry in entries:
@@ -171,6 +196,13 @@ def fetch_models(store: ObjectStore, models: dict[str, list[ModelFile]], root: P
             path = root / entry["id"] / entry["model_name"]
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
+                if report:
+                    stored = store.stat(key)
+                    report("downloading", entry["model_name"], stored.size if stored else 0, None)
+                started = time.monotonic()
                 store.download(key, path)  # atomic: a crash never leaves half a file
+                if report:
+                    seconds = round(time.monotonic() - started, 3)
+                    report("downloading", entry["model_name"], path.stat().st_size, seconds)
             local.setdefault(kind, []).append(path)
     return local

@@ -59,6 +59,18 @@ class JobProgress(JobEvent):
 
 
 @dataclass(frozen=True)
+class JobLoading(JobEvent):
+    """A cold-start phase of a running job: `phase` is `downloading` (a model file from the object store to the
+    node) or `loading` (a model file into memory); `model` names the file and `bytes` is its size. Sent twice per
+    phase: with `seconds` None when it begins, and with its duration when it ends."""
+
+    phase: str
+    model: str
+    bytes: int
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
 class JobSucceeded(JobEvent):
     """The worker's result: `images` (PNG bytes), `parameters`, `info`, `html_info`, `worker`."""
 

@@ -27,6 +27,7 @@ from openesd.execution.events import (
     InstanceStartFailed,
     JobCancelled,
     JobFailed,
+    JobLoading,
     JobProgress,
     JobStarted,
     JobSucceeded,
@@ -209,7 +210,7 @@ class LocalEngine:
                     self._outbox.emit(EndpointReady(pool.spec.id))
             case InstanceStartFailed(error=error):
                 instance.error = error
-            case JobStarted() | JobProgress():
+            case JobStarted() | JobLoading() | JobProgress():
                 self._outbox.emit(message)
             case JobSucceeded() | JobFailed() | JobCancelled():
                 instance.job = None

@@ -26,6 +26,7 @@ from openesd.execution.events import (
     InstancesChanged,
     JobCancelled,
     JobFailed,
+    JobLoading,
     JobProgress,
     JobStarted,
     JobSucceeded,
@@ -323,6 +324,8 @@ class RayEngine:
                 self._outbox.emit(JobStarted(job.spec.id, job.spec.attempt))
             case JobProgress(step=step):
                 job.step = step
+                self._outbox.emit(message)
+            case JobLoading():
                 self._outbox.emit(message)
             case JobSucceeded() | JobFailed() | JobCancelled():
                 self._finish(job, message)

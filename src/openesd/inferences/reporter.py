@@ -24,6 +24,7 @@ from openesd.execution.events import (
     JobCancelled,
     JobEvent,
     JobFailed,
+    JobLoading,
     JobProgress,
     JobStarted,
     JobSucceeded,
@@ -115,6 +116,8 @@ class EngineReporter:
         match event:
             case JobStarted():
                 self.job_started(event.job_id, event.attempt)
+            case JobLoading():
+                self.job_loading(event)
             case JobProgress():
                 self.job_progress(event.job_id, event.step, event.total, event.preview)
             case JobSucceeded():
@@ -140,6 +143,20 @@ class EngineReporter:
             cancel = job is not None and job.cancelled_by is not None
         if cancel:
             self._pass_cancel(job_id)
+
+    def job_loading(self, event: JobLoading) -> None:
+        """A cold-start phase began or ended: the job's `progress.phase` names it and a `phase` event carries the
+        model, its bytes and (at the end) the seconds it took. The ETA counts from the end of the last phase, so
+        that a slow load does not stretch the sampling estimate."""
+        with self._make_session.begin() as session:
+            job = self._running(session, event.job_id)
+            if job is None or not job.progress:
+                return
+            data = {"phase": event.phase, "model": event.model, "bytes": event.bytes, "seconds": event.seconds}
+            job.progress = {**job.progress, "phase": event.phase, "model": event.model}
+            if event.seconds is not None:
+                job.progress = {**job.progress, "started_at": time.time()}
+            publish_job_event(job, "phase", data)
 
     def job_progress(self, job_id: str, step: int, total: int, preview: bytes | None = None) -> None:
         """`preview`: a live preview (JPEG), stored over the last one and named in `progress["preview_key"]`;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,8 @@ class ModelCache:
         self._lock = threading.Lock()
         self.loads = 0  # how many times something was actually loaded (tests and metrics read it)
         self.hits = 0  # how many times a get found its object already loaded (metrics read it)
+        # Hears each load begin (seconds None) and end (its duration): the worker reports them as cold-start phases.
+        self.observer: Callable[[str, Path, float | None], None] | None = None
 
     def get(self, kind: str, path: Path, load: Callable[[], Any]) -> Any:
         """The cached object for (kind, path), loading it with `load()` on a miss."""
@@ -38,8 +41,14 @@ class ModelCache:
                 self._entries.move_to_end(key)
                 self.hits += 1
                 return self._entries[key][0]
+        observer = self.observer
+        if observer is not None:
+            observer(kind, Path(path), None)
+        started = time.monotonic()
         value = load()
         self.loads += 1
+        if observer is not None:
+            observer(kind, Path(path), round(time.monotonic() - started, 3))
         with self._lock:
             self._entries[key] = (value, _size(value))
             self._evict(keep=key)
