@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     stage_prefix: str = "/prod"
 
     auth_mode: Literal["compat", "strict"] = "compat"
+    # A request without the API key passes the gateway when it carries a valid personal token, and the password
+    # login (`POST /tokens`) needs none: how the console and WebUI clients get in without the deployment key.
+    # False: ESD's gateway, the key on every request.
+    gateway_accepts_tokens: bool = True
+    # The web console at /console (the same public API, served from files inside the package).
+    console_enabled: bool = True
     # `POST /users {"initial": true}` creates an admin with only the API key, as ESD does.
     bootstrap_enabled: bool = True
     # Password login throttle in strict mode (decisions.md, Gateway and identity): this many wrong passwords

@@ -70,3 +70,29 @@ def test_strict_mode_refuses_header_identity_and_checks_every_route(make_client)
     # a route ESD leaves open now needs a token with the permission
     assert esd.delete("/prod/roles", json={"role_name_list": ["byoc"]}).status_code == 401
     assert esd.delete("/prod/roles", json={"role_name_list": ["byoc"]}, headers=bearer(secret)).status_code == 204
+
+
+def test_a_token_or_a_password_login_passes_the_gateway_without_the_api_key(make_client):
+    """The console and WebUI clients hold a personal token, never the deployment key (decisions.md)."""
+    esd = make_client(auth_mode="strict")
+    esd.post("/prod/users", json={"username": "root", "password": "pw", "initial": True})
+    login = esd.post("/prod/tokens", key=None, json={"username": "root", "password": "pw"})
+    assert login.status_code == 201, login.text
+    secret = login.json()["data"]["secret"]
+    assert esd.get("/prod/roles", key=None, headers=bearer(secret)).status_code == 200
+    assert esd.post("/prod/tokens", key=None, json={"username": "root", "password": "no"}).status_code == 401
+    for forged in ("oesd_forged", "not-a-token", ""):
+        refused = esd.get("/prod/roles", key=None, headers=bearer(forged))
+        assert (refused.status_code, refused.json()) == (403, {"message": "Forbidden"})
+    # a revoked token no longer passes
+    token_id = esd.get("/prod/tokens", key=None, headers=bearer(secret)).json()["data"]["tokens"][0]["id"]
+    assert esd.delete(f"/prod/tokens/{token_id}", key=None, headers=bearer(secret)).status_code == 204
+    assert esd.get("/prod/roles", key=None, headers=bearer(secret)).status_code == 403
+
+
+def test_the_gateway_asks_every_request_for_the_key_when_tokens_are_not_accepted(make_client):
+    esd = make_client(gateway_accepts_tokens=False)
+    secret = esd.post("/prod/tokens", user="api", json={}).json()["data"]["secret"]
+    assert esd.get("/prod/roles", key=None, headers=bearer(secret)).status_code == 403
+    assert esd.post("/prod/tokens", key=None, json={"username": "api", "password": "x"}).status_code == 403
+    assert esd.get("/prod/roles", headers=bearer(secret)).status_code == 200

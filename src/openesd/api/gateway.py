@@ -11,8 +11,10 @@ from typing import Any, TypeVar
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
+from openesd.api.deps import read
 from openesd.api.inputs import BadBody, parse_json
 from openesd.api.validation import validate
+from openesd.auth.service import TOKEN_PREFIX, AuthService
 from openesd.errors import OpenESDError
 from openesd.keys import api_key_matches
 
@@ -27,9 +29,28 @@ class GatewayError(OpenESDError):
         self.with_status_code = with_status_code
 
 
-async def require_api_key(request: Request) -> None:  # async: no I/O, so no thread pool hop per request
-    if not api_key_matches(request.headers.get("x-api-key"), request.app.state.api_keys):
-        raise GatewayError("Forbidden", 403)
+async def require_api_key(request: Request) -> None:  # async: no I/O for a key, so no thread pool hop
+    if api_key_matches(request.headers.get("x-api-key"), request.app.state.api_keys):
+        return
+    if request.app.state.settings.gateway_accepts_tokens and (
+        _is_password_login(request) or await _carries_live_token(request)
+    ):
+        return  # decisions.md, "Signing in without the API key": the console and WebUI clients
+    raise GatewayError("Forbidden", 403)
+
+
+def _is_password_login(request: Request) -> bool:
+    """`POST /tokens` (at the root or under the stage prefix): the route checks the password itself."""
+    return request.method == "POST" and request.url.path.rstrip("/").endswith("/tokens")
+
+
+async def _carries_live_token(request: Request) -> bool:
+    authorization = request.headers.get("authorization", "")
+    token = authorization.removeprefix("Bearer ").strip()
+    if not token.startswith(TOKEN_PREFIX):
+        return False
+    with request.app.state.sessionmaker() as session:
+        return await read(session, AuthService(session, request.app.state.settings.auth_mode).token_is_live, token)
 
 
 def body_validation_error(messages: list[str]) -> GatewayError:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from openesd.auth.permissions import PermissionSet
 from openesd.auth.principal import Principal
 from openesd.auth.repository import IdentityRepository
+from openesd.metadata.models import PersonalToken
 from openesd.errors import BadRequest, Forbidden, Unauthorized
 
 TOKEN_PREFIX = "oesd_"
@@ -61,11 +62,21 @@ class AuthService:
         roles = self.identities.roles(names) if names else []
         return PermissionSet(p for role in roles for p in role.permissions)
 
-    def _from_token(self, token: str) -> Principal:
+    def token_is_live(self, token: str) -> bool:
+        """Whether `token` is a personal token that exists and has not expired (nothing is written)."""
+        return token.startswith(TOKEN_PREFIX) and self._live_token(token) is not None
+
+    def _live_token(self, token: str) -> PersonalToken | None:
         record = self.identities.token(hash_token(token))
-        now = datetime.now(UTC)
-        if record is None or (record.expires_at and _aware(record.expires_at) <= now):
+        if record is None or (record.expires_at and _aware(record.expires_at) <= datetime.now(UTC)):
+            return None
+        return record
+
+    def _from_token(self, token: str) -> Principal:
+        record = self._live_token(token)
+        if record is None:
             raise Unauthorized()
+        now = datetime.now(UTC)
         if record.last_used_at is None or now - _aware(record.last_used_at) >= LAST_USED_STEP:
             record.last_used_at = now
         return self.principal_for(record.username, via_token=True)
