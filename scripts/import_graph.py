@@ -30,7 +30,7 @@ MAX_UPWARD = 4
 # Layers, top first. A package may import its own layer and any layer below it.
 LAYERS: list[tuple[str, list[str]]] = [
     # The application: assembles every domain into the ASGI app, the CLI and the console.
-    ("server", ["server", "cli", "__main__"]),
+    ("server", ["server", "cli", "console", "__main__"]),
     # The ESD resources: routes, services, repositories, schemas (legacy is the ESD 1.4 adapter).
     (
         "resources",

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Makes the servers the test suite needs available on a fresh Debian machine (run as root).
+# Makes the servers and the browser the test suite needs available on a fresh Debian machine (run as root).
 # The suite starts its own throwaway PostgreSQL cluster and moto S3 server (tests/conftest.py) and
 # stops them at the end; this script only installs what those fixtures run.
-#   bash scripts/test-services.sh start   install PostgreSQL if initdb/pg_ctl are missing (idempotent)
+#   bash scripts/test-services.sh start   install PostgreSQL if initdb/pg_ctl are missing, and Chromium (idempotent)
 #   bash scripts/test-services.sh stop    nothing to stop: the fixtures stop their own servers
 set -euo pipefail
 
@@ -27,9 +27,23 @@ install_postgres() {
     apt-get install -y -qq --no-install-recommends postgresql >/dev/null
 }
 
+install_chromium() {
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "test-services: Chromium is missing and installing it needs root: sudo bash $0 start" >&2
+        exit 1
+    fi
+    echo "test-services: installing Chromium from Debian packages (the console's browser tests)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends chromium >/dev/null
+}
+
 start() {
     if [[ -z $(find_pg_bin initdb) || -z $(find_pg_bin pg_ctl) ]]; then
         install_postgres
+    fi
+    if ! command -v chromium >/dev/null 2>&1; then
+        install_chromium
     fi
     local initdb
     initdb=$(find_pg_bin initdb)

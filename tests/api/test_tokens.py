@@ -96,3 +96,13 @@ def test_the_gateway_asks_every_request_for_the_key_when_tokens_are_not_accepted
     assert esd.get("/prod/roles", key=None, headers=bearer(secret)).status_code == 403
     assert esd.post("/prod/tokens", key=None, json={"username": "api", "password": "x"}).status_code == 403
     assert esd.get("/prod/roles", headers=bearer(secret)).status_code == 200
+
+
+def test_users_me_names_the_requester_with_roles_and_permissions(esd):
+    make_user(esd, "bob", ["byoc"])
+    secret = esd.post("/prod/tokens", user="bob", json={}).json()["data"]["secret"]
+    me = esd.get("/prod/users/me", key=None, headers=bearer(secret))
+    assert me.status_code == 200, me.text
+    assert me.json()["data"]["username"] == "bob" and me.json()["data"]["roles"] == ["byoc"]
+    assert "inference:all" in me.json()["data"]["permissions"]
+    assert esd.get("/prod/users/me", user="ghost").status_code == 401

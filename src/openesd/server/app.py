@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from openesd import __version__, legacy
+from openesd import __version__, console, legacy
 from openesd.api import metrics, objects, ping, system
 from openesd.api.inputs import InputLimits
 from openesd.api.cors import PreflightMiddleware
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(system.router)
     app.include_router(objects.router)
     app.include_router(metrics.router)
+    app.include_router(console.router)
     legacy.install(app, settings)
     install_error_handlers(app)
     install_openapi(app)

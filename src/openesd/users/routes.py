@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from openesd.api.deps import PasswordCipherDep, SessionDep, SettingsDep
 from openesd.api.envelope import esd_response
 from openesd.api.gateway import esd_body
-from openesd.api.identity import AuthDep, permitted
+from openesd.api.identity import AuthDep, Requester, permitted
 from openesd.auth.passwords import Passwords
 from openesd.auth.principal import Principal
 from openesd.auth.service import authorize
+from openesd.errors import Unauthorized
 from openesd.users.schemas import DELETE_USERS_SCHEMA, UPSERT_USER_SCHEMA, DeleteUsers, UpsertUser
 from openesd.users.service import UserService
 
@@ -33,6 +34,17 @@ def user_admin_unless_initial(body: UpsertUserBody, request: Request, auth: Auth
     if body.initial:
         return None
     return authorize(auth.identify(request.headers), ["user:all"])
+
+
+@router.get("/users/me")
+async def who_am_i(requester: Requester):
+    """OpenESD's addition: the requester's name, roles and permissions (what the console offers them)."""
+    if not requester.exists:
+        raise Unauthorized()
+    permissions = sorted(requester.permissions.strings)
+    return esd_response(
+        200, {"username": requester.username, "roles": list(requester.roles), "permissions": permissions}
+    )
 
 
 @router.get("/users")
