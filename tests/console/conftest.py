@@ -115,3 +115,48 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def admin_client(server: ConsoleServer):
+    """The SDK as the administrator (a personal token of `root`)."""
+    from openesd.client import Client
+
+    return Client(server.base, API_KEY, username=None, token=server.token(ADMIN, ADMIN_PASSWORD))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(console_server, tmp_path_factory) -> str:
+    """The tiny SD 1.5 checkpoint uploaded by the administrator (as a script would; the upload page is tested
+    on its own); returns its file name."""
+    from tests.support.tiny_models import write_tiny_sd15_checkpoint
+
+    path = tmp_path_factory.mktemp("console-models") / "tiny-sd15.safetensors"
+    write_tiny_sd15_checkpoint(path)
+    with admin_client(console_server) as client:
+        client.checkpoints.upload(path, "Stable-diffusion")
+    return path.name
+
+
+# A team member's role: generate, see jobs and models, upload models, train; no user administration.
+MEMBER_ROLE = "console-member"
+MEMBER_PERMISSIONS = [
+    "inference:create",
+    "inference:list",
+    "checkpoint:create",
+    "checkpoint:list",
+    "sagemaker_endpoint:list",
+    "train:all",
+]
+
+
+@pytest.fixture(scope="session")
+def endpoint(console_server, tiny_model) -> str:
+    """One InService async endpoint (one worker instance) for the administrator's roles and MEMBER_ROLE (create
+    users of that role with `console_server.make_user(name, password, [MEMBER_ROLE])`); returns its name."""
+    console_server.make_role(MEMBER_ROLE, MEMBER_PERMISSIONS)
+    with admin_client(console_server) as client:
+        roles = [role["role_name"] for role in client.roles.list()]
+        created = client.endpoints.create(name="console", roles=roles)
+        name = created.get("endpoint_name") or "esd-async-console"
+        client.endpoints.wait_for(name, timeout=300)
+    return name
