@@ -62,6 +62,8 @@ def test_first_start_prints_the_key_once_and_restart_keeps_data(tmp_path):
     server = Server(tmp_path / "data", port)
     try:
         assert f"OpenESD API: http://127.0.0.1:{port}/prod" in server.banner
+        assert f"console: http://127.0.0.1:{port}/console/" in server.banner
+        assert httpx.get(f"http://127.0.0.1:{port}/console/").status_code == 200
         key = re.search(r"API key \(shown once.*\): ([A-Za-z0-9]{20})", server.banner).group(1)
         for path in ("/prod/ping", "/ping"):
             response = httpx.get(server.base + path, headers={"x-api-key": key})

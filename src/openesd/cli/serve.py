@@ -33,6 +33,6 @@ def _banner(settings, runtime) -> None:
         typer.echo(f"API key (shown once, kept in {settings.data_dir / 'api_key'}): {runtime.api_keys[0]}")
     elif not settings.api_keys:
         typer.echo(f"API key: in {settings.data_dir / 'api_key'}")
-    typer.echo(f"try: curl -H 'x-api-key: <key>' {base}/ping")
     if settings.console_enabled:
         typer.echo(f"console: {settings.base_url}/console/ (sign in with a user's password: openesd users create)")
+    typer.echo(f"try: curl -H 'x-api-key: <key>' {base}/ping")
