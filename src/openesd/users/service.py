@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+
 from sqlalchemy.orm import Session
 
 from openesd.auth.access import ADMINISTRATOR_PERMISSION, is_administrator
 from openesd.auth.passwords import SHOW_PASSWORD_REFUSED, Passwords, has_password
 from openesd.auth.permissions import DEFAULT_ROLE, SEEDED_CREATOR, PermissionSet, split_permission
 from openesd.auth.principal import Principal
+from openesd.endpoints.paging import encode_key
 from openesd.errors import BadRequest, Forbidden
 from openesd.metadata.models import User
 from openesd.roles.repository import RoleRepository
@@ -51,6 +56,20 @@ class UserService:
             "users": [self._view(user, show_password) for user in users],
             "previous_evaluated_key": "not_applicable",
             "last_evaluated_key": "not_applicable",
+        }
+
+    def page(self, requester: Principal, limit: int, exclusive_start_key: str | None) -> dict:
+        """OpenESD's addition for long user lists (the console): `limit` users after the cursor, read in SQL."""
+        if limit < 1:
+            raise BadRequest(f"limit must be at least 1, got {limit}")
+        after = _user_after(exclusive_start_key) if exclusive_start_key else None
+        visible_to = None if requester.permissions.has_any(["user:all"]) else requester.username
+        users = self.users.page(after, limit + 1, visible_to)
+        last = encode_key({"username": users[limit - 1].username}) if len(users) > limit else None
+        return {
+            "users": [self._view(user, False) for user in users[:limit]],
+            "previous_evaluated_key": "not_applicable",
+            "last_evaluated_key": last,
         }
 
     def bootstrap(self, body: UpsertUser) -> dict:
@@ -146,6 +165,17 @@ class UserService:
             "permissions": sorted(set(self._permissions(user))),
             "password": self.passwords.shown(user, show_password),
         }
+
+
+def _user_after(exclusive_start_key: str) -> str:
+    """The user name a page starts after, from a key this listing returned."""
+    try:
+        name = json.loads(base64.b64decode(exclusive_start_key, validate=True)).get("username")
+    except (binascii.Error, ValueError, UnicodeDecodeError, AttributeError):
+        name = None
+    if not isinstance(name, str) or not name or "\x00" in name or not name.isprintable():
+        raise BadRequest(f"exclusive_start_key {exclusive_start_key!r} is not a key returned by this listing")
+    return name
 
 
 def _holds(held: PermissionSet, permission: str) -> bool:
