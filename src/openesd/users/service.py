@@ -12,7 +12,6 @@ from openesd.auth.access import ADMINISTRATOR_PERMISSION, is_administrator
 from openesd.auth.passwords import SHOW_PASSWORD_REFUSED, Passwords, has_password
 from openesd.auth.permissions import DEFAULT_ROLE, SEEDED_CREATOR, PermissionSet, split_permission
 from openesd.auth.principal import Principal
-from openesd.endpoints.paging import encode_key
 from openesd.errors import BadRequest, Forbidden
 from openesd.metadata.models import User
 from openesd.roles.repository import RoleRepository
@@ -65,7 +64,7 @@ class UserService:
         after = _user_after(exclusive_start_key) if exclusive_start_key else None
         visible_to = None if requester.permissions.has_any(["user:all"]) else requester.username
         users = self.users.page(after, limit + 1, visible_to)
-        last = encode_key({"username": users[limit - 1].username}) if len(users) > limit else None
+        last = _user_key(users[limit - 1].username) if len(users) > limit else None
         return {
             "users": [self._view(user, False) for user in users[:limit]],
             "previous_evaluated_key": "not_applicable",
@@ -165,6 +164,11 @@ class UserService:
             "permissions": sorted(set(self._permissions(user))),
             "password": self.passwords.shown(user, show_password),
         }
+
+
+def _user_key(username: str) -> str:
+    """The cursor after `username`: base64 JSON, as ESD's other listings' keys look."""
+    return base64.b64encode(json.dumps({"username": username}, separators=(",", ":")).encode()).decode()
 
 
 def _user_after(exclusive_start_key: str) -> str:

@@ -13,7 +13,7 @@ export async function render(main, ctx) {
     can(ctx.me, "user:list") ? usersPanel(ctx, roles) : null,
     can(ctx.me, "role:list") ? rolesPanel(ctx, roles) : null,
   ].filter(Boolean);
-  main.append(h("h1", {}, "Users and roles"), panels.map((panel) => panel.element));
+  main.append(h("h1", {}, "Users and roles"), ...panels.map((panel) => panel.element));
   await Promise.all(panels.map((panel) => panel.refresh()));
 }
 
@@ -142,7 +142,7 @@ function createRoleForm(refresh) {
       h("input", { type: "checkbox", name: `perm-${resource}-${action}`, value: `${resource}:${action}` }), `${resource}:${action}`))));
   const other = h("input", { placeholder: "resource:action, comma separated" });
   const form = h("form", { id: "create-role", novalidate: true }, h("h3", {}, "New role"),
-    field("Role name", name, { name: "role_name" }), grid, field("Other permissions", other, { name: "permissions" }),
+    field("Role name", name, { name: "role_name" }), grid, field("Other permissions", other, { name: "permission" }),
     h("button", { class: "primary", type: "submit" }, "Create role"));
   remember(form, "users-role");
   form.addEventListener("submit", async (event) => {
