@@ -52,6 +52,8 @@ export function lossChart() {
       draw();
     },
     get count() { return points.length; },
+    // What an empty chart says (a training that ended before its events were kept has no points).
+    note(text) { empty.textContent = text; },
   };
 }
 

@@ -105,7 +105,10 @@ export function trainingDetail(ctx, id) {
         clear(status, badge("Queued"));
       }
     }
-    if (!abort.signal.aborted) showRecord(await get(`/trainings/${encodeURIComponent(id)}`));
+    if (abort.signal.aborted) return;
+    const ended = await get(`/trainings/${encodeURIComponent(id)}`);
+    showRecord(ended);
+    if (!chart.count) chart.note("No loss was recorded (no steps ran, or its events are older than the server keeps)");
   }
   follow().catch((error) => {
     if (abort.signal.aborted) return;
