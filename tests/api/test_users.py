@@ -124,3 +124,29 @@ def test_delete_users_tolerates_unknown_names_and_needs_user_all(esd):
     response = esd.delete("/prod/users", user="tom", json={"user_name_list": ["api"]})
     assert response.status_code == 403
     assert response.json()["message"] == "User tom has no permissions: ['user:all']"
+
+
+def test_users_are_listed_a_page_at_a_time_with_limit(esd):
+    make_role(esd, "only_list", ["user:list"])
+    for name in ("pa", "pb", "pc", "pd"):
+        make_user(esd, name, ["byoc"])
+    make_user(esd, "pv", ["only_list"])
+    everyone = [u["username"] for u in users_of(esd)["users"]]
+    seen, key = [], None
+    while True:
+        page = users_of(esd, limit=2, **({"exclusive_start_key": key} if key else {}))
+        assert len(page["users"]) <= 2
+        seen += [u["username"] for u in page["users"]]
+        key = page["last_evaluated_key"]
+        if key is None:
+            break
+    assert seen == everyone and len(seen) == 6
+    # `user:list` alone pages over the users it created and itself, as the full listing does
+    assert [u["username"] for u in users_of(esd, user="pv", limit=5)["users"]] == ["pv"]
+
+
+def test_a_bad_user_page_is_a_400_naming_the_value(esd):
+    response = esd.get("/prod/users", user="api", params={"limit": 2, "exclusive_start_key": "nope"})
+    assert response.status_code == 400 and "'nope' is not a key returned by this listing" in response.json()["message"]
+    response = esd.get("/prod/users", user="api", params={"limit": 0})
+    assert response.status_code == 400 and "limit must be at least 1, got 0" in response.json()["message"]

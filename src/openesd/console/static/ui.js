@@ -124,3 +124,24 @@ export function remember(form, key) {
     sessionStorage.setItem(storeKey, JSON.stringify(values));
   });
 }
+
+// One server page at a time (the Training and Users pages): `load(key)` resolves to {items, next} for the page
+// after cursor `key`; "Next" follows the server's cursor, "Previous" goes back to a cursor already seen.
+export function cursorPager(load, show, { label = "Page" } = {}) {
+  const keys = [null];
+  let nextKey = null;
+  const where = h("span", { class: "muted", "aria-live": "polite" });
+  const previous = h("button", { type: "button", disabled: true, onclick: () => turn(keys.length - 2) }, "Previous");
+  const next = h("button", { type: "button", disabled: true, onclick: () => { keys.push(nextKey); turn(keys.length - 1); } }, "Next");
+  async function go(index) {
+    keys.length = index + 1;
+    const { items, next: key } = await load(keys[index]);
+    nextKey = key || null;
+    show(items);
+    previous.disabled = index === 0;
+    next.disabled = !nextKey;
+    where.textContent = `${label} ${index + 1}`;
+  }
+  const turn = (index) => go(index).catch((error) => toast(error.message, { bad: true }));
+  return { controls: h("div", { class: "pager" }, previous, where, next), reload: () => go(keys.length - 1) };
+}
