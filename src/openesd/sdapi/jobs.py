@@ -1,0 +1,127 @@
+"""A WebUI call as an OpenESD job: the models it names resolved to the caller's files, created on an endpoint
+the caller may use (an InService Real-time one, else an Async one), waited for, and answered with its images.
+The job is an ordinary one: it shows in the caller's job list, its events stream, it can be cancelled."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from openesd.auth.principal import Principal
+from openesd.errors import GatewayTimeout
+from openesd.inferences.errors import NoEndpointAvailable
+from openesd.inferences.schemas import CreateInference
+from openesd.inferences.service import InferenceService, JobOutcome, Stage
+from openesd.metadata.db import commit_now
+from openesd.metadata.models import InferenceJob
+from openesd.sdapi.catalog import Catalog
+from openesd.sdapi.errors import JobFailed
+from openesd.sdapi.options import WebUIOptionsService
+from openesd.storage.layout import job_result, job_result_info
+
+_LORA_TAG = re.compile(r"<lora:([^:>]+)(?::[^>]*)?>")
+_WORD = re.compile(r"[\w.\-]+")
+_PROMPTS = ("prompt", "negative_prompt", "hr_prompt", "hr_negative_prompt")
+# Hires upscalers the worker runs without a model file.
+_NO_FILE_UPSCALERS = ("None", "Lanczos", "Nearest")
+
+
+@dataclass(frozen=True)
+class FinishedJob:
+    """A WebUI job's end: its images (PNG bytes) and its stored info (`info`, `html_info`)."""
+
+    job_id: str
+    status: str
+    images: list[bytes]
+    info: dict[str, Any]
+    message: str | None = None
+
+
+class WebUIJobs:
+    def __init__(self, inferences: InferenceService, catalog: Catalog, options: WebUIOptionsService):
+        self.inferences = inferences
+        self.catalog = catalog
+        self.options = options
+
+    def generate(self, task: str, payload: dict[str, Any], caller: Principal) -> FinishedJob:
+        """txt2img / img2img: 1. the settings (stored ones under the payload's), 2. the model files, 3. the job."""
+        overrides = self.options.job_settings(caller.username) | (payload.get("override_settings") or {})
+        wanted = overrides.get("sd_model_checkpoint")
+        checkpoint = self.catalog.find("Stable-diffusion", wanted) if wanted else self.catalog.default_checkpoint()
+        overrides["sd_model_checkpoint"] = checkpoint.name
+        payload = {**payload, "override_settings": overrides}
+        models = {"Stable-diffusion": [checkpoint.name], **self._named_models(payload, overrides)}
+        return self.run(task, payload, models, caller, self.options.preview_every(caller.username))
+
+    def run(
+        self, task: str, payload: dict[str, Any], models: dict[str, list[str]], caller: Principal, previews: int = 0
+    ) -> FinishedJob:
+        """Create the job on the endpoint the caller may use and wait for its end (504 past the real-time limit)."""
+        outcome = self._create(task, payload, models, caller, previews)
+        return self._wait(outcome)
+
+    def _named_models(self, payload: dict[str, Any], overrides: dict[str, Any]) -> dict[str, list[str]]:
+        """The VAE, LoRAs (`<lora:name:w>` tags), embeddings (words of the prompts) and hires upscaler files a
+        payload names, as the caller's file names; a named LoRA or VAE the caller lacks is a 400."""
+        prompts = " ".join(str(payload.get(key) or "") for key in _PROMPTS)
+        models: dict[str, list[str]] = {}
+        vae = overrides.get("sd_vae")
+        if vae and vae not in ("Automatic", "None"):
+            models["VAE"] = [self.catalog.find("VAE", str(vae)).name]
+        loras = dict.fromkeys(self.catalog.find("Lora", tag).name for tag in _LORA_TAG.findall(prompts))
+        words = set(_WORD.findall(prompts))
+        embeddings = [f.name for f in self.catalog.files("embeddings") if f.stem in words]
+        upscaler = payload.get("hr_upscaler")
+        hires = bool(payload.get("enable_hr")) and upscaler not in _NO_FILE_UPSCALERS
+        with_file = hires and not str(upscaler).startswith("Latent")
+        upscalers = [f.name for f in self.catalog.files("ESRGAN")] if with_file else []
+        for kind, names in (("Lora", list(loras)), ("embeddings", embeddings), ("ESRGAN", upscalers)):
+            if names:
+                models[kind] = names
+        return models
+
+    def _create(
+        self, task: str, payload: dict[str, Any], models: dict[str, list[str]], caller: Principal, previews: int
+    ) -> JobOutcome:
+        text = json.dumps(payload)
+        for kind in ("Real-time", "Async"):
+            body = CreateInference(
+                task_type=task, inference_type=kind, models=models, payload_string=text, preview_every=previews
+            )
+            try:
+                return self.inferences.create(body, lambda: caller)
+            except NoEndpointAvailable:
+                if kind == "Async":
+                    raise
+        raise AssertionError("unreachable: the Async attempt returns or raises")
+
+    def _wait(self, outcome: JobOutcome) -> FinishedJob:
+        if outcome.stage is Stage.RUNNING:
+            job_id = outcome.data["inference_id"]
+        else:
+            job_id = outcome.data["inference"]["inference_id"]
+        commit_now(self.inferences.session)  # the engine sees committed jobs only (inferences/realtime.py)
+        if not self.inferences.waiter.wait(job_id, self.inferences.settings.realtime_timeout_s):
+            raise GatewayTimeout()
+        self.inferences.session.expire_all()
+        job = self.inferences.jobs_repo.get(job_id)
+        if job is None:
+            raise JobFailed(f"inference job {job_id} was deleted while it ran")
+        if job.status == "failed":
+            raise JobFailed(job.sagemaker_raw or f"inference job {job_id} failed")
+        return self._finished(job)
+
+    def _finished(self, job: InferenceJob) -> FinishedJob:
+        store = self.inferences.store
+        images = [store.get_bytes(job_result(job.id, name)) for name in job.image_names or []]
+        info: dict[str, Any] = {}
+        if job.status == "succeed" and store.stat(job_result_info(job.id)) is not None:
+            info = json.loads(store.get_bytes(job_result_info(job.id)))
+        return FinishedJob(job.id, job.status, images, info, job.sagemaker_raw)
+
+
+def encoded(images: list[bytes]) -> list[str]:
+    return [base64.b64encode(image).decode() for image in images]
