@@ -1,4 +1,4 @@
-"""One live server (uvicorn) for the WebUI API tests: the tiny SD 1.5 checkpoint and a tiny 2x ESRGAN, one
+"""One live server (uvicorn) for all the WebUI API tests: the tiny SD 1.5 checkpoint and a tiny 2x ESRGAN, one
 Real-time endpoint, and users who log in the WebUI way: `alice` and `carol` may generate, `bob` may only
 list. A real third-party client (`webuiapi` from PyPI) drives it."""
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 import webuiapi
 
-from tests.api.conftest import ESDClient
+from tests.api.conftest import ESDClient, make_client  # noqa: F401  (shared fixture)
 from tests.checkpoints.conftest import upload_file
 from tests.inferences.conftest import open_app
 from tests.support.esd_jobs import create_endpoint
@@ -45,16 +45,18 @@ def _add_user(esd: ESDClient, name: str, roles: list[str]) -> None:
     assert answer.status_code == 201, answer.json()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")  # one server (and one worker start) for every test here
 def webui(tmp_path_factory) -> Iterator[WebUIServer]:
     from tests.support import tiny_extras, tiny_models
 
     folder = tmp_path_factory.mktemp("tiny-models")
     tiny_models.write_tiny_sd15_checkpoint(folder / "tiny-sd15.safetensors")
     tiny_extras.write_tiny_esrgan(folder / "RealESRGAN_x2plus.pth", scale=2)
+    tiny_extras.write_tiny_u2net_onnx(folder / "u2net_human_seg.onnx")
     client = open_app(tmp_path_factory.mktemp("server"), endpoint_idle_s=1.0)
     esd = ESDClient(client)
-    for name, kind in (("tiny-sd15.safetensors", "Stable-diffusion"), ("RealESRGAN_x2plus.pth", "ESRGAN")):
+    files = {"tiny-sd15.safetensors": "Stable-diffusion", "RealESRGAN_x2plus.pth": "ESRGAN"}
+    for name, kind in (files | {"u2net_human_seg.onnx": "rembg"}).items():
         upload_file(esd, name, (folder / name).read_bytes(), 1, kind)
     lister = esd.post("/prod/roles", user="api", json={"role_name": LISTER_ROLE, "permissions": ["checkpoint:list"]})
     assert lister.status_code == 201, lister.json()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 
+import webuiapi
 from PIL import Image, ImageChops, ImageStat
 
 from tests.sdapi.conftest import WebUIServer
@@ -60,6 +61,15 @@ def test_extras_upscale_one_image_and_a_batch_with_the_webui_upscaler_name(webui
     assert single.image.size == (48, 32)
     assert [i.size for i in batch.images] == [(48, 32), (16, 16)]
     assert "R-ESRGAN 2x+" in single.info  # html_info: the WebUI's summary of what ran
+
+
+def test_rembg_as_the_extension_serves_it(webui: WebUIServer):
+    api = webui.client()
+    image = Image.new("RGB", (32, 32), (10, 200, 10))
+
+    result = webuiapi.RemBGInterface(api).rembg(input_image=image, model="u2net_human_seg", return_mask=True)
+
+    assert result.image.size == (32, 32) and result.image.mode == "L"  # the mask, as asked
 
 
 def test_png_info_reads_back_the_infotext_of_a_result(webui: WebUIServer):
