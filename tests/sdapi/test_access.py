@@ -89,6 +89,13 @@ def test_without_a_real_time_endpoint_the_call_queues_on_an_async_one_and_waits(
     view = async_only.get(f"/prod/inferences/{job.id}", user="api").json()["data"]
     assert (view["inference_type"], view["status"], view["owner_group_or_role"]) == ("Async", "inprogress", ["alice"])
 
+    # a user whose roles no endpoint serves is told so by name, and nothing is queued
+    async_only.post("/prod/users", user="api", json={"username": "eve", "password": PASSWORD, "roles": ["byoc"]})
+    refused = async_only.http.post("/sdapi/v1/txt2img", auth=("eve", PASSWORD), json={"prompt": "x"})
+    assert refused.status_code == 400
+    assert refused.json()["errors"] == 'no InService Real-time or Async endpoint is open to user "eve"'
+    assert len(async_only.engine.submitted) == 1
+
 
 def test_the_setting_turns_the_whole_surface_off_with_404(turned_off):
     answers = [
@@ -99,3 +106,17 @@ def test_the_setting_turns_the_whole_surface_off_with_404(turned_off):
 
     assert [a.status_code for a in answers] == [404, 404, 404]
     assert "OPENESD_SDAPI_ENABLED" in answers[0].json()["detail"]
+
+
+def test_in_strict_mode_basic_checks_the_argon2_password_under_the_login_throttle(make_client):
+    esd = make_client(auth_mode="strict", login_max_failures=2, login_lockout_s=60.0)
+    assert esd.post("/prod/users", json={"username": "root", "password": PASSWORD, "initial": True}).status_code == 201
+
+    good = esd.http.get("/sdapi/v1/samplers", auth=("root", PASSWORD))
+    wrong = [esd.http.get("/sdapi/v1/samplers", auth=("root", "guess")).status_code for _ in range(2)]
+    locked = esd.http.get("/sdapi/v1/samplers", auth=("root", PASSWORD))
+
+    assert good.status_code == 200 and "Euler a" in [s["name"] for s in good.json()]
+    assert wrong == [401, 401]
+    assert locked.status_code == 429 and locked.headers["Retry-After"]
+    assert "too many failed logins for this user name" in locked.json()["errors"]

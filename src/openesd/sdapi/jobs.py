@@ -86,17 +86,23 @@ class WebUIJobs:
     def _create(
         self, task: str, payload: dict[str, Any], models: dict[str, list[str]], caller: Principal, previews: int
     ) -> JobOutcome:
-        text = json.dumps(payload)
-        for kind in ("Real-time", "Async"):
+        def create(kind: str) -> JobOutcome:
             body = CreateInference(
                 task_type=task, inference_type=kind, models=models, payload_string=text, preview_every=previews
             )
-            try:
-                return self.inferences.create(body, lambda: caller)
-            except NoEndpointAvailable:
-                if kind == "Async":
-                    raise
-        raise AssertionError("unreachable: the Async attempt returns or raises")
+            return self.inferences.create(body, lambda: caller)
+
+        text = json.dumps(payload)
+        try:
+            return create("Real-time")
+        except NoEndpointAvailable:
+            pass  # an Async endpoint queues the job; the call waits for it all the same
+        try:
+            return create("Async")
+        except NoEndpointAvailable:
+            raise NoEndpointAvailable(
+                f'no InService Real-time or Async endpoint is open to user "{caller.username}"'
+            ) from None
 
     def _wait(self, outcome: JobOutcome) -> FinishedJob:
         if outcome.stage is Stage.RUNNING:
