@@ -29,8 +29,10 @@ def png_info(text: str) -> dict[str, Any]:
 
     try:
         image = Image.open(io.BytesIO(decode_image(text)))
-    except (UnidentifiedImageError, OSError):
+    except (UnidentifiedImageError, OSError, ValueError):  # ValueError: a text chunk past PIL's size limit
         raise BadRequest("image is not an image file PIL can read") from None
+    except Image.DecompressionBombError as error:
+        raise BadRequest(f"image is too large to read: {error}") from None
     items = {key: value for key, value in image.info.items() if isinstance(value, str | int | float)}
     infotext = str(items.pop("parameters", "") or "")
     return {"info": infotext, "items": items, "parameters": parse_infotext(infotext) if infotext else {}}
