@@ -42,6 +42,13 @@ def test_a_user_without_inference_create_may_list_but_not_generate_or_interrupt(
     assert not [j for j in jobs.json()["data"]["inferences"] if j["owner_group_or_role"] == ["bob"]]
 
 
+def test_a_webui_route_openesd_does_not_serve_is_a_404_naming_it(webui: WebUIServer):
+    answer = httpx.post(f"{webui.sdapi}/interrogate", auth=("alice", PASSWORD), json={"image": "x"})
+
+    assert answer.status_code == 404
+    assert answer.json()["errors"].startswith("/sdapi/v1/interrogate is not served by OpenESD")
+
+
 def test_a_body_that_does_not_validate_is_fastapis_422_detail_list(webui: WebUIServer):
     answer = httpx.post(f"{webui.sdapi}/txt2img", auth=("alice", PASSWORD), json={"steps": "many"})
 

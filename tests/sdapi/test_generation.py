@@ -1,5 +1,5 @@
-"""txt2img, img2img with a mask and extras through `webuiapi`, answered as A1111 answers, each a job of the
-caller's that the ESD job list shows."""
+"""txt2img (and png-info of its result), img2img with a mask, extras and rembg through `webuiapi`, answered as
+A1111 answers, each a job of the caller's that the ESD job list shows."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.sdapi.conftest import WebUIServer
 
 def test_txt2img_answers_like_the_webui_and_is_a_job_of_the_caller(webui: WebUIServer):
     api = webui.client()
-    result = api.txt2img(prompt="a red cube", width=64, height=64, seed=7, steps=2)
+    result = api.txt2img(prompt="a red cube", negative_prompt="blurry", width=64, height=64, seed=7, steps=2)
 
     assert [image.size for image in result.images] == [(64, 64)]
     assert result.info["seed"] == 7 and result.info["steps"] == 2  # the worker's infotext fields, as JSON
@@ -26,6 +26,10 @@ def test_txt2img_answers_like_the_webui_and_is_a_job_of_the_caller(webui: WebUIS
     assert result.json.get("images") and listed[0]["InferenceJobId"]
     png = Image.open(io.BytesIO(webui.esd.http.get(_result_url(webui, listed[0]["InferenceJobId"])).content))
     assert "Steps: 2" in png.info["parameters"]
+
+    fields = api.png_info(result.image).json["parameters"]  # the infotext read back into fields
+    read_back = (fields["Prompt"], fields["Negative prompt"], fields["Seed"], fields["Size-1"])
+    assert read_back == ("a red cube", "blurry", "7", "64")
 
 
 def _result_url(webui: WebUIServer, job_id: str) -> str:
@@ -70,14 +74,3 @@ def test_rembg_as_the_extension_serves_it(webui: WebUIServer):
     result = webuiapi.RemBGInterface(api).rembg(input_image=image, model="u2net_human_seg", return_mask=True)
 
     assert result.image.size == (32, 32) and result.image.mode == "L"  # the mask, as asked
-
-
-def test_png_info_reads_back_the_infotext_of_a_result(webui: WebUIServer):
-    api = webui.client()
-    made = api.txt2img(prompt="a blue sphere", negative_prompt="blurry", width=64, height=64, seed=3, steps=2)
-
-    info = api.png_info(made.image).json
-
-    assert info["parameters"]["Prompt"] == "a blue sphere"
-    assert info["parameters"]["Negative prompt"] == "blurry"
-    assert info["parameters"]["Seed"] == "3" and info["parameters"]["Size-1"] == "64"

@@ -224,6 +224,14 @@ def refresh(_: WebUICaller) -> Response:
     return Response(content="null", media_type="application/json")
 
 
+@router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"], include_in_schema=False)
+def not_served(path: str) -> JSONResponse:
+    """Last: a WebUI route OpenESD does not serve (interrogate, training, extensions' own) is a 404 that says so,
+    not the ESD gateway's 403."""
+    message = f"/sdapi/v1/{path} is not served by OpenESD (docs/decisions.md lists the WebUI routes it serves)"
+    return JSONResponse({"error": "NotFound", "detail": message, "body": "", "errors": message}, 404)
+
+
 def turned_off() -> APIRouter:
     """What `/sdapi` answers when `OPENESD_SDAPI_ENABLED` is false: 404 on every path."""
     off = APIRouter(include_in_schema=False)
