@@ -28,6 +28,13 @@ def test_without_credentials_or_with_a_wrong_password_or_token_it_is_401_with_th
     assert "wrong user name or password" in answers[1].json()["errors"]
 
 
+def test_basic_guesses_are_throttled_in_compat_mode_too(webui: WebUIServer):
+    """No API key guards the WebUI API, so the login throttle counts its wrong passwords in either mode."""
+    guesses = [httpx.get(f"{webui.sdapi}/samplers", auth=("mallory", f"guess{n}")).status_code for n in range(6)]
+
+    assert guesses == [401] * 5 + [429]
+
+
 def test_a_user_without_inference_create_may_list_but_not_generate_or_interrupt(webui: WebUIServer):
     bob = ("bob", PASSWORD)
 

@@ -10,11 +10,14 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from openesd.api.deps import PasswordCipherDep, SessionDep, SessionmakerDep, SettingsDep
 from openesd.api.identity import AuthDep
+from openesd.auth.passwords import Passwords
 from openesd.auth.principal import Principal
 from openesd.auth.service import TOKEN_PREFIX, authorize
 from openesd.errors import Unauthorized
-from openesd.tokens.routes import Tokens
+from openesd.tokens.service import TokenService
+from openesd.tokens.throttle import LoginThrottle
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="OpenESD"'}
 
@@ -39,10 +42,20 @@ def basic_credentials(header: str) -> tuple[str, str]:
     return user, password
 
 
-def get_webui_caller(request: Request, auth: AuthDep, tokens: Tokens) -> Principal:
+async def get_webui_login(
+    session: SessionDep, settings: SettingsDep, auth: AuthDep, cipher: PasswordCipherDep, make_session: SessionmakerDep
+) -> TokenService:
+    """`POST /tokens`' password check, throttled in both modes: no API key stands in front of the WebUI API,
+    so unlike ESD's compat logins, its guesses at a password are counted here whatever the mode."""
+    return TokenService(session, auth, Passwords(cipher, settings.auth_mode), LoginThrottle(make_session, settings))
+
+
+def get_webui_caller(
+    request: Request, auth: AuthDep, tokens: Annotated[TokenService, Depends(get_webui_login)]
+) -> Principal:
     """The caller, once per request: a Basic login or a personal token; 401 for anything else. A plain `def`:
     a password check (argon2 in strict mode) must not hold the event loop."""
-    cached = getattr(request.state, "principal", None)
+    cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
     scheme, _, value = request.headers.get("authorization", "").partition(" ")

@@ -46,7 +46,9 @@ def parse_infotext(infotext: str) -> dict[str, Any]:
     last = lines[-1] if len(_FIELD.findall(lines[-1])) >= 3 else ""
     if last:
         lines = lines[:-1]
-    prompt, negative, in_negative = [], [], False
+    prompt: list[str] = []
+    negative: list[str] = []
+    in_negative = False
     for line in lines:
         if line.startswith(_NEGATIVE):
             in_negative, line = True, line[len(_NEGATIVE) :].strip()
