@@ -103,12 +103,30 @@ def test_without_a_real_time_endpoint_the_call_queues_on_an_async_one_and_waits(
     view = async_only.get(f"/prod/inferences/{job.id}", user="api").json()["data"]
     assert (view["inference_type"], view["status"], view["owner_group_or_role"]) == ("Async", "inprogress", ["alice"])
 
+    # the files a payload names reach the job's models: LoRA tags, ControlNet units, the refiner checkpoint
+    for name, kind, file_kind in (
+        ("style.safetensors", "Lora", "lora"),
+        ("canny.safetensors", "ControlNet", "controlnet"),
+    ):
+        upload_file(async_only, name, model_file_bytes(file_kind), 1, kind)
+    upload_file(async_only, "refiner.safetensors", model_file_bytes(salt="refiner"), 1, "Stable-diffusion")
+    scripts = {
+        "ControlNet": {"args": [{"enabled": True, "model": "canny [0123abcd]"}, {"enabled": False, "model": "x"}]},
+        "Refiner": {"args": [True, "refiner", 0.8]},
+    }
+    body = {"prompt": "<lora:style:0.5> a cat", "alwayson_scripts": scripts}
+    body["override_settings"] = {"sd_model_checkpoint": "model"}  # the newest (refiner) would be the default
+    assert async_only.http.post("/sdapi/v1/txt2img", auth=("alice", PASSWORD), json=body).status_code == 504
+    named = {kind: [m["model_name"] for m in files] for kind, files in async_only.engine.submitted[-1].models.items()}
+    assert named["Lora"] == ["style.safetensors"] and named["ControlNet"] == ["canny.safetensors"]
+    assert sorted(named["Stable-diffusion"]) == ["model.safetensors", "refiner.safetensors"]
+
     # a user whose roles no endpoint serves is told so by name, and nothing is queued
     async_only.post("/prod/users", user="api", json={"username": "eve", "password": PASSWORD, "roles": ["byoc"]})
     refused = async_only.http.post("/sdapi/v1/txt2img", auth=("eve", PASSWORD), json={"prompt": "x"})
     assert refused.status_code == 400
     assert refused.json()["errors"] == 'no InService Real-time or Async endpoint is open to user "eve"'
-    assert len(async_only.engine.submitted) == 1
+    assert len(async_only.engine.submitted) == 2
 
 
 def test_the_setting_turns_the_whole_surface_off_with_404(turned_off):

@@ -53,7 +53,8 @@ class WebUIJobs:
         checkpoint = self.catalog.find("Stable-diffusion", wanted) if wanted else self.catalog.default_checkpoint()
         overrides["sd_model_checkpoint"] = checkpoint.name
         payload = {**payload, "override_settings": overrides}
-        models = {"Stable-diffusion": [checkpoint.name], **self._named_models(payload, overrides)}
+        checkpoints = [checkpoint.name, *self._refiner(payload)]
+        models = {"Stable-diffusion": list(dict.fromkeys(checkpoints)), **self._named_models(payload, overrides)}
         return self.run(task, payload, models, caller, self.options.preview_every(caller.username))
 
     def run(
@@ -78,10 +79,25 @@ class WebUIJobs:
         hires = bool(payload.get("enable_hr")) and upscaler not in _NO_FILE_UPSCALERS
         with_file = hires and not str(upscaler).startswith("Latent")
         upscalers = [f.name for f in self.catalog.files("ESRGAN")] if with_file else []
-        for kind, names in (("Lora", list(loras)), ("embeddings", embeddings), ("ESRGAN", upscalers)):
+        controlnets = self._controlnets(payload)
+        for kind, names in (("Lora", list(loras)), ("embeddings", embeddings), ("ESRGAN", upscalers)) + controlnets:
             if names:
                 models[kind] = names
         return models
+
+    def _refiner(self, payload: dict[str, Any]) -> list[str]:
+        """The refiner script's checkpoint (`[enabled, checkpoint, switch_at]`), when it is enabled."""
+        args = _script_args(payload, "refiner")
+        if len(args) < 2 or not args[0] or not isinstance(args[1], str) or args[1] in ("", "None"):
+            return []
+        return [self.catalog.find("Stable-diffusion", args[1]).name]
+
+    def _controlnets(self, payload: dict[str, Any]) -> tuple[tuple[str, list[str]], ...]:
+        """The ControlNet model files the enabled units name (the WebUI's `name [hash]` titles)."""
+        units = [u for u in _script_args(payload, "controlnet") if isinstance(u, dict) and u.get("enabled")]
+        wanted = [u["model"] for u in units if isinstance(u.get("model"), str) and u["model"] not in ("", "None")]
+        names = list(dict.fromkeys(self.catalog.find("ControlNet", model).name for model in wanted))
+        return (("ControlNet", names),) if names else ()
 
     def _create(
         self, task: str, payload: dict[str, Any], models: dict[str, list[str]], caller: Principal, previews: int
@@ -127,6 +143,15 @@ class WebUIJobs:
         if job.status == "succeed" and store.stat(job_result_info(job.id)) is not None:
             info = json.loads(store.get_bytes(job_result_info(job.id)))
         return FinishedJob(job.id, job.status, images, info, job.sagemaker_raw)
+
+
+def _script_args(payload: dict[str, Any], name: str) -> list[Any]:
+    """The `args` of one always-on script (its name matched without case, as the worker matches it)."""
+    for key, entry in (payload.get("alwayson_scripts") or {}).items():
+        if str(key).strip().lower() == name:
+            args = entry.get("args") if isinstance(entry, dict) else entry
+            return args if isinstance(args, list) else []
+    return []
 
 
 def encoded(images: list[bytes]) -> list[str]:
