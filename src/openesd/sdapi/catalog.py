@@ -19,7 +19,7 @@ from openesd.generation.payload.scripts import KNOWN as ALWAYSON_SCRIPTS
 from openesd.generation.sampling.samplers import SAMPLERS
 from openesd.generation.sampling.schedules import SCHEDULERS
 from openesd.generation.tasks.hires import LATENT_MODES
-from openesd.generation.tasks.upscalers import PIL_UPSCALERS, WEBUI_ALIASES
+from openesd.generation.tasks.upscaler_names import PIL_UPSCALERS, WEBUI_ALIASES
 
 _TITLE_HASH = re.compile(r"\s*\[[0-9a-fA-F]+\]\s*$")
 _SAMPLER_FLAGS = ("second_order", "brownian_noise", "uses_ensd", "discard_next_to_last_sigma")
