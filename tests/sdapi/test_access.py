@@ -39,6 +39,7 @@ def test_a_user_without_inference_create_may_list_but_not_generate_or_interrupt(
     bob = ("bob", PASSWORD)
 
     listed = httpx.get(f"{webui.sdapi}/sd-models", auth=bob)
+    assert httpx.get(f"{webui.base}/internal/ping", auth=bob).json() == {}
     refused = httpx.post(f"{webui.sdapi}/txt2img", auth=bob, json={"prompt": "x", "steps": 2})
     interrupt = httpx.post(f"{webui.sdapi}/interrupt", auth=bob)
 

@@ -33,7 +33,7 @@ from openesd.sdapi.schemas import (
 from openesd.sdapi.system import CMD_FLAGS, memory
 
 router = APIRouter(prefix="/sdapi/v1", tags=["AUTOMATIC1111 API"], route_class=WebUIRoute)
-rembg_router = APIRouter(tags=["AUTOMATIC1111 API"], route_class=WebUIRoute)
+root_router = APIRouter(tags=["AUTOMATIC1111 API"], route_class=WebUIRoute)  # the WebUI's routes at the root
 JOB_HEADER = "X-OpenESD-Job"  # the id of the job a call ran, to find it in the job list
 
 
@@ -110,11 +110,17 @@ def extra_batch_images(body: ExtrasBatchRequest, caller: Generating, jobs: Jobs)
     return _answer({"html_info": done.info.get("html_info") or "", "images": images}, done)
 
 
-@rembg_router.post("/rembg")
+@root_router.post("/rembg")
 def rembg(body: RembgRequest, caller: Generating, jobs: Jobs) -> JSONResponse:
     """The rembg extension's route: `{"image": base64 PNG}`."""
     done = jobs.run("rembg", body.payload(), {}, caller)
     return _answer({"image": encoded(done.images[:1])[0] if done.images else None}, done)
+
+
+@root_router.get("/internal/ping")
+def ping(_: WebUICaller) -> dict[str, Any]:
+    """The WebUI's liveness route, which clients (SillyTavern) call to check the URL and credentials."""
+    return {}
 
 
 @router.post("/png-info")
@@ -238,6 +244,7 @@ def turned_off() -> APIRouter:
 
     @off.api_route("/sdapi/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     @off.api_route("/rembg", methods=["POST"])
+    @off.api_route("/internal/ping", methods=["GET"])
     def not_found(path: str = "") -> JSONResponse:
         return JSONResponse({"detail": "Not Found: the AUTOMATIC1111 API is turned off (OPENESD_SDAPI_ENABLED)"}, 404)
 
@@ -248,6 +255,6 @@ def install(app: Any, enabled: bool) -> None:
     """Mount the WebUI API at the root, or its 404 stand-in when turned off."""
     if enabled:
         app.include_router(router)
-        app.include_router(rembg_router)
+        app.include_router(root_router)
     else:
         app.include_router(turned_off())
