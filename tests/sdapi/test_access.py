@@ -99,6 +99,7 @@ def test_without_a_real_time_endpoint_the_call_queues_on_an_async_one_and_waits(
 
     assert answer.status_code == 504 and answer.json()["error"] == "GatewayTimeout"
     job = async_only.engine.submitted[0]
+    assert f"inference job {job.id} goes on" in answer.json()["errors"]
     assert job.task == "txt2img"
     assert [m["model_name"] for m in job.models["Stable-diffusion"]] == ["model.safetensors"]
     view = async_only.get(f"/prod/inferences/{job.id}", user="api").json()["data"]

@@ -126,8 +126,12 @@ class WebUIJobs:
         else:
             job_id = outcome.data["inference"]["inference_id"]
         commit_now(self.inferences.session)  # the engine sees committed jobs only (inferences/realtime.py)
-        if not self.inferences.waiter.wait(job_id, self.inferences.settings.realtime_timeout_s):
-            raise GatewayTimeout()
+        limit = self.inferences.settings.realtime_timeout_s
+        if not self.inferences.waiter.wait(job_id, limit):
+            raise GatewayTimeout(
+                f"Endpoint request timed out after {limit:g} s: inference job {job_id} goes on "
+                "(GET /inferences/{id} or openesd jobs show it)"
+            )
         self.inferences.session.expire_all()
         job = self.inferences.jobs_repo.get(job_id)
         if job is None:
