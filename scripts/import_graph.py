@@ -47,6 +47,8 @@ LAYERS: list[tuple[str, list[str]]] = [
             "webhooks",
             # Live job events: the inference and training code publishes into it; it imports neither.
             "jobevents",
+            # The AUTOMATIC1111 API: WebUI calls as jobs, over the inferences, tokens and checkpoints.
+            "sdapi",
         ],
     ),
     # The HTTP kit every resource's routes use: gateway, envelope, errors, validation, identity stages.

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     # Absolute base URL clients reach this server at; signed object URLs are built on it.
     public_url: str | None = None
     stage_prefix: str = "/prod"
+    # The AUTOMATIC1111 WebUI's own API under /sdapi/v1 (sdapi/): off, its paths answer 404.
+    sdapi_enabled: bool = True
 
     auth_mode: Literal["compat", "strict"] = "compat"
     # A request without the API key passes the gateway when it carries a valid personal token, and the password

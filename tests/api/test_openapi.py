@@ -50,6 +50,16 @@ LEGACY_BODIES = {
     ("post", "/dataset"): legacy.CREATE_DATASET,
     ("put", "/dataset"): legacy.UPDATE_DATASET,
 }
+# The AUTOMATIC1111 API (sdapi/): FastAPI's own models, as the WebUI publishes them (its 422 is FastAPI's).
+WEBUI_BODIES = {
+    ("post", "/sdapi/v1/txt2img"): "Txt2ImgRequest",
+    ("post", "/sdapi/v1/img2img"): "Img2ImgRequest",
+    ("post", "/sdapi/v1/extra-single-image"): "ExtrasSingleRequest",
+    ("post", "/sdapi/v1/extra-batch-images"): "ExtrasBatchRequest",
+    ("post", "/sdapi/v1/png-info"): "PngInfoRequest",
+    ("post", "/rembg"): "RembgRequest",
+}
+WEBUI_OPTIONS = {("post", "/sdapi/v1/options"): {"additionalProperties": True, "type": "object", "title": "Changes"}}
 LEGACY_MOUNT_ONLY = {
     ("post", "/endpoints"): legacy.POST_ENDPOINTS,
     ("delete", "/endpoints"): legacy.DELETE_ENDPOINTS,
@@ -63,7 +73,8 @@ def _expected_bodies() -> dict[tuple[str, str], dict]:
     for prefix in ("", "/prod", "/legacy"):
         expected |= {(method, prefix + path): schema for (method, path), schema in LEGACY_BODIES.items()}
     expected |= {(method, "/legacy" + path): schema for (method, path), schema in LEGACY_MOUNT_ONLY.items()}
-    return expected
+    expected |= {key: {"$ref": f"#/components/schemas/{name}"} for key, name in WEBUI_BODIES.items()}
+    return expected | WEBUI_OPTIONS
 
 
 @pytest.fixture
@@ -81,7 +92,7 @@ def test_every_route_that_takes_a_body_publishes_the_gateway_schema(document):
         if "requestBody" in operation
     }
     assert published == _expected_bodies()
-    assert len([key for key in published if not key[1].startswith(("/prod", "/legacy"))]) == 17 + 15
+    assert len([key for key in published if not key[1].startswith(("/prod", "/legacy"))]) == 17 + 15 + 7
 
 
 def test_a_published_body_is_json_and_optional_as_at_esds_gateway(document):

@@ -7,6 +7,7 @@ Each route family is driven once; none may answer 5xx.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import struct
@@ -104,6 +105,7 @@ def test_every_route_family_answers_without_the_worker_stack(server):
         answers += _checkpoint(http)
         answers += [http.get("/endpoints"), http.get("/inferences"), http.get("/trainings")]
         answers += _dataset(http)
+    answers += _webui_api(server.base)
     failed = [
         f"{r.request.method} {r.request.url.path} -> {r.status_code} {r.text[:200]}"
         for r in answers
@@ -124,6 +126,13 @@ def _users_and_roles(http: httpx.Client) -> list[httpx.Response]:
         "/users", json={"username": "ann", "password": "pw-ann-123", "roles": ["painter"], "creator": "api"}
     )
     return [role, http.get("/roles"), user, http.get("/users")]
+
+
+def _webui_api(base: str) -> list[httpx.Response]:
+    """The AUTOMATIC1111 API's listings and png-info, as `ann` with HTTP Basic."""
+    with httpx.Client(base_url=base + "/sdapi/v1", auth=("ann", "pw-ann-123"), timeout=60) as webui:
+        answers = [webui.get(path) for path in ("/sd-models", "/loras", "/samplers", "/upscalers", "/options")]
+        return answers + [webui.post("/png-info", json={"image": base64.b64encode(_png(4, 4)).decode()})]
 
 
 def _checkpoint(http: httpx.Client) -> list[httpx.Response]:

@@ -20,6 +20,10 @@ from openesd.settings import Settings
 MAX_DEPTH = 64  # objects and arrays inside each other; real WebUI payloads nest under 10
 # The routes whose bodies carry WebUI payloads with base64 images (esd-api.md §14, legacy §4).
 PAYLOAD_ROUTES = ("/inferences", "/inference/v2", "/inference-api/inference")
+# The AUTOMATIC1111 API's routes that carry images (sdapi/), served at the root only.
+WEBUI_PAYLOAD_ROUTES = tuple(
+    f"/sdapi/v1/{name}" for name in ("txt2img", "img2img", "extra-single-image", "extra-batch-images", "png-info")
+) + ("/rembg",)
 
 # A JSON string (its closing quote optional, so an unterminated one is consumed once, not rescanned
 # from every later quote) or a bracket. Scanning with it counts nesting without parsing or recursion.
@@ -53,7 +57,8 @@ class InputLimits:
     def __init__(self, app: ASGIApp, settings: Settings):
         self.app = app
         prefixes = {"", settings.stage_prefix, settings.legacy_mount}
-        self.payload_paths = {prefix + path for prefix in prefixes for path in PAYLOAD_ROUTES}
+        payload_paths = {prefix + path for prefix in prefixes for path in PAYLOAD_ROUTES}
+        self.payload_paths = payload_paths | set(WEBUI_PAYLOAD_ROUTES)
         self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -261,7 +261,8 @@ class EngineReporter:
     def _write_results(self, job: InferenceJob, result: dict) -> list[str]:
         """§8.6: images under `out/<id>/result/`, keyed by job id so that a retry overwrites."""
         images = result.get("images") or []
-        if job.task_type in DIFFUSION_TASKS:
+        if job.task_type in DIFFUSION_TASKS or (job.task_type == "extra-batch-images" and images):
+            # A batch keeps each of its images (ESD names only the single-image tasks' one `image.png`).
             names = [f"image_{n}.png" for n in range(len(images))]
         elif images:
             names, images = ["image.png"], images[:1]

@@ -292,3 +292,13 @@ class JobEventRow(Base):
     kind: Mapped[str] = mapped_column(String(32))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created: Mapped[float] = mapped_column(Float, index=True)  # epoch seconds: pruning
+
+
+class WebUIOptions(Base):
+    """A user's own AUTOMATIC1111 settings (`POST /sdapi/v1/options`): the defaults of that user's WebUI jobs."""
+
+    __tablename__ = "webui_options"
+
+    username: Mapped[str] = mapped_column(ForeignKey("users.username", ondelete="CASCADE"), primary_key=True)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated: Mapped[float] = mapped_column(Float)

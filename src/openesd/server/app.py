@@ -20,6 +20,7 @@ from openesd.endpoints import routes as endpoints
 from openesd.inferences import routes as inferences
 from openesd.jobevents import routes as jobevents
 from openesd.roles import routes as roles
+from openesd.sdapi import routes as sdapi
 from openesd.settings import Settings, get_settings
 from openesd.tokens import routes as tokens
 from openesd.trainings import routes as trainings
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(metrics.router)
     app.include_router(console.router)
     legacy.install(app, settings)
+    sdapi.install(app, settings.sdapi_enabled)  # outside the API key: WebUI clients send none
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(PreflightMiddleware)

@@ -47,7 +47,8 @@ class TokenService:
     def create(self, headers: Mapping[str, str], body: CreateToken, address: str = "") -> dict:
         """A new token for the requester, or for `username` when the body carries its password (a login from
         the client `address`)."""
-        owner = self._login(body, address) if body.username is not None else self.auth.identify(headers)
+        login = body.username is not None
+        owner = self.login(body.username or "", body.password, address) if login else self.auth.identify(headers)
         if not owner.exists:
             raise Unauthorized()
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -72,15 +73,17 @@ class TokenService:
         if not self.tokens.delete(owner.username, token_id):
             raise NotFound(f"token {token_id} not found")
 
-    def _login(self, body: CreateToken, address: str) -> Principal:
+    def login(self, username: str, password: str | None, address: str) -> Principal:
+        """The user `username` if `password` is theirs (401 otherwise), under the login throttle: the one
+        password check of `POST /tokens` and of the WebUI API's HTTP Basic (sdapi/)."""
         if self.throttle is not None:
-            self.throttle.check(body.username, address)
-        user = self.identities.user(body.username)
-        if body.password is None or not self.passwords.matches(user, body.password):
+            self.throttle.check(username, address)
+        user = self.identities.user(username)
+        if password is None or not self.passwords.matches(user, password):
             if self.throttle is not None:
-                self.throttle.failed(body.username, address)
+                self.throttle.failed(username, address)
             raise Unauthorized("Unauthorized: wrong user name or password")
         if self.throttle is not None:
-            self.throttle.succeeded(body.username)
-        self.passwords.upgrade(user, body.password)
+            self.throttle.succeeded(username)
+        self.passwords.upgrade(user, password)
         return self.auth.principal_for(user.username)

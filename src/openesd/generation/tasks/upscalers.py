@@ -11,26 +11,13 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from openesd.errors import ModelError, PayloadError
+from openesd.generation.tasks.upscaler_names import PIL_UPSCALERS, WEBUI_ALIASES
 from openesd.generation.types import ModelFiles
 
 if TYPE_CHECKING:
     import torch
 
-PIL_UPSCALERS = ("None", "Lanczos", "Nearest")
 MODEL_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
-
-# The WebUI's built-in names for the Real-ESRGAN family, mapped to the file stem each one
-# downloads; a user who uploads that file can keep using the name their payloads carry.
-WEBUI_ALIASES = {
-    "R-ESRGAN 4x+": "RealESRGAN_x4plus",
-    "R-ESRGAN 4x+ Anime6B": "RealESRGAN_x4plus_anime_6B",
-    "R-ESRGAN 2x+": "RealESRGAN_x2plus",
-    "R-ESRGAN General 4xV3": "realesr-general-x4v3",
-    "R-ESRGAN General WDN 4xV3": "realesr-general-wdn-x4v3",
-    "R-ESRGAN AnimeVideo": "realesr-animevideov3",
-    "ESRGAN_4x": "ESRGAN_4x",
-    "SwinIR 4x": "SwinIR_4x",
-}
 
 # Like A1111's ESRGAN code: at most three model passes, then Lanczos to the exact size.
 MAX_MODEL_PASSES = 3
