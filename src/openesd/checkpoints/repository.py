@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from openesd.metadata.models import Checkpoint, CheckpointName
@@ -45,12 +45,17 @@ class CheckpointRepository(Repository[Checkpoint]):
         self.session.flush()
 
     def list(self, statuses: Sequence[str] | None, types: Sequence[str] | None) -> Sequence[Checkpoint]:
-        query = select(Checkpoint).order_by(Checkpoint.created.desc())
-        if statuses:
-            query = query.where(Checkpoint.status.in_(list(statuses)))
-        if types:
-            query = query.where(Checkpoint.checkpoint_type.in_(list(types)))
+        query = _filtered(select(Checkpoint), statuses, types).order_by(Checkpoint.created.desc())
         return self.session.scalars(query).all()
+
+    def page(
+        self, statuses: Sequence[str] | None, types: Sequence[str] | None, offset: int, limit: int
+    ) -> tuple[int, Sequence[Checkpoint]]:
+        """(how many match, the rows of one page, newest first): for a requester who sees every row, so
+        neither the count nor the page loads the other rows."""
+        total = self.session.scalar(_filtered(select(func.count()).select_from(Checkpoint), statuses, types)) or 0
+        query = _filtered(select(Checkpoint), statuses, types).order_by(Checkpoint.created.desc(), Checkpoint.id)
+        return total, self.session.scalars(query.offset(offset).limit(limit)).all()
 
     def with_content(self, checkpoint_type: str, sha256: str, other_than: str) -> Checkpoint | None:
         query = select(Checkpoint).where(
@@ -85,3 +90,11 @@ class CheckpointRepository(Repository[Checkpoint]):
     def delete(self, checkpoint: Checkpoint) -> None:
         self.session.delete(checkpoint)
         self.session.flush()
+
+
+def _filtered(query: Select, statuses: Sequence[str] | None, types: Sequence[str] | None) -> Select:
+    if statuses:
+        query = query.where(Checkpoint.status.in_(list(statuses)))
+    if types:
+        query = query.where(Checkpoint.checkpoint_type.in_(list(types)))
+    return query
