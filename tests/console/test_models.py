@@ -71,6 +71,38 @@ def test_upload_a_checkpoint_from_the_computer_and_see_it_active(page, console_s
     page.set_viewport_size({"width": 390, "height": 844})
     screenshot(page, "models-phone")
 
+    listed.locator("button", has_text="Rename").click()
+    page.fill("#rename-model input[name=name]", "1-bad")
+    page.click("#rename-model button[type=submit]")
+    refusal = page.wait_for_selector("#rename-model .form-error:not(:empty), #rename-model .field-error:not(:empty)")
+    assert "1-bad" in refusal.inner_text() and page.input_value("#rename-model input[name=name]") == "1-bad"
+    page.fill("#rename-model input[name=name]", "cm-renamed")
+    page.click("#rename-model button[type=submit]")
+    row(page, "cm-renamed").locator(".badge", has_text="Active").wait_for()
+
+
+def test_an_upload_whose_signed_urls_expired_starts_over(page, console_server, uploader, model_file):
+    file = copy_as(model_file, "cm-expired.safetensors")
+    sign_in_with_token(page, uploader, "models")
+    expired = []
+
+    def once_expired(route):
+        if not expired:  # the first part's URL has expired (as a saved upload's would, hours later)
+            expired.append(route.request.url)
+            return route.fulfill(status=403, body='{"message": "this URL for the part expired at 2026-01-01"}')
+        return route.continue_()
+
+    page.route("**/objects/**", once_expired)
+    sent = part_puts(page)
+    page.set_input_files("#upload-model input[type=file]", str(file))
+    page.click("#upload-model button[type=submit]")
+    page.wait_for_selector("#toasts :text('The saved upload expired: starting over')")
+    row(page, "cm-expired.safetensors").locator(".badge", has_text="Active").wait_for()
+    # both 8 MiB parts were sent in parallel (one refused), then the whole file again under a new upload
+    assert sorted(sent) == [1, 1, 2, 2] and len(expired) == 1
+    listed = console_server.api("GET", "/checkpoints", uploader, params={"per_page": 50}).json()["data"]
+    assert [c["status"] for c in listed["checkpoints"] if c["name"] == ["cm-expired.safetensors"]] == ["Active"]
+
 
 def test_a_resumed_upload_sends_only_the_missing_parts(page, console_server, uploader, model_file):
     file = copy_as(model_file, "cm-resume.safetensors")
@@ -106,7 +138,7 @@ def test_a_resumed_upload_sends_only_the_missing_parts(page, console_server, upl
 def test_a_user_without_checkpoint_create_is_offered_no_upload_or_change(page, console_server, uploader):
     token = console_server.make_user("vic", "vic-pw-1", [VIEWER_ROLE])
     sign_in_with_token(page, token, "models")
-    row(page, "cm-upload.safetensors").wait_for()  # mia's upload, shared with the viewers' role
+    row(page, "cm-renamed").wait_for()  # mia's upload, shared with the viewers' role
     assert page.locator("#upload-model").count() == 0 and page.locator("#import-model").count() == 0
     assert page.locator("#model-list button:text('Delete'), #model-list button:text('Rename')").count() == 0
     screenshot(page, "models-viewer")
