@@ -67,6 +67,7 @@ def test_upload_a_checkpoint_from_the_computer_and_see_it_active(page, console_s
     assert sorted(sent) == [1, 2, 3, 4]  # 13 MB in 4 MiB parts
     assert "12.9 MiB" in listed.inner_text() and "Stable-diffusion" in listed.inner_text()
     assert page.get_attribute("#upload-model progress", "value") == "1"
+    assert not page.is_visible("#upload-model button:text('Start over')")  # nothing saved to resume
     screenshot(page, "models")
     page.set_viewport_size({"width": 390, "height": 844})
     screenshot(page, "models-phone")
@@ -118,7 +119,8 @@ def test_a_resumed_upload_sends_only_the_missing_parts(page, console_server, upl
     page.fill("#upload-model input[name=part_size]", "2")
     page.click("#upload-model button[type=submit]")
     page.wait_for_selector("#upload-model .form-error:has-text('failed: connection lost')")
-    assert "Pick the same file again to resume" in page.inner_text("#upload-model .upload-status")
+    assert "to resume" in page.inner_text("#upload-model .upload-status")
+    assert page.is_visible("#upload-model button:text('Start over')")
     screenshot(page, "models-upload-failed")
 
     page.unroute("**/objects/**")
@@ -142,3 +144,13 @@ def test_a_user_without_checkpoint_create_is_offered_no_upload_or_change(page, c
     assert page.locator("#upload-model").count() == 0 and page.locator("#import-model").count() == 0
     assert page.locator("#model-list button:text('Delete'), #model-list button:text('Rename')").count() == 0
     screenshot(page, "models-viewer")
+
+
+def test_an_import_the_server_refuses_shows_why_and_keeps_the_url(page, console_server, uploader):
+    sign_in_with_token(page, uploader, "models")
+    url = "http://127.0.0.1:9/private.safetensors"
+    page.fill("#import-model input[name=urls]", url)
+    page.click("#import-model button[type=submit]")
+    refusal = page.wait_for_selector("#import-model .form-error:not(:empty), #import-model .field-error:not(:empty)")
+    assert "non-public address 127.0.0.1" in refusal.inner_text()
+    assert page.input_value("#import-model input[name=urls]") == url

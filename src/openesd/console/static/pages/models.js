@@ -14,6 +14,7 @@ export async function render(main, ctx) {
   const page = Math.max(1, Number(ctx.params.page) || 1);
   const type = TYPES.includes(ctx.params.type) ? ctx.params.type : "";
   const list = h("div", { id: "model-list", "aria-live": "polite" });
+  let timer = null;
   const filter = select([["", "All types"], ...TYPES], type, { id: "model-type-filter", "aria-label": "Type" });
   filter.addEventListener("change", () => ctx.navigate("models", filter.value ? { type: filter.value } : {}));
 
@@ -21,6 +22,10 @@ export async function render(main, ctx) {
     const data = await get("/checkpoints", { page, per_page: PER_PAGE, types: type || undefined });
     clear(list, table(columns(creator, { rename, remove }), data.checkpoints, { empty: "No models here yet." }),
       pager(ctx, page, data.pages, data.total, type));
+    clearTimeout(timer);
+    if (!stop.signal.aborted && data.checkpoints.some((c) => c.status === "Initial" && c.params?.import)) {
+      timer = setTimeout(() => refresh().catch(() => {}), 3000);  // an import moves: show how far it is
+    }
   }
 
   const renaming = h("div", { id: "rename-slot" });
@@ -57,24 +62,34 @@ export async function render(main, ctx) {
     creator ? h("div", { class: "grid2" }, uploadForm(refresh, stop.signal), importForm(refresh)) : null,
     h("section", { class: "panel" }, h("div", { class: "row models-head" }, h("h2", {}, "Checkpoints"), filter), renaming, list));
   await refresh();
-  return () => stop.abort();
+  return () => { stop.abort(); clearTimeout(timer); };
 }
 
 function columns(creator, { rename, remove }) {
   const cols = [
     ["Name", (c) => h("span", { class: "model-name" }, c.name.join(", "))],
     ["Type", (c) => c.type],
-    ["Status", (c) => [badge(c.status), c.params?.error ? h("small", { class: "error" }, ` ${c.params.error}`) : null]],
+    ["Status", (c) => [badge(c.status), importing(c),
+      c.params?.error ? h("small", { class: "error" }, ` ${c.params.error}`) : null]],
     ["Size", (c) => bytes(c.size ?? c.params?.progress?.bytes_total)],
     ["Hash", (c) => c.short_hash ? h("code", { title: c.hash }, c.short_hash) : ""],
     ["Created", (c) => when(Number(c.created))],
   ];
   if (creator) {
-    cols.push(["", (c) => h("span", { class: "actions" },
+    cols.push(["", (c) => h("span", { class: "model-actions" },
       c.status === "Active" ? h("button", { type: "button", onclick: () => rename(c) }, "Rename") : null,
       h("button", { type: "button", class: "danger", onclick: () => remove(c) }, "Delete"))]);
   }
   return cols;
+}
+
+// A URL import's progress, while it runs (params.import / params.progress, docs/decisions.md "Checkpoints").
+function importing(checkpoint) {
+  const job = checkpoint.params?.import;
+  if (!job || checkpoint.status !== "Initial") return null;
+  const { bytes_done: done, bytes_total: total } = checkpoint.params.progress || {};
+  const part = total ? ` ${Math.floor((100 * (done || 0)) / total)}%` : done ? ` ${bytes(done)}` : "";
+  return h("small", { class: "muted" }, ` importing${part}`);
 }
 
 function pager(ctx, page, pages, total, type) {
@@ -92,14 +107,23 @@ function uploadForm(refresh, signal) {
   const status = h("p", { class: "muted upload-status", "aria-live": "polite" });
   const bar = h("progress", { max: 1, value: 0, hidden: true });
   const go = h("button", { class: "primary", type: "submit" }, "Upload");
+  const restart = h("button", { type: "button", hidden: true }, "Start over");
   const form = h("form", { class: "panel", id: "upload-model", novalidate: true }, h("h2", {}, "Upload from this computer"),
     field("File", file, { name: "filename" }), h("div", { class: "row" }, field("Type", kind, { name: "checkpoint_type" }),
-      field("Part size (MiB)", partMiB, { name: "part_size", hint: "S3 stores need at least 5" })), go, bar, status);
+      field("Part size (MiB)", partMiB, { name: "part_size", hint: "S3 stores need at least 5" })),
+    h("div", { class: "model-actions" }, go, restart), bar, status);
   remember(form, "models.upload");
   const resumable = () => {
     const saved = file.files[0] && savedUpload(file.files[0], kind.value);
     status.textContent = saved ? `Resumes: ${partsDone(saved)} of ${saved.urls.length} parts are uploaded already.` : "";
+    restart.hidden = !saved;
   };
+  // A saved upload the server no longer takes (its record deleted, say) would fail forever: the user drops it.
+  restart.addEventListener("click", async () => {
+    await discard(file.files[0], kind.value);
+    resumable();
+    status.textContent = "The saved upload is dropped: Upload sends the whole file.";
+  });
   file.addEventListener("change", resumable);
   kind.addEventListener("change", resumable);
   form.addEventListener("submit", async (event) => {
@@ -117,13 +141,17 @@ function uploadForm(refresh, signal) {
         status.textContent = `${bytes(done)} of ${bytes(total)} · ${bytes(speed)}/s${eta !== null ? ` · ${eta} s left` : ""}`;
       }, status);
       status.textContent = `${chosen.name} is uploaded (${checkpoint.status}).`;
+      restart.hidden = true;
       toast(`${chosen.name} uploaded`);
       file.value = "";
       await refresh();
     } catch (error) {
       if (signal.aborted) return;
       showError(form, error);
-      status.textContent = savedUpload(chosen, kind.value) ? "Pick the same file again to resume." : "";
+      const saved = savedUpload(chosen, kind.value);
+      status.textContent = saved ? "Upload again (or pick the same file after a reload) to resume." : "";
+      restart.hidden = !saved;
+      refresh().catch(() => {});  // the record of the unfinished upload (Initial) shows in the list
     } finally {
       go.disabled = false;
     }
