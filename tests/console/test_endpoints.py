@@ -35,7 +35,7 @@ def test_create_an_endpoint_from_the_page_see_it_listed_and_delete_it(page, cons
 
 def test_a_user_who_may_only_list_endpoints_is_offered_no_create_or_delete(page, console_server):
     console_server.make_role("cm-endpoint-viewer", ["sagemaker_endpoint:list"])
-    token = console_server.make_user("eve", "eve-pw-1", ["cm-endpoint-viewer"])
+    token = console_server.make_user("cm-eve", "eve-pw-1", ["cm-endpoint-viewer"])
     sign_in_with_token(page, token, "endpoints")
     page.wait_for_selector("#endpoint-list")
     assert page.locator("#create-endpoint").count() == 0

@@ -28,7 +28,7 @@ def uploader(console_server) -> str:
     shared with VIEWER_ROLE (a checkpoint's owner list is its creator's roles)."""
     console_server.make_role(UPLOADER_ROLE, ["checkpoint:create", "checkpoint:list"])
     console_server.make_role(VIEWER_ROLE, ["checkpoint:list"])
-    return console_server.make_user("mia", "mia-pw-1", [UPLOADER_ROLE, VIEWER_ROLE])
+    return console_server.make_user("cm-mia", "mia-pw-1", [UPLOADER_ROLE, VIEWER_ROLE])
 
 
 def copy_as(source: Path, name: str) -> Path:
@@ -138,9 +138,9 @@ def test_a_resumed_upload_sends_only_the_missing_parts(page, console_server, upl
 
 
 def test_a_user_without_checkpoint_create_is_offered_no_upload_or_change(page, console_server, uploader):
-    token = console_server.make_user("vic", "vic-pw-1", [VIEWER_ROLE])
+    token = console_server.make_user("cm-vic", "vic-pw-1", [VIEWER_ROLE])
     sign_in_with_token(page, token, "models")
-    row(page, "cm-renamed").wait_for()  # mia's upload, shared with the viewers' role
+    row(page, "cm-renamed").wait_for()  # cm-mia's upload, shared with the viewers' role
     assert page.locator("#upload-model").count() == 0 and page.locator("#import-model").count() == 0
     assert page.locator("#model-list button:text('Delete'), #model-list button:text('Rename')").count() == 0
     screenshot(page, "models-viewer")
