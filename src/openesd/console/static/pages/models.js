@@ -105,7 +105,7 @@ function uploadForm(refresh, signal) {
   const kind = select(TYPES, "Stable-diffusion");
   const partMiB = h("input", { type: "number", min: "0.25", step: "any", value: "8" });
   const status = h("p", { class: "muted upload-status", "aria-live": "polite" });
-  const bar = h("progress", { max: 1, value: 0, hidden: true });
+  const bar = h("progress", { max: 1, value: 0, hidden: true, "aria-label": "Upload progress" });
   const go = h("button", { class: "primary", type: "submit" }, "Upload");
   const restart = h("button", { type: "button", hidden: true }, "Start over");
   const form = h("form", { class: "panel", id: "upload-model", novalidate: true }, h("h2", {}, "Upload from this computer"),
