@@ -114,6 +114,22 @@ def test_checkpoints_are_seen_by_the_role_and_changed_by_the_creator(team: Team)
     assert checkpoints_seen(team.alice) == set()
 
 
+def test_a_checkpoint_listing_page_follows_the_creator_and_the_owner_list(team: Team):
+    """The page is read in SQL: the creator sees their upload after leaving the role it is shared with, the
+    role's members see it, others do not, and counts and pages are of what each one sees."""
+    first = team.alice.upload("first.safetensors", lora_file())["id"]
+    second = team.alice.upload("second.safetensors", lora_file())["id"]
+    moved = team.root.post("/prod/users", json={"username": "alice", "password": "alice-pw", "roles": ["team-b"]})
+    assert moved.status_code == 201, moved.json()
+    page = team.alice.get("/prod/checkpoints", params={"per_page": 1, "page": 2}).json()["data"]
+    assert (page["total"], page["pages"], [c["id"] for c in page["checkpoints"]]) == (2, 2, [first])
+    assert checkpoints_seen(team.carol) == {first, second}  # owner list [team-a]
+    assert checkpoints_seen(team.bob) == set()  # team-b now holds alice, not the records
+    assert team.bob.get("/prod/checkpoints", params={"roles": "team-a"}).json()["data"]["total"] == 0
+    assert team.root.get("/prod/checkpoints", params={"roles": "team-b"}).json()["data"]["total"] == 0
+    assert team.root.get("/prod/checkpoints", params={"roles": "team-a"}).json()["data"]["total"] == 2
+
+
 def test_a_job_can_only_use_models_its_creator_may_see(team: Team):
     team.alice.upload("a.safetensors", lora_file())
     endpoint = live_endpoint(team.bob, "team-b")

@@ -82,3 +82,23 @@ def test_listing_needs_permission(esd):
     assert esd.get("/prod/checkpoints").status_code == 401
     bad_page = esd.get("/prod/checkpoints", user="api", params={"page": "x"})
     assert bad_page.status_code == 400 and "page" in bad_page.json()["message"]
+
+
+def test_a_completed_upload_lists_its_size_and_hash(esd):
+    data = model_file_bytes("lora", salt="size")
+    upload_file(esd, "sized.safetensors", data, parts=2)
+    esd.post(
+        "/prod/checkpoints",
+        user="api",
+        json={
+            "checkpoint_type": "Lora",
+            "params": {},
+            "filenames": [{"filename": "open.safetensors", "parts_number": 1}],
+        },
+    )
+    listed = esd.get("/prod/checkpoints", user="api", params={"per_page": 1, "page": 2}).json()["data"]
+    assert (listed["total"], listed["pages"]) == (2, 2)
+    item = listed["checkpoints"][0]
+    assert item["name"] == ["sized.safetensors"] and item["size"] == len(data) and len(item["hash"]) == 64
+    newest = esd.get("/prod/checkpoints", user="api", params={"per_page": 1}).json()["data"]["checkpoints"][0]
+    assert newest["name"] == ["open.safetensors"] and newest["size"] is None  # no content yet
