@@ -26,13 +26,17 @@ class Instance:
     started_at: float = field(default_factory=time.monotonic)
     ready: bool = False
     error: str | None = None
-    job: JobSpec | None = None
+    jobs: list[JobSpec] = field(default_factory=list)  # running: one job, or a batch of compatible ones
     job_since: float = 0.0
     stopping: bool = False
 
     @property
+    def job(self) -> JobSpec | None:
+        return self.jobs[0] if self.jobs else None
+
+    @property
     def busy(self) -> bool:
-        return self.job is not None
+        return bool(self.jobs)
 
 
 def spawn_instance(settings_values: dict[str, Any], gpu: int | None) -> Instance:
