@@ -106,6 +106,10 @@ class Pool:
     def busy_count(self) -> int:
         return sum(1 for i in self.instances if i.busy)
 
+    def running_jobs(self) -> int:
+        """Jobs in the instances' hands: a batch counts each of its jobs (the scale-out backlog)."""
+        return sum(len(i.jobs) for i in self.instances)
+
     def starting(self) -> bool:
         return any(not i.ready for i in self.instances)
 

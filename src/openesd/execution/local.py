@@ -290,7 +290,7 @@ class LocalEngine:
         wanted = pool.floor
         if pool.queue and count == 0:
             wanted = max(wanted, 1)
-        backlog = (len(pool.queue) + pool.busy_count()) / max(count, 1)
+        backlog = (len(pool.queue) + pool.running_jobs()) / max(count, 1)
         if pool.spec.autoscaling and backlog > self._settings.scale_out_backlog and not pool.starting():
             wanted = max(wanted, count + 1)
         wanted = min(max(wanted, count if now - pool.idle_since < self._settings.endpoint_idle_s else 0), pool.ceiling)
