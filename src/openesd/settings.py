@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     job_deadline_s: float = 3600.0  # the watchdog fails a job running longer than this
     realtime_timeout_s: float = 600.0  # a real-time start answers 504 after this, the job goes on
     job_lease_s: float = 60.0  # a replica's hold on the jobs it dispatched, renewed every third of it
+    # Batching across jobs (decisions.md, Batching): an instance runs up to this many compatible queued txt2img
+    # jobs (same model, LoRAs, size, sampler, steps) as one UNet batch; 1 switches it off. The latent pixel cap
+    # (width/8 x height/8 x batch_size per job, its hires size when enabled) keeps a batch within the device's
+    # memory: 32768 is 8 SD 1.5 images of 512x512 or 2 SDXL images of 1024x1024. The wait holds the first
+    # job this long for compatible ones to arrive (0: take what is queued already).
+    batch_max_jobs: int = Field(8, ge=1, le=64)
+    batch_max_latent_pixels: int = Field(32768, ge=1)
+    batch_wait_s: float = Field(0.0, ge=0.0, le=10.0)
     # Live previews (OpenESD's `preview_every` of POST /inferences): a preview every N model calls for jobs
     # that do not say; 0 (no previews) keeps what ESD clients see unchanged.
     preview_every: int = Field(0, ge=0, le=1000)

@@ -5,11 +5,12 @@ Speaks to the engine over one pipe with the types of `events.py`; it never touch
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from openesd.execution.base import JobSpec, ModelFile
@@ -18,6 +19,7 @@ from openesd.execution.events import (
     CancelJob,
     InstanceReady,
     InstanceStartFailed,
+    JobBatch,
     JobCancelled,
     JobFailed,
     JobLoading,
@@ -60,53 +62,122 @@ def main(conn: Any, settings_values: dict[str, Any], device: str) -> None:
             case JobSpec():
                 if not _serve(conn, message, generator, store, models_dir):
                     return
+            case JobBatch():
+                if not _serve_batch(conn, message, generator, store, models_dir):
+                    return
+
+
+class Mailbox:
+    """What the engine says while jobs run, read from the pipe between model calls by whichever job runs; one
+    per `JobSpec` or `JobBatch` (a CancelJob of a job that has ended already is stale: never looked at)."""
+
+    def __init__(self, conn: Any):
+        self._conn = conn
+        self.cancelled: set[str] = set()
+        self.stop_instance = False
+
+    def read(self) -> None:
+        while self._conn.poll():
+            match self._conn.recv():
+                case CancelJob(job_id=job_id):
+                    self.cancelled.add(job_id)
+                case StopInstance():
+                    self.stop_instance = True
 
 
 class Orders:
-    """What the engine says while a job runs, read from the pipe between model calls: a CancelJob of this
-    job (or a StopInstance) raises Cancelled there, so the job ends within one model call."""
+    """One job's view of the mailbox: a CancelJob of this job (or a StopInstance) raises Cancelled at the next
+    model call, so the job ends within one model call."""
 
-    def __init__(self, conn: Any, job_id: str):
-        self._conn, self._job_id = conn, job_id
-        self.stop_instance = False
+    def __init__(self, conn: Any, job_id: str, mailbox: Mailbox | None = None):
+        self._job_id = job_id
+        self._mailbox = mailbox if mailbox is not None else Mailbox(conn)
+
+    @property
+    def stop_instance(self) -> bool:
+        return self._mailbox.stop_instance
 
     def check(self, step: int) -> None:
-        while self._conn.poll():
-            match self._conn.recv():
-                case CancelJob(job_id=job_id) if job_id == self._job_id:
-                    raise Cancelled(step)
-                case StopInstance():
-                    self.stop_instance = True
-                    raise Cancelled(step)
-                # a CancelJob of a job that has ended already is stale: dropped
+        self._mailbox.read()
+        if self._mailbox.stop_instance or self._job_id in self._mailbox.cancelled:
+            raise Cancelled(step)
 
 
 def _serve(conn: Any, job: JobSpec, generator: Any, store: Any, models_dir: Path) -> bool:
     """Run one job and report its end; False when the engine asked this instance to stop meanwhile."""
-    from openesd.errors import OpenESDError
-
     conn.send(JobStarted(job.id, job.attempt))
     orders = Orders(conn, job.id)
     try:
         result = _run(conn, job, generator, store, models_dir, orders)
-    except Cancelled as cancelled:
-        if not orders.stop_instance:  # a stopping instance's job is dropped: the engine reported it
-            conn.send(JobCancelled(job.id, cancelled.step))
+    except Exception as error:
+        _report_end(conn, job, orders, error)
         return not orders.stop_instance
-    except OpenESDError as error:
-        conn.send(JobFailed(job.id, error.message))
-        return True
-    except Exception as error:  # a bug or a broken model file: the user still learns what happened
-        log.exception("job %s failed", job.id)
-        conn.send(JobFailed(job.id, f"the worker failed: {type(error).__name__}: {error}"))
-        return True
     conn.send(JobSucceeded(job.id, result))
     return True
+
+
+def _serve_batch(conn: Any, batch: JobBatch, generator: Any, store: Any, models_dir: Path) -> bool:
+    """Run compatible jobs as one UNet batch (`Generator.run_together`), each started and reported on its own;
+    False when the engine asked this instance to stop meanwhile."""
+    if not hasattr(generator, "run_together"):  # the Generator's test doubles run jobs one by one
+        return all(_serve(conn, job, generator, store, models_dir) for job in batch.jobs)
+    mailbox = Mailbox(conn)
+    runs, running = [], []
+    for job in batch.jobs:
+        conn.send(JobStarted(job.id, job.attempt))
+        orders = Orders(conn, job.id, mailbox)
+        try:
+            runs.append(_request(conn, job, store, models_dir, orders))
+        except Exception as error:  # a bad payload or a missing file ends this job only
+            _report_end(conn, job, orders, error)
+            continue
+        running.append((job, orders))
+    loads, hits = _cache_counts(generator)
+    with _observing(generator, conn, [job for job, _ in running]):
+        results = generator.run_together(runs) if runs else []
+    counts = _cache_counts(generator)
+    for index, ((job, orders), result) in enumerate(zip(running, results)):
+        if isinstance(result, BaseException):
+            _report_end(conn, job, orders, result)
+        else:  # the batch's loads and hits are counted once, on its first job
+            loaded = (counts[0] - loads, counts[1] - hits) if index == 0 else (0, 0)
+            worker = {"model_loads": loaded[0], "cache_hits": loaded[1], "batch": len(runs)}
+            conn.send(JobSucceeded(job.id, _answer(result, worker)))
+    return not mailbox.stop_instance
+
+
+def _report_end(conn: Any, job: JobSpec, orders: Orders, error: BaseException) -> None:
+    """Report a job that ended with `error`; a stopping instance's job is dropped (the engine reported it)."""
+    from openesd.errors import OpenESDError
+
+    if isinstance(error, Cancelled):
+        if not orders.stop_instance:
+            conn.send(JobCancelled(job.id, error.step))
+    elif isinstance(error, OpenESDError):
+        conn.send(JobFailed(job.id, error.message))
+    elif isinstance(error, Exception):  # a bug or a broken model file: the user still learns what happened
+        log.error("job %s failed", job.id, exc_info=error)
+        conn.send(JobFailed(job.id, f"the worker failed: {type(error).__name__}: {error}"))
+    else:
+        raise error
 
 
 def _run(
     conn: Any, job: JobSpec, generator: Any, store: ObjectStore, models_dir: Path, orders: Orders
 ) -> dict[str, Any]:
+    request, progress, previews = _request(conn, job, store, models_dir, orders)
+    loads, hits = _cache_counts(generator)
+    with _observing(generator, conn, [job]):
+        if previews is not None:
+            result = generator.run(request, progress, previews)
+        else:  # the Generator's test doubles take (request, progress)
+            result = generator.run(request, progress)
+    loaded, hit = _cache_counts(generator)
+    return _answer(result, {"model_loads": loaded - loads, "cache_hits": hit - hits})
+
+
+def _request(conn: Any, job: JobSpec, store: ObjectStore, models_dir: Path, orders: Orders) -> Any:
+    """The job's (GenerationRequest, progress, previews), its payload read and its model files fetched."""
     from openesd.generation import GenerationRequest, parse_payload
     from openesd.generation.previews import PreviewRequest
 
@@ -129,29 +200,36 @@ def _run(
         last[0] = time.monotonic()
         conn.send(JobProgress(job.id, step, total, preview=image))
 
-    def loading(kind: str, path: Path, seconds: float | None) -> None:
-        conn.send(JobLoading(job.id, "loading", path.name, _size(path), seconds))
+    previews = PreviewRequest(job.preview_every, preview) if job.preview_every > 0 else None
+    return GenerationRequest(job.task, payload, models), progress, previews
 
-    loads, hits = _cache_counts(generator)
-    request = GenerationRequest(job.task, payload, models)
+
+@contextlib.contextmanager
+def _observing(generator: Any, conn: Any, jobs: list[JobSpec]) -> Iterator[None]:
+    """Each model the worker's cache loads meanwhile is reported to these jobs as JobLoading."""
     cache = getattr(generator, "cache", None)  # test doubles of the Generator have none
-    if cache is not None:
-        cache.observer = loading
+    if cache is None:
+        yield
+        return
+
+    def loading(kind: str, path: Path, seconds: float | None) -> None:
+        for job in jobs:
+            conn.send(JobLoading(job.id, "loading", path.name, _size(path), seconds))
+
+    cache.observer = loading
     try:
-        if job.preview_every > 0:
-            result = generator.run(request, progress, PreviewRequest(job.preview_every, preview))
-        else:  # the Generator's test doubles take (request, progress)
-            result = generator.run(request, progress)
+        yield
     finally:
-        if cache is not None:
-            cache.observer = None
-    loaded, hit = _cache_counts(generator)
+        cache.observer = None
+
+
+def _answer(result: Any, worker: dict[str, int]) -> dict[str, Any]:
     return {
         "images": list(result.images),
         "parameters": result.parameters,
         "info": result.info,
         "html_info": result.html_info,
-        "worker": {"model_loads": loaded - loads, "cache_hits": hit - hits},
+        "worker": worker,
     }
 
 

@@ -26,13 +26,17 @@ class Instance:
     started_at: float = field(default_factory=time.monotonic)
     ready: bool = False
     error: str | None = None
-    job: JobSpec | None = None
+    jobs: list[JobSpec] = field(default_factory=list)  # running: one job, or a batch of compatible ones
     job_since: float = 0.0
     stopping: bool = False
 
     @property
+    def job(self) -> JobSpec | None:
+        return self.jobs[0] if self.jobs else None
+
+    @property
     def busy(self) -> bool:
-        return self.job is not None
+        return bool(self.jobs)
 
 
 def spawn_instance(settings_values: dict[str, Any], gpu: int | None) -> Instance:
@@ -101,6 +105,10 @@ class Pool:
 
     def busy_count(self) -> int:
         return sum(1 for i in self.instances if i.busy)
+
+    def running_jobs(self) -> int:
+        """Jobs in the instances' hands: a batch counts each of its jobs (the scale-out backlog)."""
+        return sum(len(i.jobs) for i in self.instances)
 
     def starting(self) -> bool:
         return any(not i.ready for i in self.instances)

@@ -237,3 +237,11 @@ class CancelJob:
 @dataclass(frozen=True)
 class StopInstance:
     """Engine -> worker: finish now (the instance's job, if any, is dropped)."""
+
+
+@dataclass(frozen=True)
+class JobBatch:
+    """Engine -> worker: compatible jobs (execution/_batching.py) to run as one UNet batch; each job is
+    started, cancelled and reported on its own, as if it had been sent alone."""
+
+    jobs: tuple[Any, ...]  # JobSpec (base.py imports this module)

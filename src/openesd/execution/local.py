@@ -15,6 +15,7 @@ import threading
 import time
 from multiprocessing.connection import wait
 
+from openesd.execution._batching import Batcher
 from openesd.execution._pool import Instance, Pool, spawn_instance, stop_instance
 from openesd.execution.base import EndpointSpec, EventOutbox, JobSpec, MergeSpec, TrainingSpec
 from openesd.execution.events import (
@@ -25,6 +26,7 @@ from openesd.execution.events import (
     InstanceReady,
     InstancesChanged,
     InstanceStartFailed,
+    JobBatch,
     JobCancelled,
     JobFailed,
     JobLoading,
@@ -88,6 +90,7 @@ class LocalEngine:
         self._wake_writer.setblocking(False)
         self._trainings = TrainingRunner(self._values, events.trainings, self._gpus)
         self._merges = MergeRunner(self._values, events.merges)
+        self._batcher = Batcher(settings.batch_max_jobs, settings.batch_max_latent_pixels, settings.batch_wait_s)
         self._thread = threading.Thread(target=self._supervise, name="openesd-engine", daemon=True)
         self._thread.start()
 
@@ -104,7 +107,7 @@ class LocalEngine:
             pool = self._pools.pop(endpoint_id, None)
         if pool is None:
             return
-        for job in [*pool.queue, *(i.job for i in pool.instances if i.job)]:
+        for job in [*pool.queue, *(job for i in pool.instances for job in i.jobs)]:
             self._outbox.emit(JobFailed(job.id, f"endpoint {pool.spec.name} was deleted before the job finished"))
         for instance in pool.instances:
             stop_instance(instance)
@@ -127,7 +130,7 @@ class LocalEngine:
                     pool.queue.remove(queued)
                     self._outbox.emit(JobCancelled(job_id))
                     return
-                running = next((i for i in pool.instances if i.job is not None and i.job.id == job_id), None)
+                running = next((i for i in pool.instances if any(job.id == job_id for job in i.jobs)), None)
                 if running is not None:  # the worker reads it at its next model call and reports JobCancelled
                     try:
                         running.conn.send(CancelJob(job_id))
@@ -213,7 +216,7 @@ class LocalEngine:
             case JobStarted() | JobLoading() | JobProgress():
                 self._outbox.emit(message)
             case JobSucceeded() | JobFailed() | JobCancelled():
-                instance.job = None
+                instance.jobs = [job for job in instance.jobs if job.id != message.job_id]
                 pool.idle_since = time.monotonic()
                 self._outbox.emit(message)
 
@@ -227,15 +230,15 @@ class LocalEngine:
             self._start_failed(
                 pool, instance.error or f"the worker process exited with code {code} before it was ready"
             )
-        job = instance.job
-        if job is None:
-            return
-        job.attempt += 1
-        if job.attempt >= 2:
-            self._outbox.emit(JobFailed(job.id, f"the worker process running this job died twice (exit code {code})"))
-        else:
-            log.warning("worker of job %s died (exit code %s); retrying it", job.id, code)
-            pool.queue.appendleft(job)
+        for job in reversed(instance.jobs):  # each job of a batch is retried (alone or batched again)
+            job.attempt += 1
+            if job.attempt >= 2:
+                self._outbox.emit(
+                    JobFailed(job.id, f"the worker process running this job died twice (exit code {code})")
+                )
+            else:
+                log.warning("worker of job %s died (exit code %s); retrying it", job.id, code)
+                pool.queue.appendleft(job)
 
     def _start_failed(self, pool: Pool, error: str) -> None:
         pool.start_failures += 1
@@ -253,11 +256,12 @@ class LocalEngine:
     def _watchdog(self, pool: Pool) -> None:
         now, deadline = time.monotonic(), self._settings.job_deadline_s
         for instance in pool.instances:
-            if instance.job is not None and now - instance.job_since > deadline:
-                job, instance.job = instance.job, None
-                self._outbox.emit(
-                    JobFailed(job.id, f"the job ran longer than the deadline of {deadline:g} s and was stopped")
-                )
+            if instance.jobs and now - instance.job_since > deadline:
+                jobs, instance.jobs = instance.jobs, []
+                for job in jobs:
+                    self._outbox.emit(
+                        JobFailed(job.id, f"the job ran longer than the deadline of {deadline:g} s and was stopped")
+                    )
                 instance.process.kill()
             elif not instance.ready and now - instance.started_at > self._settings.worker_start_timeout_s:
                 instance.error = (
@@ -267,15 +271,15 @@ class LocalEngine:
 
     def _dispatch(self, pool: Pool) -> None:
         for instance in pool.idle_ready():
-            if not pool.queue:
+            jobs = self._batcher.take(pool.queue) if pool.queue else []
+            if not jobs:  # nothing queued, or the first job waits for compatible ones (batch_wait_s)
                 return
-            job = pool.queue.popleft()
             try:
-                instance.conn.send(job)
+                instance.conn.send(jobs[0] if len(jobs) == 1 else JobBatch(tuple(jobs)))
             except (OSError, ValueError):
-                pool.queue.appendleft(job)
+                pool.queue.extendleft(reversed(jobs))
                 continue
-            instance.job, instance.job_since = job, time.monotonic()
+            instance.jobs, instance.job_since = jobs, time.monotonic()
 
     def _scale(self, pool: Pool) -> None:
         if pool.failed:
@@ -286,7 +290,7 @@ class LocalEngine:
         wanted = pool.floor
         if pool.queue and count == 0:
             wanted = max(wanted, 1)
-        backlog = (len(pool.queue) + pool.busy_count()) / max(count, 1)
+        backlog = (len(pool.queue) + pool.running_jobs()) / max(count, 1)
         if pool.spec.autoscaling and backlog > self._settings.scale_out_backlog and not pool.starting():
             wanted = max(wanted, count + 1)
         wanted = min(max(wanted, count if now - pool.idle_since < self._settings.endpoint_idle_s else 0), pool.ceiling)

@@ -32,6 +32,10 @@ class GenerationRequest:
     models: ModelFiles
 
 
+# One job of `Generator.run_together`: the arguments of `Generator.run`.
+JobRun = tuple[GenerationRequest, ProgressCallback | None, PreviewRequest | None]
+
+
 class Generator:
     """Serves many jobs on one device; loaded checkpoints stay cached between them."""
 
@@ -58,20 +62,33 @@ class Generator:
     ) -> GenerationResult:
         """Run one job; client mistakes raise GenerationError subclasses with exact messages. `previews`: live
         previews of txt2img/img2img sampling (a script's cells and the other tasks make none)."""
+        with self._lock:
+            return self._run(request, progress, previews)
+
+    def run_together(self, runs: list[JobRun]) -> list[GenerationResult | BaseException]:
+        """Run several jobs of one model as one UNet batch (generation/batching.py): each gets the images it
+        would get alone, or the exception it would raise alone (a cancel or a failure ends that job only)."""
+        from openesd.generation.batching import run_gathered
+
+        with self._lock:
+            return run_gathered([lambda run=run: self._run(*run) for run in runs])
+
+    def _run(
+        self, request: GenerationRequest, progress: ProgressCallback | None, previews: PreviewRequest | None
+    ) -> GenerationResult:
         if not isinstance(request.payload, dict):
             raise PayloadError(f"payload must be a JSON object, got {type(request.payload).__name__}")
         models = {k: [Path(p) for p in v] for k, v in (request.models or {}).items() if isinstance(v, list)}
-        with self._lock:
-            if request.task in DIFFUSION_TASKS:
-                return self._diffusion(request.task, request.payload, models, progress, previews)
-            if request.task in EXTRAS_TASKS:
-                from openesd.generation.tasks.extras import run_extras
+        if request.task in DIFFUSION_TASKS:
+            return self._diffusion(request.task, request.payload, models, progress, previews)
+        if request.task in EXTRAS_TASKS:
+            from openesd.generation.tasks.extras import run_extras
 
-                return run_extras(request.task, request.payload, models, self.upscalers)
-            if request.task == "rembg":
-                from openesd.generation.tasks.rembg import run_rembg
+            return run_extras(request.task, request.payload, models, self.upscalers)
+        if request.task == "rembg":
+            from openesd.generation.tasks.rembg import run_rembg
 
-                return run_rembg(request.payload, models)
+            return run_rembg(request.payload, models)
         raise UnsupportedFeature(f"task {request.task!r} is not supported; valid tasks: {', '.join(TASKS)}")
 
     # -- txt2img / img2img -------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Generator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,9 @@ from openesd.generation.sampling.schedules import ModelSigmas, SigmaPlan, sigma_
 
 SamplerRun = Generator[tuple[Any, float], Any, Any]
 NoiseSampler = Callable[[float, float], Any]
+# Jobs run together (generation/batching.py) hand their UNet calls to this gate, which merges them:
+# `gate(unet, x, t, kwargs) -> output`. Unset (a job alone), the UNet is called directly.
+UNET_GATE: ContextVar[Callable[[Any, Any, Any, dict[str, Any]], Any] | None] = ContextVar("unet_gate", default=None)
 
 
 # ---- the sampling plan of one pass -----------------------------------------------------------------
@@ -436,8 +440,11 @@ class ConditionedUNet:
                 around = [a for a in extras if hasattr(a, "before_call")]
                 for adapter in around:
                     adapter.before_call(unet, x, times, {**merged, **kwargs}, [wanted[i][1] for i in members])
+                gate = UNET_GATE.get()
                 if self._tiled is not None:
                     result = self._tiled(unet, x, times, {**merged, **kwargs})
+                elif gate is not None:
+                    result = gate(unet, x, times, {**merged, **kwargs})
                 else:
                     result = unet(x, times, return_dict=False, **merged, **kwargs)[0]
                 # Adapters that rewrite the output per half (ControlNet's tile_colorfix), as the extension's UNet hook.
