@@ -104,8 +104,9 @@ def page(browser, console_server):
 def sign_in_with_token(page, token: str, where: str = "") -> None:
     """Open the console already signed in with `token` (the sign-in form itself is tested in test_shell)."""
     page.goto("/console/")
+    page.wait_for_selector("#signin-password")
     page.evaluate("token => localStorage.setItem('openesd.token', token)", token)
-    page.goto(f"/console/#/{where}")
+    page.goto(f"/console/?signed-in#/{where}")  # a new load, not a hash change: nothing of the first is left
     page.wait_for_selector("#whoami")
 
 

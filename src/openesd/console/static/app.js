@@ -15,7 +15,7 @@ export const PAGES = [
   { path: "account", title: "Tokens", allowed: () => true },
 ];
 
-const state = { me: null, stop: null };
+const state = { me: null, stop: null, routing: 0 };
 
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, "");
@@ -67,10 +67,15 @@ function renderShell(current) {
 }
 
 async function route() {
+  // A later navigation wins: a route still awaiting (who am I, a page module) when the hash changes again
+  // must not draw over the newer one.
+  const mine = ++state.routing;
+  const stale = () => mine !== state.routing;
   if (state.stop) { try { state.stop(); } catch { /* already stopped */ } state.stop = null; }
   const main = document.getElementById("main");
   const { path, params } = parseHash();
   if (!state.me) state.me = await whoAmI().catch(() => null);
+  if (stale()) return;
   let name = path;
   if (!state.me) name = "signin";
   else if (!path || path === "signin") {
@@ -88,9 +93,12 @@ async function route() {
   clear(main, h("p", { class: "muted" }, "Loading…"));
   try {
     const module = await import(`./pages/${name}.js`);
+    if (stale()) return;
     clear(main);
     document.title = `${PAGES.find((page) => page.path === name)?.title || "Sign in"} · OpenESD`;
-    state.stop = (await module.render(main, ctx)) || null;
+    const stop = (await module.render(main, ctx)) || null;
+    if (stale()) { if (stop) stop(); return; }
+    state.stop = stop;
   } catch (error) {
     clear(main, h("h1", {}, "Something went wrong"), h("p", { class: "error", role: "alert" }, error.message || String(error)));
   }
