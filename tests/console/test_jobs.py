@@ -62,6 +62,11 @@ def test_the_jobs_page_lists_filters_shows_images_and_deletes(page, console_serv
     page.select_option("#jobs-filters select[name=view]", "table")
     page.wait_for_selector(f"[data-id='{older}']")
     screenshot(page, "jobs")
+    page.click(f"#job-list tr:has([data-id='{newer}']) a:text('Open')")  # the finished job on the Generate page
+    page.wait_for_selector("#job-results .result-image")
+    assert "Seed: 7" in page.inner_text("#job-results .infotext")
+    page.go_back()
+    page.wait_for_selector(f"[data-id='{newer}']")
     page.once("dialog", lambda dialog: dialog.accept())
     page.click(f"[data-id='{newer}']")
     page.wait_for_selector(f"#job-list:not(:has([data-id='{newer}']))")

@@ -36,6 +36,8 @@ export function jobView(me, prefix = "job") {
     cancel.hidden = !can(me, "inference:all");
     cancel.disabled = false;
     say("queued", "Submitted");
+    const ended = await endOf(id);
+    if (ended) { cancel.hidden = true; show(ended); return ended; }
     for await (const event of events(`/inferences/${encodeURIComponent(id)}/events`, { signal })) {
       const end = show(event);
       if (end) {
@@ -62,6 +64,18 @@ export function jobView(me, prefix = "job") {
     else if (kind === "cancelled") {
       say("cancelled", `Cancelled by ${data.by || "someone"}${data.total ? ` at step ${data.step}/${data.total}` : ""}`);
       return { kind, data };
+    }
+    return null;
+  }
+
+  // A job that has ended already is read once (its events may have been pruned, and a stream would then wait).
+  async function endOf(id) {
+    const job = await get(`/inferences/${encodeURIComponent(id)}`);
+    if (job.status === "succeed") return { kind: "succeeded", data: {}, job };
+    if (job.status === "failed") return { kind: "failed", data: { message: job.sagemakerRaw }, job };
+    if (job.status === "cancelled") {
+      const { step, total_steps: total } = job.progress || {};
+      return { kind: "cancelled", data: { by: job.cancelled_by, step, total }, job };
     }
     return null;
   }
