@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.console.conftest import ADMIN, ADMIN_PASSWORD, screenshot, sign_in_with_token
 
 
-def _open_generate(page, console_server, tiny_model, endpoint) -> None:
-    sign_in_with_token(page, console_server.token(ADMIN, ADMIN_PASSWORD), "generate")
+def _open_generate(page, console_server, tiny_model, endpoint) -> str:
+    token = console_server.token(ADMIN, ADMIN_PASSWORD)
+    sign_in_with_token(page, token, "generate")
     page.wait_for_selector("#generate-form")
     page.select_option("#generate-form select[name=model]", tiny_model)
     page.select_option("#generate-form select[name=endpoint]", endpoint)
     for name, value in {"width": "64", "height": "64", "steps": "6", "preview_every": "1", "seed": "1234"}.items():
         page.fill(f"#generate-form input[name={name}]", value)
+    return token
 
 
 def test_txt2img_shows_the_live_preview_then_the_image_with_its_infotext(page, console_server, tiny_model, endpoint):
-    _open_generate(page, console_server, tiny_model, endpoint)
+    token = _open_generate(page, console_server, tiny_model, endpoint)
     page.fill("#generate-form textarea[name=prompt]", "a tiny red cube")
     page.click("#generate-submit")
     page.wait_for_selector("#job-results .result-image", timeout=60_000)
@@ -36,6 +40,24 @@ def test_txt2img_shows_the_live_preview_then_the_image_with_its_infotext(page, c
     page.click(".send-img2img")
     page.wait_for_selector("#img2img-fields .mask-image[src^='data:image/png']")
     assert page.input_value("#generate-form select[name=mode]") == "img2img"
+    # inpaint: a stroke painted on the image becomes the mask of an img2img job that the worker runs
+    canvas = page.locator("#img2img-fields .mask-canvas")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + 5, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] - 5, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.up()
+    page.fill("#generate-form input[name=steps]", "2")
+    page.fill("#generate-form input[name=preview_every]", "0")
+    page.click("#generate-submit")
+    page.wait_for_selector("#job-results .result-image", timeout=60_000)  # the last images went at the submit
+    newest = console_server.api("GET", "/inferences", token, params={"type": "img2img", "limit": 1}).json()["data"]
+    sent = json.loads(newest["inferences"][0]["payload_string"])
+    assert sent["mask"].startswith("data:image/png;base64,") and sent["init_images"][0].startswith("data:image/png")
+    assert page.evaluate("sessionStorage.getItem('openesd.generate.job')") is None  # kept only while it runs
+    assert "Denoising strength: 0.75" in page.inner_text("#job-results .infotext")
+    screenshot(page, "generate-inpaint")
     page.set_viewport_size({"width": 390, "height": 844})
     screenshot(page, "generate-phone")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than a phone

@@ -50,6 +50,7 @@ export async function render(main, ctx) {
     submit.disabled = true;
     try {
       const body = requestBody(form, files, { ...images, mask: mask.dataUrl() });
+      view.reset("Submitting…");
       const started = await post("/inferences", body);
       await watch(started.inference.inference_id);
     } catch (error) {
@@ -88,7 +89,7 @@ export async function render(main, ctx) {
     fillForm(form, job.taskType, payload, info.seed);
     if (payload.init_images?.[0]) { images.init = payload.init_images[0]; mask.setImage(images.init); }
     syncMode();
-    form.scrollIntoView({ behavior: "smooth" });
+    form.scrollIntoView({ block: "start" });
     toast("The job's settings are in the form");
   }
 
@@ -98,7 +99,7 @@ export async function render(main, ctx) {
       mask.setImage(images.init);
       input("mode").value = "img2img";
       changed(form);
-      form.querySelector("#img2img-fields").scrollIntoView({ behavior: "smooth" });
+      form.querySelector("#img2img-fields").scrollIntoView({ block: "start" });
     } catch (error) {
       toast(error.message, { bad: true });
     }

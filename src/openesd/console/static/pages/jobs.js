@@ -84,7 +84,7 @@ export async function render(main, ctx) {
   }
 
   function actions(job) {
-    const open = (job.taskType === "txt2img" || job.taskType === "img2img") && job.status !== "created"
+    const open = mayRead && (job.taskType === "txt2img" || job.taskType === "img2img") && job.status !== "created"
       ? h("a", { class: "button", href: `#/generate?job=${encodeURIComponent(job.InferenceJobId)}` }, "Open") : null;
     const remove = mayRead ? h("button", { type: "button", class: "danger delete-job", dataset: { id: job.InferenceJobId },
       onclick: () => remove_(job) }, "Delete") : null;

@@ -41,6 +41,7 @@ export function extrasPanel(me, files, signal) {
       if (!image.files[0]) throw Object.assign(new Error("image: choose an image first"), { status: 400 });
       const data = (await readAsDataUrl(image.files[0])).replace(/^data:[^,]*,/, "");  // bare base64, as ESD's clients send
       const body = extrasBody(form, task.value, data, files);
+      view.reset("Submitting…");
       const started = await post("/inferences", body);
       const end = await view.follow(started.inference.inference_id, signal);
       if (end?.kind === "succeeded") renderImages(view.results, end.job, await resultInfo(end.job), () => []);

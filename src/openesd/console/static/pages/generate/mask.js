@@ -12,26 +12,30 @@ export function maskEditor() {
     h("div", { class: "row" }, h("label", { class: "field inline" }, "Brush", brush), clearButton));
   element.hidden = true;
   let painted = false;
-  let drawing = false;
+  let last = null;  // the stroke's previous point, or null when the pointer is up
 
   function point(event) {
     const box = canvas.getBoundingClientRect();
     return [(event.clientX - box.left) * (canvas.width / box.width), (event.clientY - box.top) * (canvas.height / box.height)];
   }
+  // A round-capped line from the stroke's previous point, so a fast stroke has no gaps.
   function paint(event) {
-    if (!drawing) return;
+    if (!last) return;
     const [x, y] = point(event);
     const context = canvas.getContext("2d");
-    const radius = Number(brush.value) * (canvas.width / canvas.getBoundingClientRect().width) / 2;
-    context.fillStyle = "#fff";
+    context.strokeStyle = "#fff";
+    context.lineCap = "round";
+    context.lineWidth = Number(brush.value) * (canvas.width / canvas.getBoundingClientRect().width);
     context.beginPath();
-    context.arc(x, y, radius, 0, Math.PI * 2);
-    context.fill();
+    context.moveTo(...last);
+    context.lineTo(x, y);
+    context.stroke();
+    last = [x, y];
     painted = true;
   }
-  canvas.addEventListener("pointerdown", (event) => { drawing = true; canvas.setPointerCapture(event.pointerId); paint(event); });
+  canvas.addEventListener("pointerdown", (event) => { last = point(event); canvas.setPointerCapture(event.pointerId); paint(event); });
   canvas.addEventListener("pointermove", paint);
-  canvas.addEventListener("pointerup", () => { drawing = false; });
+  for (const end of ["pointerup", "pointercancel"]) canvas.addEventListener(end, () => { last = null; });
   clearButton.addEventListener("click", () => {
     canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
     painted = false;

@@ -28,14 +28,8 @@ export function jobView(me, prefix = "job") {
   // Follow job `id` to its end; resolves to {kind, data, job} of its terminal event (null when `signal` aborts).
   async function follow(id, signal) {
     current = id;
-    element.hidden = false;
-    clear(results);
-    preview.hidden = true;
-    preview.removeAttribute("src");
-    bar.value = 0;
+    reset("Submitted");
     cancel.hidden = !can(me, "inference:all");
-    cancel.disabled = false;
-    say("queued", "Submitted");
     const ended = await endOf(id);
     if (ended) { cancel.hidden = true; show(ended); return ended; }
     for await (const event of events(`/inferences/${encodeURIComponent(id)}/events`, { signal })) {
@@ -68,6 +62,18 @@ export function jobView(me, prefix = "job") {
     return null;
   }
 
+  // An empty view for a job being submitted (the last job's images go: they are on the Jobs page).
+  function reset(text) {
+    element.hidden = false;
+    clear(results);
+    preview.hidden = true;
+    preview.removeAttribute("src");
+    bar.value = 0;
+    cancel.hidden = true;
+    cancel.disabled = false;
+    say("queued", text);
+  }
+
   // A job that has ended already is read once (its events may have been pruned, and a stream would then wait).
   async function endOf(id) {
     const job = await get(`/inferences/${encodeURIComponent(id)}`);
@@ -86,7 +92,7 @@ export function jobView(me, prefix = "job") {
     preview.hidden = false;
   }
 
-  return { element, follow, results, say };
+  return { element, follow, reset, results, say };
 }
 
 // The job's infotexts and seed from its result file (`output_presigned_urls`: {parameters, info, html_info}).
