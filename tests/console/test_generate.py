@@ -22,7 +22,7 @@ def test_txt2img_shows_the_live_preview_then_the_image_with_its_infotext(page, c
     token = _open_generate(page, console_server, tiny_model, endpoint)
     page.fill("#generate-form textarea[name=prompt]", "a tiny red cube")
     page.click("#generate-submit")
-    page.wait_for_selector("#job-results .result-image", timeout=60_000)
+    page.wait_for_selector("#job-results .result-image", timeout=120_000)  # the session's first job may load the model
     # the preview the job made while sampling is shown (a loaded JPEG), then the final PNG
     preview = page.locator("#job-preview")
     assert preview.is_visible() and "/preview/" in preview.get_attribute("src")
@@ -70,7 +70,7 @@ def test_a_long_job_is_cancelled_from_the_page(page, console_server, tiny_model,
     page.fill("#generate-form input[name=n_iter]", "50")
     page.fill("#generate-form input[name=preview_every]", "0")
     page.click("#generate-submit")
-    page.wait_for_selector("#job-status:has-text('Sampling')", timeout=60_000)
+    page.wait_for_selector("#job-status:has-text('Sampling')", timeout=120_000)
     page.click("#job-cancel")
     page.wait_for_selector("#job-status .badge:text('cancelled')", timeout=30_000)
     assert "Cancelled by root" in page.inner_text("#job-status")
@@ -86,7 +86,7 @@ def test_an_unknown_sampler_shows_the_servers_message_next_to_the_field_and_keep
     page.fill("#generate-form input[name=sampler_name]", "Nope Sampler")
     page.click("#generate-submit")
     slot = page.locator("[data-error-for=sampler_name]")
-    slot.wait_for(state="visible", timeout=60_000)
+    slot.wait_for(state="visible", timeout=120_000)
     page.wait_for_function("document.querySelector('[data-error-for=sampler_name]').textContent.length > 0")
     assert "Nope Sampler" in slot.inner_text() and "Euler" in slot.inner_text()  # the server's list of valid ones
     assert page.input_value("#generate-form textarea[name=prompt]") == "keep me"

@@ -31,7 +31,7 @@ def _finished_job(console_server, token: str, model: str, endpoint: str) -> str:
     started = console_server.api("POST", "/inferences", token, json=body)
     assert started.status_code == 202, started.text
     job_id = started.json()["data"]["inference"]["inference_id"]
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # the session's first job may load the model
     while time.monotonic() < deadline:
         status = console_server.api("GET", f"/inferences/{job_id}", token).json()["data"]["status"]
         if status not in ("created", "inprogress"):
@@ -72,3 +72,13 @@ def test_the_jobs_page_lists_filters_shows_images_and_deletes(page, console_serv
     page.wait_for_selector(f"#job-list:not(:has([data-id='{newer}']))")
     assert page.locator(f"[data-id='{older}']").count() == 1
     assert console_server.api("GET", f"/inferences/{newer}", token).status_code == 404
+    # one server page at a time: ten newer jobs fill page 1, the older one is on page 2
+    for _ in range(10):
+        _created_job(console_server, token, tiny_model, endpoint)
+    page.select_option("#jobs-filters select[name=limit]", "10")
+    page.wait_for_selector(f"#job-list:not(:has([data-id='{older}']))")
+    assert page.locator("#job-list tbody tr").count() == 10 and page.is_disabled("#jobs-previous")
+    page.click("#jobs-next")
+    page.wait_for_selector(f"[data-id='{older}']")
+    page.click("#jobs-previous")
+    page.wait_for_selector(f"#job-list:not(:has([data-id='{older}']))")

@@ -46,17 +46,23 @@ export async function render(main, ctx) {
       previous.disabled = state.page === 0;
       next.disabled = !data.last_evaluated_key;
       where.textContent = `Page ${state.page + 1}`;
-      if (!state.stopped && jobs.some((job) => job.status === "created" || job.status === "inprogress")) {
-        state.timer = setTimeout(load, REFRESH_MS);  // a waiting or running job moves: show where it is
+      if (!state.stopped && jobs.some((job) => job.status === "inprogress")) {
+        state.timer = setTimeout(refresh, REFRESH_MS);  // a waiting or running job moves: show where it is
       }
     } catch (error) {
       clear(list, h("p", { class: "error", role: "alert" }, error.message));
     }
   }
 
+  // Not under the keyboard: a user tabbing through the rows keeps their place until they leave the list.
+  function refresh() {
+    if (list.contains(document.activeElement)) state.timer = setTimeout(refresh, REFRESH_MS);
+    else load();
+  }
+
   // The job views (signed image URLs, progress and queue place) of the jobs on this page that have any.
   async function details(jobs) {
-    const wanted = jobs.filter((job) => job.status === "succeed" || job.status === "inprogress" || job.status === "created");
+    const wanted = jobs.filter((job) => job.status === "succeed" || job.status === "inprogress");
     const views = await Promise.all(wanted.map((job) =>
       get(`/inferences/${encodeURIComponent(job.InferenceJobId)}`).catch(() => null)));
     return Object.fromEntries(wanted.map((job, n) => [job.InferenceJobId, views[n]]));
