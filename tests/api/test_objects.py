@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 from starlette.requests import Request
 
@@ -30,7 +31,9 @@ def _send_while_replaced(path, replacement: bytes, headers: list[tuple[bytes, by
         else:
             sent["body"] += message.get("body", b"")
 
-    asyncio.run(response(scope, receive, send))
+    # In a thread of its own: a browser test earlier in the session leaves Playwright's loop running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, response(scope, receive, send)).result()
     return sent["headers"], sent["body"]
 
 

@@ -82,6 +82,11 @@ def test_an_unknown_sampler_shows_the_servers_message_next_to_the_field_and_keep
     page, console_server, tiny_model, endpoint
 ):
     _open_generate(page, console_server, tiny_model, endpoint)
+    # refused by the API (no job): the unknown LoRA's message goes next to the prompt that names it
+    page.fill("#generate-form textarea[name=prompt]", "keep me <lora:nolora:1>")
+    page.click("#generate-submit")
+    page.wait_for_selector("[data-error-for=prompt]:has-text('nolora.safetensors, type Lora is not found')")
+    assert page.locator("#job").is_hidden()
     page.fill("#generate-form textarea[name=prompt]", "keep me")
     page.fill("#generate-form input[name=sampler_name]", "Nope Sampler")
     page.click("#generate-submit")

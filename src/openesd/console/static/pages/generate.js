@@ -48,12 +48,14 @@ export async function render(main, ctx) {
     clearErrors(form);
     const submit = form.querySelector("#generate-submit");
     submit.disabled = true;
+    let started = null;
     try {
       const body = requestBody(form, files, { ...images, mask: mask.dataUrl() });
       view.reset("Submitting…");
-      const started = await post("/inferences", body);
+      started = await post("/inferences", body);
       await watch(started.inference.inference_id);
     } catch (error) {
+      if (!started) view.element.hidden = true;  // refused: no job to show, the message goes to its field
       showAt(form, error.message || String(error));
     } finally {
       submit.disabled = false;

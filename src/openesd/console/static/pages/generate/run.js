@@ -31,8 +31,10 @@ export function jobView(me, prefix = "job") {
     reset("Submitted");
     cancel.hidden = !can(me, "inference:all");
     const ended = await endOf(id);
+    if (current !== id) return null;  // a newer job took the view meanwhile
     if (ended) { cancel.hidden = true; show(ended); return ended; }
     for await (const event of events(`/inferences/${encodeURIComponent(id)}/events`, { signal })) {
+      if (current !== id) return null;
       const end = show(event);
       if (end) {
         cancel.hidden = true;
