@@ -6,8 +6,15 @@ With an S3 store clients talk to S3 directly and this router answers nothing.
 
 from __future__ import annotations
 
+import hashlib
+import os
+from collections.abc import Iterator
+from email.utils import formatdate
+from pathlib import Path
+from typing import BinaryIO
+
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
@@ -32,8 +39,36 @@ async def download_object(key: str, request: Request, store: StoreDep) -> Respon
             raise ObjectNotFound(f"object {key} not found")
     except OpenESDError as error:
         return _error_response(error)
+    return object_response(path, key, request)
+
+
+def object_response(path: Path, key: str, request: Request) -> Response:
+    """The object's bytes, from a file opened before its size is read: an object replaced while it is sent (a
+    job's live preview is rewritten every few model calls) goes out whole, old or new, never cut to the other's
+    length (a browser drops such an image: ERR_CONTENT_LENGTH_MISMATCH)."""
     headers = response_headers(key)
-    return FileResponse(path, media_type=headers.pop("Content-Type"), headers=headers)
+    media_type = headers.pop("Content-Type")
+    if "range" in request.headers:  # a player seeking in a video: Starlette's ranges read by path
+        return FileResponse(path, media_type=media_type, headers=headers)
+    try:
+        handle = path.open("rb")
+    except (FileNotFoundError, IsADirectoryError):
+        return _error_response(ObjectNotFound(f"object {key} not found"))
+    stat = os.fstat(handle.fileno())
+    tag = hashlib.md5(f"{stat.st_mtime}-{stat.st_size}".encode(), usedforsecurity=False).hexdigest()
+    headers |= {
+        "Content-Length": str(stat.st_size),
+        "Last-Modified": formatdate(stat.st_mtime, usegmt=True),
+        "ETag": f'"{tag}"',
+    }
+    return StreamingResponse(_chunks(handle), media_type=media_type, headers=headers)
+
+
+def _chunks(handle: BinaryIO) -> Iterator[bytes]:
+    # A plain iterator: Starlette reads it in the thread pool, and closes it (so the file) when the client leaves.
+    with handle:
+        while chunk := handle.read(CHUNK):
+            yield chunk
 
 
 @router.put("/objects/{key:path}")
