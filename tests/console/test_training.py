@@ -106,7 +106,9 @@ def test_a_dataset_folder_is_uploaded_checked_and_trained_into_a_lora_with_a_liv
     screenshot(page, "training-done")
 
     page.click("#try-lora")
-    page.wait_for_url("**/console/#/generate?lora=sks_cat_console")
+    page.wait_for_url(lambda url: url.endswith("#/generate?lora=sks_cat_console"))
+    prompt = page.wait_for_selector("#generate-form textarea[name=prompt]")
+    assert "<lora:sks_cat_console:1>" in prompt.input_value()
 
     page.goto("/console/#/training")
     row = page.wait_for_selector("#training-list tr:has-text('sks_cat_console')")

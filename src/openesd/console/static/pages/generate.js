@@ -1,5 +1,6 @@
 // Generate: txt2img and img2img/inpaint as async jobs (POST /inferences with the WebUI payload inline, as the SDK
-// sends it), followed live to their images; extras (upscale, rembg) below. `#/generate?job=<id>` opens a job.
+// sends it), followed live to their images; extras (upscale, rembg) below. `#/generate?job=<id>` opens a job;
+// `#/generate?lora=<name>` puts `<lora:name:1>` into the prompt.
 import { can, post } from "../api.js";
 import { clearErrors, h, remember, showError, toast } from "../ui.js";
 import { extrasPanel } from "./generate/extras.js";
@@ -28,6 +29,11 @@ export async function render(main, ctx) {
   remember(form, "generate");
 
   const input = (name) => form.elements.namedItem(name);
+  if (ctx.params.lora && !input("prompt").value.includes(`<lora:${ctx.params.lora}:`)) {
+    // "Try this LoRA" from a finished training: its tag goes into the prompt, once.
+    input("prompt").value = `${input("prompt").value.trim()} <lora:${ctx.params.lora}:1>`.trim();
+    changed(form);
+  }
   const syncMode = () => { form.querySelector("#img2img-fields").hidden = input("mode").value !== "img2img"; };
   form.addEventListener("input", syncMode);
   form.addEventListener("change", syncMode);
