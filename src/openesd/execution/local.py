@@ -15,7 +15,7 @@ import threading
 import time
 from multiprocessing.connection import wait
 
-from openesd.execution._pool import Instance, Pool, spawn_instance, stop_instance
+from openesd.execution._pool import Instance, Pool, job_checkpoints, spawn_instance, stop_instance, warmest
 from openesd.execution.base import EndpointSpec, EventOutbox, JobSpec, MergeSpec, TrainingSpec
 from openesd.execution.events import (
     CancelJob,
@@ -203,8 +203,9 @@ class LocalEngine:
 
     def _handle(self, pool: Pool, instance: Instance, message: object) -> None:
         match message:
-            case InstanceReady():
+            case InstanceReady(checkpoints=checkpoints):
                 instance.ready, pool.start_failures = True, 0
+                instance.checkpoints.update(checkpoints)
                 if not pool.ever_ready:
                     pool.ever_ready = True
                     self._outbox.emit(EndpointReady(pool.spec.id))
@@ -213,6 +214,8 @@ class LocalEngine:
             case JobStarted() | JobLoading() | JobProgress():
                 self._outbox.emit(message)
             case JobSucceeded() | JobFailed() | JobCancelled():
+                if instance.job is not None:  # its checkpoint stays in the worker's cache for the next job
+                    instance.checkpoints.update(job_checkpoints(instance.job))
                 instance.job = None
                 pool.idle_since = time.monotonic()
                 self._outbox.emit(message)
@@ -266,10 +269,11 @@ class LocalEngine:
                 instance.process.kill()
 
     def _dispatch(self, pool: Pool) -> None:
-        for instance in pool.idle_ready():
-            if not pool.queue:
-                return
+        idle = pool.idle_ready()
+        while idle and pool.queue:
             job = pool.queue.popleft()
+            instance = warmest(idle, job)  # model affinity: a job goes where its checkpoint is loaded
+            idle.remove(instance)
             try:
                 instance.conn.send(job)
             except (OSError, ValueError):
@@ -299,7 +303,7 @@ class LocalEngine:
     def _start(self, pool: Pool) -> None:
         used = [i.gpu for p in self._pools.values() for i in p.instances if i.gpu is not None]
         gpu = min(range(self._gpus), key=used.count) if self._gpus else None
-        pool.instances.append(spawn_instance(self._values, gpu))
+        pool.instances.append(spawn_instance(self._values, gpu, pool.spec.preload))
 
     def _wake(self) -> None:
         try:

@@ -42,6 +42,11 @@ class Generator:
         self._upscalers: Any = None
         self._lock = threading.Lock()
 
+    def preload(self, checkpoint: Path) -> None:
+        """Load a checkpoint into the model cache now, so that the first job using it finds it loaded."""
+        with self._lock:
+            self._load(Path(checkpoint))
+
     @property
     def upscalers(self) -> Any:
         if self._upscalers is None:
