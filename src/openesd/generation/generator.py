@@ -23,6 +23,8 @@ ProgressCallback = Callable[[int, int], None]
 DIFFUSION_TASKS = ("txt2img", "img2img")
 EXTRAS_TASKS = ("extra-single-image", "extra-batch-images")
 TASKS = (*DIFFUSION_TASKS, *EXTRAS_TASKS, "rembg")
+# The warm-up job of a preloaded checkpoint: the smallest image every family can make, one step.
+WARM_UP = {"prompt": "", "steps": 1, "width": 64, "height": 64, "sampler_name": "Euler", "seed": 0}
 
 
 @dataclass
@@ -43,9 +45,11 @@ class Generator:
         self._lock = threading.Lock()
 
     def preload(self, checkpoint: Path) -> None:
-        """Load a checkpoint into the model cache now, so that the first job using it finds it loaded."""
+        """Load a checkpoint into the model cache and run one tiny txt2img on it, so that the first job finds
+        the model loaded and the job path warm (lazy imports, the device's first kernels)."""
         with self._lock:
             self._load(Path(checkpoint))
+        self.run(GenerationRequest("txt2img", dict(WARM_UP), {"Stable-diffusion": [Path(checkpoint)]}))
 
     @property
     def upscalers(self) -> Any:
