@@ -9,26 +9,31 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "src")]
 
+from openesd.client import Client  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402  (the server the tests start, started the same way)
 
 KEY = "bench0123456789ABCDE"
 
 
 def make_file(path: Path, size_mb: int) -> None:
+    """A valid safetensors file (one uint8 tensor of random bytes): completion checks the header."""
+    data = size_mb * 1024 * 1024
+    header = json.dumps({"blob": {"dtype": "U8", "shape": [data], "data_offsets": [0, data]}}).encode()
+    header += b" " * (-len(header) % 8)
     block = os.urandom(1024 * 1024)
     with open(path, "wb") as out:
+        out.write(len(header).to_bytes(8, "little") + header)
         for _ in range(size_mb):
             out.write(block)
 
@@ -42,43 +47,13 @@ def _fsync(path: Path) -> None:
 
 
 def upload(base: str, path: Path, parts: int, workers: int) -> str:
-    headers = {"x-api-key": KEY, "username": "api"}
-    size = path.stat().st_size
-    chunk = -(-size // parts)
-    created = httpx.post(
-        f"{base}/prod/checkpoints",
-        headers=headers,
-        timeout=60,
-        json={
-            "checkpoint_type": "Stable-diffusion",
-            "params": {},
-            "filenames": [{"filename": path.name, "parts_number": parts}],
-        },
-    ).json()["data"]
-    urls = created["s3PresignUrl"][path.name]
-
-    def send(number: int) -> dict:
-        with open(path, "rb") as handle:
-            handle.seek((number - 1) * chunk)
-            data = handle.read(chunk)
-        response = httpx.put(urls[number - 1], content=data, timeout=600)
-        response.raise_for_status()
-        return {"ETag": response.headers["ETag"], "PartNumber": number}
-
+    """The SDK's own upload (what `openesd checkpoints upload` runs): parallel part PUTs, then completion."""
+    client = Client(base, KEY)
+    part_size = -(-path.stat().st_size // parts)
     started = time.perf_counter()
-    with ThreadPoolExecutor(workers) as pool:
-        tags = list(pool.map(send, range(1, parts + 1)))
-    parts_s = time.perf_counter() - started
-    done = httpx.put(
-        f"{base}/prod/checkpoints/{created['checkpoint']['id']}",
-        headers=headers,
-        timeout=600,
-        json={"status": "Active", "multi_parts_tags": {path.name: tags}},
-    )
-    done.raise_for_status()
-    print(f"  part PUTs {parts_s:.2f} s, completion (join + sha256) {time.perf_counter() - started - parts_s:.2f} s")
-    listed = httpx.get(f"{base}/prod/checkpoints", headers=headers).json()["data"]["checkpoints"]
-    return listed[0]["hash"]
+    done = client.checkpoints.upload(path, "Stable-diffusion", part_size=part_size, parallel=workers)
+    print(f"  upload + completion (join + sha256) {time.perf_counter() - started:.2f} s")
+    return client.checkpoints.get(done.checkpoint["id"])["hash"]
 
 
 def main() -> None:
@@ -108,7 +83,7 @@ def main() -> None:
     mb = args.size_mb
     print(f"file: {mb} MiB in {args.parts} parts, {args.workers} parallel PUTs")
     print(f"plain copy + fsync: {copy_s:7.2f} s  {mb / copy_s:8.1f} MiB/s")
-    print(f"multipart via API : {upload_s:7.2f} s  {mb / upload_s:8.1f} MiB/s  (incl. completion + sha256)")
+    print(f"SDK multipart upload: {upload_s:7.2f} s  {mb / upload_s:8.1f} MiB/s  (incl. completion + sha256)")
     print(f"ratio (API / copy throughput): {copy_s / upload_s:.2f}")
 
 

@@ -32,6 +32,8 @@ SERVICES_HINT = "run `bash scripts/test-services.sh start`"
 class IsolatedSettings(Settings):
     """Settings from the constructor's arguments only: no OPENESD_* variables, no .env file."""
 
+    warm_rembg: bool = False  # tests start many workers; only the tests of warming turn it on
+
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, **other_sources):
         return (init_settings,)

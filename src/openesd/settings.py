@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     scale_out_backlog: float = 3.0  # queued + running jobs per instance above which one more starts
     worker_start_timeout_s: float = 600.0
     worker_start_attempts: int = 2  # failed starts before a never-ready endpoint is marked Failed
+    # A new instance compiles rembg's alpha matting (pymatting's numba code: a minute on a fresh install) in
+    # the background, so that the first real-time rembg job does not wait behind the compiler.
+    warm_rembg: bool = True
     job_deadline_s: float = 3600.0  # the watchdog fails a job running longer than this
     realtime_timeout_s: float = 600.0  # a real-time start answers 504 after this, the job goes on
     job_lease_s: float = 60.0  # a replica's hold on the jobs it dispatched, renewed every third of it

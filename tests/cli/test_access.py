@@ -73,3 +73,9 @@ def test_a_personal_token_logs_in_and_can_be_revoked(logged_in, server):
     cli("tokens", "rm", created["token"]["id"])
     refused = cli("tokens", "list", ok=False)
     assert refused.exit_code == 1 and "Error: Unauthorized (HTTP 401)" in refused.stderr
+
+
+def test_endpoints_create_sends_preload_models_and_shows_the_refusal(logged_in):
+    refused = logged_in("endpoints", "create", "--name", "warm", "--preload", "nope.safetensors", ok=False)
+    assert refused.exit_code == 1
+    assert "preload_models: checkpoint with name nope.safetensors, type Stable-diffusion is not found" in refused.stderr

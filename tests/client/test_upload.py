@@ -109,3 +109,24 @@ def test_a_changed_file_starts_a_new_upload_instead_of_resuming(server, model, t
 def test_too_many_parts_is_refused_before_anything_is_sent(client, model):
     with pytest.raises(ValueError, match="ESD allows at most 100"):
         client.checkpoints.upload(model, "Lora", part_size=16 * 1024)
+
+
+def test_parts_go_out_through_sendfile_on_a_real_socket(client, model, monkeypatch):
+    from openesd.client import _sendfile
+
+    sent_directly = []
+    put_range = _sendfile.put_range
+    monkeypatch.setattr(_sendfile, "put_range", lambda *args: sent_directly.append(args[0]) or put_range(*args))
+    seen = []
+    done = client.checkpoints.upload(model, "Lora", part_size=MiB, parallel=4, progress=lambda n, t: seen.append(n))
+    assert len(sent_directly) == 4 and seen[-1] == model.stat().st_size
+    assert listed(client, done.checkpoint["id"])["hash"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    client.checkpoints.delete([done.checkpoint["id"]])
+
+
+def test_a_refused_part_url_is_reported_without_retrying(client, model):
+    from openesd.client import _sendfile
+
+    with pytest.raises(ESDError) as raised:
+        _sendfile.put_range(client.base_url.rsplit("/prod", 1)[0] + "/objects/x?sig=bad", str(model), 0, 10, print)
+    assert raised.value.status == 403

@@ -36,6 +36,10 @@ def create(
     role: Annotated[
         list[str] | None, typer.Option("--role", help="Roles that may use it [default: IT Operator].")
     ] = None,
+    preload: Annotated[
+        list[str] | None,
+        typer.Option("--preload", help="Stable-diffusion checkpoint each instance loads before InService."),
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Wait until it is InService.")] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -49,6 +53,7 @@ def create(
         name=name,
         min_instance_number=min_instances,
         max_instance_number=max_instances,
+        preload_models=preload,
     )
     if wait:
         created = endpoints.wait_for(created["endpoint_name"])

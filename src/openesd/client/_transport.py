@@ -70,6 +70,8 @@ class Transport:
         self.creator = headers.get("username") or "token"
         self.api = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
         self.objects = httpx.Client(timeout=timeout, transport=transport)
+        # Part uploads may bypass httpx (sendfile on the socket) only when httpx would open a real socket.
+        self.raw_sockets = transport is None
 
     def call(self, method: str, path: str, *, json: Any = None, params: Any = None) -> Any:
         """The envelope's `data` (None when absent); any non-2xx raises ESDError(status, message)."""

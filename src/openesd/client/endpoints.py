@@ -31,6 +31,7 @@ class Endpoints(Resource):
         name: str | None = None,
         min_instance_number: int | None = None,
         max_instance_number: int | None = None,
+        preload_models: list[str] | None = None,
     ) -> dict:
         body: dict = {
             "endpoint_type": endpoint_type,
@@ -44,6 +45,7 @@ class Endpoints(Resource):
             "endpoint_name": name,
             "min_instance_number": min_instance_number,
             "max_instance_number": max_instance_number,
+            "preload_models": preload_models,  # OpenESD: checkpoints loaded before the endpoint is InService
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         return self._t.call("POST", "/endpoints", json=body)

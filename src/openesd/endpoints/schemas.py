@@ -9,6 +9,7 @@ from openesd.api.validation import array, obj, string
 ENDPOINT_TYPES = ["Real-time", "Serverless", "Async"]
 SUPPORTED_TYPES = ("Real-time", "Async")
 COOL_DOWN_TIMES = ["15 minutes", "1 hour", "6 hours", "1 day"]
+MAX_PRELOAD = 4  # an instance's model cache holds a few checkpoints; more would evict the first ones again
 
 
 class CreateEndpoint(BaseModel):
@@ -25,6 +26,8 @@ class CreateEndpoint(BaseModel):
     custom_extensions: str | None = None
     min_instance_number: int | float | None = None
     max_instance_number: int | float | None = None
+    # OpenESD: Stable-diffusion checkpoint names each instance loads before it is InService (ESD ignores it).
+    preload_models: list[str] | None = None
 
 
 class DeleteEndpoints(BaseModel):
@@ -47,6 +50,7 @@ CREATE_ENDPOINT_SCHEMA = obj(
         "min_instance_number": {"type": "number", "minimum": 0},
         "max_instance_number": {"type": "number"},
         "cool_down_time": {"type": "string", "enum": COOL_DOWN_TIMES},
+        "preload_models": array({"type": "string"}, 0, MAX_PRELOAD),
     },
     required=[
         "endpoint_type",

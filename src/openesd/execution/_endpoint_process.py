@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from collections.abc import Callable, Iterator
@@ -36,8 +37,9 @@ log = logging.getLogger("openesd.execution.worker")
 PROGRESS_EVERY_S = 0.25
 
 
-def main(conn: Any, settings_values: dict[str, Any], device: str) -> None:
-    """Entry point in the spawned process; returns when told to stop or when the pipe closes."""
+def main(conn: Any, settings_values: dict[str, Any], device: str, preload: list[ModelFile] | None = None) -> None:
+    """Entry point in the spawned process; returns when told to stop or when the pipe closes. The `preload`
+    checkpoints are downloaded and loaded before the instance reports ready (a warm endpoint)."""
     try:
         from openesd.generation import Generator
         from openesd.settings import Settings
@@ -46,11 +48,14 @@ def main(conn: Any, settings_values: dict[str, Any], device: str) -> None:
         settings = Settings(**settings_values)
         store = open_store(settings.resolved_object_store_url, settings)
         generator = Generator(device=device)
+        models_dir = settings.data_dir / "cache" / "models"
+        if settings.warm_rembg:
+            threading.Thread(target=_warm_rembg, name="openesd-warm-rembg", daemon=True).start()
+        preload_checkpoints(generator, store, preload or [], models_dir)
     except BaseException as error:  # the engine reports this on the endpoint
         conn.send(InstanceStartFailed(f"{type(error).__name__}: {error}"))
         return
-    conn.send(InstanceReady(os.getpid()))
-    models_dir = settings.data_dir / "cache" / "models"
+    conn.send(InstanceReady(os.getpid(), tuple(entry["id"] for entry in preload or [])))
     while True:
         try:
             message = conn.recv()
@@ -83,6 +88,30 @@ class Mailbox:
                     self.cancelled.add(job_id)
                 case StopInstance():
                     self.stop_instance = True
+
+
+def preload_checkpoints(generator: Any, store: ObjectStore, preload: list[ModelFile], models_dir: Path) -> None:
+    """Download and load a warm endpoint's checkpoints into the generator's model cache."""
+    files = fetch_models(store, {"Stable-diffusion": list(preload)}, models_dir)
+    for path in files.get("Stable-diffusion", []):
+        generator.preload(path)
+
+
+def _warm_rembg() -> None:
+    """At the lowest CPU priority, so that a job started meanwhile keeps the cores; a failure here only
+    means the first rembg job compiles instead."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # this thread only (Linux)
+    except (AttributeError, OSError):
+        pass
+    try:
+        from openesd.generation.tasks.rembg import warm_alpha_matting
+
+        started = time.monotonic()
+        warm_alpha_matting()
+        log.info("rembg alpha matting warmed in %.1f s", time.monotonic() - started)
+    except Exception:
+        log.warning("warming rembg's alpha matting failed; the first rembg job compiles it", exc_info=True)
 
 
 class Orders:

@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from openesd.execution.base import EndpointSpec, JobSpec
+from openesd.execution.base import EndpointSpec, JobSpec, ModelFile
 from openesd.execution.events import StopInstance
 
 _SPAWN = multiprocessing.get_context("spawn")
@@ -29,6 +29,8 @@ class Instance:
     jobs: list[JobSpec] = field(default_factory=list)  # running: one job, or a batch of compatible ones
     job_since: float = 0.0
     stopping: bool = False
+    # Ids of the checkpoints its model cache has held (preloaded, or loaded by a job): model-affinity routing.
+    checkpoints: set[str] = field(default_factory=set)
 
     @property
     def job(self) -> JobSpec | None:
@@ -39,18 +41,38 @@ class Instance:
         return bool(self.jobs)
 
 
-def spawn_instance(settings_values: dict[str, Any], gpu: int | None) -> Instance:
-    """Start one worker process, pinned to `gpu` (or to the CPU when None)."""
+def spawn_instance(
+    settings_values: dict[str, Any], gpu: int | None, preload: list[ModelFile] | None = None
+) -> Instance:
+    """Start one worker process, pinned to `gpu` (or to the CPU when None), loading `preload` before it is ready."""
     from openesd.execution import _endpoint_process
 
     parent, child = _SPAWN.Pipe()
     device = "cuda" if gpu is not None else "cpu"
     process = _SPAWN.Process(
-        target=_endpoint_process.main, args=(child, settings_values, device), name="openesd-worker", daemon=True
+        target=_endpoint_process.main,
+        args=(child, settings_values, device, list(preload or [])),
+        name="openesd-worker",
+        daemon=True,
     )
     start_pinned(process, gpu)
     child.close()
     return Instance(process, parent, gpu)
+
+
+def job_checkpoints(job: JobSpec) -> set[str]:
+    """Ids of the Stable-diffusion checkpoints a job uses (the models it loads)."""
+    return {entry["id"] for entry in job.models.get("Stable-diffusion", [])}
+
+
+def warmest(idle: list[Instance], job: JobSpec) -> Instance:
+    """The idle instance to run `job`: one that already holds the job's checkpoint, else the first one."""
+    wanted = job_checkpoints(job)
+    if wanted:
+        for instance in idle:
+            if wanted & instance.checkpoints:
+                return instance
+    return idle[0]
 
 
 def start_pinned(process: Any, gpu: int | None) -> None:

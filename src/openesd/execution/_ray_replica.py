@@ -12,7 +12,7 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
-from openesd.execution.base import JobSpec
+from openesd.execution.base import JobSpec, ModelFile
 from openesd.execution.events import CancelJob, JobEvent, ReplicaOfJob
 
 _END = object()  # the job's last message was sent
@@ -39,7 +39,8 @@ class _Pipe:
 class EndpointInstance:
     """Serve deployment class; one replica holds one GPU (or runs on the CPU) and one job at a time."""
 
-    def __init__(self, settings_values: dict[str, Any], device: str):
+    def __init__(self, settings_values: dict[str, Any], device: str, preload: list[ModelFile] | None = None):
+        from openesd.execution._endpoint_process import preload_checkpoints
         from openesd.generation import Generator
         from openesd.settings import Settings
         from openesd.storage import open_store
@@ -48,6 +49,8 @@ class EndpointInstance:
         self._store = open_store(settings.resolved_object_store_url, settings)
         self._models_dir = settings.data_dir / "cache" / "models"
         self._generator = Generator(device=device)
+        # Serve counts a replica as running once this returns: a warm endpoint's checkpoints load first.
+        preload_checkpoints(self._generator, self._store, preload or [], self._models_dir)
 
     async def run(self, job: JobSpec) -> AsyncIterator[ReplicaOfJob | JobEvent]:
         """ReplicaOfJob, then the job's events: JobStarted, JobProgress…, JobSucceeded | JobFailed | JobCancelled."""

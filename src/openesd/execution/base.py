@@ -31,6 +31,8 @@ class EndpointSpec:
     min: int
     max: int
     autoscaling: bool
+    # Checkpoints every instance loads before it reports ready (OpenESD's `preload_models`).
+    preload: list[ModelFile] = field(default_factory=list)
 
 
 class ModelFile(TypedDict):

@@ -207,9 +207,10 @@ class EngineConsumers:
 # -- engine <-> worker process ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class InstanceReady:
-    """Worker -> engine: the instance loaded its runtime and takes jobs."""
+    """Worker -> engine: the instance loaded its runtime (and its preloaded checkpoints) and takes jobs."""
 
     pid: int
+    checkpoints: tuple[str, ...] = ()  # ids of the checkpoints it loaded before it was ready
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import time
 from multiprocessing.connection import wait
 
 from openesd.execution._batching import Batcher
-from openesd.execution._pool import Instance, Pool, spawn_instance, stop_instance
+from openesd.execution._pool import Instance, Pool, job_checkpoints, spawn_instance, stop_instance, warmest
 from openesd.execution.base import EndpointSpec, EventOutbox, JobSpec, MergeSpec, TrainingSpec
 from openesd.execution.events import (
     CancelJob,
@@ -206,8 +206,9 @@ class LocalEngine:
 
     def _handle(self, pool: Pool, instance: Instance, message: object) -> None:
         match message:
-            case InstanceReady():
+            case InstanceReady(checkpoints=checkpoints):
                 instance.ready, pool.start_failures = True, 0
+                instance.checkpoints.update(checkpoints)
                 if not pool.ever_ready:
                     pool.ever_ready = True
                     self._outbox.emit(EndpointReady(pool.spec.id))
@@ -216,6 +217,9 @@ class LocalEngine:
             case JobStarted() | JobLoading() | JobProgress():
                 self._outbox.emit(message)
             case JobSucceeded() | JobFailed() | JobCancelled():
+                for job in instance.jobs:  # its checkpoint stays in the worker's cache for the next job
+                    if job.id == message.job_id:
+                        instance.checkpoints.update(job_checkpoints(job))
                 instance.jobs = [job for job in instance.jobs if job.id != message.job_id]
                 pool.idle_since = time.monotonic()
                 self._outbox.emit(message)
@@ -270,10 +274,13 @@ class LocalEngine:
                 instance.process.kill()
 
     def _dispatch(self, pool: Pool) -> None:
-        for instance in pool.idle_ready():
-            jobs = self._batcher.take(pool.queue) if pool.queue else []
-            if not jobs:  # nothing queued, or the first job waits for compatible ones (batch_wait_s)
+        idle = pool.idle_ready()
+        while idle and pool.queue:
+            jobs = self._batcher.take(pool.queue)
+            if not jobs:  # the first job waits for compatible ones (batch_wait_s)
                 return
+            instance = warmest(idle, jobs[0])  # model affinity: a job goes where its checkpoint is loaded
+            idle.remove(instance)
             try:
                 instance.conn.send(jobs[0] if len(jobs) == 1 else JobBatch(tuple(jobs)))
             except (OSError, ValueError):
@@ -303,7 +310,7 @@ class LocalEngine:
     def _start(self, pool: Pool) -> None:
         used = [i.gpu for p in self._pools.values() for i in p.instances if i.gpu is not None]
         gpu = min(range(self._gpus), key=used.count) if self._gpus else None
-        pool.instances.append(spawn_instance(self._values, gpu))
+        pool.instances.append(spawn_instance(self._values, gpu, pool.spec.preload))
 
     def _wake(self) -> None:
         try:

@@ -187,7 +187,7 @@ class RayEngine:
         if app is None or app.status == "DELETING":
             gpus = _cluster_gpus()  # asked at each deploy: GPU nodes may join after this process started
             application = endpoint_deployment(endpoint, self._settings, gpus).bind(
-                self._values, "cuda" if gpus else "cpu"
+                self._values, "cuda" if gpus else "cpu", list(endpoint.preload)
             )
             try:  # returns once the application runs (its first replicas are up)
                 serve.run(application, name=app_name(endpoint.id), route_prefix=None)

@@ -4,6 +4,7 @@ WebUI-payload jobs (`txt2img`, `img2img`, extras, rembg) one at a time."""
 from __future__ import annotations
 
 import importlib.util
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,13 @@ from openesd.generation.previews import PreviewRequest
 from openesd.generation.sampling import samplers
 from openesd.generation.types import GenerationResult, ModelFiles
 
+log = logging.getLogger("openesd.generation")
 ProgressCallback = Callable[[int, int], None]
 DIFFUSION_TASKS = ("txt2img", "img2img")
 EXTRAS_TASKS = ("extra-single-image", "extra-batch-images")
 TASKS = (*DIFFUSION_TASKS, *EXTRAS_TASKS, "rembg")
+# The warm-up job of a preloaded checkpoint: the smallest image every family can make, one step.
+WARM_UP = {"prompt": "", "steps": 1, "width": 64, "height": 64, "sampler_name": "Euler", "seed": 0}
 
 
 @dataclass
@@ -45,6 +49,16 @@ class Generator:
         self.cache = ModelCache(budget)
         self._upscalers: Any = None
         self._lock = threading.Lock()
+
+    def preload(self, checkpoint: Path) -> None:
+        """Load a checkpoint into the model cache and run one tiny txt2img on it, so that the first job finds
+        the model loaded and the job path warm (lazy imports, the device's first kernels)."""
+        with self._lock:
+            self._load(Path(checkpoint))
+        try:
+            self.run(GenerationRequest("txt2img", dict(WARM_UP), {"Stable-diffusion": [Path(checkpoint)]}))
+        except Exception:  # a model that cannot txt2img (a refiner, say) is still loaded: jobs use it as they can
+            log.warning("warm-up txt2img on %s failed; its first job warms the job path", checkpoint, exc_info=True)
 
     @property
     def upscalers(self) -> Any:

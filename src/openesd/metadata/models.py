@@ -109,6 +109,8 @@ class Endpoint(Base):
     owner_group_or_role: Mapped[list[str]] = mapped_column(JSON, default=list)
     custom_extensions: Mapped[str] = mapped_column(Text, default="")
     creator: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # OpenESD: the Stable-diffusion checkpoints ({id, model_name}) each instance loads before it is ready.
+    preload_models: Mapped[list[dict[str, str]] | None] = mapped_column(JSON, nullable=True)
 
 
 class InferenceJob(Base):

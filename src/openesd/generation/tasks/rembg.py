@@ -72,6 +72,20 @@ def run_rembg(payload: dict, models: ModelFiles, sessions: RembgSessions | None 
     return GenerationResult(images=[encode_png(output)], parameters=None, info=None, html_info=None)
 
 
+def warm_alpha_matting() -> None:
+    """Run rembg's alpha matting once on a tiny image: pymatting compiles its numba code on first use (a
+    minute on a fresh install), which a worker does at start rather than inside a user's first job."""
+    import numpy as np
+    from PIL import Image
+    from rembg.bg import alpha_matting_cutout
+
+    size = 16
+    image = Image.fromarray(np.full((size, size, 3), 128, dtype=np.uint8))
+    mask = np.zeros((size, size), dtype=np.uint8)
+    mask[:, size // 2 :] = 255  # a foreground, a background and an unknown band between them
+    alpha_matting_cutout(image, Image.fromarray(mask), 240, 10, 2)
+
+
 def parse_options(payload: dict) -> RembgOptions:
     model = payload.get("model", "u2net")
     if not isinstance(model, str):
