@@ -26,6 +26,8 @@ class ServerProcess:
         self.port = port or free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPENESD_")}
         env.update(OPENESD_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+        # Test workers skip rembg's background warm-up (minutes of numba compiling on a fresh machine) unless asked.
+        env.update(OPENESD_WARM_REMBG="false")
         env.update({f"OPENESD_{name.upper()}": value for name, value in settings.items()})
         # A file, not a pipe: access logs of many requests would fill a pipe and stall the server.
         self.log = Path(data_dir).parent / f"server-{self.port}.log"
