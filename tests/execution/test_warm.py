@@ -53,7 +53,7 @@ def test_a_job_goes_to_the_idle_instance_holding_its_checkpoint(tmp_path):
         cold, warm_a, warm_b = (Instance(None, _Conn(), None, ready=True) for _ in range(3))
         pool.instances = [cold, warm_a, warm_b]
         engine._handle(pool, warm_a, InstanceReady(1, ("a",)))  # preloaded
-        warm_b.job = _job("earlier", "b")
+        warm_b.jobs = [_job("earlier", "b")]
         engine._handle(pool, warm_b, JobSucceeded("earlier", {}))  # loaded by a job it ran
         pool.queue = deque([_job("wants-b", "b"), _job("wants-c", "c"), _job("wants-a", "a")])
         engine._dispatch(pool)
