@@ -38,12 +38,13 @@ def main(conn: Any, settings_values: dict[str, Any], device: str) -> None:
     """Entry point in the spawned process; returns when told to stop or when the pipe closes."""
     try:
         from openesd.generation import Generator
+        from openesd.generation.models.fastpath import FastPath
         from openesd.settings import Settings
         from openesd.storage import open_store
 
         settings = Settings(**settings_values)
         store = open_store(settings.resolved_object_store_url, settings)
-        generator = Generator(device=device)
+        generator = Generator(device=device, fastpath=FastPath.from_settings(settings))
     except BaseException as error:  # the engine reports this on the endpoint
         conn.send(InstanceStartFailed(f"{type(error).__name__}: {error}"))
         return

@@ -41,13 +41,14 @@ class EndpointInstance:
 
     def __init__(self, settings_values: dict[str, Any], device: str):
         from openesd.generation import Generator
+        from openesd.generation.models.fastpath import FastPath
         from openesd.settings import Settings
         from openesd.storage import open_store
 
         settings = Settings(**settings_values)
         self._store = open_store(settings.resolved_object_store_url, settings)
         self._models_dir = settings.data_dir / "cache" / "models"
-        self._generator = Generator(device=device)
+        self._generator = Generator(device=device, fastpath=FastPath.from_settings(settings))
 
     async def run(self, job: JobSpec) -> AsyncIterator[ReplicaOfJob | JobEvent]:
         """ReplicaOfJob, then the job's events: JobStarted, JobProgress…, JobSucceeded | JobFailed | JobCancelled."""
