@@ -10,6 +10,13 @@ at the best batch of --batches, for both, and our/diffusers ratios (issue 21's g
     python bench/generate.py --width 256 --height 256 --steps 4 --batches 1,2   # CPU
     python bench/generate.py --steps 25 --batches 1,2,4,8                      # GPU, 512x512
     python bench/generate.py --sampler "DPM++ 2M Karras" --steps 25 --batches 1
+
+--fastpath runs our Generator alone, once plain and once per fast-path setting (each on its own, then
+`all`), and prints each setting's speed-up over the plain run of the same process (> 1: faster):
+
+    python bench/generate.py --fastpath --tiny --width 64 --height 64 --steps 4 --batches 1   # CPU
+    python bench/generate.py --fastpath --steps 25 --batches 1,8                             # GPU, SD 1.5
+    python bench/generate.py --fastpath --sdxl --steps 25 --batches 1,4                      # GPU, SDXL
 """
 
 from __future__ import annotations
@@ -34,7 +41,24 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per setting (best is kept)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--sampler", default="Euler a", choices=sorted(DIFFUSERS_SCHEDULERS))
+    parser.add_argument("--fastpath", action="store_true", help="each fast-path setting against the plain run")
+    parser.add_argument("--settings", default=None, help=f"with --fastpath, a subset of: {', '.join(FASTPATH)}")
+    parser.add_argument("--compile-mode", default="max-autotune-no-cudagraphs", help="torch.compile mode")
+    parser.add_argument("--tiny", action="store_true", help="the tests' tiny random model (CPU figures)")
     return parser.parse_args()
+
+
+# Each fast-path variant: FastPath fields over the plain run's (see generation/models/fastpath.py).
+CPU_SKIPS = ("compile", "all")
+FASTPATH: dict[str, dict] = {
+    "bf16": {"cuda_dtype": "bf16", "cpu_dtype": "bf16"},
+    "channels_last": {"channels_last": True},
+    "classic_attention": {"attention": "classic"},  # the plain run is SDPA: ratio < 1 is SDPA's gain
+    "fuse_qkv": {"fuse_qkv": True},
+    "vae_tiling": {"vae_tiling_pixels": 1},  # tiled+sliced decode at every size: its cost
+    "compile": {"compile_mode": None},  # mode from --compile-mode
+    "all": {"channels_last": True, "fuse_qkv": True, "compile_mode": None},
+}
 
 
 # The diffusers scheduler each benchmarked WebUI sampler is compared with (class, config options).
@@ -168,6 +192,52 @@ def _quiet() -> None:
     transformers_logging.set_verbosity_error()
 
 
+def fastpath_sides(path: Path, args, size: tuple[int, int], names: list[str]) -> dict:
+    """One Generator per variant, each warmed by a 1-step job (loading, and compiling where asked)."""
+    from openesd.generation import GenerationRequest, Generator
+    from openesd.generation.models.fastpath import FastPath
+
+    models = {"Stable-diffusion": [path]}
+    sides = {}
+    for name in ["plain", *names]:
+        options = {k: v or args.compile_mode for k, v in FASTPATH.get(name, {}).items()}
+        generator = Generator(device=args.device, fastpath=FastPath(**options))
+        start = time.perf_counter()
+        generator.run(GenerationRequest("txt2img", _payload(args, size, 1, steps=1), models))
+        print(f"{name:18s} load + warm-up: {time.perf_counter() - start:.1f} s", flush=True)
+        sides[name] = lambda batch, g=generator: (
+            lambda: g.run(GenerationRequest("txt2img", _payload(args, size, batch), models))
+        )
+    return sides
+
+
+def fastpath_main(args, size: tuple[int, int], spec) -> None:
+    # Compiling even the tiny UNet takes minutes on a CPU: there only when asked by --settings.
+    names = args.settings.split(",") if args.settings else [n for n in FASTPATH if spec.is_cuda or n not in CPU_SKIPS]
+    unknown = [n for n in names if n not in FASTPATH]
+    if unknown:
+        raise SystemExit(f"unknown --settings {', '.join(unknown)}; valid: {', '.join(FASTPATH)}")
+    batches = [int(b) for b in args.batches.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _checkpoint(args, Path(tmp), spec)
+        results = measure(fastpath_sides(path, args, size, names), batches, args.repeats)
+    plain = results.pop("plain")
+    for name, result in results.items():
+        print(
+            f"speed-up {name:18s}: {plain['per_image'] / result['per_image']:.3f}x batch 1, "
+            f"{result['throughput'] / plain['throughput']:.3f}x best throughput",
+            flush=True,
+        )
+
+
+def _checkpoint(args, folder: Path, spec) -> Path:
+    if args.tiny:
+        from tests.support import tiny_models as tm
+
+        return tm.write_tiny_sd15_checkpoint(folder / "tiny-sd15.safetensors")
+    return build_checkpoint(args.sdxl, folder, half=spec.is_cuda)[1]
+
+
 def main() -> None:
     import torch
 
@@ -184,6 +254,8 @@ def main() -> None:
         f"{args.steps} steps, {args.sampler}, device {spec.device}, dtype {spec.dtype}, torch {torch.__version__}",
         flush=True,
     )
+    if args.fastpath:
+        return fastpath_main(args, size, spec)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         components, path = build_checkpoint(args.sdxl, Path(tmp), half=spec.is_cuda)

@@ -91,6 +91,17 @@ class Settings(BaseSettings):
     preview_every: int = Field(0, ge=0, le=1000)
     job_events_keep_s: float = 86400.0  # live events older than this are pruned (a stream replays no further)
 
+    # GPU fast path of the workers (docs/performance.md; generation/models/fastpath.py): each piece on its own.
+    weights_dtype_cuda: Literal["fp16", "bf16", "fp32"] = "fp16"
+    weights_dtype_cpu: Literal["fp32", "bf16"] = "fp32"
+    sdxl_vae_fp32: bool = True  # with fp16 weights, SDXL's VAE stays fp32 (it overflows in fp16)
+    channels_last: bool = False
+    attention: Literal["sdpa", "classic"] = "sdpa"  # classic: diffusers' pre-SDPA attention, for comparison
+    fuse_qkv: bool = False  # jobs with LoRAs run unfused (peft's LoRA sits on the separate projections)
+    # torch.compile of the UNet and VAE decoder, cached under <data_dir>/cache/inductor; such a worker refuses LoRAs.
+    compile_mode: Literal["off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "off"
+    vae_tiling_pixels: int = Field(0, ge=0)  # tiled+sliced VAE above width*height*batch_size; 0: only when asked
+
     # Checkpoint import by URL: only public addresses unless this is set (tests, trusted LANs).
     allow_private_url_imports: bool = False
     max_import_bytes: int = 50 * 1024**3

@@ -42,12 +42,13 @@ def main(conn: Any, settings_values: dict[str, Any], device: str, preload: list[
     checkpoints are downloaded and loaded before the instance reports ready (a warm endpoint)."""
     try:
         from openesd.generation import Generator
+        from openesd.generation.models.fastpath import FastPath
         from openesd.settings import Settings
         from openesd.storage import open_store
 
         settings = Settings(**settings_values)
         store = open_store(settings.resolved_object_store_url, settings)
-        generator = Generator(device=device)
+        generator = Generator(device=device, fastpath=FastPath.from_settings(settings))
         models_dir = settings.data_dir / "cache" / "models"
         if settings.warm_rembg:
             threading.Thread(target=_warm_rembg, name="openesd-warm-rembg", daemon=True).start()

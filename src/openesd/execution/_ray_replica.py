@@ -42,13 +42,14 @@ class EndpointInstance:
     def __init__(self, settings_values: dict[str, Any], device: str, preload: list[ModelFile] | None = None):
         from openesd.execution._endpoint_process import preload_checkpoints
         from openesd.generation import Generator
+        from openesd.generation.models.fastpath import FastPath
         from openesd.settings import Settings
         from openesd.storage import open_store
 
         settings = Settings(**settings_values)
         self._store = open_store(settings.resolved_object_store_url, settings)
         self._models_dir = settings.data_dir / "cache" / "models"
-        self._generator = Generator(device=device)
+        self._generator = Generator(device=device, fastpath=FastPath.from_settings(settings))
         # Serve counts a replica as running once this returns: a warm endpoint's checkpoints load first.
         preload_checkpoints(self._generator, self._store, preload or [], self._models_dir)
 

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from openesd.generation import job as jobs
 from openesd.errors import PayloadError, UnsupportedFeature
 from openesd.generation.models import device as devices
+from openesd.generation.models import fastpath as fast
 from openesd.generation.models.cache import ModelCache, default_budget
 from openesd.generation.payload.scripts import ScriptOptions, apply_scripts
 from openesd.generation.payload.settings import GenerationSettings, read_settings
@@ -43,8 +44,10 @@ JobRun = tuple[GenerationRequest, ProgressCallback | None, PreviewRequest | None
 class Generator:
     """Serves many jobs on one device; loaded checkpoints stay cached between them."""
 
-    def __init__(self, device: str = "auto", cache_bytes: int | None = None):
-        self.device = devices.resolve(device)
+    def __init__(self, device: str = "auto", cache_bytes: int | None = None, fastpath: fast.FastPath | None = None):
+        self.fastpath = fastpath or fast.FastPath()
+        fp = self.fastpath
+        self.device = devices.resolve(device, fp.cuda_dtype, fp.cpu_dtype, fp.sdxl_vae_fp32)
         budget = cache_bytes if cache_bytes is not None else default_budget(self.device.device)
         self.cache = ModelCache(budget)
         self._upscalers: Any = None
@@ -161,7 +164,8 @@ class Generator:
         self._validate(settings, models)
         checkpoint = jobs.select_checkpoint(models, settings.override_settings.get("sd_model_checkpoint"))
         jobs.select_vae(models, settings.override_settings.get("sd_vae"), checkpoint)
-        jobs.resolve_loras(settings.prompt, models)
+        _, loras = jobs.resolve_loras(settings.prompt, models)
+        fast.check_loras(loras, self.fastpath)
         if settings.refiner_checkpoint and settings.refiner_checkpoint != "None":
             jobs.select_checkpoint(models, settings.refiner_checkpoint)
         return settings, scripts
@@ -200,7 +204,13 @@ class Generator:
         from openesd.generation.models.loading import load_checkpoint
 
         d = self.device
-        return self.cache.get("checkpoint", path, lambda: load_checkpoint(path, d.device, d.dtype, d.vae_dtype_sdxl))
+
+        def load() -> Any:
+            loaded = load_checkpoint(path, d.device, d.dtype, d.vae_dtype_sdxl)
+            fast.apply(loaded.pipe, self.fastpath)
+            return loaded
+
+        return self.cache.get("checkpoint", path, load)
 
     def _prepare(
         self, checkpoint: Path, models: ModelFiles, settings: GenerationSettings, scripts: ScriptOptions, loras: list
@@ -209,9 +219,10 @@ class Generator:
         vae_path = jobs.select_vae(models, settings.override_settings.get("sd_vae"), checkpoint)
         loaded.pipe.vae = self._vae(vae_path, loaded.family) if vae_path else loaded.own_vae
         if loras or importlib.util.find_spec("openesd.generation.adapters.lora") is not None:
+            fast.before_loras(loaded.pipe, loras, self.fastpath)
             jobs.apply_loras(loaded.pipe, loras)  # [] switches off the previous job's LoRAs
         jobs.set_tiling(loaded.pipe, settings.tiling)
-        jobs.set_vae_tiling(loaded.pipe, scripts.tiled_vae)
+        self._vae_tiling(loaded.pipe, settings, scripts)
         jobs.check_size(settings.width, settings.height, loaded.pipe.vae_scale_factor)
         return jobs.PreparedModel(
             pipe=loaded.pipe,
@@ -221,6 +232,20 @@ class Generator:
             vae_path=vae_path,
             embeddings=[Path(p) for p in models.get("embeddings", [])],
         )
+
+    def _vae_tiling(self, pipe: Any, settings: GenerationSettings, scripts: ScriptOptions) -> None:
+        """The Tiled VAE script when asked; else tiled and sliced above the fast path's pixel count (hires fix
+        decodes at its target size, so that is the size that counts)."""
+        width, height = settings.width, settings.height
+        if settings.hires is not None:
+            from openesd.generation.tasks.hires import target_size
+
+            width, height = target_size(settings, settings.hires)
+        if scripts.tiled_vae:
+            fast.set_vae_tiling(pipe, False)
+            jobs.set_vae_tiling(pipe, True)
+        else:
+            fast.set_vae_tiling(pipe, self.fastpath.wants_vae_tiling(width, height, settings.batch_size))
 
     def _vae(self, path: Path, family: str) -> Any:
         from openesd.generation.models.loading import load_vae

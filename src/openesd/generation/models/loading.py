@@ -142,18 +142,19 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def load_checkpoint(path: Path, device: Any, dtype: Any, vae_dtype: Any = None) -> LoadedModel:
-    # vae_dtype: SDXL's VAE overflows in fp16, so on CUDA it may run in another precision.
-    """A txt2img pipeline for the checkpoint at `path` (single file or diffusers folder) on `device`."""
+    """A txt2img pipeline for the checkpoint at `path` (single file or diffusers folder) on `device`.
+
+    `vae_dtype`: SDXL's VAE overflows in fp16, so on CUDA it may be kept in another precision."""
     path = Path(path)
     if path.is_dir():
-        return _load_diffusers_folder(path, device, dtype)
+        return _load_diffusers_folder(path, device, dtype, vae_dtype)
     state = read_state_dict(path)
     arch = detect_architecture(state, path)
     folder = write_config_folder(arch)
     components = _build_components(state, arch, folder, dtype)
     del state
     pipe = _pipeline_class(arch.family)(**components)
-    _place(pipe, device, dtype, vae_dtype)
+    _place(pipe, device, dtype, vae_dtype if arch.family.startswith("sdxl") else None)
     return LoadedModel(pipe=pipe, family=arch.family, inpainting=arch.inpainting, path=path)
 
 
@@ -199,7 +200,7 @@ def _place(pipe: Any, device: Any, dtype: Any, vae_dtype: Any) -> None:
     pipe.set_progress_bar_config(disable=True)
 
 
-def _load_diffusers_folder(path: Path, device: Any, dtype: Any) -> LoadedModel:
+def _load_diffusers_folder(path: Path, device: Any, dtype: Any, vae_dtype: Any = None) -> LoadedModel:
     import diffusers
 
     index = path / "model_index.json"
@@ -212,7 +213,7 @@ def _load_diffusers_folder(path: Path, device: Any, dtype: Any) -> LoadedModel:
     cls = getattr(diffusers, class_name, None) or diffusers.StableDiffusionPipeline
     kwargs = {"safety_checker": None, "requires_safety_checker": False} if family == "sd1" else {}
     pipe = cls.from_pretrained(str(path), local_files_only=True, torch_dtype=dtype, **kwargs)
-    _place(pipe, device, dtype, None)
+    _place(pipe, device, dtype, vae_dtype if family.startswith("sdxl") else None)
     inpainting = pipe.unet.config.in_channels == 9
     return LoadedModel(pipe=pipe, family=family, inpainting=inpainting, path=path)
 
