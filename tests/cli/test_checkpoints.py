@@ -11,11 +11,11 @@ import time
 import pytest
 
 from openesd.client import ESDError
-from openesd.client._transport import Transport
+from openesd.client._multipart import PartUploader
 from tests.support.model_files import model_file_bytes
 
 MiB = 1 << 20
-SEND = Transport.put_object  # the real one, before any test wraps it
+SEND = PartUploader._put  # the real one (sendfile or httpx), before any test wraps it
 
 
 @pytest.fixture
@@ -40,14 +40,14 @@ def count_puts(monkeypatch, fail_after: int | None = None) -> list[str]:
     sent: list[str] = []
     lock = threading.Lock()
 
-    def put_object(self, url, content, headers=None):
+    def put(self, number, progress):
         with lock:
             if fail_after is not None and len(sent) >= fail_after:
                 raise ESDError(403, "simulated: connection lost")
-            sent.append(url)
-        return SEND(self, url, content, headers)
+            sent.append(self.state.urls[number - 1])
+        return SEND(self, number, progress)
 
-    monkeypatch.setattr(Transport, "put_object", put_object)
+    monkeypatch.setattr(PartUploader, "_put", put)
     return sent
 
 
