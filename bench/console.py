@@ -41,6 +41,7 @@ def seed(data_dir: Path, rows: int) -> None:
     """An administrator and a team member (each with a personal token), `rows` finished txt2img jobs of the
     member (the administrator sees them too: both pages show as many rows), and `rows` Active checkpoints
     shared with the team role."""
+    from openesd.auth.service import hash_token
     from openesd.metadata.db import create_db_engine, create_sessionmaker
     from openesd.metadata.migrate import upgrade_to_head
     from openesd.metadata.models import PersonalToken, Role, User
@@ -71,7 +72,7 @@ def seed(data_dir: Path, rows: int) -> None:
                     username=username,
                     name="bench",
                     prefix=token[:12],
-                    token_hash=hashlib.sha256(token.encode()).hexdigest(),
+                    token_hash=hash_token(token),
                 )
             )
         session.add_all(_job(number) for number in range(rows))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import statistics
 import sys
 import tempfile
@@ -37,6 +36,7 @@ EPOCH = 1_750_000_000.0  # the data set's first createTime: fixed, so every run 
 # -- the data set --------------------------------------------------------------------------------
 def seed(data_dir: Path, jobs: int) -> None:
     """`jobs` finished txt2img jobs round-robin over USERS, a team role, and READER's token."""
+    from openesd.auth.service import hash_token
     from openesd.metadata.db import create_db_engine, create_sessionmaker
     from openesd.metadata.migrate import upgrade_to_head
     from openesd.metadata.models import PersonalToken, Role, User
@@ -54,7 +54,7 @@ def seed(data_dir: Path, jobs: int) -> None:
                 username=READER,
                 name="bench",
                 prefix=READER_TOKEN[:12],
-                token_hash=hashlib.sha256(READER_TOKEN.encode()).hexdigest(),
+                token_hash=hash_token(READER_TOKEN),
             )
         )
         session.add_all(_job(number) for number in range(jobs))

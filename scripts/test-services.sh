@@ -16,34 +16,25 @@ find_pg_bin() {
     ls -d /usr/lib/postgresql/*/bin/"$name" 2>/dev/null | sort -V | tail -n 1
 }
 
-install_postgres() {
+# apt_install PACKAGE LABEL WHY: install one Debian package (needs root), saying what it is for.
+apt_install() {
+    local package=$1 label=$2 why=$3
     if [[ $(id -u) -ne 0 ]]; then
-        echo "test-services: PostgreSQL is missing and installing it needs root: sudo bash $0 start" >&2
+        echo "test-services: $label is missing and installing it needs root: sudo bash $0 start" >&2
         exit 1
     fi
-    echo "test-services: installing PostgreSQL from Debian packages"
+    echo "test-services: installing $label from Debian packages$why"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends postgresql >/dev/null
-}
-
-install_chromium() {
-    if [[ $(id -u) -ne 0 ]]; then
-        echo "test-services: Chromium is missing and installing it needs root: sudo bash $0 start" >&2
-        exit 1
-    fi
-    echo "test-services: installing Chromium from Debian packages (the console's browser tests)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    apt-get install -y -qq --no-install-recommends "$package" >/dev/null
 }
 
 start() {
     if [[ -z $(find_pg_bin initdb) || -z $(find_pg_bin pg_ctl) ]]; then
-        install_postgres
+        apt_install postgresql PostgreSQL ""
     fi
     if ! command -v chromium >/dev/null 2>&1; then
-        install_chromium
+        apt_install chromium Chromium " (the console's browser tests)"
     fi
     local initdb
     initdb=$(find_pg_bin initdb)
