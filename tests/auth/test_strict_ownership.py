@@ -7,7 +7,7 @@ import json
 import time
 
 from openesd.metadata.models import Training
-from tests.auth.conftest import Member, Team, lora_file
+from tests.auth.conftest import Member, Team, lora_file, sign_in
 from tests.checkpoints.conftest import put_part
 from tests.support.esd_jobs import endpoint_body
 
@@ -59,6 +59,31 @@ def test_a_job_is_its_creators_alone(team: Team):
     assert team.esd.engine.submitted == []
     assert jobs_seen(team.alice) == {job_id} == jobs_seen(team.root)
     assert team.root.get(f"/prod/inferences/{job_id}").status_code == 200
+
+
+def test_a_member_who_may_only_create_follows_their_own_jobs_and_no_one_elses(team: Team):
+    team.alice.upload("a.safetensors", lora_file())
+    endpoint = live_endpoint(team.alice, "team-a")
+    alices = new_job(team.alice, endpoint)["id"]
+    creators = {"role_name": "creators", "permissions": ["inference:create", "checkpoint:list"]}
+    assert team.root.post("/prod/roles", json=creators).status_code == 201
+    maker = {"username": "dan", "password": "dan-pw", "roles": ["creators", "team-a"]}
+    assert team.root.post("/prod/users", json=maker).status_code == 201
+    dan = sign_in(team.esd, "dan", "dan-pw")
+    mine = new_job(dan, endpoint)["id"]
+    for path in (f"/prod/inferences/{mine}", f"/legacy/inference/get-inference-job?jobID={mine}"):
+        assert dan.get(path).status_code == 200, path
+    hidden = dan.get(f"/prod/inferences/{alices}")
+    assert (hidden.status_code, hidden.json()["message"]) == (404, f"inference with id {alices} not found")
+    readers = {"role_name": "readers", "permissions": ["checkpoint:list"]}  # no inference permission at all
+    assert team.root.post("/prod/roles", json=readers).status_code == 201
+    assert (
+        team.root.post("/prod/users", json={"username": "eve", "password": "eve-pw", "roles": ["readers"]}).status_code
+        == 201
+    )
+    eve = sign_in(team.esd, "eve", "eve-pw")
+    refused = eve.get(f"/prod/inferences/{mine}")
+    assert refused.status_code == 403 and "inference:create" in refused.json()["message"]
 
 
 def test_the_admin_may_delete_anyones_job(team: Team):

@@ -26,6 +26,9 @@ from openesd.jobevents.routes import Streams, event_stream
 from openesd.jobevents.stream import Scope
 
 router = APIRouter(tags=["inferences"])
+# Reading one job in strict mode (its GET and its events): whoever may create or list jobs may follow their own;
+# the ownership check (`Access.visible`) still hides everyone else's. ESD checks nothing here (compat mode).
+READ_ONE = ("inference:all", "inference:create", "inference:list")
 
 STAGE_STATUS = {Stage.CREATED: 201, Stage.QUEUED: 202, Stage.FINISHED: 200}
 
@@ -91,7 +94,7 @@ def cancel_inference(
 @router.get("/inferences/{job_id}")
 def get_inference(
     job_id: str,
-    _: Annotated[Principal | None, permitted_in_strict("inference:all")],
+    _: Annotated[Principal | None, permitted_in_strict(*READ_ONE)],
     access: AccessDep,
     inferences: Inferences,
 ):
@@ -101,7 +104,7 @@ def get_inference(
 @router.get("/inferences/{job_id}/events")
 async def inference_events(
     job_id: str,
-    _: Annotated[Principal | None, permitted_in_strict("inference:all")],
+    _: Annotated[Principal | None, permitted_in_strict(*READ_ONE)],
     access: AccessDep,
     session: SessionDep,
     inferences: Inferences,

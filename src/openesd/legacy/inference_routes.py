@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 
 from openesd.api.deps import SessionDep, SettingsDep, StoreDep
 from openesd.auth.access import Access
-from openesd.inferences.routes import Inferences
+from openesd.inferences.routes import READ_ONE, Inferences
 from openesd.legacy.checkpoints import LegacyCheckpoints, get_legacy_checkpoints
 from openesd.legacy.identity import RequestersDep, access_in_strict
 from openesd.legacy.inferences import LegacyInferences, job_view
@@ -27,7 +27,7 @@ Jobs = Annotated[LegacyInferences, Depends(get_legacy_inferences)]
 Checkpoints = Annotated[LegacyCheckpoints, Depends(get_legacy_checkpoints)]
 # Routes ESD left without identity: in strict mode the 1.5.0 permission of the operation each maps to.
 Lister = Annotated[Access, access_in_strict("inference:all", "inference:list")]
-Reader = Annotated[Access, access_in_strict("inference:all")]
+Reader = Annotated[Access, access_in_strict(*READ_ONE)]
 Starter = Annotated[Access, access_in_strict("inference:all", refuse=lambda m: lambda_error("403", "error", m))]
 ModelLister = Annotated[Access, access_in_strict("checkpoint:all", "checkpoint:list")]
 MODEL_LISTS = {

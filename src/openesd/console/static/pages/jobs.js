@@ -8,7 +8,10 @@ const STATUSES = ["created", "inprogress", "succeed", "failed", "cancelled"];
 const REFRESH_MS = 4000;
 
 export async function render(main, ctx) {
-  const mayRead = can(ctx.me, "inference:all");  // GET /inferences/{id} (images, queue place) and delete
+  // GET /inferences/{id} of one's own jobs (images, queue place): anyone who may list or create jobs;
+  // DELETE /inferences needs inference:all.
+  const mayRead = can(ctx.me, "inference:list") || can(ctx.me, "inference:create");
+  const mayDelete = can(ctx.me, "inference:all");
   const endpoints = await endpointNames(ctx.me);
   const form = h("form", { id: "jobs-filters", class: "panel row", novalidate: true },
     field("Type", select(TYPES, "txt2img"), { name: "type" }),
@@ -85,14 +88,13 @@ export async function render(main, ctx) {
       h("figure", { class: "result" }, h("a", { href: url, target: "_blank", rel: "noopener" },
         h("img", { src: url, alt: `${job.taskType} ${job.InferenceJobId} image ${n + 1}`, loading: "lazy" })),
       h("figcaption", { class: "muted" }, job.createTime?.slice(0, 16), " ", actions(job)))));
-    if (!mayRead) return h("p", { class: "muted" }, "The gallery needs the inference:all permission (to read each job).");
     return tiles.length ? h("div", { class: "gallery", id: "job-gallery" }, tiles) : h("p", { class: "muted" }, "No images on this page.");
   }
 
   function actions(job) {
     const open = mayRead && (job.taskType === "txt2img" || job.taskType === "img2img") && job.status !== "created"
       ? h("a", { class: "button", href: `#/generate?job=${encodeURIComponent(job.InferenceJobId)}` }, "Open") : null;
-    const remove = mayRead ? h("button", { type: "button", class: "danger delete-job", dataset: { id: job.InferenceJobId },
+    const remove = mayDelete ? h("button", { type: "button", class: "danger delete-job", dataset: { id: job.InferenceJobId },
       onclick: () => remove_(job) }, "Delete") : null;
     return h("span", { class: "row-actions" }, open, remove);
   }
