@@ -3,6 +3,7 @@ instance, against a plain diffusers loop over the same jobs in one process (the 
 
 Usage: OMP_NUM_THREADS=1 .venv/bin/python bench/serve.py [--clients 1,4] [--jobs 4] [--steps 4] [--size 64]
 GPU:   .venv/bin/python bench/serve.py --model sd15.safetensors --device cuda --clients 1,4,16 --steps 25 --size 512
+Ray:   add `--engine ray` (each server starts a local Ray instance; the replica batches and routes, docs: batching)
 
 Figures: images/s (all jobs of the N clients, first submit to last answer) and each job's latency (p50, p99)
 through `POST /inferences` (Real-time, `payload_string`), with batching across jobs on (the settings'
@@ -119,8 +120,8 @@ def through_api(api: Api, endpoint: str, model: str, clients: int, jobs: list[di
 class Server:
     """One `openesd serve` with a warm real-time endpoint on the model."""
 
-    def __init__(self, model: Path, data_dir: Path, batching: bool, warm: dict):
-        settings = {"api_keys": KEY} if batching else {"api_keys": KEY, "batch_max_jobs": "1"}
+    def __init__(self, model: Path, data_dir: Path, batching: bool, warm: dict, engine: str):
+        settings = {"api_keys": KEY, "engine_url": engine} | ({} if batching else {"batch_max_jobs": "1"})
         self.process = ServerProcess(data_dir, **settings)
         self.api, self.model = Api(self.process.base), model.name
         self.api.upload_model(model)
@@ -131,10 +132,12 @@ class Server:
         return through_api(self.api, self.endpoint, self.model, clients, jobs)
 
 
-def measure(model: Path, scratch: Path, device: str, runs: list[tuple[int, list[dict]]], rounds: int) -> list:
+def measure(
+    model: Path, scratch: Path, device: str, runs: list[tuple[int, list[dict]]], rounds: int, engine: str
+) -> list:
     """Per client count, `rounds` rounds of plain loop, batching on, batching off, one after another (load on
     the machine hits all three alike); each figure the round with the median rate."""
-    servers = [Server(model, scratch / name, name == "on", runs[0][1][0]) for name in ("on", "off")]
+    servers = [Server(model, scratch / name, name == "on", runs[0][1][0], engine) for name in ("on", "off")]
     try:
         loop = PlainLoop(model, device)
         loop.job(runs[0][1][0])  # warm, as the endpoints are
@@ -174,6 +177,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="an SD 1.5 single file (default: the tiny test model)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--rounds", type=int, default=3, help="rounds per figure (the median is reported)")
+    parser.add_argument("--engine", default="local", choices=("local", "ray"), help="the servers' engine")
     args = parser.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
     with tempfile.TemporaryDirectory() as scratch:
@@ -183,9 +187,10 @@ def main() -> None:
 
             model = write_tiny_sd15_checkpoint(Path(scratch) / "bench-tiny-sd15.safetensors")
         runs = [(n, payloads(n * args.jobs, args.steps, args.size)) for n in counts]
-        figures = measure(model, Path(scratch), args.device, runs, args.rounds)
+        figures = measure(model, Path(scratch), args.device, runs, args.rounds, args.engine)
     print(
-        f"txt2img {args.size}x{args.size}, {args.steps} steps Euler, {model.name}, {args.device}, one instance; "
+        f"txt2img {args.size}x{args.size}, {args.steps} steps Euler, {model.name}, {args.device}, "
+        f"{args.engine} engine, one instance; "
         f"{args.jobs} jobs per client, median of {args.rounds} rounds; "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
     )

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.execution.test_batching import (  # noqa: F401
+    test_queued_compatible_jobs_run_as_one_batch_with_the_bytes_they_get_alone,
+)
 from tests.execution.test_cancel import (  # noqa: F401
     test_a_running_job_is_cancelled_mid_sampling_and_the_worker_takes_the_next,
 )

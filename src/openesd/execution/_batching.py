@@ -1,5 +1,6 @@
-"""Which queued jobs an endpoint instance runs as one UNet batch: the local engine's dispatch takes the first
-queued job and the queued jobs compatible with it, up to the settings' caps (docs: batching)."""
+"""Which queued jobs an endpoint instance runs as one UNet batch, and which checkpoints a job wants (model-affinity
+routing). Both engines use them: the local engine's dispatch and each Ray replica take the first queued job and the
+queued jobs compatible with it, up to the settings' caps (docs: batching)."""
 
 from __future__ import annotations
 
@@ -60,6 +61,17 @@ class Batcher:
         queue.remove(job)
         self._seen.pop(job.id, None)
         return job
+
+
+def job_checkpoints(job: JobSpec) -> set[str]:
+    """Ids of the Stable-diffusion checkpoints a job uses (the models it loads)."""
+    return {entry["id"] for entry in job.models.get("Stable-diffusion", [])}
+
+
+def main_checkpoint(job: JobSpec) -> str | None:
+    """The id of the checkpoint whose UNet the job samples with (the first one named); None for a job without one."""
+    entries = job.models.get("Stable-diffusion", []) if job.models else []
+    return entries[0]["id"] if entries else None
 
 
 def batch_key(job: JobSpec) -> tuple[str | None, int]:

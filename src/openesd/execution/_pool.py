@@ -10,6 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from openesd.execution._batching import job_checkpoints
 from openesd.execution.base import EndpointSpec, JobSpec, ModelFile
 from openesd.execution.events import StopInstance
 
@@ -58,11 +59,6 @@ def spawn_instance(
     start_pinned(process, gpu)
     child.close()
     return Instance(process, parent, gpu)
-
-
-def job_checkpoints(job: JobSpec) -> set[str]:
-    """Ids of the Stable-diffusion checkpoints a job uses (the models it loads)."""
-    return {entry["id"] for entry in job.models.get("Stable-diffusion", [])}
 
 
 def warmest(idle: list[Instance], job: JobSpec) -> Instance:

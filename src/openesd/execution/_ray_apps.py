@@ -49,7 +49,8 @@ def autoscaling_config(endpoint: EndpointSpec, settings: Settings) -> dict[str, 
 
 
 def endpoint_deployment(endpoint: EndpointSpec, settings: Settings, gpus: int) -> Any:
-    """The endpoint's Serve deployment: one job per replica, one GPU per replica when the cluster has GPUs."""
+    """The endpoint's Serve deployment, one GPU per replica when the cluster has GPUs. A replica takes up to
+    `batch_max_jobs` calls at once and runs the compatible ones among them as one batch (`_ray_replica`)."""
     from ray import serve
 
     from openesd.execution._ray_replica import EndpointInstance
@@ -59,7 +60,7 @@ def endpoint_deployment(endpoint: EndpointSpec, settings: Settings, gpus: int) -
         name=DEPLOYMENT,
         ray_actor_options={"num_cpus": 1, "num_gpus": 1 if gpus else 0},
         autoscaling_config=autoscaling_config(endpoint, settings),
-        max_ongoing_requests=1,
+        max_ongoing_requests=settings.batch_max_jobs,
         max_queued_requests=-1,  # the database is the queue's truth; Serve must not shed jobs
         graceful_shutdown_timeout_s=5.0,
     )

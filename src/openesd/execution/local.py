@@ -15,8 +15,8 @@ import threading
 import time
 from multiprocessing.connection import wait
 
-from openesd.execution._batching import Batcher
-from openesd.execution._pool import Instance, Pool, job_checkpoints, spawn_instance, stop_instance, warmest
+from openesd.execution._batching import Batcher, job_checkpoints
+from openesd.execution._pool import Instance, Pool, spawn_instance, stop_instance, warmest
 from openesd.execution.base import EndpointSpec, EventOutbox, JobSpec, MergeSpec, TrainingSpec
 from openesd.execution.events import (
     CancelJob,

@@ -3,8 +3,10 @@
 Ray Serve owns the replicas: it places them (one GPU each, or CPU where the cluster has none), scales
 them between the endpoint's min and max, and replaces dead ones. This engine dispatches each job
 through a streaming deployment handle from a thread of its own, retries a job once when its replica
-dies, and polls `serve.status()` for readiness and instance counts. Everything it keeps in memory can
-be rebuilt from Ray and the database, so several API replicas may share one cluster.
+dies, and polls `serve.status()` for readiness and instance counts. A job names its checkpoint to Serve's
+router (model affinity), and a replica runs its queued compatible jobs as one batch, as a local instance
+does. Everything it keeps in memory can be rebuilt from Ray and the database, so several API replicas
+may share one cluster.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from openesd.execution._batching import main_checkpoint
 from openesd.execution._ray_apps import DEPLOYMENT, app_name, endpoint_deployment, live_replicas, running_replicas
 from openesd.execution._ray_merge import RayMergeRunner
 from openesd.execution._ray_training import RayTrainingRunner
@@ -309,7 +312,7 @@ class RayEngine:
 
     def _call(self, endpoint: _Endpoint, job: _Job) -> None:
         """Send the job to the endpoint's replicas (Serve queues it) and follow it from a thread of its own."""
-        job.response = endpoint.handle.run.remote(replace(job.spec))  # a copy: a retry bumps `attempt`
+        job.response = _send(endpoint, job.spec)
         threading.Thread(
             target=self._dispatch, args=(job,), name=f"openesd-ray-job-{job.spec.id[:8]}", daemon=True
         ).start()
@@ -347,7 +350,7 @@ class RayEngine:
             return False
         log.warning("the replica running job %s died (%s); retrying it", job.spec.id, type(error).__name__)
         job.started_at = job.worker_pid = job.worker_actor = None
-        job.response = endpoint.handle.run.remote(replace(job.spec))  # a copy: a retry bumps `attempt`
+        job.response = _send(endpoint, job.spec)
         return True
 
     def _finish_deleted(self, job: _Job) -> None:
@@ -405,6 +408,15 @@ def _cluster_gpus() -> int:
     import ray
 
     return int(ray.cluster_resources().get("GPU", 0))
+
+
+def _send(endpoint: _Endpoint, job: JobSpec) -> Any:
+    """Call the endpoint's replicas with a copy of the job (a retry bumps `attempt`). Its checkpoint goes as the
+    multiplexed model id: Serve's router prefers a replica holding it (model affinity), so jobs on one checkpoint
+    meet on one replica, which batches the compatible ones (`_ray_replica`)."""
+    checkpoint = main_checkpoint(job)
+    handle = endpoint.handle.options(multiplexed_model_id=checkpoint) if checkpoint else endpoint.handle
+    return handle.run.remote(replace(job))
 
 
 def _cancel(job: _Job) -> None:
