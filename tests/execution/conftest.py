@@ -33,6 +33,7 @@ EVENT_NAMES = {
     ev.InstancesChanged: "instances_changed",
     ev.JobStarted: "job_started",
     ev.JobProgress: "job_progress",
+    ev.JobLoading: "job_loading",
     ev.JobSucceeded: "job_succeeded",
     ev.JobFailed: "job_failed",
     ev.JobCancelled: "job_cancelled",
