@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,10 @@ from tests.support import tiny_flow as tf
 
 torch = pytest.importorskip("torch")
 
-LAYOUTS = {"flux": ("kohya", "comfyui", "diffusers", "xlabs"), "sd3": ("kohya", "comfyui", "diffusers")}
+LAYOUTS = {
+    "flux": ("kohya", "comfyui", "diffusers", "diffusers_alpha", "xlabs"),
+    "sd3": ("kohya", "comfyui", "diffusers", "diffusers_alpha"),
+}
 CASES = [(family, layout) for family, layouts in LAYOUTS.items() for layout in layouts]
 
 
@@ -49,6 +54,11 @@ class Flow:
         )
         return out.images[0]
 
+    @functools.cache  # noqa: B019  (one Flow per family per module)
+    def reference(self, deltas: str):
+        """The image of these deltas in the diffusers layout, which diffusers loads with no conversion."""
+        return self.render_with([(self.file(deltas, "diffusers"), 1.0)])
+
     def render_with(self, loras):
         apply_loras(self.pipe, loras)
         return self.render()
@@ -65,7 +75,7 @@ def test_each_layout_changes_the_image_as_the_diffusers_file_of_the_same_deltas(
     flow = flows[family]
     deltas = "xlabs" if layout == "xlabs" else "style"
     with_lora = flow.render_with([(flow.file(deltas, layout), 1.0)])
-    reference = flow.render_with([(flow.file(deltas, "diffusers"), 1.0)])
+    reference = flow.reference(deltas)
     assert np.abs(with_lora - flow.plain).max() > 0.02, f"the {layout} LoRA left the {family} image unchanged"
     np.testing.assert_allclose(with_lora, reference, atol=2e-5)
 
@@ -139,3 +149,14 @@ def test_unsupported_layouts_and_foreign_loras_are_refused_by_name(flows, tmp_pa
         apply_loras(sd3.pipe, [(_save(tmp_path / "odd.safetensors", odd), 1.0)])
     np.testing.assert_allclose(flux.render_with([]), flux.plain, atol=1e-6)  # refusals leave the pipelines whole
     np.testing.assert_allclose(sd3.render_with([]), sd3.plain, atol=1e-6)
+
+
+def test_least_recently_used_flux_adapters_are_dropped(flows, monkeypatch):
+    flow = flows["flux"]
+    style, other = flow.file("style", "comfyui"), flow.file("other", "kohya")
+    monkeypatch.setattr(lora_module, "MAX_ADAPTERS", 1)
+    apply_loras(flow.pipe, [(style, 1.0)])
+    apply_loras(flow.pipe, [(other, 1.0)])
+    loaded = {n for names in flow.pipe.get_list_adapters().values() for n in names}
+    assert loaded == {lora_module.adapter_name(other)}
+    np.testing.assert_allclose(flow.render_with([]), flow.plain, atol=1e-6)

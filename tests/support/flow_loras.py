@@ -196,6 +196,20 @@ def diffusers_state_dict(deltas: dict[str, Delta]) -> dict[str, Any]:
     return state
 
 
+def diffusers_alpha_state_dict(deltas: dict[str, Delta]) -> dict[str, Any]:
+    """diffusers module names with kohya's tensor names and unbaked `.alpha` (as some trainers save)."""
+    import torch
+
+    state = {}
+    for delta in deltas.values():
+        up = torch.cat(list(reversed(delta.up.chunk(2, dim=0)))) if delta.swap else delta.up
+        for target, piece in zip(delta.targets, torch.split(up, list(delta.widths)), strict=True):
+            state[f"{target}.lora_down.weight"] = delta.down.clone()
+            state[f"{target}.lora_up.weight"] = piece
+            state[f"{target}.alpha"] = torch.tensor(delta.alpha)
+    return state
+
+
 def xlabs_state_dict(deltas: dict[str, Delta]) -> dict[str, Any]:
     """XLabs' FLUX layout (double-block attention only): `processor.qkv_lora1` image, `…2` text; no alpha."""
     names = {
@@ -217,6 +231,7 @@ WRITERS = {
     "kohya": kohya_state_dict,
     "comfyui": comfyui_state_dict,
     "diffusers": diffusers_state_dict,
+    "diffusers_alpha": diffusers_alpha_state_dict,
     "xlabs": xlabs_state_dict,
 }
 

@@ -156,7 +156,9 @@ def layout_of(state: dict[str, Any], family: str) -> str:
     keys = list(state)
     if family == "flux" and any(k.endswith(".query_norm.scale") for k in keys):
         return "bfl_control"
-    if all(k.startswith(_DIFFUSERS_PREFIXES) for k in keys) and any(".lora_A." in k for k in keys):
+    if all(k.startswith(_DIFFUSERS_PREFIXES) for k in keys) and any(
+        ".lora_A." in k or ".lora_down." in k for k in keys
+    ):
         return "diffusers"
     if all(_KOHYA_PREFIX.match(k) for k in keys):
         return "kohya"
@@ -301,9 +303,14 @@ def _swaps(pipe: Any, name: str) -> bool:
 
 
 def _bake_peft_alphas(state: dict[str, Any]) -> dict[str, Any]:
-    """Fold `….alpha` keys (kept by some trainers next to peft weights) into lora_A, as kohya's scale."""
+    """Fold `….alpha` keys (kept by some trainers next to peft weights) into lora_A, as kohya's scale; some
+    files name diffusers modules with kohya's lora_down/lora_up."""
     alphas = {k[: -len(".alpha")]: float(v) for k, v in state.items() if k.endswith(".alpha")}
-    out = {k: v for k, v in state.items() if not k.endswith(".alpha")}
+    out = {
+        k.replace(".lora_down.", ".lora_A.").replace(".lora_up.", ".lora_B."): v
+        for k, v in state.items()
+        if not k.endswith(".alpha")
+    }
     for module, alpha in alphas.items():
         key = f"{module}.lora_A.weight"
         if key in out:
