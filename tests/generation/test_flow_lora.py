@@ -47,7 +47,7 @@ class Flow:
             "a photo of a cat",
             height=64,
             width=64,
-            num_inference_steps=2,
+            num_inference_steps=1,
             max_sequence_length=tf.T5_MAX_LENGTH,
             output_type="np",
             generator=torch.Generator().manual_seed(7),
@@ -108,7 +108,6 @@ def test_two_loras_at_once_and_half_weight(flows, family):
     assert np.abs(both - alone).max() > 0.02
     assert np.abs(half - alone).max() > 0.005 and np.abs(half - flow.plain).max() > 0.005
     assert set(flow.pipe.get_active_adapters()) == {lora_module.adapter_name(style)}
-    np.testing.assert_allclose(flow.render_with([]), flow.plain, atol=1e-6)
 
 
 def _save(path, state):
