@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from openesd.modelfiles.keys import FAMILY_NAMES
 from openesd.trainer.errors import TrainingError
 
 # The modules diffusers' and kohya's LoRA scripts adapt: UNet attention projections, CLIP attention.
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 _FAMILIES = {"sd_1_5": ("sd1", "sd2"), "sd_xl": ("sdxl",)}
+_NOT_YET = ("flux", "sd3")  # families the worker can load and generate with, but not train yet
 
 
 @dataclass
@@ -42,6 +44,12 @@ def load(path: Path, model_type: str) -> Parts:
         loaded = load_checkpoint(Path(path), "cpu", torch.float32)
     except OpenESDError as exc:
         raise TrainingError(f"base model {Path(path).name!r} cannot be loaded: {exc.message}") from exc
+    if loaded.family in _NOT_YET:  # the API refuses these first; a file changed behind its record lands here
+        label = FAMILY_NAMES[loaded.family]
+        raise TrainingError(
+            f"base model {Path(path).name!r} is a {label} checkpoint: LoRA training for {label} models is not "
+            "supported yet"
+        )
     if loaded.family not in _FAMILIES[model_type] or loaded.inpainting:
         kind = loaded.family + (" inpainting" if loaded.inpainting else "")
         raise TrainingError(f"base model {Path(path).name!r} is a {kind} checkpoint, not {model_type}")

@@ -9,6 +9,10 @@ from openesd.endpoints.quota import RUNNING_TRAININGS
 from openesd.webhooks.schemas import WEBHOOK_SCHEMA, Webhook
 
 FM_TYPES = ("sd_1_5", "sd_xl")
+# Families a LoRA can be asked for but not trained yet: the model_family a checkpoint's upload check
+# recorded, and how the fm_type values users try for them start (`flux`, `flux_1`, `sd3`, `sd_3_5`).
+UNTRAINABLE_FAMILIES = {"flux": "FLUX.1", "sd3": "SD 3/3.5"}
+UNTRAINABLE_FM_PREFIXES = {"flux": "flux", "sd3": "sd3"}
 RUNNING = RUNNING_TRAININGS  # they count against the instance quota, so endpoints/quota.py defines them
 TERMINAL = ("Completed", "Failed", "Fail", "Stopped")
 DEFAULT_INSTANCE_TYPE = "ml.g4dn.2xlarge"  # ESD's default when training_instance_type is empty

@@ -34,7 +34,14 @@ from openesd.storage.layout import (
 from openesd.trainings import kohya
 from openesd.trainings.reporter import publish_training_event
 from openesd.trainings.repository import TrainingRepository
-from openesd.trainings.schemas import DEFAULT_INSTANCE_TYPE, FM_TYPES, TERMINAL, CreateTraining
+from openesd.trainings.schemas import (
+    DEFAULT_INSTANCE_TYPE,
+    FM_TYPES,
+    TERMINAL,
+    UNTRAINABLE_FAMILIES,
+    UNTRAINABLE_FM_PREFIXES,
+    CreateTraining,
+)
 from openesd.webhooks.service import WebhookService
 
 
@@ -81,7 +88,10 @@ class TrainingService:
         dataset = self._dataset(request.dataset, access)
         fm_type = request.fm_type.lower()
         if fm_type not in FM_TYPES:
-            raise BadRequest(f"Invalid fm_type {request.fm_type}, the valid values are sd_1_5 and sd_xl")
+            raise BadRequest(
+                f"Invalid fm_type {request.fm_type}, the valid values are sd_1_5 and sd_xl{_not_yet(fm_type)}"
+            )
+        _check_trainable(model)
         tables = kohya.merged(fm_type, request.config_params)
         config = _config(tables)
         output = check_file_name(f"{config.output_name}.safetensors")
@@ -284,6 +294,26 @@ class TrainingService:
             self.webhooks.forget("training", training.id)
             self.store.delete_prefix(training_folder(training.id) + "/")
         return running
+
+
+def _not_yet(fm_type: str) -> str:
+    """The reason an fm_type of a family OpenESD cannot train yet is refused, after ESD's message."""
+    plain = fm_type.replace("_", "").replace(".", "").replace("-", "")
+    for family, prefix in UNTRAINABLE_FM_PREFIXES.items():
+        if plain.startswith(prefix):
+            return f" (LoRA training for {UNTRAINABLE_FAMILIES[family]} models is not supported yet)"
+    return ""
+
+
+def _check_trainable(model: Checkpoint) -> None:
+    """Refuse a base model of a family whose LoRA training is a later step, by what its upload check found."""
+    family = (model.params or {}).get("model_family")
+    if family in UNTRAINABLE_FAMILIES:
+        label = UNTRAINABLE_FAMILIES[family]
+        raise BadRequest(
+            f"Model {model.names[0]} is a {label} model: LoRA training for {label} models is not supported yet; "
+            "train on an SD 1.5 (fm_type sd_1_5) or SDXL (fm_type sd_xl) model"
+        )
 
 
 def _read_request(params: dict) -> _Request:

@@ -1,4 +1,8 @@
-"""Activate a job's LoRAs on a cached pipeline as named peft adapters, through diffusers' own LoRA loading."""
+"""Activate a job's LoRAs on a cached pipeline as named peft adapters, through diffusers' own LoRA loading.
+
+SD 1.x/2.x/SDXL LoRAs go to diffusers as they are; FLUX.1 and SD 3.5 LoRAs are first put in the
+diffusers layout by `_flow_lora` (diffusers reads only some of their layouts, at the released sizes).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from openesd.errors import ModelError
+from openesd.generation.adapters import _flow_lora
 from openesd.generation.models.loading import read_state_dict
 
 MAX_ADAPTERS = 8
 _LYCORIS = {"hada_w1_a": "LoHa", "lokr_w1": "LoKr"}  # key fragments of LyCORIS types diffusers cannot load
-# Adapter names, least recently used first, kept on the UNet: pipelines derived for a job (job.derive)
-# share it, so the order survives whichever pipeline object a job holds.
+# Adapter names, least recently used first, kept on the UNet (the transformer of FLUX.1/SD 3.5): pipelines
+# derived for a job (job.derive) share it, so the order survives whichever pipeline object a job holds.
 _ORDER = "_openesd_lora_order"
 
 
@@ -59,25 +64,39 @@ def _ensure_loaded(pipe: Any, path: Path) -> str:
             f"LoRA {path.name!r} is a LyCORIS {'/'.join(_LYCORIS[k] for k in kinds)} file; "
             f"supported: LoRA and LoCon (lora_down/lora_up) in kohya or diffusers format"
         )
+    family = _flow_lora.flow_family(pipe)
+    if family is not None:
+        state = _flow_lora.to_diffusers(state, pipe, family, path.name)
     try:
         pipe.load_lora_weights(state, adapter_name=name)
     except (ValueError, KeyError, RuntimeError, TypeError, IndexError) as exc:
         _drop(pipe, name)
         raise ModelError(f"LoRA {path.name!r} does not fit this checkpoint: {exc}") from exc
     if name not in _loaded(pipe):
-        raise ModelError(f"LoRA {path.name!r} holds no LoRA weights for this checkpoint's UNet or text encoder")
+        raise ModelError(
+            f"LoRA {path.name!r} holds no LoRA weights for this checkpoint's {_denoiser_name(pipe)} or text encoder"
+        )
     return name
 
 
+def _denoiser_name(pipe: Any) -> str:
+    return "transformer" if getattr(pipe, "unet", None) is None else "UNet"
+
+
+def _denoiser(pipe: Any) -> Any:
+    unet = getattr(pipe, "unet", None)
+    return pipe.transformer if unet is None else unet
+
+
 def _touch(pipe: Any, names: list[str]) -> None:
-    order = [n for n in getattr(pipe.unet, _ORDER, []) if n not in names]
-    setattr(pipe.unet, _ORDER, order + names)
+    order = [n for n in getattr(_denoiser(pipe), _ORDER, []) if n not in names]
+    setattr(_denoiser(pipe), _ORDER, order + names)
 
 
 def _evict(pipe: Any, keep: set[str]) -> None:
     """Delete least recently used adapters beyond MAX_ADAPTERS (never one this job uses)."""
     loaded = _loaded(pipe)
-    tracked = getattr(pipe.unet, _ORDER, [])
+    tracked = getattr(_denoiser(pipe), _ORDER, [])
     order = sorted(loaded - set(tracked)) + [n for n in tracked if n in loaded]  # untracked count as oldest
     while len(order) > MAX_ADAPTERS:
         victim = next((n for n in order if n not in keep), None)
@@ -85,7 +104,7 @@ def _evict(pipe: Any, keep: set[str]) -> None:
             break
         _drop(pipe, victim)
         order.remove(victim)
-    setattr(pipe.unet, _ORDER, order)
+    setattr(_denoiser(pipe), _ORDER, order)
 
 
 def _drop(pipe: Any, name: str) -> None:
