@@ -208,3 +208,24 @@ def test_the_shipped_t5_tokenizer_is_t5_v1_1s():
     assert len(tokenizer) == 32100  # 32000 pieces + 100 extra ids
     assert tokenizer("a photo of a cat").input_ids == [3, 9, 1202, 13, 3, 9, 1712, 1]
     assert tokenizer.convert_ids_to_tokens(32099) == "<extra_id_0>"
+
+
+def test_a_worker_loads_each_extra_file_once_and_puts_the_checkpoints_own_parts_back(generator, flow_dir, loose_files):
+    path = flow_dir / "flux1-dev-aio-worker.safetensors"
+    ff.write_tiny_flux_checkpoint(path, layout="all_in_one")
+    loaded = generator._load(path)
+    own_vae, own_t5 = loaded.own_parts["vae"], loaded.own_parts["text_encoder_2"]
+    models = {"text_encoder": [str(loose_files["t5"])], "VAE": [str(loose_files["sd3_vae"])]}
+    overrides = {"forge_additional_modules": ["t5xxl_fp16.safetensors", "sd3_vae.safetensors"]}
+    assert generator._flow_parts(loaded, models, overrides) == loose_files["sd3_vae"]
+    swapped = loaded.pipe
+    assert swapped.vae is not own_vae and swapped.text_encoder_2 is not own_t5
+    loads = generator.cache.loads
+    generator._flow_parts(loaded, models, overrides)  # the same files again: nothing is loaded, nothing rebuilt
+    assert generator.cache.loads == loads and loaded.pipe is swapped
+    # A job listing files uses them even unnamed; one that lists none gets the file's own parts back.
+    assert generator._flow_parts(loaded, {"VAE": models["VAE"]}, {}) is None
+    assert loaded.pipe.text_encoder_2 is own_t5
+    assert generator._flow_parts(loaded, {}, {}) is None
+    assert loaded.pipe.vae is own_vae and loaded.pipe.text_encoder_2 is own_t5
+    assert loaded.pipe.vae_scale_factor == 2  # derived from the VAE in the pipeline (tiny: two levels)
