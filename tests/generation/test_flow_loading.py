@@ -229,3 +229,34 @@ def test_a_worker_loads_each_extra_file_once_and_puts_the_checkpoints_own_parts_
     assert generator._flow_parts(loaded, {}, {}) is None
     assert loaded.pipe.vae is own_vae and loaded.pipe.text_encoder_2 is own_t5
     assert loaded.pipe.vae_scale_factor == 2  # derived from the VAE in the pipeline (tiny: two levels)
+
+
+def test_an_fp8_stored_flux_file_loads_widened_to_the_workers_precision(flow_dir):
+    from openesd.generation.models.loading import load_checkpoint
+    from safetensors.torch import load_file, save_file
+
+    source = flow_dir / "flux1-dev-aio-source.safetensors"
+    ff.write_tiny_flux_checkpoint(source, layout="all_in_one")
+    state = {
+        k: v.to(torch.float8_e4m3fn) if v.ndim == 2 and not k.startswith("vae.") else v
+        for k, v in load_file(str(source)).items()
+    }
+    save_file(state, str(flow_dir / "flux1-dev-fp8.safetensors"))
+    loaded = load_checkpoint(flow_dir / "flux1-dev-fp8.safetensors", "cpu", torch.bfloat16)
+    assert {loaded.pipe.transformer.dtype, loaded.pipe.text_encoder_2.dtype} == {torch.bfloat16}
+    image = _draw(loaded.pipe, max_sequence_length=32)
+    assert bool((image == image).all()) and image.std() > 0.01  # a picture, not NaNs or a flat colour
+
+
+def test_an_sd3_clip_l_saved_without_its_projection_gets_the_identity(flow_dir):
+    from safetensors.torch import load_file, save_file
+
+    source = flow_dir / "sd3.5_medium_incl_clips_t5.safetensors"
+    if not source.is_file():
+        ff.write_tiny_sd35_checkpoint(source, with_text_encoders=True)
+    state = load_file(str(source))
+    del state["text_encoders.clip_l.transformer.text_projection.weight"]
+    save_file(state, str(flow_dir / "sd3-no-projection.safetensors"))
+    loaded = _load(flow_dir / "sd3-no-projection.safetensors")
+    projection = loaded.pipe.text_encoder.text_projection.weight
+    assert torch.equal(projection, torch.eye(projection.shape[0]))
