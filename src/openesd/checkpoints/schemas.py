@@ -19,6 +19,8 @@ CHECKPOINT_TYPES = [
     # extension's annotator files (and IP-Adapter image encoders), ADetailer's ONNX detectors.
     "ControlNet-annotator",
     "ADetailer",
+    # FLUX.1 / SD 3 text encoders as separate files (CLIP-L, CLIP-G, T5-XXL): docs/models.md.
+    "text_encoder",
 ]
 STATUSES = ("Initial", "Active", "Disabled")
 IMPORT_EXTENSIONS = (".pt", ".pth", ".ckpt", ".safetensors", ".yaml", ".onnx", ".bin")

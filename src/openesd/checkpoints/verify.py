@@ -19,13 +19,20 @@ from openesd.modelfiles.keys import FAMILY_NAMES, KIND_NAMES, example_key, famil
 from openesd.modelfiles.torchfiles import TORCH_EXTENSIONS, container_of, torch_available, weights_only_shapes
 from openesd.storage.base import ObjectStore
 
-EXPECTED_KIND = {"Stable-diffusion": "checkpoint", "Lora": "lora", "ControlNet": "controlnet", "VAE": "vae"}
+EXPECTED_KIND = {
+    "Stable-diffusion": "checkpoint",
+    "Lora": "lora",
+    "ControlNet": "controlnet",
+    "VAE": "vae",
+    "text_encoder": "text_encoder",
+}
 TYPE_OF_KIND = {
     "checkpoint": "Stable-diffusion",
     "lora": "Lora",
     "controlnet": "ControlNet",
     "vae": "VAE",
     "embedding": "embeddings",
+    "text_encoder": "text_encoder",
 }
 # Types whose files are not one of the known layouts: a file that plainly is one was sent to the wrong type.
 FOREIGN_KINDS_REFUSED = ("ControlNet-annotator",)

@@ -22,7 +22,7 @@ TypeOption = Annotated[
         "--type",
         "-t",
         help="Stable-diffusion, Lora, VAE, ControlNet, embeddings, hypernetworks, ESRGAN, rembg, "
-        "ControlNet-annotator or ADetailer.",
+        "ControlNet-annotator, ADetailer or text_encoder (FLUX.1/SD 3 CLIP-L, CLIP-G, T5-XXL).",
     ),
 ]
 COLUMNS = [("id", "id"), ("type", "type"), ("status", "status"), ("name", "name"), ("created", "created")]

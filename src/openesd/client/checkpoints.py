@@ -21,6 +21,7 @@ TYPES = (
     "rembg",
     "ControlNet-annotator",
     "ADetailer",
+    "text_encoder",
 )
 MIN_PART = 8 << 20
 

@@ -14,6 +14,7 @@ from openesd.generation import job as jobs
 from openesd.errors import PayloadError, UnsupportedFeature
 from openesd.generation.models import device as devices
 from openesd.generation.models import fastpath as fast
+from openesd.generation.models._flow_detect import FLOW_FAMILIES
 from openesd.generation.models.cache import ModelCache, default_budget
 from openesd.generation.payload.scripts import ScriptOptions, apply_scripts
 from openesd.generation.payload.settings import GenerationSettings, read_settings
@@ -207,7 +208,8 @@ class Generator:
 
         def load() -> Any:
             loaded = load_checkpoint(path, d.device, d.dtype, d.vae_dtype_sdxl)
-            fast.apply(loaded.pipe, self.fastpath)
+            if loaded.family not in FLOW_FAMILIES:  # the fast path's settings are the UNet's
+                fast.apply(loaded.pipe, self.fastpath)
             return loaded
 
         return self.cache.get("checkpoint", path, load)
@@ -216,8 +218,11 @@ class Generator:
         self, checkpoint: Path, models: ModelFiles, settings: GenerationSettings, scripts: ScriptOptions, loras: list
     ) -> jobs.PreparedModel:
         loaded = self._load(checkpoint)
-        vae_path = jobs.select_vae(models, settings.override_settings.get("sd_vae"), checkpoint)
-        loaded.pipe.vae = self._vae(vae_path, loaded.family) if vae_path else loaded.own_vae
+        if loaded.family in FLOW_FAMILIES:
+            vae_path = self._flow_parts(loaded, models, settings.override_settings)
+        else:
+            vae_path = jobs.select_vae(models, settings.override_settings.get("sd_vae"), checkpoint)
+            loaded.pipe.vae = self._vae(vae_path, loaded.family) if vae_path else loaded.own_vae
         if loras or importlib.util.find_spec("openesd.generation.adapters.lora") is not None:
             fast.before_loras(loaded.pipe, loras, self.fastpath)
             jobs.apply_loras(loaded.pipe, loras)  # [] switches off the previous job's LoRAs
@@ -247,11 +252,28 @@ class Generator:
         else:
             fast.set_vae_tiling(pipe, self.fastpath.wants_vae_tiling(width, height, settings.batch_size))
 
+    def _flow_parts(self, loaded: Any, models: ModelFiles, overrides: dict) -> Path | None:
+        """FLUX.1/SD 3: the job's text encoder and VAE files into the pipeline (cached like checkpoints)."""
+        from openesd.generation.models.flow import load_text_encoder
+        from openesd.generation.models.flow_parts import complete_pipeline
+
+        d, family = self.device, loaded.family
+
+        def text_encoder(path: Path, role: str) -> Any:
+            load = lambda: load_text_encoder(path, role, family, d.device, d.dtype)  # noqa: E731
+            return self.cache.get(f"text_encoder-{family}-{role}", path, load)
+
+        return complete_pipeline(loaded, models, overrides, text_encoder, lambda path: self._vae(path, family))
+
     def _vae(self, path: Path, family: str) -> Any:
         from openesd.generation.models.loading import load_vae
 
         d = self.device
         dtype = d.vae_dtype_sdxl if family.startswith("sdxl") else d.dtype
+        if family in FLOW_FAMILIES:
+            from openesd.generation.models.flow import flow_dtype
+
+            dtype = flow_dtype(dtype)
         return self.cache.get(f"vae-{family}", path, lambda: load_vae(path, d.device, dtype, family))
 
     def _named(self, name: str, models: ModelFiles) -> jobs.PreparedModel:

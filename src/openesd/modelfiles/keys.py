@@ -24,6 +24,16 @@ FAMILY_NAMES = {
     "sdxl_refiner": "SDXL refiner",
     "flux": "FLUX.1",
     "sd3": "SD 3",
+    # Diffusion transformers whose files are recognised but which the worker cannot run yet.
+    "flux2": "FLUX.2",
+    "chroma": "Chroma",
+    "auraflow": "AuraFlow",
+    "hidream": "HiDream-I1",
+    "lumina2": "Lumina 2",
+    "qwen_image": "Qwen-Image",
+    # Text encoder files (`text_encoder` checkpoints).
+    "clip": "CLIP text encoder",
+    "t5": "T5 text encoder",
     "unknown": "unknown",
 }
 KIND_NAMES = {
@@ -32,9 +42,23 @@ KIND_NAMES = {
     "controlnet": "ControlNet",
     "vae": "VAE",
     "embedding": "textual-inversion embedding",
+    "text_encoder": "text encoder",
     "unknown": "unknown model",
 }
 
+# Families recognised by a key no FLUX.1/SD 3 file has; checked before FLUX.1 (Chroma and FLUX.2 reuse its names).
+UNSUPPORTED_FAMILIES = {
+    "chroma": re.compile(r"(^|\.)distilled_guidance_layer\."),
+    "flux2": re.compile(r"(^|\.)(double|single)_stream_modulation"),
+    "auraflow": re.compile(r"(^|\.)(double_layers\.\d+\.attn\.w1q|cond_seq_linear)\."),
+    "hidream": re.compile(r"(^|\.)double_stream_blocks\.\d+\.block\."),
+    "lumina2": re.compile(r"(^|\.)(cap_embedder|noise_refiner)\."),
+    "qwen_image": re.compile(r"(^|\.)transformer_blocks\.\d+\.img_mod\.1\."),
+}
+# Text encoder files as shared: transformers' own keys, bare or under `text_encoders.<name>.transformer.`.
+_CLIP_TEXT = re.compile(r"^(text_encoders\.\w+\.transformer\.)?text_model\.embeddings\.token_embedding\.weight$")
+_T5_TEXT = re.compile(r"^(text_encoders\.\w+\.transformer\.)?encoder\.block\.0\.layer\.0\.SelfAttention\.q\.weight$")
+_TEXT = re.compile(r"(^|\.)(text_model|encoder\.block)\.")
 _FLUX = re.compile(r"(^|\.)(double_blocks|single_blocks|single_transformer_blocks)[._]|_(double|single)_blocks_")
 _SD3 = re.compile(r"(^|\.)joint_blocks\.|_joint_blocks_")
 _LORA = re.compile(
@@ -49,13 +73,15 @@ _CONTEXT_FAMILY = {768: "sd1", 1024: "sd2", 2048: "sdxl", 1280: "sdxl_refiner"}
 
 
 def kind_of(keys: Collection[str]) -> str:
-    """checkpoint | lora | controlnet | vae | embedding | unknown."""
+    """checkpoint | lora | controlnet | vae | text_encoder | embedding | unknown."""
     if any(_LORA.search(k) for k in keys):
         return "lora"
     if any(_CONTROLNET.search(k) for k in keys):
         return "controlnet"
     if any(k.startswith(UNET) or _FLUX.search(k) or _SD3.search(k) for k in keys):
         return "checkpoint"
+    if any(_CLIP_TEXT.match(k) or _T5_TEXT.match(k) for k in keys):
+        return "text_encoder"
     if any(_VAE.match(k) for k in keys):  # VAE files also carry quant_conv.*, some loss.* too
         return "vae"
     if keys and any(k.split(".")[0] in _EMBEDDING for k in keys) and len(keys) <= 8:
@@ -64,7 +90,10 @@ def kind_of(keys: Collection[str]) -> str:
 
 
 def checkpoint_family(keys: Collection[str]) -> str:
-    """sd1 | sd2 | sdxl | sdxl_refiner | flux | sd3 | unknown, for a full model's keys."""
+    """sd1 | sd2 | sdxl | sdxl_refiner | flux | sd3 | one of UNSUPPORTED_FAMILIES | unknown, for a full model's keys."""
+    for family, signature in UNSUPPORTED_FAMILIES.items():
+        if any(signature.search(k) for k in keys):
+            return family
     if any(_FLUX.search(k) for k in keys):
         return "flux"
     if any(_SD3.search(k) for k in keys):
@@ -97,10 +126,21 @@ def lora_family(shapes: Mapping[str, Sequence[int]]) -> str:
     return "unknown"
 
 
+def text_encoder_family(keys: Collection[str]) -> str:
+    """clip | t5 | unknown: which text encoder a `text_encoder` file holds."""
+    if any(_T5_TEXT.match(k) for k in keys):
+        return "t5"
+    if any(_CLIP_TEXT.match(k) for k in keys):
+        return "clip"
+    return "unknown"
+
+
 def family_of(kind: str, shapes: Mapping[str, Sequence[int]]) -> str:
     """The family of a file of this kind; "unknown" where the keys cannot tell."""
     if kind == "checkpoint":
         return checkpoint_family(shapes.keys())
+    if kind == "text_encoder":
+        return text_encoder_family(shapes.keys())
     if kind == "lora":
         return lora_family(shapes)
     return "unknown"
@@ -108,7 +148,7 @@ def family_of(kind: str, shapes: Mapping[str, Sequence[int]]) -> str:
 
 def example_key(keys: Collection[str], kind: str) -> str:
     """One key that shows the kind, for messages."""
-    pattern = {"lora": _LORA, "controlnet": _CONTROLNET, "vae": _VAE}.get(kind)
+    pattern = {"lora": _LORA, "controlnet": _CONTROLNET, "vae": _VAE, "text_encoder": _TEXT}.get(kind)
     for key in sorted(keys):
         if pattern is None and kind == "checkpoint" and (key.startswith(UNET) or _FLUX.search(key) or _SD3.search(key)):
             return key

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from openesd.auth.principal import Principal
-from openesd.errors import GatewayTimeout
+from openesd.errors import BadRequest, GatewayTimeout
 from openesd.inferences.errors import NoEndpointAvailable
 from openesd.inferences.schemas import CreateInference
 from openesd.inferences.service import InferenceService, JobOutcome, Stage
@@ -72,6 +72,9 @@ class WebUIJobs:
         vae = overrides.get("sd_vae")
         if vae and vae not in ("Automatic", "None"):
             models["VAE"] = [self.catalog.find("VAE", str(vae)).name]
+        for kind, name in self._additional_modules(overrides):
+            models.setdefault(kind, [])
+            models[kind] = list(dict.fromkeys([*models[kind], name]))
         loras = dict.fromkeys(self.catalog.find("Lora", tag).name for tag in _LORA_TAG.findall(prompts))
         words = set(_WORD.findall(prompts))
         embeddings = [f.name for f in self.catalog.files("embeddings") if f.stem in words]
@@ -84,6 +87,27 @@ class WebUIJobs:
             if names:
                 models[kind] = names
         return models
+
+    def _additional_modules(self, overrides: dict[str, Any]) -> list[tuple[str, str]]:
+        """Forge's `forge_additional_modules` (FLUX.1/SD 3 text encoders and VAE, by path or file name) as
+        (type, file name): a `text_encoder` file of that name, else a VAE one; 400 when the caller has neither."""
+        wanted = overrides.get("forge_additional_modules") or []
+        found = []
+        for entry in [wanted] if isinstance(wanted, str) else wanted:
+            name = re.split(r"[\\/]", str(entry).strip())[-1]
+            if not name:
+                continue
+            for kind in ("text_encoder", "VAE"):
+                match = [f for f in self.catalog.files(kind) if name in (f.name, f.stem)]
+                if match:
+                    found.append((kind, match[0].name))
+                    break
+            else:
+                raise BadRequest(
+                    f"forge_additional_modules names {entry!r}, which is neither a text_encoder nor a VAE file "
+                    "you may use: upload it as one of those types"
+                )
+        return found
 
     def _refiner(self, payload: dict[str, Any]) -> list[str]:
         """The refiner script's checkpoint (`[enabled, checkpoint, switch_at]`), when it is enabled."""

@@ -18,6 +18,7 @@ from openesd.modelfiles.keys import (  # noqa: F401  (the key layout, shared wit
     OPENCLIP_SD2,
     OPENCLIP_XL,
     UNET,
+    UNSUPPORTED_FAMILIES,
     VAE,
     checkpoint_family,
 )
@@ -62,7 +63,7 @@ def detect(shapes: Shapes) -> Architecture:
 
 def _family(shapes: Shapes) -> str:
     family = checkpoint_family(shapes.keys())
-    if family in ("flux", "sd3"):
+    if family in ("flux", "sd3") or family in UNSUPPORTED_FAMILIES:
         raise UnknownArchitecture(f"it is a {FAMILY_NAMES[family]} model, which this worker cannot run")
     if family != "unknown":
         return family

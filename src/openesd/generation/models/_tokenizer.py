@@ -10,6 +10,7 @@ import gzip
 import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 BPE_FILE = Path(__file__).parent / "_configs" / "bpe_simple_vocab_16e6.txt.gz"
 VOCAB_SIZE = 49408
@@ -49,3 +50,30 @@ def write_tokenizer(folder: Path, config: dict) -> Path:
     specials = {k: config[k] for k in ("bos_token", "eos_token", "unk_token", "pad_token")}
     (folder / "special_tokens_map.json").write_text(json.dumps(specials, indent=1), encoding="utf-8")
     return folder
+
+
+T5_FILE = Path(__file__).parent / "_configs" / "t5_tokenizer.json.gz"
+
+
+def t5_tokenizer(max_length: int = 512) -> Any:
+    """The T5 v1.1 tokenizer FLUX.1 and SD 3 use (32000 SentencePiece pieces + 100 extra ids), offline.
+
+    `t5_tokenizer.json.gz` is the `tokenizer.json` of google/t5-v1_1-xxl (Apache-2.0) as the `diffsynth`
+    1.1.7 package ships it (Apache-2.0); the `tokenizers` library reads it, so no sentencepiece is needed."""
+    from tokenizers import Tokenizer
+    from transformers import T5TokenizerFast
+
+    tokenizer = Tokenizer.from_str(_t5_json())
+    return T5TokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token="<pad>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        extra_ids=100,
+        model_max_length=max_length,
+    )
+
+
+@lru_cache(maxsize=1)
+def _t5_json() -> str:
+    return gzip.open(T5_FILE).read().decode("utf-8")

@@ -9,85 +9,31 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from openesd.errors import ModelError
 from openesd.generation.models import _detect
+from openesd.generation.models._common import (  # noqa: F401  (the loader's public names, kept here)
+    CONFIGS,
+    PICKLE_SUFFIXES,
+    SAFE_SUFFIXES,
+    LoadedModel,
+    config_cache_dir,
+    families,
+    pipeline_class,
+    place,
+    read_state_dict,
+    shapes_of,
+    shapes_of_file,
+    vae_from_ldm,
+    write_json,
+)
+from openesd.generation.models._flow_detect import FLOW_FAMILIES
 from openesd.generation.models._tokenizer import write_tokenizer
-
-CONFIGS = Path(__file__).parent / "_configs" / "families.json"
-SAFE_SUFFIXES = (".safetensors",)
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
-
-
-@dataclass
-class LoadedModel:
-    """A ready pipeline and what it is (family drives the pipeline classes and the infotext)."""
-
-    pipe: Any
-    family: str  # sd1 | sd2 | sdxl | sdxl_refiner
-    inpainting: bool
-    path: Path
-    own_vae: Any = None  # the checkpoint's VAE, put back when a job no longer asks for another one
-
-    def __post_init__(self) -> None:
-        if self.own_vae is None:
-            self.own_vae = self.pipe.vae
-
-    def parameter_bytes(self) -> int:
-        total = 0
-        for module in self.pipe.components.values():
-            if hasattr(module, "parameters"):
-                total += sum(p.numel() * p.element_size() for p in module.parameters())
-        return total
-
-
-@lru_cache(maxsize=1)
-def families() -> dict[str, Any]:
-    return json.loads(CONFIGS.read_text())
-
-
-def config_cache_dir() -> Path:
-    """Where detected config folders go; `OPENESD_GENERATION_CACHE` overrides the temp directory."""
-    root = os.environ.get("OPENESD_GENERATION_CACHE") or os.path.join(tempfile.gettempdir(), "openesd-generation")
-    return Path(root) / "configs"
-
-
-def read_state_dict(path: Path) -> dict[str, Any]:
-    """Tensors of a `.safetensors` file, or of a pickle file through torch's weights-only loader."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"model file {path.name!r} not found")
-    suffix = path.suffix.lower()
-    if suffix in SAFE_SUFFIXES:
-        return _read_safetensors(path)
-    if suffix in PICKLE_SUFFIXES:
-        from openesd.modeltools.merge import load_weights_only
-
-        return load_weights_only(path)
-    valid = ", ".join(SAFE_SUFFIXES + PICKLE_SUFFIXES)
-    raise ModelError(f"model file {path.name!r} has an unknown format {suffix!r}; valid: {valid}")
-
-
-def _read_safetensors(path: Path) -> dict[str, Any]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelError(f"model file {path.name!r} is not a readable safetensors file: {exc}") from exc
-
-
-def shapes_of(state: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    return {k: tuple(v.shape) for k, v in state.items()}
 
 
 def detect_architecture(state: dict[str, Any], path: Path) -> _detect.Architecture:
@@ -124,21 +70,16 @@ def write_config_folder(arch: _detect.Architecture) -> Path:
     config_cache_dir().mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=config_cache_dir(), prefix=".staging-"))
     for name, cfg in parts.items():
-        _write_json(staging / name / "config.json", cfg)
-    _write_json(staging / "scheduler" / "scheduler_config.json", scheduler)
+        write_json(staging / name / "config.json", cfg)
+    write_json(staging / "scheduler" / "scheduler_config.json", scheduler)
     for name, overrides in tokenizers.items():
         write_tokenizer(staging / name, {**families()["tokenizer"], **overrides})
-    _write_json(staging / "model_index.json", {"_class_name": family["pipeline"], "_diffusers_version": "0.42.1"})
+    write_json(staging / "model_index.json", {"_class_name": family["pipeline"], "_diffusers_version": "0.42.1"})
     try:
         staging.rename(folder)  # atomic: two workers writing the same folder both end up with one
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)  # another worker won the race; its folder is the same
     return folder
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=1, sort_keys=True))
 
 
 def load_checkpoint(path: Path, device: Any, dtype: Any, vae_dtype: Any = None) -> LoadedModel:
@@ -149,12 +90,16 @@ def load_checkpoint(path: Path, device: Any, dtype: Any, vae_dtype: Any = None) 
     if path.is_dir():
         return _load_diffusers_folder(path, device, dtype, vae_dtype)
     state = read_state_dict(path)
+    if _detect.checkpoint_family(state.keys()) in FLOW_FAMILIES:
+        from openesd.generation.models.flow import load_flow_checkpoint
+
+        return load_flow_checkpoint(state, path, device, dtype)
     arch = detect_architecture(state, path)
     folder = write_config_folder(arch)
     components = _build_components(state, arch, folder, dtype)
     del state
-    pipe = _pipeline_class(arch.family)(**components)
-    _place(pipe, device, dtype, vae_dtype if arch.family.startswith("sdxl") else None)
+    pipe = pipeline_class(arch.family)(**components)
+    place(pipe, device, dtype, vae_dtype if arch.family.startswith("sdxl") else None)
     return LoadedModel(pipe=pipe, family=arch.family, inpainting=arch.inpainting, path=path)
 
 
@@ -186,20 +131,6 @@ def _build_components(state: dict[str, Any], arch: _detect.Architecture, folder:
     return parts
 
 
-def _pipeline_class(family: str) -> Any:
-    import diffusers
-
-    return getattr(diffusers, families()[family]["pipeline"])
-
-
-def _place(pipe: Any, device: Any, dtype: Any, vae_dtype: Any) -> None:
-    if str(device) != "cpu":  # loading puts weights on the CPU, in their final dtype already
-        pipe.to(device)
-    if vae_dtype is not None and vae_dtype != dtype:
-        pipe.vae.to(dtype=vae_dtype)
-    pipe.set_progress_bar_config(disable=True)
-
-
 def _load_diffusers_folder(path: Path, device: Any, dtype: Any, vae_dtype: Any = None) -> LoadedModel:
     import diffusers
 
@@ -213,35 +144,17 @@ def _load_diffusers_folder(path: Path, device: Any, dtype: Any, vae_dtype: Any =
     cls = getattr(diffusers, class_name, None) or diffusers.StableDiffusionPipeline
     kwargs = {"safety_checker": None, "requires_safety_checker": False} if family == "sd1" else {}
     pipe = cls.from_pretrained(str(path), local_files_only=True, torch_dtype=dtype, **kwargs)
-    _place(pipe, device, dtype, vae_dtype if family.startswith("sdxl") else None)
+    place(pipe, device, dtype, vae_dtype if family.startswith("sdxl") else None)
     inpainting = pipe.unet.config.in_channels == 9
     return LoadedModel(pipe=pipe, family=family, inpainting=inpainting, path=path)
 
 
 def load_vae(path: Path, device: Any, dtype: Any, family: str) -> Any:
-    """An A1111 VAE file (`.safetensors`/`.pt`, with or without the `first_stage_model.` prefix)."""
-    from diffusers import AutoencoderKL
-
+    """An A1111 VAE file (`.safetensors`/`.pt`, with or without the `first_stage_model.`/`vae.` prefix)."""
     state = read_state_dict(Path(path))
-    state = {k.removeprefix(_detect.VAE): v for k, v in state.items()}
+    state = {k.removeprefix(_detect.VAE).removeprefix("vae."): v for k, v in state.items()}
     try:
-        config = _detect.vae_config(shapes_of(state), "")
+        vae = vae_from_ldm(state, family, dtype)
     except (KeyError, IndexError) as exc:
         raise ModelError(f"VAE file {Path(path).name!r} is not an AutoencoderKL VAE: missing {exc}") from exc
-    prefixed = {_detect.VAE + k: v for k, v in state.items()}
-    arch = _detect.Architecture(family=family, inpainting=False, configs={"vae": config})
-    folder = _vae_folder(arch)
-    vae = AutoencoderKL.from_single_file(
-        prefixed, config=str(folder), subfolder="vae", local_files_only=True, torch_dtype=dtype
-    )
     return vae.to(device)
-
-
-def _vae_folder(arch: _detect.Architecture) -> Path:
-    family = families()[arch.family]
-    cfg = {**family["vae"], **arch.configs["vae"]}
-    blob = json.dumps(cfg, sort_keys=True).encode()
-    folder = config_cache_dir() / f"vae-{hashlib.sha256(blob).hexdigest()[:16]}"
-    if not (folder / "vae" / "config.json").is_file():
-        _write_json(folder / "vae" / "config.json", cfg)
-    return folder
