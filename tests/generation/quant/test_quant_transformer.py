@@ -90,6 +90,16 @@ def test_the_fp8_setting_quantises_a_full_precision_file(files, flux_config, flu
     assert psnr(image_with(flux_components, transformer), flux_image) > NEARLY_SAME_DB
 
 
+def test_a_loaded_transformer_goes_to_fp8_in_place(flux_bfl, flux_config, flux_components, flux_image):
+    from openesd.generation.quant import to_fp8
+
+    loaded = load_flow_transformer(dict(flux_bfl), "flux", flux_config, "full", torch.float32)
+    assert to_fp8(loaded) is loaded
+    assert all(isinstance(loaded.get_submodule(n), Fp8Linear) for n in _block_linears(loaded))
+    assert parameter_bytes(loaded) < 0.6 * parameter_bytes(flux_components["transformer"])
+    assert psnr(image_with(flux_components, loaded), flux_image) > NEARLY_SAME_DB
+
+
 def test_the_full_setting_widens_an_fp8_file(files, flux_config, flux_components):
     transformer = load_flow_transformer(files["fp8"], "flux", flux_config, "full", torch.float32)
     assert not any(isinstance(m, Fp8Linear) for m in transformer.modules())
@@ -192,3 +202,25 @@ def test_files_that_are_not_the_family_fail_naming_the_file(tmp_path, flux_confi
         load_flow_transformer(broken, "flux", flux_config)
     with pytest.raises(ModelError, match="unknown transformer storage 'nf4'; valid: auto, fp8, full"):
         load_flow_transformer(sd3, "flux", flux_config, "nf4")
+
+
+def test_a_lora_applies_on_an_fp8_transformer(files, flux_config, flux_components):
+    """peft wraps the fp8 layers like plain ones (as diffusers' GGUF ones): the LoRA changes the image, weight 0
+    undoes it, and the LoRA's own weights stay in the compute precision (not fp8)."""
+    from diffusers import FluxPipeline
+
+    transformer = load_flow_transformer(files["fp8"], "flux", flux_config, "auto", torch.float32)
+    pipe = FluxPipeline(**{**flux_components, "transformer": transformer})
+    before = image_with(flux_components, transformer)
+    torch.manual_seed(1)
+    lora = {}
+    for layer in ("transformer_blocks.0.attn.to_q", "single_transformer_blocks.0.proj_mlp"):
+        linear = transformer.get_submodule(layer)
+        lora[f"transformer.{layer}.lora_A.weight"] = torch.randn(4, linear.in_features) * 0.5
+        lora[f"transformer.{layer}.lora_B.weight"] = torch.randn(linear.out_features, 4) * 0.5
+    pipe.load_lora_weights(lora, adapter_name="style")
+    pipe.set_adapters(["style"], adapter_weights=[1.0])
+    assert transformer.transformer_blocks[0].attn.to_q.lora_A["style"].weight.dtype == torch.float32
+    assert psnr(image_with(flux_components, pipe.transformer), before) < 40
+    pipe.set_adapters(["style"], adapter_weights=[0.0])
+    assert psnr(image_with(flux_components, pipe.transformer), before) == float("inf")

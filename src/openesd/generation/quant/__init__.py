@@ -4,6 +4,6 @@ Nothing here imports torch at import time; `transformer` and `offload` do it whe
 """
 
 from openesd.generation.quant.offload import OFFLOAD_MODES, offload_text_encoders
-from openesd.generation.quant.transformer import MODES, load_flow_transformer
+from openesd.generation.quant.transformer import MODES, load_flow_transformer, to_fp8
 
-__all__ = ["MODES", "OFFLOAD_MODES", "load_flow_transformer", "offload_text_encoders"]
+__all__ = ["MODES", "OFFLOAD_MODES", "load_flow_transformer", "offload_text_encoders", "to_fp8"]

@@ -65,6 +65,23 @@ def replace_linears(model: Any, names: set[str], fp8_dtypes_by_name: dict[str, A
         setattr(parent, child, new)
 
 
+def to_fp8(model: Any, prefixes: tuple[str, ...]) -> Any:
+    """An already loaded model with its linear layers under `prefixes` stored as e4m3, in place, one at a time
+    (the peak is one layer's fp32 copy, not a second model)."""
+    names = [n for n, m in model.named_modules() if type(m) is nn.Linear and n.startswith(prefixes)]
+    for name in names:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name)
+        old = getattr(parent, child)
+        values, scale = quantise(old.weight)
+        new = Fp8Linear(old.in_features, old.out_features, old.bias is not None, torch.float8_e4m3fn)
+        new.weight = nn.Parameter(values.view(torch.uint8), requires_grad=False)
+        new.weight_scale = scale.to(old.weight.device)
+        new.bias = old.bias
+        setattr(parent, child, new)
+    return model
+
+
 def storage_bytes(model: Any) -> int:
     """Bytes of a module's parameters and buffers as stored (fp8 weights count one byte each)."""
     tensors = list(model.parameters()) + list(model.buffers())

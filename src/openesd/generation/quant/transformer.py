@@ -55,6 +55,13 @@ def load_flow_transformer(
     return _build(family, config, converted, converted_scales, mode, dtype)
 
 
+def to_fp8(transformer: Any) -> Any:
+    """A transformer already loaded (in any precision) with its blocks' linear layers stored as e4m3, in place."""
+    from openesd.generation.quant import fp8
+
+    return fp8.to_fp8(transformer, BLOCKS)
+
+
 def _read(source: Path | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(source, Mapping):
         return dict(source)
