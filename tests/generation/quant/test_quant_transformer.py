@@ -202,6 +202,30 @@ def test_files_that_are_not_the_family_fail_naming_the_file(tmp_path, flux_confi
         load_flow_transformer(broken, "flux", flux_config)
     with pytest.raises(ModelError, match="unknown transformer storage 'nf4'; valid: auto, fp8, full"):
         load_flow_transformer(sd3, "flux", flux_config, "nf4")
+    nf4 = {"double_blocks.0.img_attn.qkv.weight.quant_state.bitsandbytes__nf4": torch.zeros(8, dtype=torch.uint8)}
+    with pytest.raises(ModelError, match="is a bitsandbytes NF4/FP4 file .* use the model's GGUF"):
+        load_flow_transformer(nf4, "flux", flux_config)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_a_gpu_fp8_storage_computes_in_bf16_with_half_the_memory(files, flux_config, flux_components):
+    """The goal's setting (bf16 compute) on the device: fp8 bytes on the GPU, an image close to bf16's."""
+    import numpy as np
+    from diffusers import FluxPipeline
+
+    def draw(transformer):
+        parts = {k: v.to("cuda", torch.bfloat16) if hasattr(v, "parameters") else v for k, v in flux_components.items()}
+        pipe = FluxPipeline(**{**parts, "transformer": transformer.to("cuda")})
+        pipe.set_progress_bar_config(disable=True)
+        generator = torch.Generator("cuda").manual_seed(0)
+        kwargs = {"height": 64, "width": 64, "num_inference_steps": 3, "max_sequence_length": 32}
+        return pipe("a photo", generator=generator, output_type="np", **kwargs).images[0]
+
+    bf16 = load_flow_transformer(files["bf16"], "flux", flux_config, "full", torch.bfloat16)
+    fp8 = load_flow_transformer(files["bf16"], "flux", flux_config, "fp8", torch.bfloat16)
+    assert parameter_bytes(fp8) < 0.75 * parameter_bytes(bf16)
+    assert psnr(draw(fp8), draw(bf16)) > 35 and np.isfinite(draw(fp8)).all()
 
 
 def test_a_lora_applies_on_an_fp8_transformer(files, flux_config, flux_components):

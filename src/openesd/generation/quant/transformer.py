@@ -47,6 +47,7 @@ def load_flow_transformer(
 
         return load_gguf_transformer(source, family, config, dtype)
     state = _read(source)
+    _refuse_nf4(state, source)
     scales = {k.removesuffix(SCALE_SUFFIX) + ".weight": state.pop(k) for k in list(state) if k.endswith(SCALE_SUFFIX)}
     for key in [k for k in state if k.endswith(DROPPED_SUFFIXES) or k.rpartition(".")[2] in DROPPED_KEYS]:
         del state[key]
@@ -60,6 +61,17 @@ def to_fp8(transformer: Any) -> Any:
     from openesd.generation.quant import fp8
 
     return fp8.to_fp8(transformer, BLOCKS)
+
+
+def _refuse_nf4(state: Mapping[str, Any], source: Any) -> None:
+    """Forge's `flux1-dev-bnb-nf4` files need bitsandbytes on a GPU (diffusers' loader for them refuses a CPU)."""
+    marker = next((k for k in state if "bitsandbytes__nf4" in k or "bitsandbytes__fp4" in k), None)
+    if marker is not None:
+        name = repr(source.name) if isinstance(source, Path) else "the transformer's tensors"
+        raise ModelError(
+            f"{name} is a bitsandbytes NF4/FP4 file (key {marker!r}), which this worker does not load: use the "
+            "model's GGUF (Q4_0, Q4_K_S, Q8_0) or fp8 file instead"
+        )
 
 
 def _read(source: Path | Mapping[str, Any]) -> dict[str, Any]:
