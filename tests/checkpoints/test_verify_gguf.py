@@ -30,7 +30,12 @@ def gguf_bytes(tmp_path: Path, names: list[str], quant: str = "Q8_0") -> bytes:
     return (tmp_path / "model.gguf").read_bytes()
 
 
-FLUX_NAMES = ["img_in.weight", "double_blocks.0.img_attn.qkv.weight", "single_blocks.0.linear1.bias"]
+FLUX_NAMES = [
+    "img_in.weight",
+    "time_in.in_layer.weight",
+    "double_blocks.0.img_attn.qkv.weight",
+    "single_blocks.0.linear1.bias",
+]
 
 
 @pytest.mark.parametrize("quant", ["Q8_0", "Q4_0"])

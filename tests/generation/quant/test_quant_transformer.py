@@ -100,6 +100,15 @@ def test_a_loaded_transformer_goes_to_fp8_in_place(flux_bfl, flux_config, flux_c
     assert psnr(image_with(flux_components, loaded), flux_image) > NEARLY_SAME_DB
 
 
+def test_an_all_in_one_file_gives_its_transformer(flux_bfl, flux_config, flux_components, flux_image):
+    """Forge/ComfyUI's files: the transformer under `model.diffusion_model.`, text encoders and VAE beside it."""
+    state = {f"model.diffusion_model.{k}": v for k, v in flux_bfl.items()}
+    state["text_encoders.clip_l.transformer.text_model.final_layer_norm.weight"] = torch.ones(4)
+    state["vae.decoder.conv_out.bias"] = torch.zeros(3)
+    transformer = load_flow_transformer(state, "flux", flux_config, "fp8", torch.float32)
+    assert psnr(image_with(flux_components, transformer), flux_image) > NEARLY_SAME_DB
+
+
 def test_the_full_setting_widens_an_fp8_file(files, flux_config, flux_components):
     transformer = load_flow_transformer(files["fp8"], "flux", flux_config, "full", torch.float32)
     assert not any(isinstance(m, Fp8Linear) for m in transformer.modules())

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from openesd.errors import ModelError
+from openesd.generation.quant._bfl import PREFIX
 from openesd.generation.quant._layouts import CLASSES, convert
 
 Mode = Literal["auto", "fp8", "full"]
@@ -46,7 +47,7 @@ def load_flow_transformer(
         from openesd.generation.quant.ggml import load_gguf_transformer
 
         return load_gguf_transformer(source, family, config, dtype)
-    state = _read(source)
+    state = _transformer_only(_read(source))
     _refuse_nf4(state, source)
     scales = {k.removesuffix(SCALE_SUFFIX) + ".weight": state.pop(k) for k in list(state) if k.endswith(SCALE_SUFFIX)}
     for key in [k for k in state if k.endswith(DROPPED_SUFFIXES) or k.rpartition(".")[2] in DROPPED_KEYS]:
@@ -61,6 +62,14 @@ def to_fp8(transformer: Any) -> Any:
     from openesd.generation.quant import fp8
 
     return fp8.to_fp8(transformer, BLOCKS)
+
+
+def _transformer_only(state: dict[str, Any]) -> dict[str, Any]:
+    """An all-in-one file's transformer tensors (`model.diffusion_model.*`, prefix dropped); the text encoders
+    and VAE beside them are the loader's. A transformer-only file is returned as it is."""
+    if not any(k.startswith(PREFIX) for k in state):
+        return state
+    return {k[len(PREFIX) :]: v for k, v in state.items() if k.startswith(PREFIX)}
 
 
 def _refuse_nf4(state: Mapping[str, Any], source: Any) -> None:
