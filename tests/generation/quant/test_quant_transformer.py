@@ -79,6 +79,18 @@ def test_an_fp8_file_stays_fp8_and_draws_nearly_the_same_image(name, files, flux
     assert psnr(image_with(flux_components, transformer), flux_image) > NEARLY_SAME_DB
 
 
+def test_fp8_tensors_are_used_as_they_are_not_widened(flux_bfl, flux_config):
+    """An fp8 file's weights become the layers' storage without a copy: the model is never held wider."""
+    state = {k: v.to(torch.float8_e4m3fn) if k.endswith("qkv.weight") else v for k, v in flux_bfl.items()}
+    transformer = load_flow_transformer(dict(state), "flux", flux_config, "auto", torch.float32)
+    fused = state["double_blocks.0.img_attn.qkv.weight"]
+    to_k = transformer.transformer_blocks[0].attn.to_k
+    assert (
+        isinstance(to_k, Fp8Linear) and to_k.weight.untyped_storage().data_ptr() == fused.untyped_storage().data_ptr()
+    )
+    assert not isinstance(transformer.transformer_blocks[0].ff.net[2], Fp8Linear)  # not fp8 in the file: kept full
+
+
 def test_the_fp8_setting_quantises_a_full_precision_file(files, flux_config, flux_components, flux_image):
     from openesd.generation.models.fastpath import FastPath
     from openesd.settings import Settings

@@ -35,9 +35,11 @@ def offload_text_encoders(pipe: Any, mode: str, device: Any) -> None:
 
 
 def _cpu_hooks(encoder: Any, device: Any) -> list[Any]:
-    """Run on the CPU: the pipeline's token ids come in on the device; the states go back to it."""
+    """Run on the CPU: the pipeline's token ids come in on the device; the states go back to it. The encoder is
+    put back on the CPU first (a no-op when it is there), should something have moved the whole pipeline."""
 
     def before(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        module.to("cpu")
         return _move(args, "cpu"), _move(kwargs, "cpu")
 
     def after(module: Any, args: tuple, kwargs: dict, output: Any) -> Any:
