@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     # torch.compile of the UNet and VAE decoder, cached under <data_dir>/cache/inductor; such a worker refuses LoRAs.
     compile_mode: Literal["off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "off"
     vae_tiling_pixels: int = Field(0, ge=0)  # tiled+sliced VAE above width*height*batch_size; 0: only when asked
+    # FLUX.1 / SD 3.5 memory (generation/quant, docs/models.md): the transformer's storage (auto: as its file
+    # holds it; fp8: e4m3 weights, computed in the weights dtype; full: an fp8 file widened) and where the
+    # text encoders live (none: on the device; cpu: encode on the CPU; swap: on the device for the encode only).
+    flow_transformer_weights: Literal["auto", "fp8", "full"] = "auto"
+    text_encoder_offload: Literal["none", "cpu", "swap"] = "none"
 
     # Checkpoint import by URL: only public addresses unless this is set (tests, trusted LANs).
     allow_private_url_imports: bool = False

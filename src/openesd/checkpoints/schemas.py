@@ -23,7 +23,7 @@ CHECKPOINT_TYPES = [
     "text_encoder",
 ]
 STATUSES = ("Initial", "Active", "Disabled")
-IMPORT_EXTENSIONS = (".pt", ".pth", ".ckpt", ".safetensors", ".yaml", ".onnx", ".bin")
+IMPORT_EXTENSIONS = (".pt", ".pth", ".ckpt", ".safetensors", ".gguf", ".yaml", ".onnx", ".bin")
 
 
 class UploadFile(BaseModel):

@@ -1,6 +1,6 @@
 """Is an uploaded model file whole and of the declared type? Checked at completion and after URL imports.
 
-A safetensors file is checked from its header and size only, so a multi-GB file is not read again.
+A safetensors or GGUF file is checked from its header and size only, so a multi-GB file is not read again.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import IO
 from urllib.parse import unquote, urlsplit
 
 from openesd.errors import BadRequest
+from openesd.modelfiles.ggufheaders import read_gguf_header
 from openesd.modelfiles.headers import InvalidModelFile, read_safetensors_header
 from openesd.modelfiles.keys import FAMILY_NAMES, KIND_NAMES, example_key, family_of, kind_of
 from openesd.modelfiles.torchfiles import TORCH_EXTENSIONS, container_of, torch_available, weights_only_shapes
@@ -82,6 +83,8 @@ def verify_file(store: ObjectStore, key: str, name: str, checkpoint_type: str, s
                 return {}  # a legacy WebUI tar archive under the model's name: checked when it is unpacked
             if extension == ".safetensors":
                 shapes = read_safetensors_header(_Replay(head, stream), stored.size).shapes
+            elif extension == ".gguf":  # quantised FLUX.1 / SD 3.5 transformers: a safe format, never unpickled
+                shapes = read_gguf_header(_Replay(head, stream), stored.size).shapes
             elif extension in TORCH_EXTENSIONS:
                 if container_of(head) is None:
                     raise InvalidModelFile(

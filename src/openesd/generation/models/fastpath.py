@@ -33,6 +33,9 @@ class FastPath:
     compile_mode: CompileMode = "off"
     compile_cache_dir: Path | None = None
     vae_tiling_pixels: int = 0  # decode tiled (and sliced) when width*height*batch exceeds this; 0: never
+    # FLUX.1 / SD 3.5 only (generation/quant): the transformer's storage and where the text encoders run.
+    flow_weights: str = "auto"  # auto | fp8 | full
+    text_encoder_offload: str = "none"  # none | cpu | swap
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FastPath:
@@ -46,6 +49,8 @@ class FastPath:
             compile_mode=settings.compile_mode,
             compile_cache_dir=settings.data_dir / "cache" / "inductor",
             vae_tiling_pixels=settings.vae_tiling_pixels,
+            flow_weights=settings.flow_transformer_weights,
+            text_encoder_offload=settings.text_encoder_offload,
         )
 
     def wants_vae_tiling(self, width: int, height: int, batch: int) -> bool:
