@@ -3,6 +3,7 @@ and the background hash, always ending in the exact bytes and their sha256."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import time
@@ -144,3 +145,18 @@ def test_a_part_sent_after_completion_cannot_change_the_stored_object(store):
     store.complete_multipart(KEY, upload_id, list(enumerate(etags, start=1)))
     assert httpx.put(urls[0], content=b"c" * PART).status_code == 404
     assert store.get_bytes(KEY) == b"a" * PART + b"b"
+
+
+def test_a_part_arriving_while_the_upload_completes_is_refused_at_once(store):
+    upload_id, urls = _begin(store, 2)
+    data = store.root / STAGING / "uploads" / upload_id / "data"
+    with open(data, "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # what completion holds while it hashes, syncs and renames
+        started = time.monotonic()
+        response = httpx.put(urls[0], content=b"a" * PART, timeout=10)
+    assert response.status_code == 400
+    assert "is being completed; part 1 came too late" in response.json()["message"]
+    assert time.monotonic() - started < 5, "the server waited on the lock"
+    etags = [_put(urls[0], b"a" * PART), _put(urls[1], b"b")]  # its region was not spent: the part goes in place
+    stored = store.complete_multipart(KEY, upload_id, list(enumerate(etags, start=1)))
+    _assert_stored(store, stored, b"a" * PART + b"b")

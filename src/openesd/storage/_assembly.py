@@ -77,8 +77,15 @@ class PlacedPart:
         except FileNotFoundError:
             _unclaim(folder, part)
             raise UploadNotFound(f"the multipart upload in {folder.name} is gone") from None
-        # Shared with other parts; completion takes it exclusively and then moves `data` away.
-        fcntl.flock(self._fd, fcntl.LOCK_SH)
+        # Shared with other parts; completion takes it exclusively and then moves `data` away. Never waited for:
+        # this runs on the event loop, and a completion in progress means the part comes too late anyway.
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.discard()
+            raise BadPart(
+                f"the multipart upload in {folder.name} is being completed; part {part} came too late"
+            ) from None
         if not _same_file(self._fd, folder / DATA):
             self.discard()
             raise UploadNotFound(f"the multipart upload in {folder.name} was completed or aborted")
