@@ -52,7 +52,7 @@ def upload(base: str, path: Path, parts: int, workers: int) -> str:
     part_size = -(-path.stat().st_size // parts)
     started = time.perf_counter()
     done = client.checkpoints.upload(path, "Stable-diffusion", part_size=part_size, parallel=workers)
-    print(f"  upload + completion (join + sha256) {time.perf_counter() - started:.2f} s")
+    print(f"  upload + completion (the sha256 tail, fsync, rename) {time.perf_counter() - started:.2f} s")
     return client.checkpoints.get(done.checkpoint["id"])["hash"]
 
 

@@ -6,6 +6,7 @@ With an S3 store clients talk to S3 directly and this router answers nothing.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from starlette.requests import ClientDisconnect
 
 from openesd.api.deps import StoreDep
 from openesd.errors import NotFound, OpenESDError
+from openesd.storage._assembly import PlacedPart
 from openesd.storage._files import CHUNK
 from openesd.storage._serving import response_headers
 from openesd.storage.base import ObjectStore
@@ -79,7 +81,8 @@ async def upload_object(key: str, request: Request, store: StoreDep) -> Response
         local = _local(store)
         target = local.verify("PUT", key, dict(request.query_params))
         if target.upload_id is not None and target.part is not None:
-            writer = local.open_part_writer(key, target.upload_id, target.part)
+            length = _content_length(request)
+            writer = local.open_part_writer(key, target.upload_id, target.part, length)
         else:
             writer = local.open_writer(key)
         etag = await _receive(request, writer)
@@ -91,22 +94,36 @@ async def upload_object(key: str, request: Request, store: StoreDep) -> Response
     return Response(status_code=200, headers={"ETag": etag})
 
 
-async def _receive(request: Request, writer: ObjectWriter) -> str:
+def _content_length(request: Request) -> int | None:
+    """The body's announced size (a part goes in place only when it is known), or None."""
+    value = request.headers.get("content-length", "")
+    return int(value) if value.isdigit() else None
+
+
+async def _receive(request: Request, writer: ObjectWriter | PlacedPart) -> str:
     """Stream the body to disk off the event loop: the server's chunks are gathered (not joined: no copy)
-    until 8 MiB, then written with one writev; at most 8 MiB of a body is in memory."""
+    until 8 MiB, then written with one writev while the next 8 MiB arrive; at most 16 MiB of a body is in
+    memory."""
     pending: list[bytes] = []
     size = 0
+    writing: asyncio.Future[None] | None = None
     try:
         async for chunk in request.stream():
             pending.append(chunk)
             size += len(chunk)
             if size >= CHUNK:
-                await run_in_threadpool(writer.write_chunks, pending)
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(run_in_threadpool(writer.write_chunks, pending))
                 pending, size = [], 0
+        if writing is not None:
+            await writing
         if pending:
             await run_in_threadpool(writer.write_chunks, pending)
         return await run_in_threadpool(writer.commit)
     except BaseException:
+        if writing is not None and not writing.done():
+            await asyncio.wait([writing])  # the thread still writes: let it finish before the bytes go
         writer.discard()
         raise
 

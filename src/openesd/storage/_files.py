@@ -122,17 +122,6 @@ def _copy_in_kernel(source: IO[bytes], dest: IO[bytes]) -> bool:
     return True
 
 
-def sha256_of(paths: list[Path]) -> str:
-    """The sha256 of the files' bytes one after another, read in large blocks into one reused buffer."""
-    digest = hashlib.sha256()
-    view = memoryview(bytearray(CHUNK))
-    for path in paths:
-        with open(path, "rb", buffering=0) as source:
-            while count := source.readinto(view):
-                digest.update(view[:count])
-    return digest.hexdigest()
-
-
 def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 

@@ -1,15 +1,18 @@
 """`file:///abs/dir`: objects as files under one root folder, signed URLs served by the API itself.
 
 Every write goes through a temporary file and a rename, so a crash never leaves a half file under
-a key; multipart parts wait in a staging folder inside the root until the upload completes.
+a key; a multipart upload is assembled in place in a staging folder inside the root (`_assembly`) and
+renamed under its key when it completes.
 """
 
 from __future__ import annotations
 
 import builtins
+import hashlib
 import os
 import re
 import secrets
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +23,20 @@ from urllib.request import url2pathname
 
 from openesd.errors import BadRequest, ConfigurationError
 from openesd.settings import Settings
-from openesd.storage._files import AtomicWriter, prune_empty_parents, remove_tree, sha256_of
+from openesd.storage._assembly import (
+    DATA,
+    PartBytes,
+    PlacedPart,
+    PrefixHasher,
+    drop_stale,
+    flush,
+    hash_range,
+    lock_for_completion,
+    place,
+    start,
+    uploaded,
+)
+from openesd.storage._files import CHUNK, AtomicWriter, prune_empty_parents, remove_tree
 from openesd.storage._keys import check_key, check_prefix
 from openesd.storage._parts import bare_etag, check_part_count, ordered_parts
 from openesd.storage._signing import SignedTarget, UrlSigner, load_or_create_secret
@@ -59,6 +75,12 @@ class LocalObjectStore:
         self.root = root.resolve()
         self._staging = self.root / STAGING
         self._signer = signer
+        # Uploads hashed and flushed as their parts land, by two background threads: hashing is CPU, flushing
+        # waits on the disk, and neither should hold up the other (nor the event loop).
+        self._hashers: dict[str, PrefixHasher] = {}
+        self._hashers_lock = threading.Lock()
+        self._hashing = ThreadPoolExecutor(1, thread_name_prefix="upload-sha256")
+        self._flushing = ThreadPoolExecutor(1, thread_name_prefix="upload-flush")
 
     @classmethod
     def from_url(cls, url: str, settings: Settings) -> LocalObjectStore:
@@ -165,8 +187,8 @@ class LocalObjectStore:
         return upload_id
 
     def signed_part_urls(self, key: str, upload_id: str, parts: int, expires_in: int) -> builtins.list[str]:
-        self._upload_folder(key, upload_id)
-        check_part_count(parts)
+        folder = self._upload_folder(key, upload_id)
+        start(folder, check_part_count(parts))
         return [
             self._signer.sign(SignedTarget("PUT", key, upload_id, number), expires_in) for number in range(1, parts + 1)
         ]
@@ -174,22 +196,71 @@ class LocalObjectStore:
     def complete_multipart(self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]) -> StoredObject:
         folder = self._upload_folder(key, upload_id)
         ordered = ordered_parts(key, parts)
-        # Check every part before writing anything, so a bad ETag costs no copying.
-        files = [self._part_file(folder, key, number, etag) for number, etag in ordered]
-        # The kernel joins the parts while a second thread hashes them: the bytes cross Python once.
-        with self._writer(key, sha256=False) as writer, ThreadPoolExecutor(1) as hasher:
-            digest = hasher.submit(sha256_of, files)
-            for path in files:
-                with open(path, "rb") as source:
-                    writer.copy_from(source)
-            sha256 = digest.result()
-            writer.commit()
+        with self._hashers_lock:
+            hasher = self._hashers.pop(upload_id, None)
+        try:
+            fd = os.open(folder / DATA, os.O_RDWR)
+        except FileNotFoundError:  # an upload begun by an earlier version: every part is a file of its own
+            stored = self._join(key, [self._part_bytes(folder, key, number, etag) for number, etag in ordered])
+        else:
+            with open(fd, "r+b", buffering=0) as data:
+                lock_for_completion(fd, key)
+                # Checked under the lock: no part PUT can replace a part any more.
+                found = [self._part_bytes(folder, key, number, etag) for number, etag in ordered]
+                if _laid_out(found):
+                    stored = self._complete_in_place(key, folder / DATA, data, found, hasher)
+                else:
+                    stored = self._join(key, found)
         remove_tree(folder)
-        return StoredObject(key, writer.size, sha256)
+        return stored
+
+    def _complete_in_place(
+        self, key: str, path: Path, data: IO[bytes], found: builtins.list[PartBytes], hasher: PrefixHasher | None
+    ) -> StoredObject:
+        """The parts already sit at their offsets in the data file: copy in the few that do not (re-sent ones),
+        hash what the background hasher has not, fsync, and rename the file into place."""
+        fd, total = data.fileno(), 0
+        for part in found:
+            if not part.placed:
+                _copy_range(part.path, 0, part.size, fd, total)
+            elif (held := os.fstat(fd).st_size - part.offset) < part.size:  # a crash cut the unsynced file short
+                held = max(held, 0)
+                raise BadPart(f"part {part.number} of {key} holds {held} of its {part.size} bytes: upload it again")
+            total += part.size
+        os.ftruncate(fd, total)
+        digest, hashed = hasher.stop(found) if hasher else (hashlib.sha256(), 0)
+        hash_range(fd, hashed, total - hashed, digest)
+        os.fsync(fd)
+        dest = self.path_for(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, dest)
+        return StoredObject(key, total, digest.hexdigest())
+
+    def _join(self, key: str, found: builtins.list[PartBytes]) -> StoredObject:
+        """Parts that do not lie in order in one file (an upload begun by an earlier version, part numbers with
+        gaps, unequal part sizes): copied one after another into a new file, hashed on the way."""
+        with self._writer(key) as writer:
+            for part in found:
+                with open(part.path, "rb", buffering=0) as source:
+                    source.seek(part.offset)
+                    left = part.size
+                    while left > 0:
+                        chunk = source.read(min(CHUNK, left))
+                        if not chunk:
+                            raise BadPart(f"part {part.number} of {key} is cut short: upload it again")
+                        writer.write(chunk)
+                        left -= len(chunk)
+            writer.commit()
+        return StoredObject(key, writer.size, writer.sha256)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         try:
-            remove_tree(self._upload_folder(key, upload_id))
+            folder = self._upload_folder(key, upload_id)
+            with self._hashers_lock:
+                hasher = self._hashers.pop(upload_id, None)
+            if hasher:
+                hasher.stop([])
+            remove_tree(folder)
         except UploadNotFound:
             if self._upload_exists(upload_id):
                 raise  # an upload of another key: refuse rather than drop someone else's parts
@@ -202,15 +273,28 @@ class LocalObjectStore:
         writer = AtomicWriter(self._staging / "tmp", sha256=False)  # the md5 is the ETag, as on S3
         return ObjectWriter(writer, lambda writer: _place_object(writer, dest))
 
-    def open_part_writer(self, key: str, upload_id: str, part: int) -> ObjectWriter:
-        """A streaming writer for one part; its file name carries the ETag (a random tag and the size).
+    def open_part_writer(
+        self, key: str, upload_id: str, part: int, length: int | None = None
+    ) -> ObjectWriter | PlacedPart:
+        """A streaming writer for one part of `length` bytes (the Content-Length, when the client sent one).
 
-        A part is neither hashed nor fsynced: completion hashes and fsyncs the joined object once, and
-        the size in the ETag catches a part that a crash cut short before then.
+        The first PUT of a part writes straight into the upload's data file at the part's offset; a part that
+        cannot (sent again, sized unlike the others, length unknown) goes to a file of its own whose name
+        carries the ETag (a random tag and the size), copied in at completion. Parts are neither hashed nor
+        fsynced here: the background hasher does both for the finished prefix, completion the rest.
         """
         folder = self._upload_folder(key, upload_id)
+        offset = place(folder, part, length)
+        if offset is not None:
+            return PlacedPart(folder, part, offset, lambda: self._hash_later(folder, upload_id))
         writer = AtomicWriter(self._staging / "tmp", md5=False, sha256=False, durable=False)
         return ObjectWriter(writer, lambda writer: _place_part(writer, folder, part))
+
+    def _hash_later(self, folder: Path, upload_id: str) -> None:
+        with self._hashers_lock:
+            hasher = self._hashers.setdefault(upload_id, PrefixHasher(folder))
+        self._hashing.submit(hasher.advance)
+        self._flushing.submit(flush, folder)
 
     def path_for(self, key: str) -> Path:
         """The file for `key`, or InvalidKey when the key is unsafe or would leave the root."""
@@ -243,15 +327,16 @@ class LocalObjectStore:
         return folder
 
     @staticmethod
-    def _part_file(folder: Path, key: str, number: int, etag: str) -> Path:
-        uploaded = sorted(folder.glob(f"{number:05d}.*"))
-        if not uploaded:
+    def _part_bytes(folder: Path, key: str, number: int, etag: str) -> PartBytes:
+        versions = uploaded(folder, number)
+        if not versions:
             raise BadPart(f"part {number} of {key} was never uploaded")
-        for path in uploaded:
-            if path.suffix[1:] == bare_etag(etag):
-                _check_part_size(path, key, number)
-                return path
-        actual = uploaded[-1].suffix[1:]
+        for part in versions:
+            if part.etag == bare_etag(etag):
+                if not part.placed:
+                    _check_part_size(part.path, key, number)
+                return part
+        actual = versions[-1].etag
         raise BadPart(f'ETag {etag} for part {number} of {key} does not match the uploaded part ("{actual}")')
 
 
@@ -273,8 +358,30 @@ def _place_object(writer: AtomicWriter, dest: Path) -> str:
 def _place_part(writer: AtomicWriter, folder: Path, part: int) -> str:
     # S3 clients echo the ETag back unread; an md5 would cost a CPU-second per 2 GB for nothing here.
     etag = f"{secrets.token_hex(8)}-{writer.size}"
-    path = writer.commit(folder / f"{part:05d}.{etag}")
-    for stale in folder.glob(f"{part:05d}.*"):
-        if stale != path:  # a part uploaded again replaces the earlier bytes, as on S3
-            stale.unlink(missing_ok=True)
+    drop_stale(folder, part, keep=writer.commit(folder / f"{part:05d}.{etag}"))
     return etag
+
+
+def _laid_out(found: builtins.list[PartBytes]) -> bool:
+    """Every part that went in place sits where the joined object needs it (parts numbered without gaps)."""
+    total = 0
+    for part in found:
+        if part.placed and part.offset != total:
+            return False
+        total += part.size
+    return True
+
+
+def _copy_range(source: Path, offset: int, size: int, fd: int, dest_offset: int) -> None:
+    """Copy bytes of `source` into the open file at `dest_offset`, in the kernel where it can."""
+    with open(source, "rb", buffering=0) as handle:
+        end = offset + size
+        while offset < end:
+            try:
+                count = os.copy_file_range(handle.fileno(), fd, end - offset, offset, dest_offset)
+            except OSError:
+                count = os.pwrite(fd, os.pread(handle.fileno(), min(CHUNK, end - offset), offset), dest_offset)
+            if count == 0:
+                raise BadPart(f"{source.name} ends before its {size} bytes")
+            offset += count
+            dest_offset += count
