@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from openesd.errors import ModelError
+from openesd.generation.adapters import _merged
 from openesd.generation.models.loading import read_state_dict
 
 MAX_ADAPTERS = 8
@@ -18,7 +19,20 @@ _ORDER = "_openesd_lora_order"
 
 
 def apply_loras(pipe: Any, loras: list[tuple[Path, float]]) -> None:
-    """Make exactly these (file, weight) LoRAs active; [] turns every loaded LoRA off."""
+    """Make exactly these (file, weight) LoRAs active; [] turns every loaded LoRA off. On a compiled UNet
+    they are merged into its weights instead of run beside them (`_merged`: no recompile per LoRA)."""
+    merged = _merged.state(pipe.unet)
+    if merged is None:
+        _activate(pipe, loras)
+        return
+    with merged.attached(pipe.unet):
+        merged.restore(pipe.unet)
+        _activate(pipe, loras)
+        if loras:
+            merged.merge(pipe.unet)
+
+
+def _activate(pipe: Any, loras: list[tuple[Path, float]]) -> None:
     if not loras:
         if _loaded(pipe):
             pipe.disable_lora()
