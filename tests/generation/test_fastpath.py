@@ -136,7 +136,7 @@ def test_a_weights_dtype_a_device_cannot_take_is_refused_by_name():
 
 
 @pytest.mark.gpu
-def test_on_cuda_compile_gives_the_same_image_and_does_not_recompile_between_jobs(sd15_models):
+def test_on_cuda_compile_gives_the_same_image_and_does_not_recompile_between_jobs(sd15_models, tmp_path):
     import torch
     from torch._dynamo.utils import counters
 
@@ -149,5 +149,8 @@ def test_on_cuda_compile_gives_the_same_image_and_does_not_recompile_between_job
     first = pixels(run(compiled, "txt2img", txt2img_payload(), sd15_models).images[0])
     graphs = counters["stats"]["unique_graphs"]
     second = pixels(run(compiled, "txt2img", txt2img_payload(seed=7), sd15_models).images[0])
+    models = {**sd15_models, "Lora": [ta.write_kohya_lora(tmp_path / "style.safetensors")]}
+    with_lora = pixels(run(compiled, "txt2img", txt2img_payload(prompt="a red fox <lora:style:1>"), models).images[0])
     assert counters["stats"]["unique_graphs"] == graphs
+    assert np.abs(with_lora - first).max() > 2  # the LoRA, merged into the compiled UNet, counts
     assert psnr(first, plain) >= MIN_BF16_PSNR_DB and not np.array_equal(first, second)
