@@ -15,6 +15,7 @@ are random kohya-format LoRAs built for the model's own modules (rank 4 on every
     python bench/switch.py                                                      # CPU, tiny model
     python bench/switch.py --model sd15.safetensors --steps 25 --size 512       # GPU
     python bench/switch.py --model sd15.safetensors --steps 25 --size 512 --compile-mode max-autotune-no-cudagraphs
+    python bench/switch.py --compile-mode default --compile-backend eager    # CPU: the merged-LoRA path, no inductor
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds (the best of each figure is kept)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--compile-mode", default="off", help="torch.compile mode of the UNet (default off)")
+    parser.add_argument("--compile-backend", default="inductor", help="'eager': dynamo alone (CPU runs)")
     args = parser.parse_args()
     if len(args.model) > 2:
         parser.error("--model: at most two checkpoints (A and B)")
@@ -90,7 +92,9 @@ class Jobs:
         from openesd.generation.models.fastpath import FastPath
 
         self.args, self.models = args, models
-        self.generator = Generator(device=args.device, fastpath=FastPath(compile_mode=args.compile_mode))
+        self.generator = Generator(
+            device=args.device, fastpath=FastPath(compile_mode=args.compile_mode, compile_backend=args.compile_backend)
+        )
 
     def __call__(self, checkpoint: Path, lora: str = "") -> float:
         from openesd.generation import GenerationRequest
