@@ -1,5 +1,6 @@
 """The GPU fast path on the CPU: each setting on gives the image it gives off (bf16 within a PSNR), LoRAs
-still count with fused QKV, a compiled worker refuses LoRAs by name, and the settings reach the Generator."""
+still count with fused QKV, a compiled UNet switches LoRAs without recompiling, and the settings reach the
+Generator."""
 
 from __future__ import annotations
 
@@ -84,12 +85,29 @@ def test_vae_tiling_turns_on_above_the_pixel_count_only(fused, sd15_models):
     assert not vae.use_tiling and not vae.use_slicing
 
 
-def test_a_compiled_worker_refuses_a_lora_by_name_before_loading(sd15_models, tmp_path):
-    generator = fast_generator(compile_mode="default")
-    models = {**sd15_models, "Lora": [ta.write_kohya_lora(tmp_path / "style.safetensors")]}
-    with pytest.raises(GenerationError, match="LoRA style cannot run.*compile_mode 'default'"):
-        run(generator, "txt2img", txt2img_payload(prompt="a red fox <lora:style:1>"), models)
-    assert generator.cache.loads == 0
+def test_on_a_compiled_unet_loras_switch_without_a_new_graph_and_give_the_uncompiled_images(
+    generator, sd15_models, plain_image, tmp_path
+):
+    """dynamo alone (backend "eager"): the graphs are the ones inductor would compile, without its minutes.
+    Fused QKV is on too, so the LoRA must also reach the fused projections."""
+    from torch._dynamo.utils import counters
+
+    compiled = fast_generator(compile_mode="default", compile_backend="eager", fuse_qkv=True)
+    style, other = (
+        ta.write_kohya_lora(tmp_path / "style.safetensors", seed=5),
+        ta.write_kohya_lora(tmp_path / "other.safetensors", seed=6),
+    )
+    models = {**sd15_models, "Lora": [style, other]}
+    first = pixels(run(compiled, "txt2img", txt2img_payload(), models).images[0])
+    graphs = counters["stats"]["unique_graphs"]
+    for prompt in ["a red fox <lora:style:1>", "a red fox <lora:style:0.5> <lora:other:1>", "a red fox"]:
+        payload = txt2img_payload(prompt=prompt)
+        image = pixels(run(compiled, "txt2img", payload, models).images[0])
+        uncompiled = pixels(run(generator, "txt2img", payload, models).images[0])
+        assert counters["stats"]["unique_graphs"] == graphs, f"{prompt!r} recompiled the UNet"
+        assert np.abs(image - uncompiled).max() <= MAX_LEVELS, prompt
+        assert (np.abs(image - plain_image).max() > 2) == ("lora" in prompt), prompt
+    assert np.abs(first - plain_image).max() <= MAX_LEVELS
 
 
 def test_compile_is_wired_in_place_with_its_cache_under_the_data_dir(sd15_checkpoint, tmp_path, monkeypatch):
@@ -118,7 +136,7 @@ def test_a_weights_dtype_a_device_cannot_take_is_refused_by_name():
 
 
 @pytest.mark.gpu
-def test_on_cuda_compile_gives_the_same_image_and_does_not_recompile_between_jobs(sd15_models):
+def test_on_cuda_compile_gives_the_same_image_and_does_not_recompile_between_jobs(sd15_models, tmp_path):
     import torch
     from torch._dynamo.utils import counters
 
@@ -131,5 +149,8 @@ def test_on_cuda_compile_gives_the_same_image_and_does_not_recompile_between_job
     first = pixels(run(compiled, "txt2img", txt2img_payload(), sd15_models).images[0])
     graphs = counters["stats"]["unique_graphs"]
     second = pixels(run(compiled, "txt2img", txt2img_payload(seed=7), sd15_models).images[0])
+    models = {**sd15_models, "Lora": [ta.write_kohya_lora(tmp_path / "style.safetensors")]}
+    with_lora = pixels(run(compiled, "txt2img", txt2img_payload(prompt="a red fox <lora:style:1>"), models).images[0])
     assert counters["stats"]["unique_graphs"] == graphs
+    assert np.abs(with_lora - first).max() > 2  # the LoRA, merged into the compiled UNet, counts
     assert psnr(first, plain) >= MIN_BF16_PSNR_DB and not np.array_equal(first, second)

@@ -165,8 +165,7 @@ class Generator:
         self._validate(settings, models)
         checkpoint = jobs.select_checkpoint(models, settings.override_settings.get("sd_model_checkpoint"))
         jobs.select_vae(models, settings.override_settings.get("sd_vae"), checkpoint)
-        _, loras = jobs.resolve_loras(settings.prompt, models)
-        fast.check_loras(loras, self.fastpath)
+        jobs.resolve_loras(settings.prompt, models)  # an unknown LoRA tag is refused before any load
         if settings.refiner_checkpoint and settings.refiner_checkpoint != "None":
             jobs.select_checkpoint(models, settings.refiner_checkpoint)
         return settings, scripts

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from openesd.errors import ModelError
-from openesd.generation.adapters import _flow_lora
+from openesd.generation.adapters import _flow_lora, _merged
 from openesd.generation.models.loading import read_state_dict
 
 MAX_ADAPTERS = 8
@@ -23,7 +23,21 @@ _ORDER = "_openesd_lora_order"
 
 
 def apply_loras(pipe: Any, loras: list[tuple[Path, float]]) -> None:
-    """Make exactly these (file, weight) LoRAs active; [] turns every loaded LoRA off."""
+    """Make exactly these (file, weight) LoRAs active; [] turns every loaded LoRA off. On a compiled UNet
+    they are merged into its weights instead of run beside them (`_merged`: no recompile per LoRA)."""
+    unet = getattr(pipe, "unet", None)  # FLUX.1 / SD 3.5 pipelines have a transformer, never compiled here
+    merged = None if unet is None else _merged.state(unet)
+    if merged is None:
+        _activate(pipe, loras)
+        return
+    with merged.attached(unet):
+        merged.restore(unet)
+        _activate(pipe, loras)
+        if loras:
+            merged.merge(unet)
+
+
+def _activate(pipe: Any, loras: list[tuple[Path, float]]) -> None:
     if not loras:
         if _loaded(pipe):
             pipe.disable_lora()

@@ -32,6 +32,8 @@ class FastPath:
     fuse_qkv: bool = False
     compile_mode: CompileMode = "off"
     compile_cache_dir: Path | None = None
+    # "inductor" in service; "eager" runs dynamo alone, so that tests count graphs without minutes of inductor.
+    compile_backend: str = "inductor"
     vae_tiling_pixels: int = 0  # decode tiled (and sliced) when width*height*batch exceeds this; 0: never
     # FLUX.1 / SD 3.5 only (generation/quant): the transformer's storage and where the text encoders run.
     flow_weights: str = "auto"  # auto | fp8 | full
@@ -96,8 +98,9 @@ def unfuse(pipe: Any) -> None:
 def before_loras(pipe: Any, loras: list, options: FastPath) -> None:
     """peft puts a LoRA on to_q/to_k/to_v, which a fused processor never calls: a job with LoRAs runs unfused
     (the LoRA counts), a job without runs fused again. Fusing copies base weights only, so it needs the
-    LoRAs switched off, which `apply_loras([])` does right after this."""
-    if not options.fuse_qkv:
+    LoRAs switched off, which `apply_loras([])` does right after this. A compiled UNet stays fused: its LoRAs
+    are merged into to_q/to_k/to_v and copied into the fused projection in place (adapters/_merged.py)."""
+    if not options.fuse_qkv or options.compile_mode != "off":
         return
     if loras:
         unfuse(pipe)
@@ -105,28 +108,28 @@ def before_loras(pipe: Any, loras: list, options: FastPath) -> None:
         fuse(pipe)
 
 
-def check_loras(loras: list, options: FastPath) -> None:
-    """Refused by name: peft wraps to_q/to_k/... in new modules for each LoRA set, and dynamo recompiles the
-    whole UNet for each (measured in docs/performance.md); a compiled worker serves jobs without LoRAs."""
-    if loras and options.compile_mode != "off":
-        from openesd.errors import UnsupportedFeature
-
-        names = ", ".join(Path(path).stem for path, _ in loras)
-        raise UnsupportedFeature(
-            f"LoRA {names} cannot run on this worker: it compiles its UNet (compile_mode "
-            f"{options.compile_mode!r}) and every LoRA change would recompile it; use an endpoint without compile"
-        )
-
-
 def compile_models(pipe: Any, options: FastPath) -> None:
     """Compile the UNet and the VAE decoder in place (`Module.compile`: the same objects, so LoRA loading and
-    derived pipelines see them), with inductor's cache under the data directory so a restart reuses it."""
+    derived pipelines see them), with inductor's cache under the data directory so a restart reuses it.
+    The UNet's LoRAs are merged into its weights from now on, so a LoRA change does not recompile it."""
+    from openesd.generation.adapters import _merged
+
     if options.compile_cache_dir is not None:
         options.compile_cache_dir.mkdir(parents=True, exist_ok=True)
         # Read by inductor at each compile; an operator's own setting wins.
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(options.compile_cache_dir))
-    pipe.unet.compile(mode=options.compile_mode)
-    pipe.vae.decoder.compile(mode=options.compile_mode)
+    _merged.enable(pipe.unet)
+    # peft freezes the base weights when it loads a LoRA, and dynamo guards on requires_grad: frozen from the
+    # start, the first LoRA does not recompile either (a worker never trains).
+    pipe.unet.requires_grad_(False)
+    pipe.vae.requires_grad_(False)
+    how = (
+        {"mode": options.compile_mode}
+        if options.compile_backend == "inductor"
+        else {"backend": options.compile_backend}
+    )
+    pipe.unet.compile(**how)
+    pipe.vae.decoder.compile(**how)
 
 
 def set_vae_tiling(pipe: Any, enabled: bool) -> None:
