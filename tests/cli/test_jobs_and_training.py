@@ -35,6 +35,26 @@ def test_txt2img_shows_step_progress_and_prints_where_the_images_went(cli, fake,
     assert fake.jobs[job_id]["models"]["Lora"] == ["cat.safetensors"]
 
 
+def test_a_flux_job_names_its_text_encoders_vae_scheduler_and_any_other_field(cli, fake, tmp_path):
+    cli(
+        "txt2img", "a cat", "--model", "flux1-dev.safetensors", "--sampler", "Euler", "--scheduler", "Simple",
+        "--vae", "ae.safetensors", "--text-encoder", "clip_l.safetensors", "--text-encoder", "t5xxl_fp16.safetensors",
+        "--set", "distilled_cfg_scale=3.5", "--set", "enable_hr=true", "--set", "hr_upscaler=Latent", "-o", tmp_path,
+    )  # fmt: skip
+    job = next(iter(fake.jobs.values()))
+    assert job["models"]["text_encoder"] == ["clip_l.safetensors", "t5xxl_fp16.safetensors"]
+    assert job["models"]["VAE"] == ["ae.safetensors"]
+    sent = json.loads(job["payload"])
+    assert (sent["scheduler"], sent["distilled_cfg_scale"], sent["enable_hr"], sent["hr_upscaler"]) == (
+        "Simple",
+        3.5,
+        True,
+        "Latent",
+    )
+    refused = cli("txt2img", "x", "--model", "m.safetensors", "--set", "steps", "-o", tmp_path, ok=False)
+    assert refused.exit_code == 2 and "is not KEY=VALUE" in refused.stderr
+
+
 def test_a_failed_job_exits_non_zero_with_the_reason(cli, fake, tmp_path):
     fake.fail_jobs = True
     result = cli("txt2img", "x", "--model", "m.safetensors", "--sampler", "Nope", "-o", tmp_path, ok=False)

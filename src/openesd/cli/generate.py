@@ -25,6 +25,36 @@ Endpoint = Annotated[str | None, typer.Option(help="Endpoint name [default: any 
 Realtime = Annotated[bool, typer.Option("--realtime", help="Use a Real-time endpoint instead of Async.")]
 Out = Annotated[Path, typer.Option("--out", "-o", help="Folder for the images.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the finished job as JSON.")]
+Scheduler = Annotated[str | None, typer.Option(help="WebUI scheduler name (Automatic, Karras, Simple, Beta, ...).")]
+Vae = Annotated[str | None, typer.Option("--vae", help="VAE file name [default: the checkpoint's own].")]
+TextEncoder = Annotated[
+    list[str] | None,
+    typer.Option("--text-encoder", help="text_encoder file a FLUX.1 / SD 3.5 checkpoint lacks (repeat for several)."),
+]
+Setting = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Any other WebUI payload field as KEY=VALUE, VALUE read as JSON if it parses "
+        "(repeat; e.g. distilled_cfg_scale=3.5, enable_hr=true).",
+    ),
+]
+
+
+def parse_settings(values: list[str] | None) -> dict:
+    """`--set KEY=VALUE` pairs: VALUE as JSON (numbers, true/false, lists, objects), else the plain string."""
+    import json
+
+    fields = {}
+    for value in values or []:
+        key, sep, raw = value.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{value!r} is not KEY=VALUE (e.g. distilled_cfg_scale=3.5)", param_hint="--set")
+        try:
+            fields[key.strip()] = json.loads(raw)
+        except ValueError:
+            fields[key.strip()] = raw
+    return fields
 
 
 def parse_loras(values: list[str] | None) -> dict[str, float]:
@@ -47,10 +77,14 @@ def run(
     realtime: bool,
     out: Path,
     as_json: bool,
+    vae: str | None = None,
+    text_encoders: list[str] | None = None,
 ) -> None:
     from openesd.client.payloads import lora_models
 
-    models = {"Stable-diffusion": [model], "VAE": ["Automatic"]}
+    models = {"Stable-diffusion": [model], "VAE": [vae or "Automatic"]}
+    if text_encoders:
+        models["text_encoder"] = list(text_encoders)
     if loras:
         models["Lora"] = lora_models(loras)
     inferences = _session.client().inferences
@@ -89,6 +123,10 @@ def txt2img(
     realtime: Realtime = False,
     out: Out = Path("out"),
     as_json: Json = False,
+    scheduler: Scheduler = None,
+    vae: Vae = None,
+    text_encoder: TextEncoder = None,
+    setting: Setting = None,
 ) -> None:
     from openesd.client.payloads import txt2img_payload
 
@@ -105,7 +143,8 @@ def txt2img(
         batch_size=batch,
         loras=loras,
     )
-    run("txt2img", payload, model, loras, endpoint, realtime, out, as_json)
+    payload.update(_extra_fields(scheduler, setting))
+    run("txt2img", payload, model, loras, endpoint, realtime, out, as_json, vae, text_encoder)
 
 
 @handles_errors
@@ -127,6 +166,10 @@ def img2img(
     realtime: Realtime = False,
     out: Out = Path("out"),
     as_json: Json = False,
+    scheduler: Scheduler = None,
+    vae: Vae = None,
+    text_encoder: TextEncoder = None,
+    setting: Setting = None,
 ) -> None:
     from openesd.client.payloads import img2img_payload
 
@@ -145,4 +188,12 @@ def img2img(
         batch_size=batch,
         loras=loras,
     )
-    run("img2img", payload, model, loras, endpoint, realtime, out, as_json)
+    payload.update(_extra_fields(scheduler, setting))
+    run("img2img", payload, model, loras, endpoint, realtime, out, as_json, vae, text_encoder)
+
+
+def _extra_fields(scheduler: str | None, settings: list[str] | None) -> dict:
+    fields = parse_settings(settings)
+    if scheduler is not None:
+        fields["scheduler"] = scheduler
+    return fields
