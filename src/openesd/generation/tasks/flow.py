@@ -67,7 +67,7 @@ def run_flow(
 
     # 3. Sample each n_iter batch from the WebUI's per-image noise.
     seed, subseed = seeds.resolve_seed(settings.seed), seeds.resolve_seed(settings.subseed)
-    info = InfoBuilder(settings, model.path, model.vae_path, seed, subseed, extra=_extra(ctx, settings, name, shift))
+    info = InfoBuilder(settings, model.path, model.vae_path, seed, subseed, extra=_extra(ctx, settings, distilled))
     inputs = _Inputs.read(settings) if task == "img2img" else None
     images: list[Any] = []
     for batch in seeds.batches(settings, seed, subseed):
@@ -117,10 +117,11 @@ def clip_skip_ignored(model: PreparedModel, settings: GenerationSettings) -> Non
         settings.ignored_settings.append("CLIP_stop_at_last_layers")
 
 
-def _extra(ctx: JobContext, settings: GenerationSettings, name: str, shift: float) -> dict[str, Any]:
+def _extra(ctx: JobContext, settings: GenerationSettings, distilled: float | None) -> dict[str, Any]:
+    """Forge's infotext entries: "Distilled CFG Scale" where the model takes it, "Shift" when the job sets it."""
     extra = dict(ctx.extra_params)
-    if name == "FLUX.1-dev":
-        extra["Distilled CFG Scale"] = settings.distilled_cfg_scale or DISTILLED_CFG_DEFAULT
+    if distilled is not None:
+        extra["Distilled CFG Scale"] = distilled
     if settings.shift is not None:
         extra["Shift"] = settings.shift
     return extra
