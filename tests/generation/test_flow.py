@@ -160,6 +160,19 @@ def test_beta_and_normal_schedules_run_and_differ_from_simple(generator, flow_mo
         assert f"Schedule type: {scheduler}" in png(other.images[0]).text["parameters"]
 
 
+def test_hires_fix_upscales_and_runs_a_second_pass(generator, flow_models):
+    hires = {"enable_hr": True, "hr_scale": 2, "hr_upscaler": "Latent", "hr_second_pass_steps": 2}
+    steps: list = []
+    payload = _payload(seed=8, denoising_strength=0.5, **hires)
+    result = run(generator, "txt2img", payload, flow_models["flux-dev"], lambda s, t: steps.append((s, t)))
+    image = png(result.images[0])
+    assert image.size == (128, 128)
+    # 3 first-pass steps, then int(0.5 * 2) + 1 hires steps.
+    assert steps[-1] == (5, 5)
+    text = image.text["parameters"]
+    assert "Denoising strength: 0.5" in text and "Hires upscale: 2" in text and "Hires upscaler: Latent" in text
+
+
 def _init_image():
     from PIL import Image
 
@@ -205,7 +218,6 @@ def test_inpaint_keeps_the_unmasked_pixels(generator, flow_models):
     [
         ({"sampler_name": "DPM++ 2M"}, "sampler 'DPM\\+\\+ 2M' is not available for FLUX.1 / SD 3.5; valid: Euler"),
         ({"scheduler": "Karras"}, "scheduler 'Karras' is not available .*valid: Automatic, Simple, Normal, Beta"),
-        ({"enable_hr": True}, "hires fix \\(enable_hr\\) is not supported with FLUX.1-dev"),
         ({"tiling": True}, "seamless tiling \\(tiling\\) is not supported with FLUX.1-dev"),
         (
             {"alwayson_scripts": {"controlnet": {"args": [{"enabled": True, "module": "none", "model": "x"}]}}},

@@ -2,7 +2,7 @@
 
 Seeds, batches, variation seeds, resize modes, masks and the infotext are the SD path's; sampling is
 FlowMatch Euler (generation/sampling/flow.py) on the pipeline's transformer. What these families cannot do
-(hires fix, the SDXL refiner, ControlNet, ADetailer, Tiled Diffusion, seamless tiling, other samplers) fails
+(the SDXL refiner, ControlNet, ADetailer, Tiled Diffusion, seamless tiling, other samplers) fails
 naming it before any step runs.
 """
 
@@ -16,7 +16,7 @@ from openesd.errors import PayloadError, UnsupportedFeature
 from openesd.generation.images import decode_image
 from openesd.generation.job import PreparedModel, check_size
 from openesd.generation.payload.scripts import ScriptOptions
-from openesd.generation.payload.settings import DISTILLED_CFG_DEFAULT, GenerationSettings
+from openesd.generation.payload.settings import DISTILLED_CFG_DEFAULT, GenerationSettings, HiresSettings
 from openesd.generation.prompts.encoding import extract_loras
 from openesd.generation.sampling import flow
 from openesd.generation.sampling import flow_models as models
@@ -44,21 +44,16 @@ def run_flow(
     check_size(settings.width, settings.height, 2 * factor)  # 2x2 patches of latents
     clip_skip_ignored(model, settings)
 
-    # 2. Prompts, the sigma schedule, the transformer call.
-    text, negative = extract_loras(settings.prompt)[0], extract_loras(settings.negative_prompt)[0]
-    cfg = settings.cfg_scale > 1
-    prompts = models.encode(model.family, model.pipe, text, negative, with_negative=cfg)
-    velocity = models.FlowTransformer(model.family, model.pipe, prompts, settings.cfg_scale, distilled)
+    # 2. Prompts, the sigma schedule, the transformer call (and the hires pass's).
+    velocity = _velocity(model, settings, settings.prompt, settings.negative_prompt, distilled)
     h, w = settings.height // factor, settings.width // factor
-    shift = flow.model_shift(model.pipe.scheduler.config, (h // 2) * (w // 2), settings.shift)
-    options = settings.sampling
-    sigmas = flow.schedule(
-        settings.scheduler, settings.steps, shift, model.family, options.beta_dist_alpha, options.beta_dist_beta
-    )
+    sigmas = _schedule(model, settings, settings.scheduler, settings.steps, (h, w))
     if task == "img2img":
         sigmas = flow.img2img_sigmas(sigmas, settings.steps, settings.denoising_strength)
-    steps = len(sigmas) - 1
-    ctx.progress.plan(settings.n_iter * steps * velocity.calls_per_step)
+    hr = settings.hires
+    hires = _Hires.prepare(model, settings, hr, velocity, distilled) if hr is not None else None
+    calls = (len(sigmas) - 1) * velocity.calls_per_step + (hires.calls if hires is not None else 0)
+    ctx.progress.plan(settings.n_iter * calls)
     hook = ctx.progress.hook()
 
     def on_step(i: int) -> None:
@@ -72,18 +67,90 @@ def run_flow(
     images: list[Any] = []
     for batch in seeds.batches(settings, seed, subseed):
         noise = _noise(model, settings, batch, (h, w))
-        if inputs is None:
-            latents = flow.euler(velocity, flow.noised(0 * noise, noise, sigmas[0]), sigmas, on_step)
-            images.extend(to_pil(models.decode(model.pipe, latents)))
-        else:
+        if inputs is not None:
             images.extend(inputs.denoise(model, velocity, noise, sigmas, batch, on_step, settings))
+            continue
+        latents = flow.euler(velocity, flow.noised(0 * noise, noise, sigmas[0]), sigmas, on_step)
+        if hires is not None:
+            latents = hires.second_pass(model, settings, latents, batch, hook, ctx)
+        images.extend(to_pil(models.decode(model.pipe, latents)))
     extra_images = inputs.inits if inputs is not None and settings.include_init_images else []
     return finish(images, settings, info, seed, subseed, extra_images)
 
 
+def _velocity(
+    model: PreparedModel, settings: GenerationSettings, prompt: str, negative_prompt: str, distilled: float | None
+) -> models.FlowTransformer:
+    text, negative = extract_loras(prompt)[0], extract_loras(negative_prompt)[0]
+    prompts = models.encode(model.family, model.pipe, text, negative, with_negative=settings.cfg_scale > 1)
+    return models.FlowTransformer(model.family, model.pipe, prompts, settings.cfg_scale, distilled)
+
+
+def _schedule(
+    model: PreparedModel, settings: GenerationSettings, scheduler: str, steps: int, latent: tuple[int, int]
+) -> list[float]:
+    """The sigmas at this latent size (FLUX.1-dev's shift grows with the image's token count)."""
+    tokens = (latent[0] // 2) * (latent[1] // 2)
+    shift = flow.model_shift(model.pipe.scheduler.config, tokens, settings.shift)
+    options = settings.sampling
+    return flow.schedule(scheduler, steps, shift, model.family, options.beta_dist_alpha, options.beta_dist_beta)
+
+
+class _Hires:
+    """The WebUI's hires fix on a flow model: upscale the first pass (latent or image upscaler), then an
+    img2img pass at the target size from new noise of the same seeds, with the hires steps and strength."""
+
+    def __init__(self, velocity: Any, sigmas: list[float], size: tuple[int, int], upscaler: str) -> None:
+        self.velocity, self.sigmas, self.size, self.upscaler = velocity, sigmas, size, upscaler
+
+    @property
+    def calls(self) -> int:
+        return (len(self.sigmas) - 1) * self.velocity.calls_per_step
+
+    @classmethod
+    def prepare(
+        cls, model: PreparedModel, settings: GenerationSettings, hr: HiresSettings, first: Any, distilled: float | None
+    ) -> _Hires:
+        from openesd.generation.tasks.hires import target_size
+
+        width, height = target_size(settings, hr)
+        check_size(width, height, 2 * model.vae_scale_factor)
+        scheduler = flow.check_sampler(hr.sampler_name or settings.sampler_name, hr.scheduler or settings.scheduler)
+        steps = hr.steps or settings.steps
+        # The WebUI: an empty hires prompt is the first pass's.
+        prompt, negative = hr.prompt or settings.prompt, hr.negative_prompt or settings.negative_prompt
+        velocity = first
+        if (prompt, negative) != (settings.prompt, settings.negative_prompt):
+            velocity = _velocity(model, settings, prompt, negative, distilled)
+        factor = model.vae_scale_factor
+        sigmas = _schedule(model, settings, scheduler, steps, (height // factor, width // factor))
+        return cls(velocity, flow.img2img_sigmas(sigmas, steps, hr.denoising_strength), (width, height), hr.upscaler)
+
+    def second_pass(
+        self, model: PreparedModel, settings: GenerationSettings, latents: Any, batch: Any, hook: Any, ctx: JobContext
+    ) -> Any:
+        from openesd.generation.tasks.hires import LATENT_MODES, _upscale_images, _upscale_latents
+
+        width, height = self.size
+        factor = model.vae_scale_factor
+        if self.upscaler in LATENT_MODES:
+            start = _upscale_latents(latents, factor, width, height, *LATENT_MODES[self.upscaler])
+        else:
+            first = to_pil(models.decode(model.pipe, latents))
+            start = models.encode_images(model.pipe, _upscale_images(first, self.upscaler, width, height, ctx))
+        noise = _noise(model, settings, batch, (height // factor, width // factor))
+        calls = self.velocity.calls_per_step
+
+        def on_step(i: int) -> None:
+            for _ in range(calls):
+                hook(model.pipe, i, None, {})
+
+        x = flow.noised(start.to(noise.device).float(), noise, self.sigmas[0])
+        return flow.euler(self.velocity, x, self.sigmas, on_step)
+
+
 def check_supported(name: str, settings: GenerationSettings, scripts: ScriptOptions) -> None:
     refused = {
-        "hires fix (enable_hr)": settings.hires is not None,
         f"the SDXL refiner ({settings.refiner_checkpoint})": settings.refiner_checkpoint not in (None, "", "None"),
         "ControlNet units": bool(scripts.controlnet_units),
         "ADetailer": scripts.adetailer is not None,
