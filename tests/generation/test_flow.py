@@ -147,17 +147,26 @@ def test_true_cfg_and_shift_change_the_image(generator, flow_models):
     )
     assert np.abs(_pixels(cfg.images[0]) - plain).max() > 3
     assert steps[-1] == (6, 6)  # FLUX's true CFG: two transformer calls a step
-    shifted = run(generator, "txt2img", _payload(seed=5, negative_prompt="dog", shift=6.0), models)
+    skip = {"CLIP_stop_at_last_layers": 2}  # nothing FLUX uses: reported as unused
+    shifted = run(
+        generator, "txt2img", _payload(seed=5, negative_prompt="dog", shift=6.0, override_settings=skip), models
+    )
     assert np.abs(_pixels(shifted.images[0]) - plain).max() > 3
     assert "Shift: 6.0" in png(shifted.images[0]).text["parameters"]
+    assert "CLIP_stop_at_last_layers" in info(shifted)["ignored_settings"]
 
 
-def test_beta_and_normal_schedules_run_and_differ_from_simple(generator, flow_models):
+def test_beta_normal_and_clip_skip_change_an_sd3_image(generator, flow_models):
     simple = _pixels(run(generator, "txt2img", _payload(seed=2), flow_models["sd3"]).images[0])
     for scheduler in ("Beta", "Normal"):
         other = run(generator, "txt2img", _payload(seed=2, scheduler=scheduler), flow_models["sd3"])
         assert np.abs(_pixels(other.images[0]) - simple).max() > 1
         assert f"Schedule type: {scheduler}" in png(other.images[0]).text["parameters"]
+    skip = run(
+        generator, "txt2img", _payload(seed=2, override_settings={"CLIP_stop_at_last_layers": 2}), flow_models["sd3"]
+    )
+    assert np.abs(_pixels(skip.images[0]) - simple).max() > 1
+    assert "Clip skip: 2" in png(skip.images[0]).text["parameters"]
 
 
 def test_hires_fix_upscales_and_runs_a_second_pass(generator, flow_models):

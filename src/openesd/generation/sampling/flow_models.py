@@ -40,8 +40,13 @@ class FlowPrompts:
     text_ids: Any = None  # FLUX only
 
 
-def encode(family: str, pipe: Any, prompt: str, negative_prompt: str, with_negative: bool) -> FlowPrompts:
-    """The pipeline's own encode_prompt; SD 3.5's empty negative prompt is zeros, as Forge (and SDXL) do."""
+def encode(
+    family: str, pipe: Any, prompt: str, negative_prompt: str, with_negative: bool, clip_skip: int = 1
+) -> FlowPrompts:
+    """The pipeline's own encode_prompt; SD 3.5's empty negative prompt is zeros, as Forge (and SDXL) do.
+
+    `clip_skip` is the WebUI's (1: none). SD 3's CLIPs already give their penultimate layer, diffusers'
+    `clip_skip` 0; each WebUI step past 1 goes one layer further up, as Forge's does. FLUX ignores it."""
     import torch
 
     length = MAX_SEQUENCE[variant(family, pipe)]
@@ -65,6 +70,7 @@ def encode(family: str, pipe: Any, prompt: str, negative_prompt: str, with_negat
             do_classifier_free_guidance=with_negative,
             negative_prompt=negative_prompt,
             max_sequence_length=length,
+            clip_skip=clip_skip - 1 if clip_skip > 1 else None,
         )
     if with_negative and not negative_prompt:
         negative, negative_pooled = torch.zeros_like(negative), torch.zeros_like(negative_pooled)

@@ -82,7 +82,8 @@ def _velocity(
     model: PreparedModel, settings: GenerationSettings, prompt: str, negative_prompt: str, distilled: float | None
 ) -> models.FlowTransformer:
     text, negative = extract_loras(prompt)[0], extract_loras(negative_prompt)[0]
-    prompts = models.encode(model.family, model.pipe, text, negative, with_negative=settings.cfg_scale > 1)
+    cfg, skip = settings.cfg_scale > 1, settings.clip_skip
+    prompts = models.encode(model.family, model.pipe, text, negative, with_negative=cfg, clip_skip=skip)
     return models.FlowTransformer(model.family, model.pipe, prompts, settings.cfg_scale, distilled)
 
 
@@ -180,7 +181,11 @@ def distilled_scale(name: str, model: PreparedModel, settings: GenerationSetting
 
 def clip_skip_ignored(model: PreparedModel, settings: GenerationSettings) -> None:
     """Clip skip changes nothing FLUX's text path uses (only CLIP-L's pooled output); `info` reports it unused."""
-    if settings.clip_skip > 1 and "CLIP_stop_at_last_layers" not in settings.ignored_settings:
+    if (
+        model.family == "flux"
+        and settings.clip_skip > 1
+        and "CLIP_stop_at_last_layers" not in settings.ignored_settings
+    ):
         settings.ignored_settings.append("CLIP_stop_at_last_layers")
 
 
