@@ -104,9 +104,9 @@ class FlowTransformer:
             return self._sd3(x, sigma)
 
     def _timestep(self, sigma: float, count: int, dtype: Any) -> torch.Tensor:
+        """sigma * 1000 as the pipelines pass it: float32 for SD 3, the latents' dtype for FLUX (bf16 on a GPU)."""
         import torch
 
-        # diffusers: timesteps = sigmas * 1000 (float32), cast to the latents' dtype
         return torch.full([count], sigma * 1000.0, device=self.transformer.device).to(dtype)
 
     def _sd3(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -121,7 +121,7 @@ class FlowTransformer:
             latents = torch.cat([latents, latents])
         out = self.transformer(
             hidden_states=latents,
-            timestep=self._timestep(sigma, latents.shape[0], dtype),
+            timestep=self._timestep(sigma, latents.shape[0], torch.float32),
             encoder_hidden_states=embeds,
             pooled_projections=pooled,
             return_dict=False,
