@@ -182,6 +182,25 @@ def test_hires_fix_upscales_and_runs_a_second_pass(generator, flow_models):
     assert "Denoising strength: 0.5" in text and "Hires upscale: 2" in text and "Hires upscaler: Latent" in text
 
 
+def test_prompt_weights_reach_t5(generator, flow_pipes, flow_models):
+    from openesd.generation.sampling.flow_models import encode
+
+    models = flow_models["flux-schnell"]
+    plain = run(generator, "txt2img", _payload(seed=6, prompt="a red house"), models)
+    # The weight syntax is parsed, not read as text: weight 1 is the plain prompt.
+    unit = run(generator, "txt2img", _payload(seed=6, prompt="a (red:1.0) house"), models)
+    assert np.array_equal(_pixels(unit.images[0]), _pixels(plain.images[0]))
+    weighted = run(generator, "txt2img", _payload(seed=6, prompt="(a red house:3)"), models)
+    assert np.abs(_pixels(weighted.images[0]) - _pixels(plain.images[0])).max() > 0  # tiny models: text moves little
+    # T5's states of the weighted tokens scale by their weight (then all by one factor, the "Original" mean).
+    pipe = flow_pipes["flux-schnell"]
+    states = {w: encode("flux", pipe, f"a (red:{w}) house", "", False, emphasis="No norm").embeds for w in (2.0, 3.0)}
+    red = pipe.tokenizer_2("a ", add_special_tokens=False).input_ids
+    position = len(red)
+    assert np.allclose(states[3.0][0, position].numpy(), 1.5 * states[2.0][0, position].numpy(), atol=1e-5)
+    assert np.allclose(states[3.0][0, 0].numpy(), states[2.0][0, 0].numpy(), atol=1e-5)  # "a" keeps weight 1
+
+
 def _init_image():
     from PIL import Image
 

@@ -41,6 +41,78 @@ class FlowPrompts:
 
 
 def encode(
+    family: str,
+    pipe: Any,
+    prompt: str,
+    negative_prompt: str,
+    with_negative: bool,
+    clip_skip: int = 1,
+    emphasis: str = "Original",
+) -> FlowPrompts:
+    """Both prompts encoded; WebUI weights `(word:1.2)` go to T5 as Forge's emphasis does (the CLIPs read the
+    text without the weight syntax). A prompt without weights is exactly the pipeline's own encoding."""
+    runs, negative_runs = weighted(prompt, emphasis), weighted(negative_prompt, emphasis)
+    found = _encode(family, pipe, _plain(runs), _plain(negative_runs), with_negative, clip_skip)
+    length = MAX_SEQUENCE[variant(family, pipe)]
+    normalize = emphasis != "No norm"
+    if _has_weights(runs):
+        found.embeds = _with_t5(found.embeds, _t5_weighted(family, pipe, runs, length, normalize))
+    if found.negative is not None and _has_weights(negative_runs):
+        found.negative = _with_t5(found.negative, _t5_weighted(family, pipe, negative_runs, length, normalize))
+    return found
+
+
+def weighted(text: str, emphasis: str) -> list[tuple[str, float]]:
+    """The WebUI's attention runs per its emphasis mode: "None" reads the text as written, "Ignore" drops
+    the weights but not the parsing, "Original" / "No norm" keep both."""
+    from openesd.generation.prompts._parser import parse_attention
+
+    if emphasis == "None":
+        return [(text, 1.0)]
+    runs = [(part, weight) for part, weight in parse_attention(text) if weight >= 0]  # BREAK: no chunks in T5
+    return [(part, 1.0) for part, _ in runs] if emphasis == "Ignore" else runs
+
+
+def _plain(runs: list[tuple[str, float]]) -> str:
+    return "".join(part for part, _ in runs)
+
+
+def _has_weights(runs: list[tuple[str, float]]) -> bool:
+    return any(weight != 1.0 for _, weight in runs)
+
+
+def _with_t5(embeds: Any, t5: Any) -> Any:
+    """FLUX's embeds are T5's; SD 3 puts its CLIP states first and T5's last."""
+    import torch
+
+    return torch.cat([embeds[:, : embeds.shape[1] - t5.shape[1]], t5.to(embeds.dtype)], dim=1)
+
+
+def _t5_weighted(family: str, pipe: Any, runs: list[tuple[str, float]], length: int, normalize: bool) -> Any:
+    """T5 states of the weighted runs, the "Original" emphasis: each token's state times its weight, then
+    the whole rescaled to the unweighted mean (A1111 / Forge; "No norm" skips the rescaling)."""
+    import torch
+
+    tokenizer, encoder = (
+        (pipe.tokenizer_2, pipe.text_encoder_2) if family == "flux" else (pipe.tokenizer_3, pipe.text_encoder_3)
+    )
+    ids: list[int] = []
+    weights: list[float] = []
+    for part, weight in runs:
+        tokens = tokenizer(part, add_special_tokens=False).input_ids
+        ids += tokens
+        weights += [weight] * len(tokens)
+    ids, weights = ids[: length - 1] + [tokenizer.eos_token_id], weights[: length - 1] + [1.0]
+    pad = length - len(ids)
+    ids, weights = ids + [tokenizer.pad_token_id] * pad, weights + [1.0] * pad
+    with torch.no_grad():
+        states = encoder(torch.tensor([ids], device=encoder.device))[0].float()
+    mean = states.mean()
+    states = states * torch.tensor(weights, device=states.device)[None, :, None]
+    return states * (mean / states.mean()) if normalize else states
+
+
+def _encode(
     family: str, pipe: Any, prompt: str, negative_prompt: str, with_negative: bool, clip_skip: int = 1
 ) -> FlowPrompts:
     """The pipeline's own encode_prompt; SD 3.5's empty negative prompt is zeros, as Forge (and SDXL) do.

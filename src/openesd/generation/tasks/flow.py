@@ -83,7 +83,8 @@ def _velocity(
 ) -> models.FlowTransformer:
     text, negative = extract_loras(prompt)[0], extract_loras(negative_prompt)[0]
     cfg, skip = settings.cfg_scale > 1, settings.clip_skip
-    prompts = models.encode(model.family, model.pipe, text, negative, with_negative=cfg, clip_skip=skip)
+    emphasis = settings.sampling.emphasis
+    prompts = models.encode(model.family, model.pipe, text, negative, cfg, clip_skip=skip, emphasis=emphasis)
     return models.FlowTransformer(model.family, model.pipe, prompts, settings.cfg_scale, distilled)
 
 
