@@ -44,7 +44,8 @@ class FlowSigmas:
         import torch
 
         self.shift = shift
-        self.sigmas = torch.tensor([shifted(i / timesteps, shift) for i in range(1, timesteps + 1)])
+        t = torch.arange(1, timesteps + 1) / timesteps  # float32, as Forge's predictor
+        self.sigmas = shift * t / (1 + (shift - 1) * t)
 
     @property
     def sigma_min(self) -> float:

@@ -162,6 +162,7 @@ class FlowTransformer:
         self.cfg_scale = cfg_scale
         self.distilled = distilled
         self.cfg = prompts.negative is not None and cfg_scale > 1
+        self._image_ids: tuple[tuple[int, int], Any] | None = None
 
     @property
     def calls_per_step(self) -> int:
@@ -209,7 +210,9 @@ class FlowTransformer:
         count, _, h, w = x.shape
         dtype, device = self.transformer.dtype, self.transformer.device
         packed = FluxPipeline._pack_latents(x.to(dtype), count, x.shape[1], h, w)
-        image_ids = FluxPipeline._prepare_latent_image_ids(count, h // 2, w // 2, device, dtype)
+        if self._image_ids is None or self._image_ids[0] != (h, w):  # once per size, as the pipeline
+            self._image_ids = ((h, w), FluxPipeline._prepare_latent_image_ids(count, h // 2, w // 2, device, dtype))
+        image_ids = self._image_ids[1]
         t = self._timestep(sigma, count, dtype) / 1000
         guidance = None
         if self.distilled is not None:
