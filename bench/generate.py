@@ -17,6 +17,13 @@ at the best batch of --batches, for both, and our/diffusers ratios (issue 21's g
     python bench/generate.py --fastpath --tiny --width 64 --height 64 --steps 4 --batches 1   # CPU
     python bench/generate.py --fastpath --steps 25 --batches 1,8                             # GPU, SD 1.5
     python bench/generate.py --fastpath --sdxl --steps 25 --batches 1,4                      # GPU, SDXL
+
+--family flux|sd35 compares our worker with the plain FluxPipeline / StableDiffusion3Pipeline on the same
+weights (bench/_flow.py): the tiny models by default, --full for the real architectures, --model for a file:
+
+    python bench/generate.py --family flux --steps 4 --batches 1,2                      # CPU, tiny
+    python bench/generate.py --family flux --full --steps 28 --batches 1                # GPU, FLUX.1-dev 1024
+    python bench/generate.py --family sd35 --full --steps 28 --batches 1                # GPU, SD 3.5 Large
 """
 
 from __future__ import annotations
@@ -45,6 +52,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--settings", default=None, help=f"with --fastpath, a subset of: {', '.join(FASTPATH)}")
     parser.add_argument("--compile-mode", default="max-autotune-no-cudagraphs", help="torch.compile mode")
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny random model (CPU figures)")
+    parser.add_argument("--family", choices=("sd", "flux", "sd35"), default="sd", help="flux/sd35: bench/_flow.py")
+    parser.add_argument("--full", action="store_true", help="flux/sd35: full-size architecture, random weights")
+    parser.add_argument("--model", default=None, help="flux/sd35: a checkpoint file, loaded by the worker")
     return parser.parse_args()
 
 
@@ -246,6 +256,10 @@ def main() -> None:
     args = parse_args()
     _quiet()
     spec = resolve(args.device)
+    if args.family != "sd":
+        from _flow import flow_main  # bench/ is this script's folder
+
+        return flow_main(args, spec, measure)
     default = 1024 if args.sdxl else 512
     size = (args.width or default, args.height or default)
     batches = [int(b) for b in args.batches.split(",")]

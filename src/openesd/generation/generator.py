@@ -136,8 +136,9 @@ class Generator:
 
         # 2. Load (or reuse) the model and set this job's state on it.
         model = self._prepare(checkpoint, models, settings, scripts, loras)
+        flow = model.family in FLOW_FAMILIES
         counter = jobs.Progress(1, progress)  # the task plans the real total (Progress.plan)
-        if previews is not None and previews.every > 0:
+        if previews is not None and previews.every > 0 and not flow:  # no preview decoders for 16-channel latents
             counter.previewer = self._previewer(previews, settings, model, models)
         ctx = JobContext(
             models=models,
@@ -145,14 +146,19 @@ class Generator:
             load_model=lambda name: self._named(name, models),
             upscalers=self.upscalers,
             device=model.pipe.device,
-            dtype=model.pipe.unet.dtype,
+            dtype=(model.pipe.transformer if flow else model.pipe.unet).dtype,
             extra_params=self._extra_params(settings, loras),
             run_img2img=run_img2img,
         )
 
         # 3. Run, then answer as the WebUI does.
-        runner = run_txt2img if task == "txt2img" else run_img2img
-        result = runner(model, settings, scripts, ctx)
+        if flow:
+            from openesd.generation.tasks.flow import run_flow
+
+            result = run_flow(task, model, settings, scripts, ctx)
+        else:
+            runner = run_txt2img if task == "txt2img" else run_img2img
+            result = runner(model, settings, scripts, ctx)
         if progress is not None:
             progress(counter.total, counter.total)
         result.parameters = _echo(payload, task)
@@ -217,15 +223,18 @@ class Generator:
         self, checkpoint: Path, models: ModelFiles, settings: GenerationSettings, scripts: ScriptOptions, loras: list
     ) -> jobs.PreparedModel:
         loaded = self._load(checkpoint)
-        if loaded.family in FLOW_FAMILIES:
+        flow = loaded.family in FLOW_FAMILIES  # a transformer, no UNet: no QKV fusing, no circular padding
+        if flow:
             vae_path = self._flow_parts(loaded, models, settings.override_settings)
         else:
             vae_path = jobs.select_vae(models, settings.override_settings.get("sd_vae"), checkpoint)
             loaded.pipe.vae = self._vae(vae_path, loaded.family) if vae_path else loaded.own_vae
         if loras or importlib.util.find_spec("openesd.generation.adapters.lora") is not None:
-            fast.before_loras(loaded.pipe, loras, self.fastpath)
+            if not flow:
+                fast.before_loras(loaded.pipe, loras, self.fastpath)
             jobs.apply_loras(loaded.pipe, loras)  # [] switches off the previous job's LoRAs
-        jobs.set_tiling(loaded.pipe, settings.tiling)
+        if not flow:
+            jobs.set_tiling(loaded.pipe, settings.tiling)
         self._vae_tiling(loaded.pipe, settings, scripts)
         jobs.check_size(settings.width, settings.height, loaded.pipe.vae_scale_factor)
         return jobs.PreparedModel(

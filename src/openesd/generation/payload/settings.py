@@ -14,6 +14,7 @@ from openesd.generation.payload.script_names import script_key
 __all__ = ["GenerationSettings", "Reader", "SamplerOptions", "parse_payload", "read_settings"]
 
 MAX_SIDE = 8192  # the WebUI API's bound on width/height
+DISTILLED_CFG_DEFAULT = 3.5  # Forge's API default for distilled_cfg_scale (FLUX.1-dev's guidance)
 
 
 def _constant(name: str) -> float:
@@ -140,6 +141,9 @@ class GenerationSettings:
     sampling: SamplerOptions = field(default_factory=SamplerOptions)
     ignored_settings: list[str] = field(default_factory=list)  # override_settings keys with no effect here
     unknown_settings: list[str] = field(default_factory=list)  # override_settings keys the WebUI 1.10 lacks
+    # FLUX.1 / SD 3.5 (Forge's fields): FLUX.1-dev's guidance input, and the flow schedule's shift; None: absent.
+    distilled_cfg_scale: float | None = None
+    shift: float | None = None
 
     @property
     def clip_skip(self) -> int:
@@ -180,6 +184,8 @@ def read_settings(payload: dict, task: str) -> GenerationSettings:
         sampling=SamplerOptions(**sampler_fields(options.values, r)),
         ignored_settings=options.ignored,
         unknown_settings=options.unknown,
+        distilled_cfg_scale=_optional(r, "distilled_cfg_scale", 0.0, 30.0),
+        shift=_optional(r, "shift", 0.01, 100.0),
     )
     if task == "txt2img" and r.bool("enable_hr"):
         settings.hires = _hires(r)
@@ -187,6 +193,10 @@ def read_settings(payload: dict, task: str) -> GenerationSettings:
     if task == "img2img":
         _img2img(r, settings)
     return settings
+
+
+def _optional(r: Reader, key: str, low: float, high: float) -> float | None:
+    return r.float(key, 0.0, low, high) if r.raw(key) is not None else None
 
 
 def _side(r: Reader, key: str) -> int:
