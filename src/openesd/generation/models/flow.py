@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from openesd.errors import ModelError
 from openesd.generation.models import _flow_detect as fd
+from openesd.modelfiles.keys import checkpoint_family
 
 if TYPE_CHECKING:
     from openesd.generation.models._common import LoadedModel
@@ -61,7 +62,14 @@ def load_flow_gguf(path: Path, device: Any, dtype: Any, options: FastPath | None
 
     options = options or FastPath()
     dtype = flow_dtype(dtype)
-    arch = detect(gguf_shapes(path), path)
+    shapes = gguf_shapes(path)
+    if checkpoint_family(shapes.keys()) == "unknown":  # an LLM's or a UNet's GGUF: name what was expected
+        first = next(iter(shapes), "none")
+        raise ModelError(
+            f"GGUF file {Path(path).name!r} holds no FLUX.1 or SD 3.5 transformer (its first tensor is {first!r}); "
+            "a .gguf checkpoint must be a FLUX.1 or SD 3.5 transformer in the BFL or Stability layout"
+        )
+    arch = detect(shapes, path)
     arch.text_encoders, arch.vae_prefix = {}, None  # GGUF files hold the transformer alone
     config = transformer_config(arch)
     with _misfit(arch):
