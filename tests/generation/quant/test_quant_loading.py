@@ -190,3 +190,18 @@ def test_an_all_in_one_files_own_text_encoders_are_offloaded_once_placed(tmp_pat
     resident = load_checkpoint(path, "cpu", torch.float32)
     assert not resident.pipe.text_encoder_2._forward_pre_hooks
     assert psnr(_draw(swapped.pipe), _draw(resident.pipe)) == float("inf")
+
+
+def test_offloaded_encoders_never_go_to_the_device(tmp_path):
+    """The meta device stands in for a GPU: what is put there loses its values, so an encoder that went there
+    and back would fail. The transformer and VAE go; the file's own CLIP-L and T5 stay in CPU memory."""
+    from openesd.generation.models.fastpath import FastPath
+    from openesd.generation.models.loading import load_checkpoint
+
+    path = tmp_path / "flux1-dev-aio.safetensors"
+    ff.write_tiny_flux_checkpoint(path, layout="all_in_one")
+    for mode in ("cpu", "swap"):
+        loaded = load_checkpoint(path, "meta", torch.float32, options=FastPath(text_encoder_offload=mode))
+        assert loaded.pipe.transformer.device.type == "meta" and loaded.pipe.vae.device.type == "meta"
+        encoders = (loaded.pipe.text_encoder, loaded.pipe.text_encoder_2)
+        assert all(e.device.type == "cpu" and not any(p.is_meta for p in e.parameters()) for e in encoders)

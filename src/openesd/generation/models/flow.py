@@ -111,7 +111,14 @@ def _assemble(
         parts[component] = None if prefix is None else text_encoder_from_state(state, prefix, role, arch, dtype)
     parts["vae"] = vae_from_state(state, arch, dtype) if arch.vae_prefix else None
     pipe = pipeline_class(arch.family)(**parts)
-    place(pipe, device, dtype, None)
+    encoders = {name for name, _ in fd.ENCODERS[arch.family]}
+    if options.text_encoder_offload == "none":
+        place(pipe, device, dtype, None)
+    else:  # the encoders never land on the device whole: T5-XXL beside an fp8 FLUX.1 would not fit 24 GB
+        for name, module in pipe.components.items():
+            if name not in encoders and hasattr(module, "parameters"):
+                module.to(device)
+        pipe.set_progress_bar_config(disable=True)
     offload_text_encoders(pipe, options.text_encoder_offload, device)
     own = {name: parts[name] for name, _ in fd.ENCODERS[arch.family]} | {"vae": parts["vae"]}
     return LoadedModel(
