@@ -60,11 +60,12 @@ def test_other_diffusion_transformers_are_named(keys, name):
 
 
 def test_bfl_keys_convert_like_diffusers_at_the_real_width():
-    """diffusers' own FLUX converter (3072 wide) and ours give the same keys and shapes for FLUX.1 dev's layout."""
+    """diffusers' own FLUX converter (3072 wide) and ours give the same keys and shapes for FLUX.1 dev's layout
+    (the loader's one converter, `quant._bfl.convert_flux`; its values are checked in tests/generation/quant)."""
     torch = pytest.importorskip("torch")
     from diffusers.loaders.single_file_utils import convert_flux_transformer_checkpoint_to_diffusers
 
-    from openesd.generation.models._flux_keys import bfl_to_diffusers
+    from openesd.generation.quant._bfl import convert_flux
 
     inner, mlp, context, pooled = 3072, 12288, 4096, 768
     shapes = {
@@ -90,6 +91,6 @@ def test_bfl_keys_convert_like_diffusers_at_the_real_width():
             state[f"double_blocks.0.{norm}.{which}.scale"] = torch.empty(128, device="meta")
     for which in ("query_norm", "key_norm"):
         state[f"single_blocks.0.norm.{which}.scale"] = torch.empty(128, device="meta")
-    ours = bfl_to_diffusers(dict(state), num_layers=1, num_single_layers=1)
+    ours = convert_flux(dict(state))
     theirs = convert_flux_transformer_checkpoint_to_diffusers(dict(state))
     assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape) for k, v in theirs.items()}

@@ -231,7 +231,8 @@ def test_a_worker_loads_each_extra_file_once_and_puts_the_checkpoints_own_parts_
     assert loaded.pipe.vae_scale_factor == 2  # derived from the VAE in the pipeline (tiny: two levels)
 
 
-def test_an_fp8_stored_flux_file_loads_widened_to_the_workers_precision(flow_dir):
+def test_an_fp8_stored_flux_file_computes_in_the_workers_precision(flow_dir):
+    """Its block layers stay fp8 (tests/generation/quant/test_quant_loading.py); the rest is widened."""
     from openesd.generation.models.loading import load_checkpoint
     from safetensors.torch import load_file, save_file
 

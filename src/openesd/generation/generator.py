@@ -212,7 +212,7 @@ class Generator:
         d = self.device
 
         def load() -> Any:
-            loaded = load_checkpoint(path, d.device, d.dtype, d.vae_dtype_sdxl)
+            loaded = load_checkpoint(path, d.device, d.dtype, d.vae_dtype_sdxl, self.fastpath)
             if loaded.family not in FLOW_FAMILIES:  # the fast path's settings are the UNet's
                 fast.apply(loaded.pipe, self.fastpath)
             return loaded
@@ -264,14 +264,18 @@ class Generator:
         """FLUX.1/SD 3: the job's text encoder and VAE files into the pipeline (cached like checkpoints)."""
         from openesd.generation.models.flow import load_text_encoder
         from openesd.generation.models.flow_parts import complete_pipeline
+        from openesd.generation.quant import offload_text_encoders
 
-        d, family = self.device, loaded.family
+        d, family, offload = self.device, loaded.family, self.fastpath.text_encoder_offload
+        home = d.device if offload == "none" else "cpu"  # an offloaded encoder never lands on the GPU whole
 
         def text_encoder(path: Path, role: str) -> Any:
-            load = lambda: load_text_encoder(path, role, family, d.device, d.dtype)  # noqa: E731
+            load = lambda: load_text_encoder(path, role, family, home, d.dtype)  # noqa: E731
             return self.cache.get(f"text_encoder-{family}-{role}", path, load)
 
-        return complete_pipeline(loaded, models, overrides, text_encoder, lambda path: self._vae(path, family))
+        vae = complete_pipeline(loaded, models, overrides, text_encoder, lambda path: self._vae(path, family))
+        offload_text_encoders(loaded.pipe, offload, d.device)  # the swapped-in encoders get the setting too
+        return vae
 
     def _vae(self, path: Path, family: str) -> Any:
         from openesd.generation.models.loading import load_vae

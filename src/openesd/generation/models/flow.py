@@ -1,9 +1,10 @@
 """Load FLUX.1 and SD 3.x files offline into diffusers FluxPipeline / StableDiffusion3Pipeline.
 
 A checkpoint may be the transformer alone (BFL's `flux1-dev.safetensors`, Stability's file without
-encoders) or all-in-one (Forge/ComfyUI, Stability's with encoders): the parts a file lacks stay
-None on the cached pipeline and are filled per job from `text_encoder` and `VAE` files
-(`complete_pipeline`). The transformer is built through diffusers' single-file loader; the text
+encoders) or all-in-one (Forge/ComfyUI, Stability's with encoders), or a GGUF transformer (city96's
+`flux1-dev-Q8_0.gguf`): the parts a file lacks stay None on the cached pipeline and are filled per
+job from `text_encoder` and `VAE` files (`complete_pipeline`). The transformer is built by
+`generation.quant` in the storage the worker's settings ask for (fp8, GGUF or full); the text
 encoders are transformers models in their own key layout; the tokenizers ship with the package.
 """
 
@@ -11,14 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openesd.errors import ModelError
 from openesd.generation.models import _flow_detect as fd
-from openesd.generation.models._flux_keys import bfl_to_diffusers
+from openesd.modelfiles.keys import checkpoint_family
 
-TRANSFORMER_CLASSES = {"flux": "FluxTransformer2DModel", "sd3": "SD3Transformer2DModel"}
+if TYPE_CHECKING:
+    from openesd.generation.models._common import LoadedModel
+    from openesd.generation.models.fastpath import FastPath
 
 
 def flow_dtype(dtype: Any) -> Any:
@@ -35,23 +40,86 @@ def detect(shapes: fd.Shapes, path: Path) -> fd.FlowArchitecture:
         raise ModelError(f"checkpoint {Path(path).name!r} cannot be loaded: {exc}") from exc
 
 
-def load_flow_checkpoint(state: dict[str, Any], path: Path, device: Any, dtype: Any) -> Any:
+def load_flow_checkpoint(
+    state: dict[str, Any], path: Path, device: Any, dtype: Any, options: FastPath | None = None
+) -> LoadedModel:
     """A LoadedModel for a FLUX.1/SD 3 file; the parts it lacks are None until a job brings them."""
-    from openesd.generation.models._common import LoadedModel, place, pipeline_class, shapes_of
+    from openesd.generation.models._common import shapes_of
+    from openesd.generation.models.fastpath import FastPath
 
+    options = options or FastPath()
     dtype = flow_dtype(dtype)
     arch = detect(shapes_of(state), path)
-    parts: dict[str, Any] = {
-        "transformer": build_transformer(state, arch, dtype),
-        "scheduler": scheduler_for(arch),
-        **tokenizers(arch.family),
-    }
+    transformer = build_transformer(state, arch, dtype, options.flow_weights)
+    return _assemble(arch, transformer, state, path, device, dtype, options)
+
+
+def load_flow_gguf(path: Path, device: Any, dtype: Any, options: FastPath | None = None) -> LoadedModel:
+    """A LoadedModel for a GGUF transformer file (detected from its header; the text encoders and VAE come
+    per job, as for a BFL transformer-only file). Its layers stay in the file's quantisation."""
+    from openesd.generation.models.fastpath import FastPath
+    from openesd.generation.quant import load_flow_transformer
+
+    options = options or FastPath()
+    dtype = flow_dtype(dtype)
+    shapes = gguf_shapes(path)
+    if checkpoint_family(shapes.keys()) == "unknown":  # an LLM's or a UNet's GGUF: name what was expected
+        first = next(iter(shapes), "none")
+        raise ModelError(
+            f"GGUF file {Path(path).name!r} holds no FLUX.1 or SD 3.5 transformer (its first tensor is {first!r}); "
+            "a .gguf checkpoint must be a FLUX.1 or SD 3.5 transformer in the BFL or Stability layout"
+        )
+    arch = detect(shapes, path)
+    arch.text_encoders, arch.vae_prefix = {}, None  # GGUF files hold the transformer alone
+    config = transformer_config(arch)
+    with _misfit(arch):
+        transformer = load_flow_transformer(Path(path), arch.family, config, options.flow_weights, dtype)
+    return _assemble(arch, transformer, {}, path, device, dtype, options)
+
+
+def gguf_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> logical shape (torch order) from a GGUF file's header; no tensor data is read."""
+    from openesd.modelfiles.ggufheaders import read_gguf_header
+    from openesd.modelfiles.headers import InvalidModelFile
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file {path.name!r} not found")
+    try:
+        with path.open("rb") as stream:
+            return read_gguf_header(stream, path.stat().st_size).shapes
+    except InvalidModelFile as exc:
+        raise ModelError(f"model file {path.name!r} is not a readable GGUF file: {exc}") from exc
+
+
+def _assemble(
+    arch: fd.FlowArchitecture,
+    transformer: Any,
+    state: dict[str, Any],
+    path: Path,
+    device: Any,
+    dtype: Any,
+    options: FastPath,
+) -> LoadedModel:
+    """The pipeline around `transformer`, with the text encoders and VAE `state` holds, on `device`."""
+    from openesd.generation.models._common import LoadedModel, pipeline_class, place
+    from openesd.generation.quant import offload_text_encoders
+
+    parts: dict[str, Any] = {"transformer": transformer, "scheduler": scheduler_for(arch), **tokenizers(arch.family)}
     for component, role in fd.ENCODERS[arch.family]:
         prefix = arch.text_encoders.get(role)
         parts[component] = None if prefix is None else text_encoder_from_state(state, prefix, role, arch, dtype)
     parts["vae"] = vae_from_state(state, arch, dtype) if arch.vae_prefix else None
     pipe = pipeline_class(arch.family)(**parts)
-    place(pipe, device, dtype, None)
+    encoders = {name for name, _ in fd.ENCODERS[arch.family]}
+    if options.text_encoder_offload == "none":
+        place(pipe, device, dtype, None)
+    else:  # the encoders never land on the device whole: T5-XXL beside an fp8 FLUX.1 would not fit 24 GB
+        for name, module in pipe.components.items():
+            if name not in encoders and hasattr(module, "parameters"):
+                module.to(device)
+        pipe.set_progress_bar_config(disable=True)
+    offload_text_encoders(pipe, options.text_encoder_offload, device)
     own = {name: parts[name] for name, _ in fd.ENCODERS[arch.family]} | {"vae": parts["vae"]}
     return LoadedModel(
         pipe=pipe, family=arch.family, inpainting=False, path=Path(path), own_parts=own, variant=arch.variant
@@ -64,41 +132,23 @@ def transformer_config(arch: fd.FlowArchitecture) -> dict[str, Any]:
     return {**families()[arch.family].get("transformer", {}), **arch.transformer}
 
 
-def transformer_state(state: dict[str, Any], arch: fd.FlowArchitecture) -> dict[str, Any]:
-    """The transformer's tensors in diffusers' keys (FLUX.1) or Stability's (SD 3, converted by diffusers)."""
+def build_transformer(state: dict[str, Any], arch: fd.FlowArchitecture, dtype: Any, mode: str = "auto") -> Any:
+    """The transformer in the storage `mode` asks for (FastPath.flow_weights): `auto` keeps an fp8 file fp8,
+    `fp8` stores a full file's block layers as e4m3, `full` widens to `dtype`."""
+    from openesd.generation.quant import load_flow_transformer
+
     inner = {k[len(arch.transformer_prefix) :]: v for k, v in state.items() if k.startswith(arch.transformer_prefix)}
-    if arch.family == "flux":
-        # diffusers' own FLUX converter assumes the 3072-wide model; this one reads the widths from the config.
-        return bfl_to_diffusers(inner, arch.transformer["num_layers"], arch.transformer["num_single_layers"])
-    return inner
+    with _misfit(arch):
+        return load_flow_transformer(inner, arch.family, transformer_config(arch), mode, dtype)
 
 
-def build_transformer(state: dict[str, Any], arch: fd.FlowArchitecture, dtype: Any) -> Any:
-    import diffusers
-
-    folder = _config_folder("transformer", transformer_config(arch))
-    cls = getattr(diffusers, TRANSFORMER_CLASSES[arch.family])
-    tensors = transformer_state(state, arch)
+@contextmanager
+def _misfit(arch: fd.FlowArchitecture) -> Iterator[None]:
+    """torch's and diffusers' errors for weights that do not fit the detected config, as a ModelError."""
     try:
-        return cls.from_single_file(
-            tensors, config=str(folder), subfolder="transformer", local_files_only=True, torch_dtype=dtype
-        )
+        yield
     except (KeyError, RuntimeError, ValueError) as exc:
         raise ModelError(f"the {arch.variant} transformer's weights do not fit its detected shape: {exc}") from exc
-
-
-def _config_folder(subfolder: str, config: dict[str, Any]) -> Path:
-    from openesd.generation.models._common import config_cache_dir
-
-    blob = json.dumps(config, sort_keys=True).encode()
-    folder = config_cache_dir() / f"flow-{hashlib.sha256(blob).hexdigest()[:16]}"
-    target = folder / subfolder / "config.json"
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = target.with_suffix(f".{hashlib.sha256(str(id(config)).encode()).hexdigest()[:8]}.tmp")
-        staging.write_text(json.dumps(config, indent=1, sort_keys=True))
-        staging.replace(target)  # atomic: two workers writing the same config both end up with one
-    return folder
 
 
 def scheduler_for(arch: fd.FlowArchitecture) -> Any:

@@ -13,7 +13,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openesd.errors import ModelError
 from openesd.generation.models import _detect
@@ -34,6 +34,11 @@ from openesd.generation.models._common import (  # noqa: F401  (the loader's pub
 )
 from openesd.generation.models._flow_detect import FLOW_FAMILIES
 from openesd.generation.models._tokenizer import write_tokenizer
+
+if TYPE_CHECKING:
+    from openesd.generation.models.fastpath import FastPath
+
+GGUF_SUFFIX = ".gguf"
 
 
 def detect_architecture(state: dict[str, Any], path: Path) -> _detect.Architecture:
@@ -82,18 +87,26 @@ def write_config_folder(arch: _detect.Architecture) -> Path:
     return folder
 
 
-def load_checkpoint(path: Path, device: Any, dtype: Any, vae_dtype: Any = None) -> LoadedModel:
-    """A txt2img pipeline for the checkpoint at `path` (single file or diffusers folder) on `device`.
+def load_checkpoint(
+    path: Path, device: Any, dtype: Any, vae_dtype: Any = None, options: FastPath | None = None
+) -> LoadedModel:
+    """A txt2img pipeline for the checkpoint at `path` (single file, GGUF transformer or diffusers folder) on
+    `device`.
 
-    `vae_dtype`: SDXL's VAE overflows in fp16, so on CUDA it may be kept in another precision."""
+    `vae_dtype`: SDXL's VAE overflows in fp16, so on CUDA it may be kept in another precision. `options`: the
+    worker's fast path; FLUX.1/SD 3 files read their transformer storage and text encoder offload from it."""
     path = Path(path)
     if path.is_dir():
         return _load_diffusers_folder(path, device, dtype, vae_dtype)
+    if path.suffix.lower() == GGUF_SUFFIX:  # quantised FLUX.1 / SD 3.5 transformers (city96's conversions)
+        from openesd.generation.models.flow import load_flow_gguf
+
+        return load_flow_gguf(path, device, dtype, options)
     state = read_state_dict(path)
     if _detect.checkpoint_family(state.keys()) in FLOW_FAMILIES:
         from openesd.generation.models.flow import load_flow_checkpoint
 
-        return load_flow_checkpoint(state, path, device, dtype)
+        return load_flow_checkpoint(state, path, device, dtype, options)
     arch = detect_architecture(state, path)
     folder = write_config_folder(arch)
     components = _build_components(state, arch, folder, dtype)

@@ -51,7 +51,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 def _config_folder(family: str, config: Mapping[str, Any]) -> Path:
     """A `transformer/config.json` folder for diffusers' single-file loader, written once per config."""
-    from openesd.generation.models.loading import config_cache_dir
+    from openesd.generation.models._common import config_cache_dir
 
     blob = json.dumps(dict(config), sort_keys=True, default=str)
     folder = config_cache_dir() / f"{family}-transformer-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"

@@ -86,7 +86,7 @@ def _refuse_nf4(state: Mapping[str, Any], source: Any) -> None:
 def _read(source: Path | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(source, Mapping):
         return dict(source)
-    from openesd.generation.models.loading import read_state_dict
+    from openesd.generation.models._common import read_state_dict
 
     return read_state_dict(Path(source))
 
