@@ -8,12 +8,13 @@ import pytest
 
 from tests.checkpoints.conftest import upload_file
 from tests.inferences.conftest import open_app
-from tests.support import flow_files, flow_loras
+from tests.support import flow_files, flow_loras, gguf_files
 from tests.support.esd_jobs import create_endpoint, images, run_two_step, wait_job
 from tests.support.generation_jobs import txt2img_payload
 from tests.support.tiny_adapters import _save_safetensors
 
 FLUX = "flux1-dev-tiny.safetensors"
+FLUX_GGUF = "flux1-dev-tiny-Q8_0.gguf"
 SD35 = "sd3.5-medium-tiny.safetensors"
 FLUX_PARTS = {"text_encoder": ["clip_l.safetensors", "t5xxl_fp16.safetensors"], "VAE": ["ae.safetensors"]}
 
@@ -27,6 +28,7 @@ def flow_server(tmp_path_factory):
     flow_files.write_tiny_t5(folder / "t5xxl_fp16.safetensors")
     flow_files.write_tiny_flow_vae(folder / "ae.safetensors", "flux")
     flow_files.write_tiny_sd35_checkpoint(folder / SD35, with_text_encoders=True)
+    gguf_files.write_gguf(flow_files.flux_to_bfl(components["transformer"]), folder / FLUX_GGUF, "Q8_0")
     deltas = flow_loras.flow_lora_deltas(components, "flux", scale=0.5, parts="transformer")
     _save_safetensors(folder / "flux-style.safetensors", flow_loras.kohya_state_dict(deltas))
     client = open_app(tmp_path_factory.mktemp("flow-server"), endpoint_idle_s=1.0)
@@ -36,6 +38,7 @@ def flow_server(tmp_path_factory):
     for name, kind in (
         (FLUX, "Stable-diffusion"),
         (SD35, "Stable-diffusion"),
+        (FLUX_GGUF, "Stable-diffusion"),
         ("clip_l.safetensors", "text_encoder"),
         ("t5xxl_fp16.safetensors", "text_encoder"),
         ("ae.safetensors", "VAE"),
@@ -91,6 +94,16 @@ def test_flux_txt2img_from_a_transformer_file_and_its_separate_parts(flow_server
     )
     assert styled["status"] == "succeed", styled
     assert pixels(images(flow_server, styled)[0]) != pixels(image)  # the kohya LoRA changes the picture
+
+
+def test_a_gguf_q8_transformer_makes_nearly_the_picture_of_the_full_file(flow_server):
+    from tests.support.webui_reference import psnr
+
+    full = generate(flow_server, "txt2img", flux_payload(seed=11), {"Stable-diffusion": [FLUX], **FLUX_PARTS})
+    quantised = generate(flow_server, "txt2img", flux_payload(seed=11), {"Stable-diffusion": [FLUX_GGUF], **FLUX_PARTS})
+    assert quantised["status"] == "succeed", quantised
+    [a], [b] = images(flow_server, full), images(flow_server, quantised)
+    assert psnr(a.convert("RGB"), b.convert("RGB")) > 40  # measured 65 dB at the loader (tests/generation/quant)
 
 
 def test_a_flux_job_without_its_t5_fails_naming_the_file_type(flow_server):
