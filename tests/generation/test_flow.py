@@ -20,7 +20,8 @@ def _put(generator, path: Path, family: str, pipe) -> Path:
     from openesd.generation.models.loading import LoadedModel
 
     path.write_bytes(path.name.encode())  # a distinct file: the infotext's model hash reads it
-    loaded = LoadedModel(pipe=pipe, family=family, inpainting=False, path=path)
+    own = {name: part for name, part in pipe.components.items() if name.startswith("text_encoder") or name == "vae"}
+    loaded = LoadedModel(pipe=pipe, family=family, inpainting=False, path=path, own_parts=own)
     generator.cache.get("checkpoint", path, lambda: loaded)
     return path
 

@@ -1,5 +1,8 @@
 """Live previews of a running job: every N model calls, the sampler's current denoised prediction (x0) as a
-small JPEG, made from the latents alone ("Approx cheap") or with the user's TAESD decoder file."""
+small JPEG, made from the latents alone ("Approx cheap") or with the user's TAESD decoder file.
+
+FLUX.1 and SD 3.5 (16 latent channels) have no WebUI map of their own here: their "Approx cheap" map is
+fitted once per VAE, by least squares against that VAE's own decoder on a few random latents."""
 
 from __future__ import annotations
 
@@ -56,6 +59,40 @@ def approx_cheap(latent: Any, family: str) -> Any:
     coefs = APPROX_CHEAP_SDXL if family.startswith("sdxl") else APPROX_CHEAP_SD
     matrix = torch.tensor(coefs, dtype=torch.float32, device=latent.device)
     rgb = torch.einsum("lxy,lr->xyr", latent.float()[:4], matrix)
+    return (torch.clamp(rgb * 0.5 + 0.5, 0.0, 1.0) * 255.0).to(torch.uint8).cpu().numpy()
+
+
+# The fit: this many random latents of this side (in latents), seeded, decoded by the model's VAE.
+FIT_SAMPLES, FIT_SIDE, FIT_SEED = 4, 32, 0
+
+
+def fit_linear_preview(vae: Any) -> Any:
+    """A (C + 1, 3) map from a sampler latent (C channels, then 1) to RGB in [-1, 1]: the least-squares fit of
+    the VAE decoder's output, averaged over each latent's pixel block, on FIT_SAMPLES random unit-normal
+    latents (the sampler's latents are about unit normal). Costs FIT_SAMPLES small decodes, once per VAE."""
+    import torch
+
+    channels = vae.config.latent_channels
+    generator = torch.Generator().manual_seed(FIT_SEED)
+    latents = torch.randn(FIT_SAMPLES, channels, FIT_SIDE, FIT_SIDE, generator=generator)
+    weight = next(vae.parameters())
+    with torch.no_grad():
+        scaled = latents / vae.config.scaling_factor + (vae.config.shift_factor or 0.0)
+        pixels = vae.decode(scaled.to(weight.device, weight.dtype), return_dict=False)[0].float().cpu()
+    factor = pixels.shape[-1] // FIT_SIDE
+    target = torch.nn.functional.avg_pool2d(pixels.clamp(-1, 1), factor)  # (N, 3, side, side)
+    rows = torch.cat([latents, torch.ones(FIT_SAMPLES, 1, FIT_SIDE, FIT_SIDE)], dim=1)
+    inputs = rows.permute(0, 2, 3, 1).reshape(-1, channels + 1).double()
+    outputs = target.permute(0, 2, 3, 1).reshape(-1, 3).double()
+    return torch.linalg.lstsq(inputs, outputs).solution.float()
+
+
+def linear_preview(latent: Any, matrix: Any) -> Any:
+    """One latent (C, H, W) -> uint8 RGB (H, W, 3) through a fitted (C + 1, 3) map: latent size, as Approx cheap."""
+    import torch
+
+    matrix = matrix.to(latent.device)
+    rgb = torch.einsum("lxy,lr->xyr", latent.float(), matrix[:-1]) + matrix[-1]
     return (torch.clamp(rgb * 0.5 + 0.5, 0.0, 1.0) * 255.0).to(torch.uint8).cpu().numpy()
 
 
