@@ -203,8 +203,8 @@ class Generator:
         kind = preview.preview_type(settings.override_settings)
         if family in FLOW_FAMILIES and kind != "TAESD":  # a map fitted to this VAE, once (FLUX.1 / SD 3.5)
             vae = model.vae_path or model.path
-            matrix = self.cache.get("preview-map", vae, lambda: preview.fit_linear_preview(model.pipe.vae))
-            return preview.Previewer(previews, lambda latent: preview.linear_preview(latent, matrix))
+            fitted = self.cache.get("preview-map", vae, lambda: preview.fit_linear_preview(model.pipe.vae))
+            return preview.Previewer(previews, lambda latent: preview.linear_preview(latent, fitted))
         if kind == "TAESD":
             path = preview.find_taesd([Path(p) for p in models.get("VAE", [])], family)
             decoder = self.cache.get("taesd", path, lambda: preview.load_taesd(path, device))

@@ -91,10 +91,16 @@ def _without_break(runs: list[tuple[str, float]]) -> list[tuple[str, float]]:
 
 
 def _split_break(runs: list[tuple[str, float]]) -> tuple[str, str]:
-    """(the CLIPs' text: up to the first BREAK, T5's text: all of it without the BREAKs), weights dropped."""
-    breaks = [i for i, (part, weight) in enumerate(runs) if _is_break(part, weight)]
-    first = runs[: breaks[0]] if breaks else runs
-    return _plain(first), _plain(_without_break(runs))
+    """(the CLIPs' text: up to the first BREAK, T5's text: the BREAK-separated parts joined by a space),
+    weights dropped."""
+    parts: list[list[tuple[str, float]]] = [[]]
+    for part, weight in runs:
+        if _is_break(part, weight):
+            parts.append([])
+        else:
+            parts[-1].append((part, weight))
+    texts = [_plain(part) for part in parts]
+    return texts[0], " ".join(text for text in texts if text)
 
 
 def _plain(runs: list[tuple[str, float]]) -> str:
