@@ -195,3 +195,12 @@ def test_flow_jobs_send_previews_that_end_at_the_image(generator, flow_models, n
         assert own > _flat_psnr(image) + 1.0
     plain, _ = _preview_run(generator, flow_models[name], 0, cfg_scale=cfg, negative_prompt=negative)
     assert plain == []  # previews off: none sent
+
+
+def test_taesd_previews_are_refused_naming_the_family(generator, flow_models):
+    from openesd.errors import UnsupportedFeature
+
+    payload = _payload(override_settings={"show_progress_type": "TAESD"})
+    request = GenerationRequest("txt2img", payload, flow_models["flux-schnell"])
+    with pytest.raises(UnsupportedFeature, match="TAESD previews are not available for a flux checkpoint"):
+        generator.run(request, None, previews.PreviewRequest(1, lambda *_: None))
