@@ -1,7 +1,8 @@
 """txt2img and img2img/inpaint on FLUX.1 and SD 3.5 from the same WebUI payloads, the way Forge runs them.
 
-Seeds, batches, variation seeds, resize modes, masks and the infotext are the SD path's; sampling is
-FlowMatch Euler (generation/sampling/flow.py) on the pipeline's transformer. What these families cannot do
+Seeds, batches, variation seeds, resize modes, masks, prompt schedules (`[a:b:when]`, `[a|b]`) and the
+infotext are the SD path's; sampling is FlowMatch Euler (generation/sampling/flow.py) on the pipeline's
+transformer, each step's x0 going to the job's live previews. What these families cannot do
 (the SDXL refiner, ControlNet, ADetailer, Tiled Diffusion, seamless tiling, other samplers) fails
 naming it before any step runs.
 """
