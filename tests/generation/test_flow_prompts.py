@@ -37,7 +37,9 @@ def _job(generator, models, **overrides) -> np.ndarray:
     return _pixels(run(generator, "txt2img", _payload(**overrides), models).images[0])
 
 
-def _own_loop(pipe, family: str, payload: dict, texts: list[tuple[str, str]], negative: str = "") -> np.ndarray:
+def _own_loop(
+    pipe, family: str, payload: dict, texts: list[tuple[str, str]], negative: str | list[str] = ""
+) -> np.ndarray:
     """Euler over the transformer, step i conditioned on texts[i] = (CLIP text, T5 text), decoded as the
     pipelines decode; the sigmas and noise are the job's (both tested against diffusers in test_flow)."""
     import torch
@@ -77,7 +79,7 @@ def _own_loop(pipe, family: str, payload: dict, texts: list[tuple[str, str]], ne
                     prompt_2=None,
                     prompt_3=t5,
                     do_classifier_free_guidance=True,
-                    negative_prompt=negative,
+                    negative_prompt=negative if isinstance(negative, str) else negative[i],
                     max_sequence_length=256,
                 )
                 out = pipe.transformer(
@@ -108,6 +110,14 @@ def test_prompt_editing_switches_the_conditioning_at_its_step(generator, flow_pi
     assert np.array_equal(by_step, edited)  # a whole number is that step
     for plain in (FOX, BIRD):  # the switch is visible: neither prompt alone gives this image
         assert np.abs(edited - _job(generator, flow_models[name], prompt=plain, **common)).max() > 3
+
+
+def test_the_negative_prompt_is_scheduled_too(generator, flow_pipes, flow_models):
+    common = dict(cfg_scale=4, prompt=FOX)
+    edited = _job(generator, flow_models["sd3"], negative_prompt="[blurry:dark, noisy:0.25]", **common)
+    negatives = ["blurry"] * 2 + ["dark, noisy"] * 2  # 0.25 of 4: step 1
+    reference = _own_loop(flow_pipes["sd3"], "sd3", _payload(**common), [(FOX, FOX)] * 4, negatives)
+    assert np.abs(edited - reference).max() <= 1
 
 
 def test_an_edit_to_the_same_text_is_the_plain_prompt(generator, flow_models):
