@@ -138,7 +138,7 @@ class Generator:
         model = self._prepare(checkpoint, models, settings, scripts, loras)
         flow = model.family in FLOW_FAMILIES
         counter = jobs.Progress(1, progress)  # the task plans the real total (Progress.plan)
-        if previews is not None and previews.every > 0 and not flow:  # no preview decoders for 16-channel latents
+        if previews is not None and previews.every > 0:
             counter.previewer = self._previewer(previews, settings, model, models)
         ctx = JobContext(
             models=models,
@@ -200,7 +200,12 @@ class Generator:
         from openesd.generation import previews as preview
 
         family, device = model.family, model.pipe.device
-        if preview.preview_type(settings.override_settings) == "TAESD":
+        kind = preview.preview_type(settings.override_settings)
+        if family in FLOW_FAMILIES and kind != "TAESD":  # a map fitted to this VAE, once (FLUX.1 / SD 3.5)
+            vae = model.vae_path or model.path
+            fitted = self.cache.get("preview-map", vae, lambda: preview.fit_linear_preview(model.pipe.vae))
+            return preview.Previewer(previews, lambda latent: preview.linear_preview(latent, fitted))
+        if kind == "TAESD":
             path = preview.find_taesd([Path(p) for p in models.get("VAE", [])], family)
             decoder = self.cache.get("taesd", path, lambda: preview.load_taesd(path, device))
             return preview.Previewer(previews, lambda latent: preview.taesd_image(decoder, latent))

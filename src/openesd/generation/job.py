@@ -83,15 +83,19 @@ class Progress:
 
     def hook(self) -> Callable[..., dict]:
         def on_step_end(pipe: Any, step: int, timestep: Any, kwargs: dict) -> dict:
-            self.done += 1
-            if self.callback is not None:
-                self.callback(min(self.done, self.total), self.total)
-            if self.previewer is not None:  # the sampler stand-in keeps the call's prediction (x0)
-                denoised = getattr(pipe.scheduler, "denoised", None)
-                self.previewer.after_call(min(self.done, self.total), self.total, denoised)
+            # the sampler stand-in keeps the call's prediction (x0)
+            self.call_done(getattr(pipe.scheduler, "denoised", None))
             return kwargs
 
         return on_step_end
+
+    def call_done(self, denoised: Any = None) -> None:
+        """One model call done; `denoised` is its prediction of the clean latents (B, C, h, w), for previews."""
+        self.done += 1
+        if self.callback is not None:
+            self.callback(min(self.done, self.total), self.total)
+        if self.previewer is not None:
+            self.previewer.after_call(min(self.done, self.total), self.total, denoised)
 
 
 @dataclass

@@ -130,23 +130,25 @@ class InpaintMask:
         return self.mask * x + (1 - self.mask) * kept
 
 
-Velocity = Callable[["torch.Tensor", float], "torch.Tensor"]
+Velocity = Callable[["torch.Tensor", float, int], "torch.Tensor"]  # (x, sigma, step) -> v
 
 
 def euler(
     velocity: Velocity,
     x: torch.Tensor,
     sigmas: list[float],
-    on_step: Callable[[int], None] | None = None,
+    on_step: Callable[[int, torch.Tensor], None] | None = None,
     inpaint: InpaintMask | None = None,
 ) -> torch.Tensor:
-    """FlowMatch Euler over the sigmas (float32 state, as diffusers' scheduler steps it)."""
+    """FlowMatch Euler over the sigmas (float32 state, as diffusers' scheduler steps it). `on_step` hears each
+    step's index and its prediction of the clean latent, x - sigma * v (what live previews show)."""
     x = x.float()
     for i, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
-        v = velocity(x, sigma).float()
+        v = velocity(x, sigma, i).float()
+        denoised = x - sigma * v
         x = x + (sigma_next - sigma) * v
         if inpaint is not None:
             x = inpaint.blend(x, sigma_next)
         if on_step is not None:
-            on_step(i)
+            on_step(i, denoised)
     return x

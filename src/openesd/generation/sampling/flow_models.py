@@ -50,11 +50,16 @@ def encode(
     emphasis: str = "Original",
 ) -> FlowPrompts:
     """Both prompts encoded; WebUI weights `(word:1.2)` go to T5 as Forge's emphasis does (the CLIPs read the
-    text without the weight syntax). A prompt without weights is exactly the pipeline's own encoding."""
+    text without the weight syntax). A prompt without weights is exactly the pipeline's own encoding.
+
+    `BREAK`: the CLIPs read the text before the first BREAK (the WebUI's first 75-token chunk, the one its
+    pooled vector comes from); T5, which has no 75-token chunks, reads the whole text without the BREAKs."""
     runs, negative_runs = weighted(prompt, emphasis), weighted(negative_prompt, emphasis)
-    found = _encode(family, pipe, _plain(runs), _plain(negative_runs), with_negative, clip_skip)
+    texts = _split_break(runs), _split_break(negative_runs)
+    found = _encode(family, pipe, texts[0], texts[1], with_negative, clip_skip, negative_prompt == "")
     length = MAX_SEQUENCE[variant(family, pipe)]
     normalize = emphasis != "No norm"
+    runs, negative_runs = _without_break(runs), _without_break(negative_runs)
     if _has_weights(runs):
         found.embeds = _with_t5(found.embeds, _t5_weighted(family, pipe, runs, length, normalize))
     if found.negative is not None and _has_weights(negative_runs):
@@ -64,13 +69,38 @@ def encode(
 
 def weighted(text: str, emphasis: str) -> list[tuple[str, float]]:
     """The WebUI's attention runs per its emphasis mode: "None" reads the text as written, "Ignore" drops
-    the weights but not the parsing, "Original" / "No norm" keep both."""
+    the weights but not the parsing (BREAK stays ("BREAK", -1)), "Original" / "No norm" keep both."""
     from openesd.generation.prompts._parser import parse_attention
 
     if emphasis == "None":
         return [(text, 1.0)]
-    runs = [(part, weight) for part, weight in parse_attention(text) if weight >= 0]  # BREAK: no chunks in T5
-    return [(part, 1.0) for part, _ in runs] if emphasis == "Ignore" else runs
+    runs = parse_attention(text)
+    return (
+        [(part, weight if _is_break(part, weight) else 1.0) for part, weight in runs] if emphasis == "Ignore" else runs
+    )
+
+
+def _is_break(part: str, weight: float) -> bool:
+    from openesd.generation.prompts._parser import BREAK
+
+    return part == BREAK and weight == -1
+
+
+def _without_break(runs: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    return [(part, weight) for part, weight in runs if not _is_break(part, weight)]
+
+
+def _split_break(runs: list[tuple[str, float]]) -> tuple[str, str]:
+    """(the CLIPs' text: up to the first BREAK, T5's text: the BREAK-separated parts joined by a space),
+    weights dropped."""
+    parts: list[list[tuple[str, float]]] = [[]]
+    for part, weight in runs:
+        if _is_break(part, weight):
+            parts.append([])
+        else:
+            parts[-1].append((part, weight))
+    texts = [_plain(part) for part in parts]
+    return texts[0], " ".join(text for text in texts if text)
 
 
 def _plain(runs: list[tuple[str, float]]) -> str:
@@ -113,9 +143,16 @@ def _t5_weighted(family: str, pipe: Any, runs: list[tuple[str, float]], length: 
 
 
 def _encode(
-    family: str, pipe: Any, prompt: str, negative_prompt: str, with_negative: bool, clip_skip: int = 1
+    family: str,
+    pipe: Any,
+    prompt: tuple[str, str],
+    negative_prompt: tuple[str, str],
+    with_negative: bool,
+    clip_skip: int = 1,
+    empty_negative: bool = False,
 ) -> FlowPrompts:
-    """The pipeline's own encode_prompt; SD 3.5's empty negative prompt is zeros, as Forge (and SDXL) do.
+    """The pipeline's own encode_prompt, each prompt as (CLIPs' text, T5's text); SD 3.5's empty negative
+    prompt is zeros, as Forge (and SDXL) do.
 
     `clip_skip` is the WebUI's (1: none). SD 3's CLIPs already give their penultimate layer, diffusers'
     `clip_skip` 0; each WebUI step past 1 goes one layer further up, as Forge's does. FLUX ignores it."""
@@ -123,30 +160,47 @@ def _encode(
 
     length = MAX_SEQUENCE[variant(family, pipe)]
     device = pipe.transformer.device
+    (clip, t5), (negative_clip, negative_t5) = prompt, negative_prompt
     with torch.no_grad():
         if family == "flux":
             embeds, pooled, text_ids = pipe.encode_prompt(
-                prompt=prompt, prompt_2=None, device=device, max_sequence_length=length
+                prompt=clip, prompt_2=t5, device=device, max_sequence_length=length
             )
             found = FlowPrompts(embeds, pooled, text_ids=text_ids)
             if with_negative:
                 found.negative, found.negative_pooled, _ = pipe.encode_prompt(
-                    prompt=negative_prompt, prompt_2=None, device=device, max_sequence_length=length
+                    prompt=negative_clip, prompt_2=negative_t5, device=device, max_sequence_length=length
                 )
             return found
         embeds, negative, pooled, negative_pooled = pipe.encode_prompt(
-            prompt=prompt,
-            prompt_2=None,
-            prompt_3=None,
+            prompt=clip,
+            prompt_2=clip,
+            prompt_3=t5,
             device=device,
             do_classifier_free_guidance=with_negative,
-            negative_prompt=negative_prompt,
+            negative_prompt=negative_clip,
+            negative_prompt_2=negative_clip,
+            negative_prompt_3=negative_t5,
             max_sequence_length=length,
             clip_skip=clip_skip - 1 if clip_skip > 1 else None,
         )
-    if with_negative and not negative_prompt:
+    if with_negative and empty_negative:
         negative, negative_pooled = torch.zeros_like(negative), torch.zeros_like(negative_pooled)
     return FlowPrompts(embeds, pooled, negative, negative_pooled)
+
+
+@dataclass
+class PromptSchedule:
+    """The job's encoded prompts over its steps, as the WebUI's prompt schedule: each entry conditions
+    every step up to and including its end step (steps count from 0, one per sampler step)."""
+
+    entries: list[tuple[int, FlowPrompts]]
+
+    def at(self, step: int) -> FlowPrompts:
+        for end, prompts in self.entries:
+            if step <= end:
+                return prompts
+        return self.entries[0][1]  # past the last end: the WebUI's text_at_step
 
 
 def _repeat(x: Any, count: int) -> Any:
@@ -154,27 +208,30 @@ def _repeat(x: Any, count: int) -> Any:
 
 
 class FlowTransformer:
-    """velocity(x, sigma) for a (B, 16, h, w) latent batch, with the job's prompts and guidance."""
+    """velocity(x, sigma, step) for a (B, 16, h, w) latent batch, with the step's prompts and the job's guidance."""
 
-    def __init__(self, family: str, pipe: Any, prompts: FlowPrompts, cfg_scale: float, distilled: float | None) -> None:
+    def __init__(
+        self, family: str, pipe: Any, prompts: PromptSchedule, cfg_scale: float, distilled: float | None
+    ) -> None:
         self.family, self.pipe, self.prompts = family, pipe, prompts
         self.transformer = pipe.transformer
         self.cfg_scale = cfg_scale
         self.distilled = distilled
-        self.cfg = prompts.negative is not None and cfg_scale > 1
+        self.cfg = prompts.entries[0][1].negative is not None and cfg_scale > 1
         self._image_ids: tuple[tuple[int, int], Any] | None = None
 
     @property
     def calls_per_step(self) -> int:
         return 2 if self.cfg else 1
 
-    def __call__(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, sigma: float, step: int = 0) -> torch.Tensor:
         import torch
 
+        prompts = self.prompts.at(step)
         with torch.no_grad():
             if self.family == "flux":
-                return self._flux(x, sigma)
-            return self._sd3(x, sigma)
+                return self._flux(x, sigma, prompts)
+            return self._sd3(x, sigma, prompts)
 
     def _timestep(self, sigma: float, count: int, dtype: Any) -> torch.Tensor:
         """sigma * 1000 as the pipelines pass it: float32 for SD 3, the latents' dtype for FLUX (bf16 on a GPU)."""
@@ -182,10 +239,10 @@ class FlowTransformer:
 
         return torch.full([count], sigma * 1000.0, device=self.transformer.device).to(dtype)
 
-    def _sd3(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+    def _sd3(self, x: torch.Tensor, sigma: float, p: FlowPrompts) -> torch.Tensor:
         import torch
 
-        p, dtype, count = self.prompts, self.transformer.dtype, x.shape[0]
+        dtype, count = self.transformer.dtype, x.shape[0]
         embeds, pooled = _repeat(p.embeds, count), _repeat(p.pooled, count)
         latents = x.to(dtype)
         if self.cfg:
@@ -204,7 +261,7 @@ class FlowTransformer:
         uncond, cond = out.chunk(2)
         return uncond + self.cfg_scale * (cond - uncond)
 
-    def _flux(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+    def _flux(self, x: torch.Tensor, sigma: float, p: FlowPrompts) -> torch.Tensor:
         from diffusers import FluxPipeline
 
         count, _, h, w = x.shape
@@ -219,7 +276,6 @@ class FlowTransformer:
             import torch
 
             guidance = torch.full([count], self.distilled, device=device, dtype=torch.float32)
-        p = self.prompts
 
         def call(embeds: Any, pooled: Any) -> Any:
             return self.transformer(

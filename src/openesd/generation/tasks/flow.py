@@ -1,13 +1,15 @@
 """txt2img and img2img/inpaint on FLUX.1 and SD 3.5 from the same WebUI payloads, the way Forge runs them.
 
-Seeds, batches, variation seeds, resize modes, masks and the infotext are the SD path's; sampling is
-FlowMatch Euler (generation/sampling/flow.py) on the pipeline's transformer. What these families cannot do
+Seeds, batches, variation seeds, resize modes, masks, prompt schedules (`[a:b:when]`, `[a|b]`) and the
+infotext are the SD path's; sampling is FlowMatch Euler (generation/sampling/flow.py) on the pipeline's
+transformer, each step's x0 going to the job's live previews. What these families cannot do
 (the SDXL refiner, ControlNet, ADetailer, Tiled Diffusion, seamless tiling, other samplers) fails
 naming it before any step runs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from PIL import Image
@@ -18,6 +20,7 @@ from openesd.generation.job import PreparedModel, check_size
 from openesd.generation.payload.scripts import ScriptOptions
 from openesd.generation.payload.settings import DISTILLED_CFG_DEFAULT, GenerationSettings, HiresSettings
 from openesd.generation.prompts.encoding import extract_loras
+from openesd.generation.prompts.schedules import prompt_schedule, text_at_step
 from openesd.generation.sampling import flow
 from openesd.generation.sampling import flow_models as models
 from openesd.generation.sampling.noise import ImageRNG
@@ -44,21 +47,19 @@ def run_flow(
     check_size(settings.width, settings.height, 2 * factor)  # 2x2 patches of latents
     clip_skip_ignored(model, settings)
 
-    # 2. Prompts, the sigma schedule, the transformer call (and the hires pass's).
-    velocity = _velocity(model, settings, settings.prompt, settings.negative_prompt, distilled)
+    # 2. Prompt schedules, the sigma schedule, the transformer call (and the hires pass's).
+    encoded: dict[tuple[str, str], models.FlowPrompts] = {}  # each distinct pair encoded once per job
+    prompts = (settings.prompt, settings.negative_prompt)
+    velocity = _velocity(model, settings, prompts, distilled, encoded)
     h, w = settings.height // factor, settings.width // factor
     sigmas = _schedule(model, settings, settings.scheduler, settings.steps, (h, w))
     if task == "img2img":
         sigmas = flow.img2img_sigmas(sigmas, settings.steps, settings.denoising_strength)
     hr = settings.hires
-    hires = _Hires.prepare(model, settings, hr, velocity, distilled) if hr is not None else None
+    hires = _Hires.prepare(model, settings, hr, distilled, encoded) if hr is not None else None
     calls = (len(sigmas) - 1) * velocity.calls_per_step + (hires.calls if hires is not None else 0)
     ctx.progress.plan(settings.n_iter * calls)
-    hook = ctx.progress.hook()
-
-    def on_step(i: int) -> None:
-        for _ in range(velocity.calls_per_step):
-            hook(model.pipe, i, None, {})
+    on_step = _reporter(ctx, velocity.calls_per_step)
 
     # 3. Sample each n_iter batch from the WebUI's per-image noise.
     seed, subseed = seeds.resolve_seed(settings.seed), seeds.resolve_seed(settings.subseed)
@@ -72,20 +73,50 @@ def run_flow(
             continue
         latents = flow.euler(velocity, flow.noised(0 * noise, noise, sigmas[0]), sigmas, on_step)
         if hires is not None:
-            latents = hires.second_pass(model, settings, latents, batch, hook, ctx)
+            latents = hires.second_pass(model, settings, latents, batch, ctx)
         images.extend(to_pil(models.decode(model.pipe, latents)))
     extra_images = inputs.inits if inputs is not None and settings.include_init_images else []
     return finish(images, settings, info, seed, subseed, extra_images)
 
 
 def _velocity(
-    model: PreparedModel, settings: GenerationSettings, prompt: str, negative_prompt: str, distilled: float | None
+    model: PreparedModel,
+    settings: GenerationSettings,
+    prompts: tuple[str, str],
+    distilled: float | None,
+    encoded: dict[tuple[str, str], models.FlowPrompts],
+    hires_steps: int | None = None,
 ) -> models.FlowTransformer:
-    text, negative = extract_loras(prompt)[0], extract_loras(negative_prompt)[0]
-    cfg, skip = settings.cfg_scale > 1, settings.clip_skip
-    emphasis = settings.sampling.emphasis
-    prompts = models.encode(model.family, model.pipe, text, negative, cfg, clip_skip=skip, emphasis=emphasis)
-    return models.FlowTransformer(model.family, model.pipe, prompts, settings.cfg_scale, distilled)
+    """The transformer conditioned as the WebUI schedules the prompt and the negative prompt (`[a:b:when]`,
+    `[a|b]`): each distinct text encoded by the family's encoders, switched at its step (hires: counted from
+    the first pass's start, as the SD path does)."""
+    text, negative = extract_loras(prompts[0])[0], extract_loras(prompts[1])[0]
+    old = settings.sampling.use_old_scheduling
+    positive = prompt_schedule(text, settings.steps, hires_steps, old)
+    negatives = prompt_schedule(negative, settings.steps, hires_steps, old)
+    entries = []
+    for end in sorted({e.end_at_step for e in positive} | {e.end_at_step for e in negatives}):
+        pair = (text_at_step(positive, end), text_at_step(negatives, end))
+        if pair not in encoded:
+            encoded[pair] = _encode_pair(model, settings, *pair)
+        entries.append((end, encoded[pair]))
+    schedule = models.PromptSchedule(entries)
+    return models.FlowTransformer(model.family, model.pipe, schedule, settings.cfg_scale, distilled)
+
+
+def _encode_pair(model: PreparedModel, settings: GenerationSettings, text: str, negative: str) -> models.FlowPrompts:
+    cfg, skip, emphasis = settings.cfg_scale > 1, settings.clip_skip, settings.sampling.emphasis
+    return models.encode(model.family, model.pipe, text, negative, cfg, clip_skip=skip, emphasis=emphasis)
+
+
+def _reporter(ctx: JobContext, calls_per_step: int) -> Callable[[int, Any], None]:
+    """Each sampler step as its model calls to the job's progress, with the step's x0 for live previews."""
+
+    def on_step(i: int, denoised: Any) -> None:
+        for _ in range(calls_per_step):
+            ctx.progress.call_done(denoised)
+
+    return on_step
 
 
 def _schedule(
@@ -111,7 +142,12 @@ class _Hires:
 
     @classmethod
     def prepare(
-        cls, model: PreparedModel, settings: GenerationSettings, hr: HiresSettings, first: Any, distilled: float | None
+        cls,
+        model: PreparedModel,
+        settings: GenerationSettings,
+        hr: HiresSettings,
+        distilled: float | None,
+        encoded: dict[tuple[str, str], models.FlowPrompts],
     ) -> _Hires:
         from openesd.generation.tasks.hires import target_size
 
@@ -120,16 +156,14 @@ class _Hires:
         scheduler = flow.check_sampler(hr.sampler_name or settings.sampler_name, hr.scheduler or settings.scheduler)
         steps = hr.steps or settings.steps
         # The WebUI: an empty hires prompt is the first pass's.
-        prompt, negative = hr.prompt or settings.prompt, hr.negative_prompt or settings.negative_prompt
-        velocity = first
-        if (prompt, negative) != (settings.prompt, settings.negative_prompt):
-            velocity = _velocity(model, settings, prompt, negative, distilled)
+        prompts = (hr.prompt or settings.prompt, hr.negative_prompt or settings.negative_prompt)
+        velocity = _velocity(model, settings, prompts, distilled, encoded, hires_steps=steps)
         factor = model.vae_scale_factor
         sigmas = _schedule(model, settings, scheduler, steps, (height // factor, width // factor))
         return cls(velocity, flow.img2img_sigmas(sigmas, steps, hr.denoising_strength), (width, height), hr.upscaler)
 
     def second_pass(
-        self, model: PreparedModel, settings: GenerationSettings, latents: Any, batch: Any, hook: Any, ctx: JobContext
+        self, model: PreparedModel, settings: GenerationSettings, latents: Any, batch: Any, ctx: JobContext
     ) -> Any:
         from openesd.generation.tasks.hires import LATENT_MODES, _upscale_images, _upscale_latents
 
@@ -141,14 +175,8 @@ class _Hires:
             first = to_pil(models.decode(model.pipe, latents))
             start = models.encode_images(model.pipe, _upscale_images(first, self.upscaler, width, height, ctx))
         noise = _noise(model, settings, batch, (height // factor, width // factor))
-        calls = self.velocity.calls_per_step
-
-        def on_step(i: int) -> None:
-            for _ in range(calls):
-                hook(model.pipe, i, None, {})
-
         x = flow.noised(start.to(noise.device).float(), noise, self.sigmas[0])
-        return flow.euler(self.velocity, x, self.sigmas, on_step)
+        return flow.euler(self.velocity, x, self.sigmas, _reporter(ctx, self.velocity.calls_per_step))
 
 
 def check_supported(name: str, settings: GenerationSettings, scripts: ScriptOptions) -> None:
