@@ -12,7 +12,6 @@ import pytest
 
 from openesd.errors import ModelError, UnsupportedFeature
 from openesd.execution._endpoint_process import _serve
-from openesd.execution._ray_replica import _Pipe
 from openesd.execution.base import JobSpec
 from openesd.execution.events import JobProgress, JobSucceeded
 from openesd.generation import GenerationRequest, previews
@@ -80,6 +79,22 @@ def test_preview_type_and_taesd_file_are_checked_by_name(tmp_path):
         previews.find_taesd([tmp_path / "taesd_decoder.pth"], "sdxl")
 
 
+class _Pipe:
+    """The worker's end of its pipe, in memory: what `_serve` sends is kept in order; no order ever comes."""
+
+    def __init__(self) -> None:
+        self.sent: list = []
+
+    def send(self, message: object) -> None:
+        self.sent.append(message)
+
+    def poll(self) -> bool:
+        return False
+
+    def recv(self) -> object:
+        raise EOFError("no order waiting")
+
+
 def _serve_job(generator, checkpoint: Path, tmp_path: Path, preview_every: int, **payload) -> list:
     models_dir = tmp_path / "models"
     (models_dir / "tiny").mkdir(parents=True, exist_ok=True)
@@ -103,9 +118,7 @@ def _serve_job(generator, checkpoint: Path, tmp_path: Path, preview_every: int, 
     )
     pipe = _Pipe()
     assert _serve(pipe, spec, generator, store=None, models_dir=models_dir) is True
-    sent = []
-    while not pipe.messages.empty():
-        sent.append(pipe.messages.get())
+    sent = pipe.sent
     assert isinstance(sent[-1], JobSucceeded), sent[-1]
     return sent
 
