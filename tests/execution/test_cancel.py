@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from openesd.execution._endpoint_process import _serve
-from openesd.execution._ray_replica import _Pipe
 from openesd.execution.base import JobSpec
 from openesd.execution.events import CancelJob, JobCancelled, JobProgress, JobStarted, StopInstance
+from tests.support.memory_pipe import MemoryPipe
 
 STEPS = 150  # the payload's most; Heun makes it about 300 model calls: still running when the cancel lands
 HEUN = {"sampler_name": "Heun"}
@@ -19,7 +19,7 @@ HEUN = {"sampler_name": "Heun"}
 class Sampler:
     """A generator whose model call number `cancel_during` is when the engine's CancelJob arrives."""
 
-    def __init__(self, pipe: _Pipe, order: object, cancel_during: int, total: int = 10):
+    def __init__(self, pipe: MemoryPipe, order: object, cancel_during: int, total: int = 10):
         self.pipe, self.order, self.cancel_during, self.total = pipe, order, cancel_during, total
         self.calls = 0
 
@@ -38,34 +38,29 @@ def job(job_id: str = "j") -> JobSpec:
 
 def test_the_worker_stops_at_the_model_call_during_which_the_cancel_came(tmp_path: Path):
     for during in (1, 4, 9):
-        pipe = _Pipe()
+        pipe = MemoryPipe()
         sampler = Sampler(pipe, CancelJob("j"), during)
         assert _serve(pipe, job(), sampler, store=None, models_dir=tmp_path) is True  # the worker serves on
-        sent = []
-        while not pipe.messages.empty():
-            sent.append(pipe.messages.get())
+        sent = pipe.sent
         assert sent[0] == JobStarted("j", 0) and sent[-1] == JobCancelled("j", during)
         assert sampler.calls == during  # not one model call more
         assert all(isinstance(m, JobProgress) for m in sent[1:-1])
 
 
 def test_a_stale_cancel_of_another_job_is_ignored_and_a_stop_ends_the_worker(tmp_path: Path):
-    pipe = _Pipe()
+    pipe = MemoryPipe()
     sampler = Sampler(pipe, CancelJob("an-earlier-job"), 2)
     pipe.inbox.put(CancelJob("an-earlier-job"))
     assert _serve(pipe, job(), sampler, store=None, models_dir=tmp_path) is True
     assert sampler.calls == sampler.total  # ran every model call: its end is the sampler's own complaint
     assert "ran to its end" in _drain(pipe)[-1].message
-    stopping = _Pipe()
+    stopping = MemoryPipe()
     assert _serve(stopping, job(), Sampler(stopping, StopInstance(), 3), store=None, models_dir=tmp_path) is False
     assert not any(isinstance(m, JobCancelled) for m in _drain(stopping))  # the engine dropped that job itself
 
 
-def _drain(pipe: _Pipe) -> list:
-    found = []
-    while not pipe.messages.empty():
-        found.append(pipe.messages.get())
-    return found
+def _drain(pipe: MemoryPipe) -> list:
+    return pipe.sent
 
 
 def test_a_running_job_is_cancelled_mid_sampling_and_the_worker_takes_the_next(engine):

@@ -16,6 +16,7 @@ from openesd.execution.base import JobSpec
 from openesd.execution.events import JobProgress, JobSucceeded
 from openesd.generation import GenerationRequest, previews
 from tests.support.generation_jobs import txt2img_payload
+from tests.support.memory_pipe import MemoryPipe
 
 
 def _jpeg(data: bytes) -> np.ndarray:
@@ -79,22 +80,6 @@ def test_preview_type_and_taesd_file_are_checked_by_name(tmp_path):
         previews.find_taesd([tmp_path / "taesd_decoder.pth"], "sdxl")
 
 
-class _Pipe:
-    """The worker's end of its pipe, in memory: what `_serve` sends is kept in order; no order ever comes."""
-
-    def __init__(self) -> None:
-        self.sent: list = []
-
-    def send(self, message: object) -> None:
-        self.sent.append(message)
-
-    def poll(self) -> bool:
-        return False
-
-    def recv(self) -> object:
-        raise EOFError("no order waiting")
-
-
 def _serve_job(generator, checkpoint: Path, tmp_path: Path, preview_every: int, **payload) -> list:
     models_dir = tmp_path / "models"
     (models_dir / "tiny").mkdir(parents=True, exist_ok=True)
@@ -116,7 +101,7 @@ def _serve_job(generator, checkpoint: Path, tmp_path: Path, preview_every: int, 
         models=models,
         preview_every=preview_every,
     )
-    pipe = _Pipe()
+    pipe = MemoryPipe()
     assert _serve(pipe, spec, generator, store=None, models_dir=models_dir) is True
     sent = pipe.sent
     assert isinstance(sent[-1], JobSucceeded), sent[-1]
