@@ -15,12 +15,12 @@ from typing import Any
 
 from tests.support.tiny_models import (
     TEXT2_HIDDEN_SIZE,
-    TEXT2_INTERMEDIATE,
     TEXT_HIDDEN_SIZE,
     VAE_CHANNELS,
     _text_config,
     _torch,
     tiny_text_encoder,
+    tiny_text_encoder_2,
     tiny_tokenizer,
 )
 
@@ -184,12 +184,8 @@ def tiny_clip_l_with_projection() -> Any:
 
 
 def tiny_clip_g() -> Any:
-    """SD 3's CLIP-G (OpenCLIP bigG-like): gelu, projection to its own width."""
-    _torch()
-    from transformers import CLIPTextModelWithProjection
-
-    config = _text_config("gelu", TEXT2_HIDDEN_SIZE, TEXT2_HIDDEN_SIZE, TEXT2_INTERMEDIATE)
-    return CLIPTextModelWithProjection(config).eval()
+    """SD 3's CLIP-G (OpenCLIP bigG-like): SDXL's second encoder, whose projection is its own width."""
+    return tiny_text_encoder_2()
 
 
 def tiny_sd3_components() -> dict[str, Any]:
