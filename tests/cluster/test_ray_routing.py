@@ -3,15 +3,12 @@ checkpoint (Serve's router, told the checkpoint as the multiplexed model id), no
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 
-from openesd.execution.base import JobSpec
 from openesd.execution.events import ReplicaOfJob
-from tests.execution.conftest import EVENT_WAIT_S, MODEL_KEY
-from tests.support.generation_jobs import txt2img_payload
+from tests.execution.conftest import EVENT_WAIT_S, tiny_job
 
 pytestmark = [pytest.mark.ray, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -30,19 +27,6 @@ def _wait_running(endpoint_id: str, replicas: int) -> None:
     raise AssertionError(f"{replicas} replicas of {endpoint_id} never ran")
 
 
-def _job(endpoint_id: str, job_id: str, checkpoint: str) -> JobSpec:
-    # Two checkpoint ids, one file: each id is its own model in a replica's cache.
-    entry = {"id": checkpoint, "model_name": "tiny-sd15.safetensors", "key": MODEL_KEY}
-    return JobSpec(
-        id=job_id,
-        endpoint_id=endpoint_id,
-        task="txt2img",
-        param_key=f"txt2img/infer_v2/{job_id}/x",
-        payload_string=json.dumps(txt2img_payload(steps=1)),
-        models={"Stable-diffusion": [entry]},  # type: ignore[typeddict-item]
-    )
-
-
 def test_each_job_goes_to_the_replica_that_already_holds_its_checkpoint(engine):
     under = engine()
     endpoint = under.deploy("affinity", initial=2, max=2)
@@ -58,7 +42,7 @@ def test_each_job_goes_to_the_replica_that_already_holds_its_checkpoint(engine):
     under.engine._handle = spy
     for round in range(3):
         for checkpoint in ("a", "b"):
-            under.engine.submit(_job(endpoint.id, f"{checkpoint}{round}", checkpoint))
+            under.engine.submit(tiny_job(endpoint.id, f"{checkpoint}{round}", checkpoint=checkpoint))
             end = under.events.finished(f"{checkpoint}{round}")
             assert end[0] == "job_succeeded", end
             loads = end[2]["worker"]["model_loads"]

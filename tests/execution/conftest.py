@@ -47,6 +47,23 @@ EVENT_NAMES = {
 }
 
 
+def tiny_job(
+    endpoint_id: str, job_id: str, steps: int = 1, checkpoint: str = "tiny", preview_every: int = 0, **payload
+) -> JobSpec:
+    """A txt2img job on the tiny SD 1.5 file (stored at MODEL_KEY) under checkpoint id `checkpoint`: two ids of
+    the one file are two models to a worker's cache."""
+    entry = {"id": checkpoint, "model_name": "tiny-sd15.safetensors", "key": MODEL_KEY}
+    return JobSpec(
+        id=job_id,
+        endpoint_id=endpoint_id,
+        task="txt2img",
+        param_key=f"txt2img/infer_v2/{job_id}/x",
+        payload_string=json.dumps(txt2img_payload(steps=steps, **payload)),
+        models={"Stable-diffusion": [entry]},  # type: ignore[typeddict-item]
+        preview_every=preview_every,
+    )
+
+
 class RecordingEvents:
     """The endpoint, job, training and merge consumers in one, keeping every event in order, for tests to wait on
     and read."""
@@ -128,14 +145,7 @@ class EngineUnderTest:
         return spec
 
     def submit(self, endpoint: EndpointSpec, job_id: str, steps: int = 1, **payload) -> JobSpec:
-        job = JobSpec(
-            id=job_id,
-            endpoint_id=endpoint.id,
-            task="txt2img",
-            param_key=f"txt2img/infer_v2/{job_id}/x",
-            payload_string=json.dumps(txt2img_payload(steps=steps, **payload)),
-            models={"Stable-diffusion": [{"id": "tiny", "model_name": "tiny-sd15.safetensors", "key": MODEL_KEY}]},
-        )
+        job = tiny_job(endpoint.id, job_id, steps, **payload)
         self.engine.submit(job)
         return job
 

@@ -4,23 +4,8 @@ prediction with its progress reports across the worker process's pipe; a job wit
 from __future__ import annotations
 
 import io
-import json
 
-from openesd.execution.base import JobSpec
-from tests.execution.conftest import MODEL_KEY
-from tests.support.generation_jobs import txt2img_payload
-
-
-def _job(endpoint_id: str, job_id: str, preview_every: int) -> JobSpec:
-    return JobSpec(
-        id=job_id,
-        endpoint_id=endpoint_id,
-        task="txt2img",
-        param_key=f"txt2img/infer_v2/{job_id}/x",
-        payload_string=json.dumps(txt2img_payload(steps=3)),
-        models={"Stable-diffusion": [{"id": "tiny", "model_name": "tiny-sd15.safetensors", "key": MODEL_KEY}]},
-        preview_every=preview_every,
-    )
+from tests.execution.conftest import tiny_job
 
 
 def test_a_job_with_preview_every_reports_previews_and_one_without_none(engine):
@@ -28,8 +13,8 @@ def test_a_job_with_preview_every_reports_previews_and_one_without_none(engine):
 
     under = engine()
     endpoint = under.deploy()
-    under.engine.submit(_job(endpoint.id, "shown", 1))
-    under.engine.submit(_job(endpoint.id, "plain", 0))
+    under.engine.submit(tiny_job(endpoint.id, "shown", 3, preview_every=1))
+    under.engine.submit(tiny_job(endpoint.id, "plain", 3))
     assert under.events.finished("shown")[0] == "job_succeeded"
     assert under.events.finished("plain")[0] == "job_succeeded"
     previews = [(step, total, data) for _, step, total, *data in under.events.of("job_progress", "shown") if data]
