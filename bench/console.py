@@ -41,10 +41,10 @@ def seed(data_dir: Path, rows: int) -> None:
     """An administrator and a team member (each with a personal token), `rows` finished txt2img jobs of the
     member (the administrator sees them too: both pages show as many rows), and `rows` Active checkpoints
     shared with the team role."""
-    from openesd.auth.service import hash_token
     from openesd.metadata.db import create_db_engine, create_sessionmaker
     from openesd.metadata.migrate import upgrade_to_head
-    from openesd.metadata.models import PersonalToken, Role, User
+    from openesd.metadata.models import Role, User
+    from openesd.tokens.service import token_record
     from openesd.settings import Settings
 
     engine = create_db_engine(Settings(data_dir=data_dir).resolved_database_url)
@@ -65,16 +65,7 @@ def seed(data_dir: Path, rows: int) -> None:
         session.add(User(username="root", creator="root", roles=["admins"]))
         session.add(User(username="tess", creator="root", roles=["team"]))
         session.flush()  # the tokens refer to their users
-        for username, token in TOKENS.items():
-            session.add(
-                PersonalToken(
-                    id=str(uuid.uuid4()),
-                    username=username,
-                    name="bench",
-                    prefix=token[:12],
-                    token_hash=hash_token(token),
-                )
-            )
+        session.add_all(token_record(username, "bench", token) for username, token in TOKENS.items())
         session.add_all(_job(number) for number in range(rows))
         models = [_checkpoint(number) for number in range(rows)]
         session.add_all(checkpoint for checkpoint, _ in models)

@@ -36,10 +36,10 @@ EPOCH = 1_750_000_000.0  # the data set's first createTime: fixed, so every run 
 # -- the data set --------------------------------------------------------------------------------
 def seed(data_dir: Path, jobs: int) -> None:
     """`jobs` finished txt2img jobs round-robin over USERS, a team role, and READER's token."""
-    from openesd.auth.service import hash_token
     from openesd.metadata.db import create_db_engine, create_sessionmaker
     from openesd.metadata.migrate import upgrade_to_head
-    from openesd.metadata.models import PersonalToken, Role, User
+    from openesd.metadata.models import Role, User
+    from openesd.tokens.service import token_record
     from openesd.settings import Settings
 
     engine = create_db_engine(Settings(data_dir=data_dir).resolved_database_url)
@@ -48,15 +48,7 @@ def seed(data_dir: Path, jobs: int) -> None:
         session.add(Role(name="team", creator="api", permissions=["inference:all", "endpoint:all"]))
         session.add_all(User(username=name, creator="api", roles=["team"]) for name in USERS)
         session.flush()  # the token refers to its user
-        session.add(
-            PersonalToken(
-                id=str(uuid.uuid4()),
-                username=READER,
-                name="bench",
-                prefix=READER_TOKEN[:12],
-                token_hash=hash_token(READER_TOKEN),
-            )
-        )
+        session.add(token_record(READER, "bench", READER_TOKEN))
         session.add_all(_job(number) for number in range(jobs))
         session.commit()
     engine.dispose()

@@ -35,6 +35,19 @@ def token_view(token: PersonalToken) -> dict:
     }
 
 
+def token_record(username: str, name: str, secret: str, expires_at: datetime | None = None) -> PersonalToken:
+    """The stored row of a personal token: its hash and a short display prefix, never the secret."""
+    return PersonalToken(
+        id=str(uuid.uuid4()),
+        username=username,
+        name=name,
+        token_hash=hash_token(secret),
+        prefix=secret[: len(TOKEN_PREFIX) + 6],
+        expires_at=expires_at,
+        created_at=datetime.now(UTC),
+    )
+
+
 class TokenService:
     def __init__(self, session: Session, auth: AuthService, passwords: Passwords, throttle: LoginThrottle | None):
         """`throttle` None: password logins are not rate-limited (compat mode)."""
@@ -53,17 +66,7 @@ class TokenService:
             raise Unauthorized()
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         expires = datetime.now(UTC) + timedelta(days=body.expires_in_days) if body.expires_in_days else None
-        record = self.tokens.add(
-            PersonalToken(
-                id=str(uuid.uuid4()),
-                username=owner.username,
-                name=body.name,
-                token_hash=hash_token(secret),
-                prefix=secret[: len(TOKEN_PREFIX) + 6],
-                expires_at=expires,
-                created_at=datetime.now(UTC),
-            )
-        )
+        record = self.tokens.add(token_record(owner.username, body.name, secret, expires))
         return {"token": token_view(record), "secret": secret}
 
     def list(self, owner: Principal) -> dict:
